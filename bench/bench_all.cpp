@@ -1,0 +1,2 @@
+// bench/bench_all.cpp: placeholder.
+int main() { return 0; }

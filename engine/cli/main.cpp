@@ -1,0 +1,2 @@
+// engine/cli/main.cpp: placeholder.
+int main() { return 0; }

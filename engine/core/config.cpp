@@ -1,0 +1,2 @@
+// engine/core/config.cpp: placeholder.
+#include "engine/core/config.h"

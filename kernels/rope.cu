@@ -1,0 +1,2 @@
+// kernels/rope.cu: placeholder until the kernel lands.
+#include "kernels/rope.h"

@@ -1,0 +1,2 @@
+// kernels/swiglu.cu: placeholder until the kernel lands.
+#include "kernels/swiglu.h"

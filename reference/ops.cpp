@@ -1,0 +1,2 @@
+// reference/ops.cpp: placeholder.
+#include "reference/ops.h"

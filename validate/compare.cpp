@@ -1,0 +1,1 @@
+// validate/compare.cpp: placeholder.

@@ -1,0 +1,2 @@
+// validate/validate_all.cpp: placeholder.
+int main() { return 0; }
