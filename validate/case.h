@@ -1,0 +1,28 @@
+// validate/case.h: a case is (sweep, dtype, named integer axes). validate_all and bench_all iterate
+// over the same lists (DESIGN.md section 3); the axes become the CSV's axis columns.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/core/dtype.h"
+
+namespace minfer::val {
+
+struct Case {
+  std::string sweep;    // "norm", "rope", "swiglu", "embedding", ...
+  DType dtype = DType::BF16;
+  std::vector<std::pair<std::string, int64_t>> axes;  // ordered; same names for every case of a sweep
+  std::string label;    // optional: a real model shape's name ("llama-3.1-8b"), else ""
+  int64_t axis(const std::string& name) const;  // throws std::out_of_range naming the axis
+  std::string id() const;  // "norm/bf16/rows=4096/hidden=4096/residual=1"
+};
+
+// The sweeps this build knows, and their case lists in all three dtypes (quick: a short list for
+// smoke runs). Lists always hold odd sizes beside real model shapes.
+std::vector<std::string> sweep_names();
+std::vector<Case> sweep_cases(const std::string& sweep, bool quick);
+std::vector<std::string> sweep_axes(const std::string& sweep);
+
+}  // namespace minfer::val
