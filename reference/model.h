@@ -21,13 +21,17 @@ class Model {
   std::vector<float> forward(const std::vector<std::vector<int32_t>>& tokens);
   int64_t cached(int seq) const;  // tokens in the cache of sequence `seq`
 
-  // Greedy generation for one prompt (used by `minfer generate --backend reference`).
+  // Greedy generation for one prompt (used by `minfer generate --backend reference`): resets to a
+  // batch of one, returns up to max_new_tokens new tokens (argmax, ties to the lowest id), stopping
+  // after eos_token_id (included) when the config has one.
   std::vector<int32_t> generate_greedy(const std::vector<int32_t>& prompt, int max_new_tokens);
 
   const ModelConfig& config() const { return cfg_; }
 
  private:
   struct SeqCache { std::vector<std::vector<float>> k, v; int64_t len = 0; };  // per layer: (len, nkv, hd)
+  void ensure_table(int64_t positions);  // grow cos_sin_ to cover [0, positions)
+  std::vector<float> forward_one(int seq, const std::vector<int32_t>& ids);  // (T, V) logits of one sequence
   const ModelConfig& cfg_;
   const ModelWeights& w_;
   DType act_;
