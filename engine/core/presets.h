@@ -17,6 +17,9 @@ std::vector<std::string> preset_names();
 ModelConfig preset_config(const std::string& name);
 // Tensor source whose values are rounded to `storage` (so bf16 exports are exact).
 std::unique_ptr<TensorSource> preset_source(const std::string& name, DType storage);
+// Same with an explicit weight seed (0: the preset's own seed, a hash of its name). Different seeds
+// give different values; the same seed gives the same values everywhere.
+std::unique_ptr<TensorSource> preset_source(const std::string& name, DType storage, uint64_t seed);
 
 // "preset:NAME" -> preset; anything else -> a checkpoint directory / .safetensors file.
 struct LoadedModel {
@@ -25,6 +28,8 @@ struct LoadedModel {
   std::string spec;  // as given
 };
 LoadedModel open_model(const std::string& spec, DType storage);
+// Same; `seed` picks a preset's weight seed (as preset_source) and is ignored for checkpoints.
+LoadedModel open_model(const std::string& spec, DType storage, uint64_t seed);
 
 // Write config.json + safetensors (sharded with model.safetensors.index.json past max_shard_bytes)
 // that HF transformers loads. Files are written to temporary names and renamed.

@@ -1,0 +1,46 @@
+// engine/cli/commands.h: the `minfer` subcommands (presets, info, export, generate): their options,
+// their registration on the CLI11 app, and their run functions. Each run function returns the exit
+// code (0 ok) and throws minfer::Error for bad input (mapped to its exit code by main.cpp).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace minfer::cli {
+
+struct InfoOptions {
+  std::string model;  // "preset:NAME" or a checkpoint path
+  std::string dtype;  // storage dtype for the load; "" = the config's torch_dtype
+  uint64_t seed = 0;
+};
+
+struct ExportOptions {
+  std::string preset;
+  std::string out;
+  std::string dtype;                  // "" = the preset's torch_dtype
+  std::string max_shard_size = "5GB";
+  uint64_t seed = 0;
+};
+
+struct GenerateOptions {
+  std::string model;
+  std::string prompt_tokens;  // "1,2,3" (one prompt) or "1,2;3,4,5" (several)
+  int batch = 0;              // 0 = one sequence per prompt
+  int max_new_tokens = 16;
+  std::string backend = "reference";
+  std::string dtype = "fp32";
+  uint64_t seed = 0;
+};
+
+CLI::App* add_presets_command(CLI::App& app);
+CLI::App* add_info_command(CLI::App& app, InfoOptions& o);
+CLI::App* add_export_command(CLI::App& app, ExportOptions& o);
+CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o);
+
+int run_presets();
+int run_info(const InfoOptions& o);
+int run_export(const ExportOptions& o);
+int run_generate(const GenerateOptions& o);
+
+}  // namespace minfer::cli
