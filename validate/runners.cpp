@@ -1,0 +1,28 @@
+// validate/runners.cpp: make_runner (sweep name -> the op's runner) and cuda_device_available.
+#include <stdexcept>
+
+#include <cuda_runtime.h>
+
+#include "validate/op_runner.h"
+#include "validate/runner_util.h"
+
+namespace minfer::val {
+
+std::unique_ptr<OpRunner> make_runner(const Case& c) {
+  if (c.sweep == "embedding") return make_embedding_runner(c);
+  if (c.sweep == "norm") return make_norm_runner(c);
+  if (c.sweep == "rope") return make_rope_runner(c);
+  if (c.sweep == "swiglu") return make_swiglu_runner(c);
+  throw std::invalid_argument("make_runner: unknown sweep '" + c.sweep + "' (known: embedding, norm, rope, swiglu)");
+}
+
+bool cuda_device_available() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky error of a missing driver/device
+    return false;
+  }
+  return n > 0;
+}
+
+}  // namespace minfer::val
