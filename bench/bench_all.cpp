@@ -1,2 +1,153 @@
-// bench/bench_all.cpp: placeholder.
-int main() { return 0; }
+// bench/bench_all.cpp: the benchmark driver (DESIGN.md sections 5 and 6). Measures the ceilings
+// once (D2D copy bandwidth, cuBLAS bf16 GEMM), runs one Google Benchmark per (sweep, case, variant)
+// with check-before-timing, runs the PyTorch peers on the same case list, and writes one CSV.
+// Exit 0 ok, 1 a variant of ours was refused (wrong output) or failed, 2 bad usage or no CUDA device.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include "bench/csv_reporter.h"
+#include "bench/harness.h"
+#include "bench/peers.h"
+#include "bench/sweep_bench.h"
+#include "engine/core/error.h"
+#include "validate/op_runner.h"
+
+namespace {
+
+using minfer::val::Case;
+
+struct Options {
+  std::string sweep, dtype = "all", csv, peers = "auto";
+  std::vector<std::string> case_ids;
+  bool quick = false;
+  double min_time = 0.02;
+  uint64_t seed = 1234;
+};
+
+std::vector<std::string> chosen_sweeps(const std::string& sweep) {
+  if (sweep == "all") return minfer::val::sweep_names();
+  minfer::val::sweep_axes(sweep);  // throws UsageError naming an unknown sweep
+  return {sweep};
+}
+
+std::vector<Case> chosen_cases(const Options& o) {
+  std::set<std::string> wanted(o.case_ids.begin(), o.case_ids.end()), found;
+  std::vector<Case> out;
+  for (const auto& sw : chosen_sweeps(o.sweep))
+    for (auto& c : minfer::val::sweep_cases(sw, o.quick && wanted.empty())) {
+      if (o.dtype != "all" && minfer::dtype_name(c.dtype) != o.dtype) continue;
+      if (!wanted.empty() && !wanted.count(c.id())) continue;
+      found.insert(c.id());
+      out.push_back(std::move(c));
+    }
+  for (const auto& id : wanted)
+    if (!found.count(id)) throw minfer::UsageError("--case " + id + ": no such case in sweep '" + o.sweep + "'");
+  return out;
+}
+
+// Runs Google Benchmark over the registered cases; returns how many of ours were refused or failed.
+int run_ours(minfer::bench::CsvReporter& reporter) {
+  char prog[] = "bench_all";
+  char* gb_argv[] = {prog, nullptr};
+  int gb_argc = 1;
+  benchmark::Initialize(&gb_argc, gb_argv);
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  minfer::bench::release_cached_runner();
+  return reporter.refused();
+}
+
+// Peers per sweep; false when --peers on was asked and they could not run.
+bool run_peers(const Options& o, const std::vector<Case>& cases, const minfer::bench::Registry& reg,
+               const minfer::bench::RowContext& ctx, size_t l2_bytes, minfer::val::CsvTable& table) {
+  if (o.peers == "off") return true;
+  if (!minfer::bench::torch_gpu_available()) {
+    std::fprintf(stderr, "bench_all: peers skipped: python3 with torch and a CUDA device not found\n");
+    return o.peers != "on";
+  }
+  const auto tmp = std::filesystem::temp_directory_path() / ("minfer_bench_" + std::to_string(getpid()));
+  std::filesystem::create_directories(tmp);
+  bool ok = true;
+  for (const auto& sw : chosen_sweeps(o.sweep)) {
+    std::vector<std::map<std::string, std::string>> rows;
+    ok = minfer::bench::run_peer(MINFER_SOURCE_DIR, sw, cases, reg, ctx, o.seed, l2_bytes, o.min_time,
+                                     tmp.string(), rows) && ok;
+    for (auto& r : rows) table.add(std::move(r));
+  }
+  std::filesystem::remove_all(tmp);
+  return ok || o.peers != "on";
+}
+
+int run(const Options& o) {
+  const std::vector<Case> cases = chosen_cases(o);
+  if (!minfer::val::cuda_device_available()) {
+    std::fprintf(stderr, "bench_all: no CUDA device is available on this machine; nothing was timed "
+                         "(run it on the GPU machine)\n");
+    return 2;
+  }
+  cudaStream_t stream = nullptr;
+  MINFER_CUDA_CHECK(cudaStreamCreate(&stream));
+  minfer::bench::RowContext ctx;
+  ctx.meta = minfer::val::run_meta(MINFER_SOURCE_DIR);
+  std::fprintf(stderr, "bench_all: %zu cases on %s (%s), CUDA %s, commit %s; measuring ceilings...\n", cases.size(),
+               ctx.meta.gpu_name.c_str(), ctx.meta.gpu.c_str(), ctx.meta.cuda.c_str(), ctx.meta.commit.c_str());
+  ctx.ceil = minfer::bench::measure_ceilings(stream);
+  std::fprintf(stderr, "bench_all: copy %.0f GB/s, bf16 GEMM %.0f TFLOP/s\n", ctx.ceil.copy_gbps, ctx.ceil.gemm_tflops);
+  size_t l2_bytes = 0;
+  { minfer::bench::Timer t(stream); l2_bytes = t.l2_bytes(); }
+
+  minfer::bench::Registry reg;
+  minfer::bench::register_cases(cases, reg, stream, o.min_time, o.seed);
+  minfer::val::CsvTable table(minfer::bench::bench_columns(chosen_sweeps(o.sweep)));
+  minfer::bench::CsvReporter reporter(reg, table, ctx, "bench_all");
+  const int refused = run_ours(reporter);
+  const bool peers_ok = run_peers(o, cases, reg, ctx, l2_bytes, table);
+  if (!o.csv.empty()) table.write(o.csv);
+  MINFER_CUDA_CHECK(cudaStreamDestroy(stream));
+  std::fprintf(stderr, "bench_all: %zu rows%s%s; %d of ours refused or failed\n", table.rows().size(),
+               o.csv.empty() ? "" : " written to ", o.csv.c_str(), refused);
+  if (!peers_ok) return 2;
+  return refused > 0 ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bench_all: time every kernel case (and its PyTorch peers) on the GPU (DESIGN.md sections 5, 6)"};
+  Options o;
+  app.add_option("--sweep", o.sweep, "sweep to time: norm, rope, swiglu, embedding or all")->required();
+  app.add_option("--dtype", o.dtype, "fp32, fp16, bf16 or all")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "all"}))->capture_default_str();
+  app.add_option("--csv", o.csv, "write the rows to this CSV (via PATH.tmp, renamed)");
+  app.add_option("--case", o.case_ids, "time only this case id (repeatable)");
+  app.add_flag("--quick", o.quick, "a short subset of each sweep");
+  app.add_option("--peers", o.peers, "run the PyTorch peers in bench/peers: on, off, or auto (when python3 with "
+                                     "torch and a GPU are present)")
+      ->check(CLI::IsMember({"on", "off", "auto"}))->capture_default_str();
+  app.add_option("--min-time", o.min_time, "seconds of measured GPU time per benchmark (Google Benchmark MinTime)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--seed", o.seed, "seed of the random inputs")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  try {
+    return run(o);
+  } catch (const minfer::Error& e) {
+    std::fprintf(stderr, "bench_all: %s\n", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_all: internal error: %s\n", e.what());
+    return 3;
+  }
+}

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""reports/make_report.py: reports/REPORT.md and PNG plots from the measured CSVs (DESIGN.md 6).
+
+Reads reports/data/<gpu>/*.csv: bench CSVs (bench_all: a median_us column) and validate CSVs
+(validate_all: a pass column). Per GPU and sweep it writes: the ceilings measured in the run, best
+and median SOL% of ours per dtype, speed ratios against each peer measured in the same run (same
+file and commit: peer median_us / ours, so > 1 means ours is faster), the labelled real shapes,
+and the validation pass counts. Plots: plots/<gpu>_<sweep>.png, achieved GB/s against bytes moved
+per launch with the measured copy ceiling drawn in. Only these files feed the report.
+"""
+import argparse
+import math
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+NON_AXES = {
+    "sweep", "variant", "dtype", "label", "median_us", "p10_us", "p90_us", "tflops", "gbps", "sol_pct",
+    "peak_mem_mib", "rel_err", "max_abs", "max_rel", "worst_index", "nonfinite", "pass", "copy_gbps",
+    "gemm_tflops", "gpu", "cuda", "commit", "repro", "status", "source",
+}
+DTYPE_ORDER = ["fp32", "fp16", "bf16"]
+
+
+AXIS_ORDER = {}  # sweep -> its axis columns in the order its CSVs list them
+
+
+def load(data_dir):
+    """(bench frame, validate frame) over every <gpu>/*.csv; column `source` names the file."""
+    bench, val = [], []
+    for gpu in sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []:
+        folder = os.path.join(data_dir, gpu)
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            if not name.endswith(".csv"):
+                continue
+            df = pd.read_csv(os.path.join(folder, name), dtype={"commit": str})
+            for sweep in df["sweep"].dropna().unique() if "sweep" in df.columns else []:
+                AXIS_ORDER.setdefault(sweep, [c for c in df.columns if c not in NON_AXES])
+            df["source"] = f"{gpu}/{name}"
+            if "gpu" not in df.columns:
+                df["gpu"] = gpu
+            (val if "pass" in df.columns else bench).append(df)
+    cat = lambda frames: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()  # noqa: E731
+    return cat(bench), cat(val)
+
+
+def axes_of(df, sweep):
+    order = AXIS_ORDER.get(sweep, [c for c in df.columns if c not in NON_AXES])
+    return [c for c in order if c in df.columns and df[c].notna().any()]
+
+
+def case_key(df, axes):
+    """One string per row naming its case (dtype + axes), for pairing ours with peers."""
+    parts = [df["dtype"].astype(str)] + [c + "=" + df[c].astype("Int64").astype(str) for c in axes]
+    key = parts[0]
+    for p in parts[1:]:
+        key = key + "/" + p
+    return key
+
+
+def fmt(x, digits=3):
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{digits}g}"
+
+
+def md_table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def timed(df):
+    ok = df["median_us"].notna() & (df["median_us"] > 0)
+    if "status" in df.columns:
+        ok &= df["status"].fillna("ok") == "ok"
+    return df[ok]
+
+
+def sol_table(ours):
+    rows = []
+    for dt in DTYPE_ORDER:
+        d = ours[ours["dtype"] == dt]
+        if d.empty:
+            continue
+        best = d.loc[d["sol_pct"].idxmax()]
+        rows.append([dt, len(d), fmt(best["sol_pct"]), fmt(d["sol_pct"].median()), fmt(best["gbps"], 4),
+                     best["case"]])
+    return md_table(["dtype", "cases timed", "best SOL%", "median SOL%", "best GB/s", "best case"], rows)
+
+
+def peer_ratios(ours, peers):
+    """Rows (dtype, peer, n, geomean, min, max) of peer median / ours over cases in the same file+commit."""
+    rows = []
+    merged = ours.merge(peers, on=["source", "commit", "case"], suffixes=("", "_peer"))
+    for (dt, peer), d in merged.groupby(["dtype", "variant_peer"], sort=False):
+        r = d["median_us_peer"] / d["median_us"]
+        geo = math.exp(r.apply(math.log).mean())
+        rows.append([dt, peer, len(d), fmt(geo), fmt(r.min()), fmt(r.max())])
+    rows.sort(key=lambda r: (DTYPE_ORDER.index(r[0]) if r[0] in DTYPE_ORDER else 9, r[1]))
+    return rows, merged
+
+
+def real_shapes(ours, merged, axes):
+    lab = ours[ours["label"].fillna("") != ""]
+    if lab.empty:
+        return ""
+    ratio = {}
+    for _, m in merged.iterrows():
+        ratio.setdefault(m["case"], []).append(f"{m['variant_peer']} {m['median_us_peer'] / m['median_us']:.2f}x")
+    rows = []
+    for _, r in lab.sort_values(["label", "dtype"] + axes).iterrows():
+        shape = " ".join(f"{a}={int(r[a])}" for a in axes if pd.notna(r[a]))
+        rows.append([r["label"], r["dtype"], shape, fmt(r["median_us"], 4), fmt(r["gbps"], 4), fmt(r["sol_pct"]),
+                     ", ".join(ratio.get(r["case"], [])) or "-"])
+    return md_table(["model", "dtype", "shape", "median us", "GB/s", "SOL%", "peer time / ours"], rows)
+
+
+def plot_sweep(df, gpu, sweep, path):
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for (variant, dt), d in df.groupby(["variant", "dtype"]):
+        moved = d["gbps"] * d["median_us"] * 1e3  # bytes per launch
+        ax.scatter(moved, d["gbps"], s=14, label=f"{variant} {dt}", marker="o" if variant.startswith("minfer") else "x")
+    ceil = df["copy_gbps"].median()
+    if pd.notna(ceil):
+        ax.axhline(ceil, color="k", linestyle="--", linewidth=1, label=f"D2D copy {ceil:.0f} GB/s")
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes moved per launch")
+    ax.set_ylabel("achieved GB/s")
+    ax.set_title(f"{sweep} on {gpu}")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def validation_section(val, gpu):
+    v = val[val["gpu"] == gpu] if not val.empty else val
+    if v.empty:
+        return []
+    rows = []
+    for (sweep, dt), d in v.groupby(["sweep", "dtype"]):
+        passed = int((d["pass"] == 1).sum())
+        rows.append([sweep, dt, len(d), passed, len(d) - passed, fmt(pd.to_numeric(d["rel_err"], errors="coerce").max())])
+    return ["### Validation (validate_all)", "",
+            md_table(["sweep", "dtype", "cases", "pass", "fail", "worst rel_err"], rows), ""]
+
+
+def sweep_section(bench, gpu, sweep, plots_dir, report_dir):
+    d = bench[(bench["gpu"] == gpu) & (bench["sweep"] == sweep)].copy()
+    axes = axes_of(d, sweep)
+    d["case"] = case_key(d, axes)
+    t = timed(d)
+    ours = t[t["variant"].astype(str).str.startswith("minfer")]
+    peers = t[~t["variant"].astype(str).str.startswith("minfer")]
+    out = [f"### {sweep}", ""]
+    refused = d[d["variant"].astype(str).str.startswith("minfer") & ~d.index.isin(t.index)]
+    if not refused.empty:
+        out += [f"{len(refused)} case(s) of ours not timed (check failed or error).", ""]
+    if ours.empty:
+        return out + ["No timed rows of ours.", ""]
+    out += ["Best SOL% of ours (achieved over the measured ceiling):", "", sol_table(ours), ""]
+    ratio_rows, merged = peer_ratios(ours, peers)
+    if ratio_rows:
+        out += ["Peers measured in the same run (peer time / ours; > 1: ours is faster):", "",
+                md_table(["dtype", "peer", "cases", "geomean", "min", "max"], ratio_rows), ""]
+    else:
+        out += ["No peer measured in the same run.", ""]
+    shapes = real_shapes(ours, merged, axes)
+    if shapes:
+        out += ["Real model shapes:", "", shapes, ""]
+    png = os.path.join(plots_dir, f"{gpu}_{sweep}.png")
+    plot_sweep(t, gpu, sweep, png)
+    out += [f"![{sweep} on {gpu}]({os.path.relpath(png, report_dir)})", ""]
+    return out
+
+
+def gpu_section(bench, val, gpu, plots_dir, report_dir):
+    out = [f"## {gpu}", ""]
+    b = bench[bench["gpu"] == gpu] if not bench.empty else bench
+    if not b.empty:
+        cuda = ", ".join(sorted(b["cuda"].astype(str).unique()))
+        commits = ", ".join(sorted(b["commit"].astype(str).unique()))
+        out += [f"Ceilings measured in the runs: D2D copy {fmt(b['copy_gbps'].median(), 4)} GB/s, "
+                f"cuBLAS bf16 GEMM {fmt(b['gemm_tflops'].median(), 4)} TFLOP/s. CUDA {cuda}; commit {commits}.", ""]
+        for sweep in sorted(b["sweep"].unique()):
+            out += sweep_section(bench, gpu, sweep, plots_dir, report_dir)
+    return out + validation_section(val, gpu)
+
+
+def build_report(data_dir, out_path, plots_dir):
+    bench, val = load(data_dir)
+    os.makedirs(plots_dir, exist_ok=True)
+    report_dir = os.path.dirname(os.path.abspath(out_path))
+    gpus = sorted(set(bench["gpu"].unique() if not bench.empty else []) | set(val["gpu"].unique() if not val.empty else []))
+    lines = ["# minfer kernel report", "",
+             "Generated by reports/make_report.py from reports/data/<gpu>/*.csv. SOL% is achieved bandwidth "
+             "over the D2D copy bandwidth measured in the same run; every speed claim is a ratio against a peer "
+             "measured in the same run on the same GPU.", ""]
+    if not gpus:
+        lines += ["No data found under " + data_dir + ".", ""]
+    for gpu in gpus:
+        lines += gpu_section(bench, val, gpu, plots_dir, report_dir)
+    tmp = out_path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines).rstrip() + "\n")
+    os.replace(tmp, out_path)
+    return len(gpus)
+
+
+def main(argv=None):
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=os.path.join(here, "data"), help="folder of <gpu>/*.csv")
+    ap.add_argument("--out", default=os.path.join(here, "REPORT.md"), help="report to write")
+    ap.add_argument("--plots", default=os.path.join(here, "plots"), help="folder for PNG plots")
+    args = ap.parse_args(argv)
+    try:
+        n = build_report(args.data, args.out, args.plots)
+    except (OSError, KeyError, ValueError, pd.errors.ParserError) as e:
+        print(f"make_report: bad input: {e}", file=sys.stderr)
+        return 2
+    print(f"make_report: {n} GPU(s) -> {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# scripts/gpu_run.sh: the one script run on the GPU machine (Ubuntu 24.04, CUDA 13.0, cmake 4.x).
+# Stages, in order: build (release preset, sm_90a only, build dir build/gpu), test (ctest, all
+# labels incl. gpu), validate (validate_all per sweep -> OUTDIR/validate_<sweep>.csv), bench
+# (bench_all per sweep with peers -> OUTDIR/<sweep>.csv), fixtures (tools/make_hf_fixtures.py).
+# Each stage is logged to OUTDIR/logs/<stage>.log with its wall time; a failing stage does not stop
+# the later ones, but the script exits non-zero at the end if any failed.
+# Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,fixtures] [--sweeps norm,rope,...]
+#        [--quick] [--jobs N]
+set -u -o pipefail
+
+usage() {
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+}
+
+[ $# -ge 1 ] || usage
+OUTDIR=$1; shift
+ONLY="build,test,validate,bench,fixtures"
+SWEEPS="embedding norm rope swiglu"
+QUICK=""
+JOBS=$(nproc 2>/dev/null || echo 8)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --only) ONLY=${2:?--only needs a list}; shift 2 ;;
+    --quick) QUICK="--quick"; shift ;;
+    --sweeps) SWEEPS=${2:?--sweeps needs a list}; SWEEPS=${SWEEPS//,/ }; shift 2 ;;
+    --jobs) JOBS=${2:?--jobs needs a number}; shift 2 ;;
+    -h|--help) usage ;;
+    *) echo "gpu_run.sh: unknown argument '$1'" >&2; usage ;;
+  esac
+done
+for s in ${ONLY//,/ }; do
+  case "$s" in build|test|validate|bench|fixtures) ;; *) echo "gpu_run.sh: unknown stage '$s'" >&2; exit 2 ;; esac
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$ROOT/build/gpu
+mkdir -p "$OUTDIR/logs"
+OUTDIR=$(cd "$OUTDIR" && pwd)
+export MINFER_COMMIT=${MINFER_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}
+FAILED=()
+SUMMARY=$OUTDIR/logs/summary.txt
+: > "$SUMMARY"
+
+wanted() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+# run_stage NAME FUNCTION: runs it with output to logs/NAME.log, records status and wall time.
+run_stage() {
+  local name=$1 fn=$2 t0 t1 rc
+  wanted "$name" || return 0
+  echo "== $name: started $(date -u +%H:%M:%S), log $OUTDIR/logs/$name.log" >&2
+  t0=$(date +%s)
+  ( set -e; cd "$ROOT"; "$fn" ) > "$OUTDIR/logs/$name.log" 2>&1
+  rc=$?
+  t1=$(date +%s)
+  if [ $rc -ne 0 ]; then FAILED+=("$name"); fi
+  printf '%-9s rc=%-3s %5ss\n' "$name" "$rc" "$((t1 - t0))" | tee -a "$SUMMARY" >&2
+  tail -n 5 "$OUTDIR/logs/$name.log" | sed "s/^/   $name| /" >&2
+}
+
+stage_build() {
+  cmake --preset release -B "$BUILD" -DMINFER_CUDA_ARCHS=90a
+  cmake --build "$BUILD" -j "$JOBS"
+}
+
+stage_test() {
+  ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" --output-junit "$OUTDIR/logs/ctest.xml"
+}
+
+# One CSV per sweep; every sweep runs even if an earlier one failed, the stage fails if any did.
+stage_validate() {
+  local rc=0 sw
+  for sw in $SWEEPS; do
+    "$BUILD/validate/validate_all" --sweep "$sw" $QUICK --csv "$OUTDIR/validate_$sw.csv" || rc=1
+  done
+  return $rc
+}
+
+stage_bench() {
+  local rc=0 sw
+  for sw in $SWEEPS; do
+    "$BUILD/bench/bench_all" --sweep "$sw" $QUICK --peers auto --csv "$OUTDIR/$sw.csv" || rc=1
+  done
+  return $rc
+}
+
+stage_fixtures() {
+  python3 tools/make_hf_fixtures.py --out "$OUTDIR/fixtures"
+}
+
+{
+  echo "commit $MINFER_COMMIT, stages $ONLY, started $(date -u)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 || true
+} > "$OUTDIR/logs/env.txt"
+
+run_stage build stage_build
+run_stage test stage_test
+run_stage validate stage_validate
+run_stage bench stage_bench
+run_stage fixtures stage_fixtures
+
+if [ ${#FAILED[@]} -gt 0 ]; then
+  echo "gpu_run.sh: failed stages: ${FAILED[*]} (see $OUTDIR/logs)" | tee -a "$SUMMARY" >&2
+  exit 1
+fi
+echo "gpu_run.sh: all stages passed; CSVs in $OUTDIR" | tee -a "$SUMMARY" >&2

@@ -1,0 +1,170 @@
+// tests/cpu/test_cases.cpp: the shared case lists (validate/case.h): every sweep's cases carry its
+// axes in order, come in all three dtypes, hold the odd sizes and the labelled real model shapes,
+// include launches big enough to measure bandwidth, and quick is a proper subset.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+
+#include "engine/core/error.h"
+#include "validate/case.h"
+
+namespace {
+
+using minfer::DType;
+using minfer::val::Case;
+using minfer::val::sweep_axes;
+using minfer::val::sweep_cases;
+using minfer::val::sweep_names;
+
+bool any_case(const std::vector<Case>& cs, const std::function<bool(const Case&)>& f) {
+  return std::any_of(cs.begin(), cs.end(), f);
+}
+
+// Bytes one launch must move in bf16 (inputs once, outputs once), by the ops' definitions.
+double bf16_bytes(const Case& c) {
+  if (c.sweep == "norm") return 2.0 * c.axis("rows") * c.axis("hidden") * (c.axis("residual") ? 4 : 2);
+  if (c.sweep == "rope")
+    return 2.0 * 2 * c.axis("tokens") * (c.axis("heads") + c.axis("kv_heads")) * c.axis("head_dim");
+  if (c.sweep == "swiglu") return 2.0 * 3 * c.axis("rows") * c.axis("inter");
+  return 2.0 * 2 * c.axis("tokens") * c.axis("hidden");
+}
+
+}  // namespace
+
+TEST(Cases, KnownSweepsAndAxes) {
+  EXPECT_EQ(sweep_names(), (std::vector<std::string>{"embedding", "norm", "rope", "swiglu"}));
+  EXPECT_EQ(sweep_axes("norm"), (std::vector<std::string>{"rows", "hidden", "residual"}));
+  EXPECT_EQ(sweep_axes("rope"),
+            (std::vector<std::string>{"tokens", "heads", "kv_heads", "head_dim", "qk_norm", "llama3"}));
+  EXPECT_EQ(sweep_axes("swiglu"), (std::vector<std::string>{"rows", "inter"}));
+  EXPECT_EQ(sweep_axes("embedding"), (std::vector<std::string>{"tokens", "vocab", "hidden"}));
+  EXPECT_THROW(sweep_cases("nope", false), minfer::UsageError);
+  EXPECT_THROW(sweep_axes("nope"), minfer::UsageError);
+}
+
+TEST(Cases, EveryCaseHasItsSweepsAxesInOrder) {
+  for (const auto& sw : sweep_names()) {
+    const auto names = sweep_axes(sw);
+    for (bool quick : {false, true}) {
+      const auto cs = sweep_cases(sw, quick);
+      ASSERT_FALSE(cs.empty()) << sw;
+      for (const auto& c : cs) {
+        EXPECT_EQ(c.sweep, sw);
+        ASSERT_EQ(c.axes.size(), names.size()) << c.id();
+        for (size_t i = 0; i < names.size(); ++i) {
+          EXPECT_EQ(c.axes[i].first, names[i]) << c.id();
+          EXPECT_GE(c.axes[i].second, 0) << c.id();
+        }
+      }
+    }
+  }
+}
+
+TEST(Cases, AllThreeDtypesWithTheSameShapes) {
+  for (const auto& sw : sweep_names()) {
+    for (bool quick : {false, true}) {
+      std::map<DType, std::multiset<std::string>> shapes;
+      for (const auto& c : sweep_cases(sw, quick)) {
+        std::string key = c.label;
+        for (const auto& [k, v] : c.axes) key += "/" + k + "=" + std::to_string(v);
+        shapes[c.dtype].insert(key);
+      }
+      ASSERT_EQ(shapes.size(), 3u) << sw;
+      EXPECT_EQ(shapes[DType::F32], shapes[DType::F16]) << sw;
+      EXPECT_EQ(shapes[DType::F32], shapes[DType::BF16]) << sw;
+    }
+  }
+}
+
+TEST(Cases, IdsAreUniqueAndReadable) {
+  std::set<std::string> ids;
+  for (const auto& sw : sweep_names())
+    for (const auto& c : sweep_cases(sw, false)) EXPECT_TRUE(ids.insert(c.id()).second) << "duplicate " << c.id();
+  Case c{"norm", DType::BF16, {{"rows", 4096}, {"hidden", 4096}, {"residual", 1}}, ""};
+  EXPECT_EQ(c.id(), "norm/bf16/rows=4096/hidden=4096/residual=1");
+  EXPECT_EQ(c.axis("hidden"), 4096);
+  EXPECT_THROW(c.axis("heads"), std::out_of_range);
+}
+
+TEST(Cases, OddSizesPresent) {
+  const auto norm = sweep_cases("norm", false);
+  for (int64_t r : {1, 3, 17, 1023})
+    EXPECT_TRUE(any_case(norm, [r](const Case& c) { return c.axis("rows") == r; })) << r;
+  for (int64_t h : {896, 1000})
+    EXPECT_TRUE(any_case(norm, [h](const Case& c) { return c.axis("hidden") == h && c.label.empty(); })) << h;
+  EXPECT_TRUE(any_case(norm, [](const Case& c) { return c.axis("residual") == 0; }));
+  EXPECT_TRUE(any_case(norm, [](const Case& c) { return c.axis("residual") == 1; }));
+
+  const auto rope = sweep_cases("rope", false);
+  for (int64_t t : {1, 3, 17, 1023})
+    EXPECT_TRUE(any_case(rope, [t](const Case& c) { return c.axis("tokens") == t && c.axis("heads") == 14; })) << t;
+  EXPECT_TRUE(any_case(rope, [](const Case& c) { return c.axis("kv_heads") == 2 && c.axis("qk_norm") == 1; }));
+  EXPECT_TRUE(any_case(rope, [](const Case& c) { return c.axis("llama3") == 1 && c.label.empty(); }));
+
+  const auto swiglu = sweep_cases("swiglu", false);
+  for (int64_t r : {1, 3, 17, 1023})
+    EXPECT_TRUE(any_case(swiglu, [r](const Case& c) { return c.axis("rows") == r; })) << r;
+  EXPECT_TRUE(any_case(swiglu, [](const Case& c) { return c.axis("inter") == 1000; }));
+
+  const auto emb = sweep_cases("embedding", false);
+  for (int64_t t : {1, 3, 17, 1023})
+    EXPECT_TRUE(any_case(emb, [t](const Case& c) { return c.axis("tokens") == t; })) << t;
+  EXPECT_TRUE(any_case(emb, [](const Case& c) { return c.axis("hidden") == 1000; }));
+}
+
+TEST(Cases, RealModelShapesAreLabelled) {
+  const auto rope = sweep_cases("rope", false);
+  auto has_rope = [&](const char* label, int64_t h, int64_t kv, int64_t hd, int64_t qk, int64_t l3) {
+    return any_case(rope, [&](const Case& c) {
+      return c.label == label && c.axis("heads") == h && c.axis("kv_heads") == kv && c.axis("head_dim") == hd &&
+             c.axis("qk_norm") == qk && c.axis("llama3") == l3;
+    });
+  };
+  EXPECT_TRUE(has_rope("qwen3-0.6b", 16, 8, 128, 1, 0));
+  EXPECT_TRUE(has_rope("qwen2.5-0.5b", 14, 2, 64, 0, 0));
+  EXPECT_TRUE(has_rope("llama-3.1-8b", 32, 8, 128, 0, 1));
+  EXPECT_TRUE(has_rope("qwen3-30b-a3b", 32, 4, 128, 1, 0));
+
+  const auto norm = sweep_cases("norm", false);
+  for (auto [label, h] : {std::pair{"qwen3-0.6b", 1024}, {"qwen2.5-0.5b", 896}, {"llama-3.1-8b", 4096},
+                          {"qwen3-30b-a3b", 2048}})
+    EXPECT_TRUE(any_case(norm, [&](const Case& c) { return c.label == label && c.axis("hidden") == h; })) << label;
+
+  const auto swiglu = sweep_cases("swiglu", false);
+  for (auto [label, i] : {std::pair{"qwen3-0.6b", 3072}, {"qwen2.5-0.5b", 4864}, {"llama-3.1-8b", 14336}})
+    EXPECT_TRUE(any_case(swiglu, [&](const Case& c) { return c.label == label && c.axis("inter") == i; })) << label;
+
+  const auto emb = sweep_cases("embedding", false);
+  EXPECT_TRUE(any_case(emb, [](const Case& c) { return c.label == "llama-3.1-8b" && c.axis("vocab") == 128256; }));
+  EXPECT_TRUE(any_case(emb, [](const Case& c) { return c.label == "qwen3-0.6b" && c.axis("vocab") == 151936; }));
+
+  // Every labelled shape appears at 1 and 16384 tokens; every unlabelled one is an odd size.
+  for (const auto& sw : sweep_names()) {
+    const auto cs = sweep_cases(sw, false);
+    const std::string tok = sweep_axes(sw)[0];
+    EXPECT_TRUE(any_case(cs, [&](const Case& c) { return !c.label.empty() && c.axis(tok) == 1; })) << sw;
+    EXPECT_TRUE(any_case(cs, [&](const Case& c) { return !c.label.empty() && c.axis(tok) == 16384; })) << sw;
+  }
+}
+
+TEST(Cases, LargestLaunchesMoveTensOfMegabytes) {
+  for (const auto& sw : sweep_names()) {
+    double most = 0;
+    for (const auto& c : sweep_cases(sw, false)) most = std::max(most, bf16_bytes(c));
+    EXPECT_GE(most, 100e6) << sw << ": the biggest bf16 case moves only " << most << " bytes";
+  }
+}
+
+TEST(Cases, QuickIsAShortProperSubset) {
+  for (const auto& sw : sweep_names()) {
+    const auto full = sweep_cases(sw, false), quick = sweep_cases(sw, true);
+    std::set<std::string> ids;
+    for (const auto& c : full) ids.insert(c.id());
+    EXPECT_LT(quick.size(), full.size() / 3) << sw;
+    EXPECT_GE(quick.size(), 3u) << sw;
+    for (const auto& c : quick) EXPECT_TRUE(ids.count(c.id())) << c.id();
+    EXPECT_TRUE(any_case(quick, [](const Case& c) { return !c.label.empty(); })) << sw;
+  }
+}

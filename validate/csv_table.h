@@ -1,0 +1,38 @@
+// validate/csv_table.h: the tidy CSV both drivers write (DESIGN.md section 6), and the run facts
+// every row carries (gpu, cuda, commit). Files are written to PATH.tmp and renamed (section 7).
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+namespace minfer::val {
+
+// Rows of named cells; columns fixed up front, a cell missing from a row is written empty.
+class CsvTable {
+ public:
+  explicit CsvTable(std::vector<std::string> columns) : columns_(std::move(columns)) {}
+  void add(std::map<std::string, std::string> row) { rows_.push_back(std::move(row)); }
+  const std::vector<std::string>& columns() const { return columns_; }
+  const std::vector<std::map<std::string, std::string>>& rows() const { return rows_; }
+  std::string text() const;
+  // Writes PATH.tmp, then renames it to PATH; throws std::runtime_error naming the path.
+  void write(const std::string& path) const;
+
+ private:
+  std::vector<std::string> columns_;
+  std::vector<std::map<std::string, std::string>> rows_;
+};
+
+std::string csv_escape(const std::string& cell);
+std::string fmt_double(double v, int digits = 6);  // "%.*g", "nan"/"inf" spelt plainly
+
+// The run facts of section 6. gpu: "h100"/"h200" from the device name, else a lowercase slug.
+struct RunMeta {
+  std::string gpu = "none", gpu_name = "", cuda = "unknown", commit = "unknown";
+};
+std::string gpu_slug(const std::string& device_name);
+// Reads the current device (gpu, cuda runtime version) and the commit: env MINFER_COMMIT, else
+// `git -C source_dir rev-parse --short HEAD`, else "unknown".
+RunMeta run_meta(const std::string& source_dir);
+
+}  // namespace minfer::val
