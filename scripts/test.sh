@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# scripts/test.sh: the test command (README.md; .ci/run calls it). Installs what is missing, builds
+# the ci preset (all CUDA code compiled for sm_90a, warnings as errors; no GPU needed), runs every
+# test (GPU tests skip cleanly with no device), the report/gate tests, and the numerics gate over
+# the committed validate CSVs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+preset=${MINFER_PRESET:-ci}
+jobs=${MINFER_JOBS:-$(nproc)}
+
+bash scripts/install_deps.sh
+export PATH="/usr/local/cuda/bin:$PATH"
+
+echo "== configure ($preset)"
+cmake --preset "$preset" >/dev/null
+echo "== build (-j$jobs)"
+cmake --build --preset "$preset" -j "$jobs"
+echo "== ctest"
+ctest --preset "$preset" -j "$jobs"
+echo "== python tests (reports, gate)"
+python3 -m unittest discover -s tests/cpu -p "test_*.py" -v
+echo "== numerics gate over committed validate CSVs"
+shopt -s nullglob
+vcsvs=(reports/data/*/validate*.csv)
+if [ ${#vcsvs[@]} -gt 0 ]; then
+  python3 ci/gate.py numerics "${vcsvs[@]}"
+else
+  echo "no committed validate CSVs yet"
+fi
