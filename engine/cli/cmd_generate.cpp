@@ -1,14 +1,22 @@
-// engine/cli/cmd_generate.cpp: `minfer generate`: greedy decoding of a ragged batch of prompts.
-// Backend "reference" runs ref::Model (reference/model.h) on the CPU: one prefill forward over every
-// prompt, then one batched decode forward per new token. Backend "cuda" is not built yet (exit 2).
+// engine/cli/cmd_generate.cpp: `minfer generate`: decoding of a ragged batch of prompts.
+// Backend "reference" runs ref::Model (reference/model.h) on the CPU, greedy: one prefill forward
+// over every prompt, then one batched decode forward per new token. Backend "cuda" runs the engine
+// (engine/model, engine/runtime): device weights, ragged prefill, GPU sampling (greedy, temperature,
+// top-k, top-p, --sample-seed), decode steps as CUDA graphs; prints a timing and memory summary.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 
+#include <cuda_runtime.h>
+
 #include "engine/cli/commands.h"
 #include "engine/cli/util.h"
 #include "engine/core/error.h"
+#include "engine/core/plan.h"
 #include "engine/core/presets.h"
+#include "engine/model/model.h"
+#include "engine/runtime/generator.h"
 #include "reference/model.h"
 
 namespace minfer::cli {
@@ -21,9 +29,13 @@ CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
       ->required();
   c->add_option("--batch", o.batch, "Sequences (prompts reused in turn; default: one per prompt)");
   c->add_option("--max-new-tokens", o.max_new_tokens, "Tokens to generate per sequence (default 16)");
-  c->add_option("--backend", o.backend, "reference (scalar CPU, default) or cuda (not built yet)");
+  c->add_option("--backend", o.backend, "reference (scalar CPU, greedy only, default) or cuda (the GPU engine)");
   c->add_option("--dtype", o.dtype, "Weight and activation dtype: fp32 (default), bf16 or fp16");
   c->add_option("--seed", o.seed, "Weight seed for preset models (0: the preset's own)");
+  c->add_option("--temperature", o.temperature, "Sampling temperature (cuda backend; 0 = greedy, default)");
+  c->add_option("--top-k", o.top_k, "Keep the k most likely tokens (cuda backend; 0 = off, default)");
+  c->add_option("--top-p", o.top_p, "Keep the smallest top set with this probability mass (cuda backend; 1 = off)");
+  c->add_option("--sample-seed", o.sample_seed, "Sampling seed (cuda backend); the same seed gives the same tokens");
   return c;
 }
 
@@ -104,12 +116,66 @@ int run_reference(const GenerateOptions& o) {
   return 0;
 }
 
+SamplerConfig sampler_of(const GenerateOptions& o) {
+  SamplerConfig s;
+  s.temperature = o.temperature;
+  s.top_k = o.top_k;
+  s.top_p = o.top_p;
+  s.seed = o.sample_seed;
+  return s;
+}
+
+void print_cuda_summary(const GenerateOptions& o, DType dt, const Seqs& batch, const GenerateResult& r) {
+  size_t prompt_tokens = 0;
+  for (const auto& p : batch) prompt_tokens += p.size();
+  std::printf("summary: backend cuda, dtype %s, batch %zu (bucket %d), prompt tokens %zu, new tokens <= %d/seq; "
+              "time to first token %.3f ms, prefill %.1f tokens/s; decode %d steps in %.3f ms = %.3f ms/step, "
+              "%.1f tokens/s (%s); memory: weights %s, KV cache %s, workspace %s\n",
+              dtype_name(dt), batch.size(), r.bucket, prompt_tokens, o.max_new_tokens, r.ttft_ms, r.prefill_tok_s,
+              r.decode_steps, r.decode_ms, r.ms_per_step, r.decode_tok_s, r.graph ? "CUDA graph" : "eager",
+              mib_str(r.memory.weights).c_str(), mib_str(r.memory.kv_cache).c_str(),
+              mib_str(r.memory.workspace).c_str());
+}
+
+int run_cuda(const GenerateOptions& o) {
+  const DType dt = dtype_arg("--dtype", o.dtype);
+  LoadedModel m = open_model(o.model, dt, o.seed);
+  Seqs batch = build_batch(o, m.config);
+  const SamplerConfig sampler = sampler_of(o);
+  validate_sampler(sampler, m.config.vocab);
+  RunShape shape;
+  shape.batch = static_cast<int>(batch.size());
+  for (const auto& p : batch) {
+    shape.context = std::max(shape.context, static_cast<int>(p.size()) + o.max_new_tokens);
+    shape.max_prefill_tokens += static_cast<int>(p.size());
+  }
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0)
+    throw UsageError("--backend cuda: no CUDA device is visible; use --backend reference");
+  ProgressSource src(*m.source, "generate: loading " + m.source->describe());
+  Model model(m.config, src, dt, shape);
+  Generator gen(model);
+  GenerateRequest req;
+  req.prompts = batch;
+  req.max_new_tokens = o.max_new_tokens;
+  req.sampler = sampler;
+  req.eos_token_id = m.config.eos_token_id;
+  const GenerateResult r = gen.generate(req);
+  for (size_t i = 0; i < r.tokens.size(); ++i) {
+    std::printf("seq %zu:", i);
+    for (int32_t t : r.tokens[i]) std::printf(" %d", t);
+    std::printf("\n");
+  }
+  print_cuda_summary(o, dt, batch, r);
+  return 0;
+}
+
 }  // namespace
 
 int run_generate(const GenerateOptions& o) {
-  if (o.backend == "cuda") {
-    throw UsageError("--backend cuda: the CUDA engine backend is not built yet; use --backend reference");
-  }
+  if (o.backend == "cuda") return run_cuda(o);
+  if (o.backend == "reference" && (o.temperature != 0.0f || o.top_k != 0 || o.top_p != 1.0f))
+    throw UsageError("--temperature/--top-k/--top-p: the reference backend is greedy only; use --backend cuda");
   if (o.backend != "reference") {
     throw UsageError("--backend: unknown \"" + o.backend + "\" (reference, cuda)");
   }

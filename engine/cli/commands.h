@@ -31,6 +31,11 @@ struct GenerateOptions {
   std::string backend = "reference";
   std::string dtype = "fp32";
   uint64_t seed = 0;
+  // Sampling (backend cuda): temperature 0 = greedy; top_k 0 = off; top_p 1 = off.
+  float temperature = 0.0f;
+  int top_k = 0;
+  float top_p = 1.0f;
+  uint64_t sample_seed = 0;
 };
 
 CLI::App* add_presets_command(CLI::App& app);

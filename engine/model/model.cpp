@@ -1,0 +1,248 @@
+// engine/model/model.cpp: the dense decoder forward on the GPU (see model.h for the op sequence and
+// its rounding points). Host-driven forwards upload their index buffers; decode steps read the
+// device-resident state so that they can be captured as a CUDA graph.
+#include "engine/model/model.h"
+
+#include <algorithm>
+
+#include "engine/core/error.h"
+#include "kernels/attention.h"
+#include "kernels/embedding.h"
+#include "kernels/kv_cache.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/swiglu.h"
+
+namespace minfer {
+namespace {
+
+// Refuses a request past the limits, or one that does not fit the free memory, before allocating.
+void refuse_early(const ModelConfig& cfg, DType dtype, const RunShape& shape) {
+  const MemoryPlan plan = plan_memory(cfg, dtype, shape);
+  size_t free_b = 0, total_b = 0;
+  MINFER_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  check_fits(plan, shape, free_b);
+}
+
+}  // namespace
+
+Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const RunShape& shape)
+    : cfg_(cfg), dtype_(dtype), shape_(shape) {
+  refuse_early(cfg_, dtype_, shape_);
+  weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
+  state_ = std::make_unique<RunState>(cfg_, dtype_, shape_, weights_->bytes());
+  gemm_ = std::make_unique<Gemm>(state_->gemm_workspace, kGemmWorkspaceBytes);
+  MINFER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  lens_.assign(static_cast<size_t>(shape_.batch), 0);
+}
+
+Model::~Model() {
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+void Model::reset() { std::fill(lens_.begin(), lens_.end(), 0); }
+
+int Model::cached(int seq) const { return lens_.at(static_cast<size_t>(seq)); }
+
+void* Model::kv_layer(void* base, int l) const {
+  const uint64_t per_layer = static_cast<uint64_t>(shape_.batch) * static_cast<uint64_t>(shape_.context) *
+                             static_cast<uint64_t>(cfg_.kv_dim()) * dtype_size(dtype_);
+  return static_cast<uint8_t*>(base) + per_layer * static_cast<uint64_t>(l);
+}
+
+void Model::gemm(const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in, int64_t out) {
+  const GemmParams p{dtype_, x, weights_->at(w_off), weights_->at(b_off), y, rows, in, out};
+  MINFER_STATUS_CHECK(gemm_->run(p, stream_));
+}
+
+// a = rmsnorm(x) (residual null), or residual = residual + x; a = rmsnorm(residual).
+void Model::norm(const void* x, void* residual, int64_t w_off, int64_t rows) {
+  RmsNormParams p;
+  p.dtype = dtype_;
+  p.x = x;
+  p.residual_in = residual;
+  p.residual_out = residual;
+  p.weight = weights_->at(w_off);
+  p.out = state_->a;
+  p.rows = rows;
+  p.hidden = cfg_.hidden;
+  p.eps = static_cast<float>(cfg_.rms_eps);
+  MINFER_STATUS_CHECK(rmsnorm_forward(p, stream_));
+}
+
+void Model::enqueue_layer(int l, int64_t T, int nseq) {
+  const LayerLayout& L = weights_->layout().layers[static_cast<size_t>(l)];
+  RunState& s = *state_;
+  const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
+  if (l == 0) norm(s.res, nullptr, L.attn_norm, T); else norm(s.y, s.res, L.attn_norm, T);
+  gemm(s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV);
+  QkvRopeParams r;
+  r.dtype = dtype_;
+  r.qkv = s.qkv;
+  r.q_out = s.q;
+  r.k_cache = kv_layer(s.k_cache, l);
+  r.v_cache = kv_layer(s.v_cache, l);
+  r.positions = s.positions;
+  r.token_slot = s.token_slot;
+  r.cos_sin = s.cos_sin;
+  r.q_norm = weights_->at(L.q_norm);
+  r.k_norm = weights_->at(L.k_norm);
+  r.norm_eps = static_cast<float>(cfg_.rms_eps);
+  r.num_tokens = T;
+  r.max_positions = shape_.context;
+  r.capacity = shape_.context;
+  r.heads = cfg_.heads;
+  r.kv_heads = cfg_.kv_heads;
+  r.head_dim = cfg_.head_dim;
+  MINFER_STATUS_CHECK(qkv_rope_cache_forward(r, stream_));
+  AttentionParams at;
+  at.dtype = dtype_;
+  at.q = s.q;
+  at.k_cache = r.k_cache;
+  at.v_cache = r.v_cache;
+  at.out = s.att;
+  at.cu_seqlens = s.cu_seqlens;
+  at.cache_lens = s.cache_lens;
+  at.slot = s.slot;
+  at.batch = nseq;
+  at.num_tokens = T;
+  at.capacity = shape_.context;
+  at.heads = cfg_.heads;
+  at.kv_heads = cfg_.kv_heads;
+  at.head_dim = cfg_.head_dim;
+  MINFER_STATUS_CHECK(attention_forward(at, stream_));
+  gemm(s.att, L.wo, -1, s.y, T, Q, H);
+  norm(s.y, s.res, L.ffn_norm, T);
+  gemm(s.a, L.wgu, -1, s.gu, T, H, 2 * I);
+  const SwigluParams sw{dtype_, s.gu, s.act, T, I, 2 * I, I};
+  MINFER_STATUS_CHECK(swiglu_forward(sw, stream_));
+  gemm(s.act, L.wdown, -1, s.y, T, I, H);
+}
+
+void Model::enqueue_body(int64_t T, int nseq) {
+  RunState& s = *state_;
+  const EmbeddingParams e{dtype_, s.ids, weights_->at(weights_->layout().embed), s.res, T, cfg_.vocab, cfg_.hidden};
+  MINFER_STATUS_CHECK(embedding_forward(e, stream_));
+  for (int l = 0; l < cfg_.layers; ++l) enqueue_layer(l, T, nseq);
+  norm(s.y, s.res, weights_->layout().final_norm, T);
+}
+
+void Model::enqueue_logits(const void* x, int64_t rows) {
+  gemm(x, weights_->layout().lm_head, -1, state_->logits, rows, cfg_.hidden, cfg_.vocab);
+}
+
+// host: [ids T | positions T | token_slot T | cu_seqlens nseq+1 | cache_lens nseq | slot nseq].
+void Model::upload_indices(const std::vector<int32_t>& host, int64_t T, int nseq) {
+  RunState& s = *state_;
+  std::copy(host.begin(), host.end(), s.host_index);
+  const size_t t = static_cast<size_t>(T) * 4, n = static_cast<size_t>(nseq) * 4;
+  const int32_t* h = s.host_index;
+  MINFER_CUDA_CHECK(cudaMemcpyAsync(s.ids, h, t, cudaMemcpyHostToDevice, stream_));
+  MINFER_CUDA_CHECK(cudaMemcpyAsync(s.positions, h + T, t, cudaMemcpyHostToDevice, stream_));
+  MINFER_CUDA_CHECK(cudaMemcpyAsync(s.token_slot, h + 2 * T, t, cudaMemcpyHostToDevice, stream_));
+  MINFER_CUDA_CHECK(cudaMemcpyAsync(s.cu_seqlens, h + 3 * T, n + 4, cudaMemcpyHostToDevice, stream_));
+  MINFER_CUDA_CHECK(cudaMemcpyAsync(s.cache_lens, h + 3 * T + nseq + 1, n, cudaMemcpyHostToDevice, stream_));
+  MINFER_CUDA_CHECK(cudaMemcpyAsync(s.slot, h + 3 * T + 2 * nseq + 1, n, cudaMemcpyHostToDevice, stream_));
+  MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the staging buffer is reused by the next call
+}
+
+int64_t Model::forward_device(const std::vector<std::vector<int32_t>>& tokens, bool all_logits) {
+  const int nseq = static_cast<int>(tokens.size());
+  if (nseq < 1 || nseq > shape_.batch)
+    throw UsageError("forward: " + std::to_string(nseq) + " sequences, the run was planned for batch " +
+                     std::to_string(shape_.batch));
+  if (all_logits && !shape_.all_logits) throw UsageError("forward: all-token logits were not planned for this run");
+  std::vector<int32_t> ids, pos, tslot, cu{0}, lens, slot;
+  for (int b = 0; b < nseq; ++b) {
+    const auto& tk = tokens[static_cast<size_t>(b)];
+    const int end = lens_[static_cast<size_t>(b)] + static_cast<int>(tk.size());
+    if (end > shape_.context)
+      throw UsageError("forward: sequence " + std::to_string(b) + " would hold " + std::to_string(end) +
+                       " tokens, past the planned context of " + std::to_string(shape_.context));
+    for (size_t i = 0; i < tk.size(); ++i) {
+      ids.push_back(tk[i]);
+      pos.push_back(lens_[static_cast<size_t>(b)] + static_cast<int>(i));
+      tslot.push_back(b);
+    }
+    cu.push_back(static_cast<int32_t>(ids.size()));
+    lens.push_back(end);
+    slot.push_back(b);
+  }
+  const int64_t T = static_cast<int64_t>(ids.size());
+  if (T < 1 || T > state_->rows())
+    throw UsageError("forward: " + std::to_string(T) + " tokens in one pass, the run was planned for at most " +
+                     std::to_string(state_->rows()));
+  std::vector<int32_t> host = ids;
+  for (const auto* v : {&pos, &tslot, &cu, &lens, &slot}) host.insert(host.end(), v->begin(), v->end());
+  upload_indices(host, T, nseq);
+  enqueue_body(T, nseq);
+  int64_t rows = T;
+  if (!all_logits) {  // gather each sequence's last row of a into y, then the head over those rows
+    const size_t row_bytes = static_cast<size_t>(cfg_.hidden) * dtype_size(dtype_);
+    rows = 0;
+    for (int b = 0; b < nseq; ++b) {
+      if (cu[static_cast<size_t>(b) + 1] == cu[static_cast<size_t>(b)]) continue;
+      const auto* src = static_cast<const uint8_t*>(state_->a) + static_cast<size_t>(cu[static_cast<size_t>(b) + 1] - 1) * row_bytes;
+      auto* dst = static_cast<uint8_t*>(state_->y) + static_cast<size_t>(rows++) * row_bytes;
+      MINFER_CUDA_CHECK(cudaMemcpyAsync(dst, src, row_bytes, cudaMemcpyDeviceToDevice, stream_));
+    }
+  }
+  enqueue_logits(all_logits ? state_->a : state_->y, rows);
+  for (int b = 0; b < nseq; ++b) lens_[static_cast<size_t>(b)] = lens[static_cast<size_t>(b)];
+  return rows;
+}
+
+std::vector<float> Model::forward(const std::vector<std::vector<int32_t>>& tokens) {
+  const int64_t rows = forward_device(tokens, shape_.all_logits);
+  const size_t n = static_cast<size_t>(rows) * static_cast<size_t>(cfg_.vocab);
+  std::vector<uint8_t> raw(n * dtype_size(dtype_));
+  MINFER_CUDA_CHECK(cudaMemcpyAsync(raw.data(), state_->logits, raw.size(), cudaMemcpyDeviceToHost, stream_));
+  MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  std::vector<float> out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = load_as(dtype_, raw.data(), i);
+  return out;
+}
+
+void Model::enqueue_decode(int rows) {
+  enqueue_body(rows, rows);
+  enqueue_logits(state_->a, rows);
+}
+
+void Model::prepare_decode(int rows, const std::vector<bool>& finished) {
+  const int B = static_cast<int>(finished.size());
+  if (rows < B || rows > state_->decode_rows() || B > shape_.batch)
+    throw UsageError("decode: " + std::to_string(rows) + " rows for " + std::to_string(B) +
+                     " sequences, the run was planned for " + std::to_string(state_->decode_rows()));
+  std::vector<int32_t> ids(static_cast<size_t>(rows)), pos(ids.size()), tslot(ids.size()), cu{0}, lens(ids.size());
+  for (int b = 0; b < rows; ++b) {
+    const bool live = b < B && !finished[static_cast<size_t>(b)];
+    const int len = b < B ? lens_[static_cast<size_t>(b)] : 0;
+    if (live && len + 1 > shape_.context)
+      throw UsageError("decode: sequence " + std::to_string(b) + " is at the planned context of " +
+                       std::to_string(shape_.context));
+    pos[static_cast<size_t>(b)] = len;
+    lens[static_cast<size_t>(b)] = len + 1;
+    tslot[static_cast<size_t>(b)] = live ? b : -1;
+    cu.push_back(b + 1);
+  }
+  RunState& s = *state_;
+  MINFER_CUDA_CHECK(cudaMemcpyAsync(s.host_ids, s.ids, static_cast<size_t>(rows) * 4, cudaMemcpyDeviceToHost, stream_));
+  MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  std::copy(s.host_ids, s.host_ids + rows, ids.begin());  // keep the sampled ids: upload_indices rewrites ids
+  std::vector<int32_t> host = ids;
+  for (const auto* v : {&pos, &tslot, &cu, &lens, &tslot}) host.insert(host.end(), v->begin(), v->end());
+  upload_indices(host, rows, rows);
+}
+
+void Model::finish_row(int b) {
+  RunState& s = *state_;
+  MINFER_CUDA_CHECK(cudaMemsetAsync(s.slot + b, 0xff, 4, stream_));  // -1
+  MINFER_CUDA_CHECK(cudaMemsetAsync(s.token_slot + b, 0xff, 4, stream_));
+}
+
+void Model::note_decoded(const std::vector<bool>& finished) {
+  for (size_t b = 0; b < finished.size(); ++b) {
+    if (!finished[b]) ++lens_[b];
+  }
+}
+
+}  // namespace minfer

@@ -1,0 +1,87 @@
+// engine/model/model.h: the dense decoder forward on the GPU (llama, qwen2, qwen3), over device
+// weights and a run state, calling kernel launchers only. Legend: B sequences, T new tokens in one
+// forward (all sequences), Bb decode bucket rows, H hidden, V vocab.
+//
+// Per layer (rounding points of reference/model.cpp in brackets; every buffer is in the run dtype):
+//   a   = rmsnorm(res)  or, from layer 1 on, fused: res = res + y [14]; a = norm(res) [2]
+//   qkv = a Wqkv^T + b                                [3]  one GEMM over fused wq|wk|wv rows
+//   q, cache k/v = QK-norm + RoPE of qkv              [5]  fused kernel, rounded once (as the reference)
+//   att = attention(q, cache)                         [6]
+//   y   = att Wo^T                                    [7]
+//   res = res + y [8]; a = norm(res) [9]              fused residual + norm
+//   gu  = a Wgu^T                                     [10] one GEMM over fused gate|up rows
+//   act = swiglu(gu) [11]; y = act Wdown^T [12]
+// End: res = res + y [14]; a = final_norm(res) [15]; logits = a Whead^T [16].
+// The same points as the reference in every dtype: no rounding point is skipped or added.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+#include "engine/core/config.h"
+#include "engine/core/plan.h"
+#include "engine/core/weights.h"
+#include "engine/model/device_weights.h"
+#include "engine/model/run_state.h"
+#include "kernels/gemm.h"
+
+namespace minfer {
+
+class Model {
+ public:
+  // Refuses (UsageError naming the limit) a request past the context / batch / memory limits before
+  // allocating anything; then uploads the weights and allocates the run state.
+  Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const RunShape& shape);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelConfig& config() const { return cfg_; }
+  DType dtype() const { return dtype_; }
+  const RunShape& shape() const { return shape_; }
+  MemoryPlan memory() const { return state_->memory(); }
+  cudaStream_t stream() const { return stream_; }
+  RunState& state() { return *state_; }
+
+  void reset();                  // every sequence empty
+  int cached(int seq) const;     // tokens in sequence seq's cache
+
+  // Appends tokens[i] to sequence i (may be empty) and runs them. Returns fp32 logits on the host:
+  // every new token's row when the shape has all_logits, else each non-empty sequence's last row.
+  std::vector<float> forward(const std::vector<std::vector<int32_t>>& tokens);
+  // Same, leaving the logits in state().logits; returns the number of rows. Synchronous upload.
+  int64_t forward_device(const std::vector<std::vector<int32_t>>& tokens, bool all_logits);
+
+  // Decode from the device-resident state (ids, positions, cache_lens, slot of `rows` rows, one token
+  // each): logits (rows, V) in state().logits. Enqueues only (capturable in a CUDA graph).
+  void enqueue_decode(int rows);
+  // Sets the device decode state for `rows` rows (a bucket >= B): row b < B is live unless
+  // finished[b]; its position is cached(b). Rows past B are padding. Ids stay as they are.
+  void prepare_decode(int rows, const std::vector<bool>& finished);
+  // Marks sequence b finished on the device (its row no longer attends or writes the cache).
+  void finish_row(int b);
+  // Host bookkeeping after a decode step: every live row appended one token.
+  void note_decoded(const std::vector<bool>& finished);
+
+ private:
+  void upload_indices(const std::vector<int32_t>& host, int64_t T, int nseq);
+  void enqueue_body(int64_t T, int nseq);
+  void enqueue_layer(int l, int64_t T, int nseq);
+  void enqueue_logits(const void* x, int64_t rows);
+  void gemm(const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in, int64_t out);
+  void norm(const void* x, void* residual, int64_t w_off, int64_t rows);
+  void* kv_layer(void* base, int l) const;
+
+  const ModelConfig cfg_;
+  DType dtype_;
+  RunShape shape_;
+  std::unique_ptr<DeviceWeights> weights_;
+  std::unique_ptr<RunState> state_;
+  std::unique_ptr<Gemm> gemm_;
+  cudaStream_t stream_ = nullptr;
+  std::vector<int> lens_;  // (B) cached tokens per sequence
+};
+
+}  // namespace minfer

@@ -1,0 +1,109 @@
+// kernels/kv_cache.cu: QK-norm + RoPE on q and k, and the KV cache write (see kv_cache.h).
+// v1: grid T, 128 threads; warp w takes heads w, w + 4, ... of the nh + 2*nkv heads of one token
+// (q heads, then k heads, then v heads). Lane l holds pairs i = l + 32 r (r < 4) of its head.
+// Also the decode position advance (one thread per row).
+#include "kernels/kv_cache.h"
+
+#include "kernels/common/dispatch.cuh"
+#include "kernels/common/dtype_traits.cuh"
+
+namespace minfer {
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+constexpr int kPairsPerLane = 4;  // hd/2 <= 128
+
+__device__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Norm (optional) and rotation of one head: src (hd) -> dst (hd), rounded once.
+template <typename T>
+__device__ void rope_head(const T* src, T* dst, const T* norm, float eps, const float* cs /*(hd/2,2)*/, int hd) {
+  const int half = hd / 2, lane = threadIdx.x & 31;
+  float x0[kPairsPerLane], x1[kPairsPerLane];
+  float ss = 0.0f;
+  for (int r = 0; r < kPairsPerLane; ++r) {
+    const int i = lane + 32 * r;
+    x0[r] = i < half ? kern::to_float(src[i]) : 0.0f;
+    x1[r] = i < half ? kern::to_float(src[i + half]) : 0.0f;
+    ss += x0[r] * x0[r] + x1[r] * x1[r];
+  }
+  const float inv = norm ? 1.0f / sqrtf(warp_sum(ss) / static_cast<float>(hd) + eps) : 1.0f;
+  for (int r = 0; r < kPairsPerLane; ++r) {
+    const int i = lane + 32 * r;
+    if (i >= half) continue;
+    float a = x0[r], b = x1[r];
+    if (norm) {
+      a = a * inv * kern::to_float(norm[i]);
+      b = b * inv * kern::to_float(norm[i + half]);
+    }
+    const float c = cs[2 * i], s = cs[2 * i + 1];
+    dst[i] = kern::from_float<T>(a * c - b * s);
+    dst[i + half] = kern::from_float<T>(b * c + a * s);
+  }
+}
+
+template <typename T>
+__global__ void qkv_rope_cache_kernel(QkvRopeParams p) {
+  const int64_t t = blockIdx.x;
+  const int hd = p.head_dim, nh = p.heads, nkv = p.kv_heads, lane = threadIdx.x & 31;
+  const int64_t width = static_cast<int64_t>(nh + 2 * nkv) * hd;
+  const T* row = static_cast<const T*>(p.qkv) + t * width;  // (nh + 2 nkv, hd)
+  T* q_out = static_cast<T*>(p.q_out) + t * nh * hd;        // (nh, hd)
+  const int slot = p.token_slot[t];
+  const int pos = p.positions[t];
+  const bool live = slot >= 0 && pos >= 0 && pos < p.max_positions && pos < p.capacity;
+  const int64_t cache_row = live ? (static_cast<int64_t>(slot) * p.capacity + pos) * nkv * hd : 0;
+  const float* cs = p.cos_sin + (live ? static_cast<int64_t>(pos) * hd : 0);  // (hd/2, 2)
+  for (int u = threadIdx.x >> 5; u < nh + 2 * nkv; u += kWarps) {
+    const T* src = row + static_cast<int64_t>(u) * hd;
+    if (!live) {
+      if (u < nh)
+        for (int d = lane; d < hd; d += 32) q_out[u * hd + d] = kern::from_float<T>(0.0f);
+    } else if (u < nh) {
+      rope_head<T>(src, q_out + u * hd, static_cast<const T*>(p.q_norm), p.norm_eps, cs, hd);
+    } else if (u < nh + nkv) {
+      T* dst = static_cast<T*>(p.k_cache) + cache_row + static_cast<int64_t>(u - nh) * hd;
+      rope_head<T>(src, dst, static_cast<const T*>(p.k_norm), p.norm_eps, cs, hd);
+    } else {
+      T* dst = static_cast<T*>(p.v_cache) + cache_row + static_cast<int64_t>(u - nh - nkv) * hd;
+      for (int d = lane; d < hd; d += 32) dst[d] = src[d];
+    }
+  }
+}
+
+__global__ void decode_advance_kernel(DecodeAdvanceParams p) {
+  const int b = blockIdx.x * blockDim.x + threadIdx.x;
+  if (b >= p.rows || p.slot[b] < 0) return;
+  p.positions[b] += 1;
+  p.cache_lens[b] += 1;
+}
+
+}  // namespace
+
+Status decode_advance_forward(const DecodeAdvanceParams& p, cudaStream_t stream) {
+  MINFER_REQUIRE(p.rows > 0 && p.positions && p.cache_lens && p.slot, "rows", "rows > 0 and every pointer set");
+  decode_advance_kernel<<<kern::blocks_for(p.rows, 256), 256, 0, stream>>>(p);
+  MINFER_LAUNCH_RETURN();
+  return Status::ok();
+}
+
+Status qkv_rope_cache_forward(const QkvRopeParams& p, cudaStream_t stream) {
+  MINFER_REQUIRE(p.head_dim > 0 && p.head_dim % 2 == 0 && p.head_dim <= 2 * 32 * kPairsPerLane, "head_dim",
+                 "must be even and at most 256, got " + std::to_string(p.head_dim));
+  MINFER_REQUIRE(p.heads > 0 && p.kv_heads > 0, "heads", "heads and kv_heads must be positive");
+  MINFER_REQUIRE(p.num_tokens > 0 && p.num_tokens < (1ll << 31), "num_tokens",
+                 "must be in [1, 2^31), got " + std::to_string(p.num_tokens));
+  MINFER_REQUIRE(p.qkv && p.q_out && p.k_cache && p.v_cache && p.positions && p.token_slot && p.cos_sin, "qkv",
+                 "every pointer except the norm weights must be set");
+  MINFER_DISPATCH_DTYPE(p.dtype, T, {
+    qkv_rope_cache_kernel<T><<<static_cast<unsigned>(p.num_tokens), kThreads, 0, stream>>>(p);
+    MINFER_LAUNCH_RETURN();
+    return Status::ok();
+  });
+}
+
+}  // namespace minfer

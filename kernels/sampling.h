@@ -1,0 +1,41 @@
+// kernels/sampling.h: next-token choice on the GPU, one block per row of logits. Versions: v1
+// (exact thresholds by bisection over the order-preserving 32-bit keys of the logits; no sort).
+// B rows, V vocab.
+//   temperature == 0: greedy, argmax with ties to the lowest id.
+//   otherwise: p_i ~ exp((l_i - max) / temperature); keep the top_k largest (0 = all; ties at the
+//   k-th value are all kept), then the smallest top set whose mass reaches top_p of what is left
+//   (1 = all); draw u uniform in [0, kept mass) and take the first id, in id order, whose running
+//   sum of kept p passes u. The draw is a pure function of (seed, row, counters[row]); the kernel
+//   increments counters[row], so a captured graph replays fresh draws and a run is reproducible for
+//   a seed once the counters are reset.
+#pragma once
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+#include "engine/core/dtype.h"
+#include "kernels/common/status.h"
+
+namespace minfer {
+
+struct SampleParams {
+  DType dtype = DType::BF16;       // storage dtype of logits
+  const void* logits = nullptr;    // (B, V) row stride ld
+  int32_t* out_ids = nullptr;      // (B)
+  uint64_t* counters = nullptr;    // (B) draws made per row (read and incremented); may be null when greedy
+  int rows = 0;                    // B
+  int64_t vocab = 0;               // V
+  int64_t ld = 0;                  // elements between rows (>= V)
+  float temperature = 0.0f;
+  int top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+};
+
+Status sample_forward(const SampleParams& p, cudaStream_t stream);
+
+// The uniform draw in [0, 1) the kernel uses, for host tests: 24 bits of a splitmix64 finaliser.
+uint64_t sample_mix64(uint64_t z);
+double sample_uniform(uint64_t seed, int row, uint64_t counter);
+
+}  // namespace minfer
