@@ -6,11 +6,11 @@
 # Each stage is logged to OUTDIR/logs/<stage>.log with its wall time; a failing stage does not stop
 # the later ones, but the script exits non-zero at the end if any failed.
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,fixtures] [--sweeps norm,rope,...]
-#        [--quick] [--jobs N]
+#        [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 set -u -o pipefail
 
 usage() {
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -19,6 +19,7 @@ OUTDIR=$1; shift
 ONLY="build,test,validate,bench,fixtures"
 SWEEPS="embedding norm rope swiglu"
 QUICK=""
+BENCH_DTYPE=all
 JOBS=$(nproc 2>/dev/null || echo 8)
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -26,6 +27,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK="--quick"; shift ;;
     --sweeps) SWEEPS=${2:?--sweeps needs a list}; SWEEPS=${SWEEPS//,/ }; shift 2 ;;
     --jobs) JOBS=${2:?--jobs needs a number}; shift 2 ;;
+    --bench-dtype) BENCH_DTYPE=${2:?--bench-dtype needs a dtype}; shift 2 ;;
     -h|--help) usage ;;
     *) echo "gpu_run.sh: unknown argument '$1'" >&2; usage ;;
   esac
@@ -80,7 +82,7 @@ stage_validate() {
 stage_bench() {
   local rc=0 sw
   for sw in $SWEEPS; do
-    "$BUILD/bench/bench_all" --sweep "$sw" $QUICK --peers auto --csv "$OUTDIR/$sw.csv" || rc=1
+    "$BUILD/bench/bench_all" --sweep "$sw" $QUICK --dtype "$BENCH_DTYPE" --peers auto --csv "$OUTDIR/$sw.csv" || rc=1
   done
   return $rc
 }
