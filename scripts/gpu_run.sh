@@ -15,6 +15,7 @@ usage() {
 }
 
 [ $# -ge 1 ] || usage
+case "$1" in -h|--help|-*) usage ;; esac
 OUTDIR=$1; shift
 ONLY="build,test,validate,bench,fixtures"
 SWEEPS="embedding norm rope swiglu"
