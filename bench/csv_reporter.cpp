@@ -12,7 +12,7 @@ std::vector<std::string> bench_columns(const std::vector<std::string>& sweeps) {
     for (const auto& a : val::sweep_axes(sw))
       if (std::find(cols.begin(), cols.end(), a) == cols.end()) cols.push_back(a);
   for (const char* k : {"label", "median_us", "p10_us", "p90_us", "tflops", "gbps", "sol_pct", "peak_mem_mib",
-                        "rel_err", "copy_gbps", "gemm_tflops", "gpu", "cuda", "commit", "repro", "status"})
+                        "rel_err", "copy_gbps", "copy_same_gbps", "gemm_tflops", "gpu", "cuda", "commit", "repro", "status"})
     cols.push_back(k);
   return cols;
 }
@@ -33,7 +33,7 @@ std::map<std::string, std::string> bench_row(const BenchRecord& rec, const Stats
       {"sweep", rec.c.sweep}, {"variant", rec.variant}, {"dtype", dtype_name(rec.c.dtype)},
       {"label", rec.c.label}, {"peak_mem_mib", fmt_double(peak_mem_mib, 5)},
       {"rel_err", rec.checked ? fmt_double(rec.check.rel_err) : "nan"},
-      {"copy_gbps", fmt_double(ctx.ceil.copy_gbps, 5)}, {"gemm_tflops", fmt_double(ctx.ceil.gemm_tflops, 5)},
+      {"copy_gbps", fmt_double(ctx.ceil.copy_gbps, 5)}, {"copy_same_gbps", fmt_double(rec.copy_same_gbps, 5)}, {"gemm_tflops", fmt_double(ctx.ceil.gemm_tflops, 5)},
       {"gpu", ctx.meta.gpu}, {"cuda", ctx.meta.cuda}, {"commit", ctx.meta.commit}, {"repro", repro},
       {"status", rec.status}};
   for (const auto& [k, v] : rec.c.axes) row[k] = std::to_string(v);

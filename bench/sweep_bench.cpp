@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <vector>
 
 #include "kernels/common/status.h"
 #include "validate/op_runner.h"
@@ -25,6 +26,25 @@ Cache& cache() {
   return c;
 }
 size_t g_total = 0, g_started = 0;  // progress: cases registered, cases set up so far
+
+// Bandwidth of a device-to-device copy that moves `bytes` in all (bytes/2 read, bytes/2 written),
+// L2-flushed and event-timed like the kernels: what "speed of light" looks like at this size,
+// where launch and ramp-up are a visible part of a short kernel's time.
+double same_size_copy_gbps(double bytes, Timer& timer, cudaStream_t stream) {
+  const size_t half = static_cast<size_t>(bytes / 2);
+  if (half == 0) return 0;
+  void *src = nullptr, *dst = nullptr;
+  MINFER_CUDA_CHECK(cudaMalloc(&src, half));
+  MINFER_CUDA_CHECK(cudaMalloc(&dst, half));
+  MINFER_CUDA_CHECK(cudaMemsetAsync(src, 0x3c, half, stream));
+  std::vector<double> us;
+  for (int i = 0; i < 15; ++i)
+    us.push_back(timer.sample_us([&] { MINFER_CUDA_CHECK(cudaMemcpyAsync(dst, src, half, cudaMemcpyDeviceToDevice, stream)); }));
+  MINFER_CUDA_CHECK(cudaFree(src));
+  MINFER_CUDA_CHECK(cudaFree(dst));
+  const double med = summarize(us).median_us;
+  return med > 0 ? 2.0 * static_cast<double>(half) / (med * 1e-6) / 1e9 : 0;
+}
 
 // Builds the runner for a case, checks it, warms it up. Fills rec; returns false if refused.
 bool setup(const std::string& name, BenchRecord& rec, cudaStream_t stream, uint64_t seed) {
@@ -47,6 +67,7 @@ bool setup(const std::string& name, BenchRecord& rec, cudaStream_t stream, uint6
     }
     for (int i = 0; i < 3; ++i) MINFER_STATUS_CHECK(k.runner->launch(stream));
     MINFER_CUDA_CHECK(cudaStreamSynchronize(stream));
+    rec.copy_same_gbps = same_size_copy_gbps(rec.bytes, *k.timer, stream);
     rec.status = "ok";
     return true;
   } catch (const std::exception& e) {

@@ -20,6 +20,7 @@ struct BenchRecord {
   val::Case c;
   std::string variant = "minfer";
   double bytes = 0, flops = 0;   // per launch, from the runner
+  double copy_same_gbps = 0;     // a D2D copy moving the same bytes, timed the same way (context for SOL%)
   size_t device_bytes = 0;       // held by the runner
   val::ErrorStats check;         // the check run before timing
   bool checked = false;

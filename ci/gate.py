@@ -21,7 +21,7 @@ TOL = 1e-3
 # Columns that are not axes of a case; every other column is an axis (part of the case key).
 NON_AXES = {
     "sweep", "variant", "dtype", "label", "median_us", "p10_us", "p90_us", "tflops", "gbps", "sol_pct",
-    "peak_mem_mib", "rel_err", "max_abs", "max_rel", "worst_index", "nonfinite", "pass", "copy_gbps",
+    "peak_mem_mib", "rel_err", "max_abs", "max_rel", "worst_index", "nonfinite", "pass", "copy_gbps", "copy_same_gbps",
     "gemm_tflops", "gpu", "cuda", "commit", "repro", "status",
 }
 NEEDED = {"sweep", "variant", "dtype", "gpu"}

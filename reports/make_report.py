@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 
 NON_AXES = {
     "sweep", "variant", "dtype", "label", "median_us", "p10_us", "p90_us", "tflops", "gbps", "sol_pct",
-    "peak_mem_mib", "rel_err", "max_abs", "max_rel", "worst_index", "nonfinite", "pass", "copy_gbps",
+    "peak_mem_mib", "rel_err", "max_abs", "max_rel", "worst_index", "nonfinite", "pass", "copy_gbps", "copy_same_gbps",
     "gemm_tflops", "gpu", "cuda", "commit", "repro", "status", "source",
 }
 DTYPE_ORDER = ["fp32", "fp16", "bf16"]
@@ -116,11 +116,15 @@ def real_shapes(ours, merged, axes):
     for _, m in merged.iterrows():
         ratio.setdefault(m["case"], []).append(f"{m['variant_peer']} {m['median_us_peer'] / m['median_us']:.2f}x")
     rows = []
+    same = "copy_same_gbps" in lab.columns
     for _, r in lab.sort_values(["label", "dtype"] + axes).iterrows():
         shape = " ".join(f"{a}={int(r[a])}" for a in axes if pd.notna(r[a]))
-        rows.append([r["label"], r["dtype"], shape, fmt(r["median_us"], 4), fmt(r["gbps"], 4), fmt(r["sol_pct"]),
-                     ", ".join(ratio.get(r["case"], [])) or "-"])
-    return md_table(["model", "dtype", "shape", "median us", "GB/s", "SOL%", "peer time / ours"], rows)
+        row = [r["label"], r["dtype"], shape, fmt(r["median_us"], 4), fmt(r["gbps"], 4), fmt(r["sol_pct"])]
+        if same:  # the copy of the same bytes, timed the same way: the achievable rate at this size
+            row.append(fmt(r["gbps"] / r["copy_same_gbps"] * 100) if r.get("copy_same_gbps", 0) > 0 else "-")
+        rows.append(row + [", ".join(ratio.get(r["case"], [])) or "-"])
+    head = ["model", "dtype", "shape", "median us", "GB/s", "SOL%"] + (["% of same-size copy"] if same else [])
+    return md_table(head + ["peer time / ours"], rows)
 
 
 def plot_sweep(df, gpu, sweep, path):
