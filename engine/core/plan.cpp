@@ -2,6 +2,8 @@
 // buckets, sampler checks (see plan.h). Legend as in plan.h.
 #include "engine/core/plan.h"
 
+#include "engine/core/rope_freq.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -208,33 +210,10 @@ void validate_sampler(const SamplerConfig& s, int vocab) {
     throw UsageError("--top-p: must be in (0, 1] (1 = off), got " + std::to_string(s.top_p));
 }
 
-// RoPE table: inverse frequency theta^(-2i/hd); llama3 scaling as HF _compute_llama3_parameters.
-namespace {
-
-std::vector<double> inverse_frequencies(const ModelConfig& cfg) {
-  const int hd = cfg.head_dim;
-  std::vector<double> inv(static_cast<size_t>(hd / 2));
-  for (int i = 0; i < hd / 2; ++i) inv[i] = std::pow(cfg.rope_theta, -2.0 * i / hd);
-  const RopeScaling& rs = cfg.rope_scaling;
-  if (!rs.llama3) return inv;
-  const double orig = rs.original_max_position;
-  const double low_wavelen = orig / rs.low_freq_factor, high_wavelen = orig / rs.high_freq_factor;
-  for (double& f : inv) {
-    const double wavelen = 2.0 * std::numbers::pi / f;
-    if (wavelen > low_wavelen) {
-      f = f / rs.factor;
-    } else if (wavelen >= high_wavelen) {
-      const double smooth = (orig / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
-      f = (1.0 - smooth) * f / rs.factor + smooth * f;
-    }
-  }
-  return inv;
-}
-
-}  // namespace
+// RoPE table from the shared inverse frequencies (engine/core/rope_freq.h).
 
 std::vector<float> rope_table(const ModelConfig& cfg, int64_t positions) {
-  const std::vector<double> inv = inverse_frequencies(cfg);
+  const std::vector<double> inv = rope_inverse_frequencies(cfg);
   const int64_t half = static_cast<int64_t>(inv.size());
   std::vector<float> t(static_cast<size_t>(positions * half * 2));
   for (int64_t p = 0; p < positions; ++p) {
