@@ -2,6 +2,8 @@
 // once (D2D copy bandwidth, cuBLAS bf16 GEMM), runs one Google Benchmark per (sweep, case, variant)
 // with check-before-timing, runs the PyTorch peers on the same case list, and writes one CSV.
 // Exit 0 ok, 1 a variant of ours was refused (wrong output) or failed, 2 bad usage or no CUDA device.
+// --sweep e2e: the end-to-end path (bench/e2e_bench.h): whole models, one load per model, TTFT,
+// prefill and decode rates, and the torch-graph peer; its own columns (bench/e2e_metrics.h).
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -15,6 +17,8 @@
 #include <CLI/CLI.hpp>
 
 #include "bench/csv_reporter.h"
+#include "bench/e2e_bench.h"
+#include "bench/e2e_metrics.h"
 #include "bench/harness.h"
 #include "bench/peers.h"
 #include "bench/sweep_bench.h"
@@ -31,11 +35,13 @@ struct Options {
   bool quick = false;
   double min_time = 0.02;
   uint64_t seed = 1234;
+  int repeats = 3;  // e2e: timed generate calls per case
 };
 
 std::vector<std::string> chosen_sweeps(const std::string& sweep) {
   if (sweep == "all") return minfer::val::sweep_names();
   minfer::val::sweep_axes(sweep);  // throws UsageError naming an unknown sweep
+  if (sweep == "model") throw minfer::UsageError("--sweep model: a validate_all sweep; bench_all times --sweep e2e");
   return {sweep};
 }
 
@@ -86,6 +92,25 @@ bool run_peers(const Options& o, const std::vector<Case>& cases, const minfer::b
   return ok || o.peers != "on";
 }
 
+// The e2e path: whole models, rows written once at the end (and after each model's cases).
+int run_e2e_sweep(const Options& o, const std::vector<Case>& cases, const minfer::bench::RowContext& ctx,
+                  cudaStream_t stream) {
+  MINFER_CUDA_CHECK(cudaStreamDestroy(stream));
+  minfer::val::CsvTable table(minfer::bench::e2e_columns());
+  minfer::bench::E2eOptions e;
+  e.repeats = o.repeats;
+  e.peers = o.peers;
+  e.seed = o.seed;
+  e.source_dir = MINFER_SOURCE_DIR;
+  bool peers_ok = true;
+  const int failed = minfer::bench::run_e2e(cases, e, ctx, table, peers_ok);
+  if (!o.csv.empty()) table.write(o.csv);
+  std::fprintf(stderr, "bench_all: %zu e2e rows%s%s; %d of our cases failed\n", table.rows().size(),
+               o.csv.empty() ? "" : " written to ", o.csv.c_str(), failed);
+  if (!peers_ok) return 2;
+  return failed > 0 ? 1 : 0;
+}
+
 int run(const Options& o) {
   const std::vector<Case> cases = chosen_cases(o);
   if (!minfer::val::cuda_device_available()) {
@@ -104,6 +129,7 @@ int run(const Options& o) {
   size_t l2_bytes = 0;
   { minfer::bench::Timer t(stream); l2_bytes = t.l2_bytes(); }
 
+  if (o.sweep == "e2e") return run_e2e_sweep(o, cases, ctx, stream);
   minfer::bench::Registry reg;
   minfer::bench::register_cases(cases, reg, stream, o.min_time, o.seed);
   minfer::val::CsvTable table(minfer::bench::bench_columns(chosen_sweeps(o.sweep)));
@@ -123,7 +149,8 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   CLI::App app{"bench_all: time every kernel case (and its PyTorch peers) on the GPU (DESIGN.md sections 5, 6)"};
   Options o;
-  app.add_option("--sweep", o.sweep, "sweep to time: norm, rope, swiglu, embedding or all")->required();
+  app.add_option("--sweep", o.sweep, "sweep to time: norm, rope, swiglu, embedding, all (the four op sweeps) "
+                                        "or e2e (whole models: TTFT, prefill and decode rates)")->required();
   app.add_option("--dtype", o.dtype, "fp32, fp16, bf16 or all")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16", "all"}))->capture_default_str();
   app.add_option("--csv", o.csv, "write the rows to this CSV (via PATH.tmp, renamed)");
@@ -135,6 +162,8 @@ int main(int argc, char** argv) {
   app.add_option("--min-time", o.min_time, "seconds of measured GPU time per benchmark (Google Benchmark MinTime)")
       ->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--seed", o.seed, "seed of the random inputs")->capture_default_str();
+  app.add_option("--repeats", o.repeats, "e2e: timed generate calls per case (after one warm-up)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -7,6 +7,11 @@ and median SOL% of ours per dtype, speed ratios against each peer measured in th
 file and commit: peer median_us / ours, so > 1 means ours is faster), the labelled real shapes,
 and the validation pass counts. Plots: plots/<gpu>_<sweep>.png, achieved GB/s against bytes moved
 per launch with the measured copy ceiling drawn in. Only these files feed the report.
+End to end (bench_all --sweep e2e): per model and (batch, prompt) the time to first token, prefill
+tokens/s and MFU, decode ms/step, tokens/s and SOL% (weights + KV bytes per step over the copy
+ceiling), peak memory, and the torch-graph peer's decode step beside ours; skipped cases with their
+reason. Whole-model validation (validate_all --sweep model): worst rel_err and greedy agreement per
+model and dtype from the summary rows.
 """
 import argparse
 import math
@@ -147,7 +152,7 @@ def plot_sweep(df, gpu, sweep, path):
 
 
 def validation_section(val, gpu):
-    v = val[val["gpu"] == gpu] if not val.empty else val
+    v = val[(val["gpu"] == gpu) & (val["sweep"] != "model")] if not val.empty else val
     if v.empty:
         return []
     rows = []
@@ -187,6 +192,56 @@ def sweep_section(bench, gpu, sweep, plots_dir, report_dir):
     return out
 
 
+def e2e_section(bench, gpu):
+    d = bench[(bench["gpu"] == gpu) & (bench["sweep"] == "e2e")].copy()
+    out = ["### e2e (whole model, bf16)", ""]
+    st = d["status"].fillna("").astype(str)
+    ok = d[st.str.startswith("ok") & d["median_us"].notna()]
+    ours = ok[ok["variant"].astype(str).str.startswith("minfer")]
+    peer = ok[~ok["variant"].astype(str).str.startswith("minfer")]
+    key = ["model", "batch", "prompt_len"]
+    rows = []
+    for k, g in ours.groupby(key, sort=False):
+        pre, dec = g[g["phase"] == "prefill"], g[g["phase"] == "decode"]
+        if pre.empty or dec.empty:
+            continue
+        p, q = pre.iloc[0], dec.iloc[0]
+        pd_ = peer[(peer["model"] == k[0]) & (peer["batch"] == k[1]) & (peer["prompt_len"] == k[2]) &
+                   (peer["phase"] == "decode")]
+        pms = pd_.iloc[0]["ms_per_step"] if not pd_.empty else float("nan")
+        rows.append([k[0], int(k[1]), int(k[2]), fmt(p["median_us"] / 1e3, 4), fmt(p["tok_s"], 4), fmt(p["sol_pct"]),
+                     fmt(q["ms_per_step"], 4), fmt(q["tok_s"], 4), fmt(q["sol_pct"]), fmt(q["peak_mem_mib"], 4),
+                     fmt(pms, 4), fmt(pms / q["ms_per_step"]) if pd.notna(pms) else "-"])
+    if rows:
+        out += ["TTFT and prefill from one ragged prefill; MFU = prefill FLOPs / TTFT over the measured bf16 GEMM "
+                "ceiling; decode SOL% = (weight + KV bytes per step) / step time over the copy ceiling; "
+                "torch-graph = PyTorch decode step in one CUDA graph (peer time / ours > 1: ours is faster).", "",
+                md_table(["model", "batch", "prompt", "TTFT ms", "prefill tok/s", "MFU%", "decode ms/step",
+                          "decode tok/s", "decode SOL%", "peak MiB", "torch-graph ms/step", "peer / ours"], rows), ""]
+    else:
+        out += ["No timed e2e rows of ours.", ""]
+    skipped = d[d["variant"].astype(str).str.startswith("minfer") & ~st.str.startswith("ok")]
+    if not skipped.empty:
+        reasons = skipped.groupby(["model", "status"]).size().reset_index(name="rows")
+        out += ["Not timed:", "", md_table(["model", "reason", "rows"],
+                                           [[r["model"], r["status"][:160], int(r["rows"])] for _, r in reasons.iterrows()]), ""]
+    return out
+
+
+def model_validation_section(val, gpu):
+    v = val[(val["gpu"] == gpu) & (val["sweep"] == "model")] if not val.empty and "phase" in val.columns else None
+    if v is None or v.empty:
+        return []
+    s = v[v["phase"] == "summary"]
+    rows = []
+    for (model, dt), g in s.groupby(["model", "dtype"]):
+        agree = pd.to_numeric(g["token_agree"], errors="coerce")
+        rows.append([model, dt, len(g), int((g["pass"] == 1).sum()), fmt(pd.to_numeric(g["rel_err"], errors="coerce").max()),
+                     fmt(agree.min()), fmt(pd.to_numeric(g["bound"], errors="coerce").max())])
+    return ["### Whole-model logits (validate_all --sweep model)", "",
+            md_table(["model", "dtype", "cases", "pass", "worst rel_err", "min greedy agreement", "bound"], rows), ""]
+
+
 def gpu_section(bench, val, gpu, plots_dir, report_dir):
     out = [f"## {gpu}", ""]
     b = bench[bench["gpu"] == gpu] if not bench.empty else bench
@@ -196,8 +251,11 @@ def gpu_section(bench, val, gpu, plots_dir, report_dir):
         out += [f"Ceilings measured in the runs: D2D copy {fmt(b['copy_gbps'].median(), 4)} GB/s, "
                 f"cuBLAS bf16 GEMM {fmt(b['gemm_tflops'].median(), 4)} TFLOP/s. CUDA {cuda}; commit {commits}.", ""]
         for sweep in sorted(b["sweep"].unique()):
-            out += sweep_section(bench, gpu, sweep, plots_dir, report_dir)
-    return out + validation_section(val, gpu)
+            if sweep == "e2e":
+                out += e2e_section(bench, gpu)
+            else:
+                out += sweep_section(bench, gpu, sweep, plots_dir, report_dir)
+    return out + validation_section(val, gpu) + model_validation_section(val, gpu)
 
 
 def build_report(data_dir, out_path, plots_dir):

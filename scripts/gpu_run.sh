@@ -2,23 +2,28 @@
 # scripts/gpu_run.sh: the one script run on the GPU machine (Ubuntu 24.04, CUDA 13.0, cmake 4.x).
 # Stages, in order: build (release preset, sm_90a only, build dir build/gpu), test (ctest, all
 # labels incl. gpu), validate (validate_all per sweep -> OUTDIR/validate_<sweep>.csv), bench
-# (bench_all per sweep with peers -> OUTDIR/<sweep>.csv), fixtures (tools/make_hf_fixtures.py).
+# (bench_all per sweep with peers -> OUTDIR/<sweep>.csv), profile (minfer generate --profile: one
+# decode step per kernel -> OUTDIR/profile_<model>.csv), fixtures (tools/make_hf_fixtures.py).
+# Sweeps: op sweeps embedding, norm, rope, swiglu (validate and bench); model (validate only:
+# whole-model logits against the reference); e2e (bench only: TTFT, prefill/decode rates, peer).
 # Each stage is logged to OUTDIR/logs/<stage>.log with its wall time; a failing stage does not stop
 # the later ones, but the script exits non-zero at the end if any failed.
-# Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,fixtures] [--sweeps norm,rope,...]
-#        [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
+# Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures]
+#        [--sweeps embedding,norm,rope,swiglu,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
+#        [--profile-models qwen3-0.6b,...]
 set -u -o pipefail
 
 usage() {
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
 [ $# -ge 1 ] || usage
 case "$1" in -h|--help|-*) usage ;; esac
 OUTDIR=$1; shift
-ONLY="build,test,validate,bench,fixtures"
-SWEEPS="embedding norm rope swiglu"
+ONLY="build,test,validate,bench,profile,fixtures"
+SWEEPS="embedding norm rope swiglu model e2e"
+PROFILE_MODELS="qwen3-0.6b qwen2.5-0.5b"
 QUICK=""
 BENCH_DTYPE=all
 JOBS=$(nproc 2>/dev/null || echo 8)
@@ -29,12 +34,13 @@ while [ $# -gt 0 ]; do
     --sweeps) SWEEPS=${2:?--sweeps needs a list}; SWEEPS=${SWEEPS//,/ }; shift 2 ;;
     --jobs) JOBS=${2:?--jobs needs a number}; shift 2 ;;
     --bench-dtype) BENCH_DTYPE=${2:?--bench-dtype needs a dtype}; shift 2 ;;
+    --profile-models) PROFILE_MODELS=${2:?--profile-models needs a list}; PROFILE_MODELS=${PROFILE_MODELS//,/ }; shift 2 ;;
     -h|--help) usage ;;
     *) echo "gpu_run.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done
 for s in ${ONLY//,/ }; do
-  case "$s" in build|test|validate|bench|fixtures) ;; *) echo "gpu_run.sh: unknown stage '$s'" >&2; exit 2 ;; esac
+  case "$s" in build|test|validate|bench|profile|fixtures) ;; *) echo "gpu_run.sh: unknown stage '$s'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,6 +81,7 @@ stage_test() {
 stage_validate() {
   local rc=0 sw
   for sw in $SWEEPS; do
+    [ "$sw" = e2e ] && continue  # a bench sweep
     "$BUILD/validate/validate_all" --sweep "$sw" $QUICK --csv "$OUTDIR/validate_$sw.csv" || rc=1
   done
   return $rc
@@ -83,7 +90,22 @@ stage_validate() {
 stage_bench() {
   local rc=0 sw
   for sw in $SWEEPS; do
-    "$BUILD/bench/bench_all" --sweep "$sw" $QUICK --dtype "$BENCH_DTYPE" --peers auto --csv "$OUTDIR/$sw.csv" || rc=1
+    case "$sw" in
+      model) continue ;;  # a validate sweep
+      e2e) "$BUILD/bench/bench_all" --sweep e2e $QUICK --dtype bf16 --peers auto --csv "$OUTDIR/e2e.csv" || rc=1 ;;
+      *) "$BUILD/bench/bench_all" --sweep "$sw" $QUICK --dtype "$BENCH_DTYPE" --peers auto --csv "$OUTDIR/$sw.csv" || rc=1 ;;
+    esac
+  done
+  return $rc
+}
+
+# One eager decode step per kernel (bf16, batch 4, 128-token prompts) for each profiled model.
+stage_profile() {
+  local rc=0 m prompt
+  prompt=$(seq -s, 11 138)
+  for m in $PROFILE_MODELS; do
+    "$BUILD/engine/minfer" generate --model "preset:$m" --backend cuda --dtype bf16 --batch 4 \
+      --prompt-tokens "$prompt" --max-new-tokens 16 --profile-csv "$OUTDIR/profile_$m.csv" || rc=1
   done
   return $rc
 }
@@ -101,6 +123,7 @@ run_stage build stage_build
 run_stage test stage_test
 run_stage validate stage_validate
 run_stage bench stage_bench
+run_stage profile stage_profile
 run_stage fixtures stage_fixtures
 
 if [ ${#FAILED[@]} -gt 0 ]; then

@@ -16,7 +16,7 @@ struct Case {
   std::vector<std::pair<std::string, int64_t>> axes;  // ordered; same names for every case of a sweep
   std::string label;    // optional: a real model shape's name ("llama-3.1-8b"), else ""
   int64_t axis(const std::string& name) const;  // throws std::out_of_range naming the axis
-  std::string id() const;  // "norm/bf16/rows=4096/hidden=4096/residual=1"
+  std::string id() const;  // "norm/bf16/rows=4096/hidden=4096/residual=1"; model sweeps: "e2e/bf16/qwen3-0.6b/batch=1/..."
 };
 
 // The sweeps this build knows, and their case lists in all three dtypes (quick: a short list for
@@ -24,5 +24,15 @@ struct Case {
 std::vector<std::string> sweep_names();
 std::vector<Case> sweep_cases(const std::string& sweep, bool quick);
 std::vector<std::string> sweep_axes(const std::string& sweep);
+
+// Whole-model sweeps (not op runners; each has its own path in validate_all / bench_all):
+//   "model": validate_all, label = preset, axes batch, prompt_len, ragged, steps; fp32 and bf16.
+//   "e2e":   bench_all, label = preset, axes batch, prompt_len, new_tokens; bf16.
+// sweep_cases / sweep_axes accept them; sweep_names() lists the op sweeps only.
+std::vector<std::string> model_sweep_names();
+bool is_model_sweep(const std::string& sweep);
+// Prompt lengths of a model/e2e case, one per sequence: all prompt_len, or with ragged=1 the cycle
+// prompt_len, 1, 7, 33, ... (a batch whose prompts differ in length).
+std::vector<int> case_prompt_lens(const Case& c);
 
 }  // namespace minfer::val

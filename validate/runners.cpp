@@ -8,12 +8,18 @@
 
 namespace minfer::val {
 
+// Attention runners (validate/run_attention.cpp, validate/run_decode.cpp).
+std::unique_ptr<OpRunner> make_attention_runner(const Case& c);
+std::unique_ptr<OpRunner> make_decode_runner(const Case& c);
+
 std::unique_ptr<OpRunner> make_runner(const Case& c) {
   if (c.sweep == "embedding") return make_embedding_runner(c);
   if (c.sweep == "norm") return make_norm_runner(c);
   if (c.sweep == "rope") return make_rope_runner(c);
   if (c.sweep == "swiglu") return make_swiglu_runner(c);
-  throw std::invalid_argument("make_runner: unknown sweep '" + c.sweep + "' (known: embedding, norm, rope, swiglu)");
+  if (c.sweep == "attention") return make_attention_runner(c);
+  if (c.sweep == "decode") return make_decode_runner(c);
+  throw std::invalid_argument("make_runner: unknown sweep '" + c.sweep + "' (known: embedding, norm, rope, swiglu, attention, decode)");
 }
 
 bool cuda_device_available() {

@@ -2,6 +2,8 @@
 // make_runner(c) -> prepare(seed) -> check(stream), against the scalar reference (DESIGN.md 4).
 // Writes one CSV row per case (PATH.tmp, then renamed), a progress line per case on stderr and a
 // summary table on stdout. Exit 0 all pass, 1 any case failed, 2 bad usage or no CUDA device.
+// --sweep model: the whole-model path (validate/model_check.h), cases run one after another, each
+// writing several rows (prefill, prefill_last, every decode step, summary).
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -19,6 +21,7 @@
 #include "engine/core/error.h"
 #include "validate/case.h"
 #include "validate/csv_table.h"
+#include "validate/model_check.h"
 #include "validate/op_runner.h"
 
 namespace {
@@ -45,6 +48,7 @@ struct Result {
 std::vector<std::string> chosen_sweeps(const std::string& sweep) {
   if (sweep == "all") return minfer::val::sweep_names();
   minfer::val::sweep_axes(sweep);  // throws UsageError naming an unknown sweep
+  if (sweep == "e2e") throw minfer::UsageError("--sweep e2e: a bench_all sweep; validate_all checks --sweep model");
   return {sweep};
 }
 
@@ -135,6 +139,49 @@ void print_summary(const std::vector<Result>& results, double tol) {
     if (!r.pass) std::printf("FAILED %s %s\n", r.c.id().c_str(), r.error.empty() ? r.e.summary().c_str() : r.error.c_str());
 }
 
+std::string model_repro(const Options& o, const Case& c) {
+  return "validate_all --sweep model --case " + c.id() + " --tol " + minfer::val::fmt_double(o.tol) + " --seed " +
+         std::to_string(o.seed);
+}
+
+void print_model_result(size_t i, size_t n, const minfer::val::ModelCaseResult& r) {
+  if (!r.error.empty()) {
+    std::fprintf(stderr, "[%zu/%zu] %-50s FAIL error: %s\n", i + 1, n, r.c.id().c_str(), r.error.c_str());
+    return;
+  }
+  const auto& s = r.rows.back();
+  std::fprintf(stderr, "[%zu/%zu] %-50s %s label=%s prompts=%s worst rel_err=%.3e (bound %.1e) greedy agree %d/%d\n",
+               i + 1, n, r.c.id().c_str(), r.pass ? "PASS" : "FAIL", r.c.label.c_str(),
+               minfer::val::prompt_lens_str(r.prompt_lens).c_str(), s.e.rel_err, s.bound, s.agree, s.tokens);
+}
+
+// The whole-model sweep: one case at a time (each holds a model on the GPU and its reference).
+int run_models(const Options& o, const std::vector<Case>& cases) {
+  const auto meta = minfer::val::run_meta(".");
+  std::fprintf(stderr, "validate_all: %zu model cases on %s (%s), CUDA %s, commit %s\n", cases.size(),
+               meta.gpu_name.c_str(), meta.gpu.c_str(), meta.cuda.c_str(), meta.commit.c_str());
+  minfer::val::CsvTable table(minfer::val::model_columns());
+  int failed = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto r = minfer::val::check_model_case(cases[i], o.tol, o.seed);
+    print_model_result(i, cases.size(), r);
+    failed += r.pass ? 0 : 1;
+    std::vector<minfer::val::StepCheck> rows = r.rows;
+    if (rows.empty()) rows.push_back({"error", 0, {}, 0, 0, o.tol, false});
+    for (const auto& s : rows) {
+      auto row = minfer::val::model_row(r, s);
+      row.insert({{"gpu", meta.gpu}, {"cuda", meta.cuda}, {"commit", meta.commit}, {"repro", model_repro(o, r.c)}});
+      table.add(std::move(row));
+    }
+    if (!o.csv.empty()) table.write(o.csv);
+  }
+  std::printf("%zu model cases, %zu passed, %d failed (fp32 tol %.1e; bf16 rel_err <= %.1e and greedy agreement >= "
+              "%.2f against fp32)\n",
+              cases.size(), cases.size() - static_cast<size_t>(failed), failed, o.tol, minfer::val::kBf16RelErrBound,
+              minfer::val::kBf16AgreeBound);
+  return failed == 0 ? 0 : 1;
+}
+
 int run(const Options& o) {
   const std::vector<Case> cases = chosen_cases(o);
   if (!minfer::val::cuda_device_available()) {
@@ -142,6 +189,7 @@ int run(const Options& o) {
                          "(run it on the GPU machine)\n");
     return 2;
   }
+  if (o.sweep == "model") return run_models(o, cases);
   const auto meta = minfer::val::run_meta(".");
   std::fprintf(stderr, "validate_all: %zu cases on %s (%s), CUDA %s, commit %s\n", cases.size(),
                meta.gpu_name.c_str(), meta.gpu.c_str(), meta.cuda.c_str(), meta.commit.c_str());
@@ -189,7 +237,8 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   CLI::App app{"validate_all: check every kernel case against the scalar reference (DESIGN.md section 4)"};
   Options o;
-  app.add_option("--sweep", o.sweep, "sweep to check: norm, rope, swiglu, embedding or all")->required();
+  app.add_option("--sweep", o.sweep, "sweep to check: norm, rope, swiglu, embedding, all (the four op sweeps) or "
+                                         "model (whole-model logits against the reference)")->required();
   app.add_option("--dtype", o.dtype, "fp32, fp16, bf16 or all")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16", "all"}))->capture_default_str();
   app.add_option("--csv", o.csv, "write one row per case to this CSV (via PATH.tmp, renamed)");

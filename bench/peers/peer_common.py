@@ -83,9 +83,20 @@ def random_input(shape, dtype, gen):
     return (torch.rand(shape, generator=gen, device="cuda", dtype=torch.float32) * 4 - 2).to(dtype)
 
 
+class Skip(Exception):
+    """Raised by a build for a case the peer cannot express: the row says 'skipped: <reason>'."""
+
+
+def note(msg):
+    """A remark about how the current case was run (printed with the progress line's log)."""
+    print(f"  note: {msg}", file=sys.stderr)
+
+
 def run_cases(spec, variant, build, min_time):
     """build(case, gen) -> (fn, ref) where fn() returns the peer's output and ref is the float64
-    reference already rounded to the storage dtype. Returns one peer CSV row per case."""
+    reference already rounded to the storage dtype; or (check_fn, fn, ref) when only a sample of the
+    output is checked (check_fn() returns the sampled output, fn() is what is timed).
+    Returns one peer CSV row per case."""
     rows = []
     gen = torch.Generator(device="cuda")
     for i, case in enumerate(spec["cases"]):
@@ -93,8 +104,9 @@ def run_cases(spec, variant, build, min_time):
         row = {"case_id": case["id"], "variant": variant}
         try:
             torch.cuda.empty_cache()
-            fn, ref = build(case, gen)
-            err = rel_err(fn(), ref)
+            built = build(case, gen)
+            check_fn, fn, ref = built if len(built) == 3 else (built[0], built[0], built[1])
+            err = rel_err(check_fn(), ref)
             del ref
             row["rel_err"] = f"{err:.6g}"
             tol = tolerance(case["dtype"])
@@ -109,7 +121,9 @@ def run_cases(spec, variant, build, min_time):
             out = fn()
             torch.cuda.synchronize()
             row["peak_mem_mib"] = f"{torch.cuda.max_memory_allocated() / 2**20:.5g}"
-            del out, fn
+            del out, fn, check_fn
+        except Skip as e:
+            row["status"] = f"skipped: {e}"
         except Exception as e:  # one failing case must not lose the others' rows
             row["status"] = f"error: {type(e).__name__}: {e}".replace("\n", " ")
         print(f"[{i + 1}/{len(spec['cases'])}] {variant}:{case['id']} {row.get('status')} "
@@ -129,11 +143,19 @@ def write_rows(path, rows):
 
 
 def main(description, variant, build):
+    return main_variants(description, {variant: build})
+
+
+def main_variants(description, builds):
+    """Runs every case for each variant in `builds` ({variant: build}) into one peer CSV."""
     args = parse_args(description)
     if not torch.cuda.is_available():
         print(f"{sys.argv[0]}: no CUDA device", file=sys.stderr)
         return 2
     spec = load_cases(args.cases)
     min_time = args.min_time if args.min_time is not None else float(spec.get("min_time", 0.02))
-    write_rows(args.out, run_cases(spec, variant, build, min_time))
+    rows = []
+    for variant, build in builds.items():
+        rows += run_cases(spec, variant, build, min_time)
+    write_rows(args.out, rows)
     return 0

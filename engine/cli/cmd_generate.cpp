@@ -3,9 +3,13 @@
 // over every prompt, then one batched decode forward per new token. Backend "cuda" runs the engine
 // (engine/model, engine/runtime): device weights, ragged prefill, GPU sampling (greedy, temperature,
 // top-k, top-p, --sample-seed), decode steps as CUDA graphs; prints a timing and memory summary.
+// --profile (cuda): then one more decode step, eager, with CUDA events around each kernel launch,
+// printed as a table (kernel, calls, us, % of step, bytes, GB/s); --profile-csv PATH writes it too.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include <cuda_runtime.h>
@@ -17,6 +21,7 @@
 #include "engine/core/presets.h"
 #include "engine/model/model.h"
 #include "engine/runtime/generator.h"
+#include "engine/runtime/profile.h"
 #include "reference/model.h"
 
 namespace minfer::cli {
@@ -36,6 +41,10 @@ CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
   c->add_option("--top-k", o.top_k, "Keep the k most likely tokens (cuda backend; 0 = off, default)");
   c->add_option("--top-p", o.top_p, "Keep the smallest top set with this probability mass (cuda backend; 1 = off)");
   c->add_option("--sample-seed", o.sample_seed, "Sampling seed (cuda backend); the same seed gives the same tokens");
+  c->add_flag("--profile", o.profile, "cuda backend: after generating, time each kernel of one eager decode step "
+                                      "(CUDA events) and print the breakdown");
+  c->add_option("--profile-csv", o.profile_csv, "cuda backend: write the --profile breakdown to this CSV (implies "
+                                                "--profile)");
   return c;
 }
 
@@ -137,16 +146,30 @@ void print_cuda_summary(const GenerateOptions& o, DType dt, const Seqs& batch, c
               mib_str(r.memory.workspace).c_str());
 }
 
+// Prints the per-kernel table; writes the CSV (PATH.tmp, renamed) when asked.
+void report_profile(const GenerateOptions& o, const StepProfile& p) {
+  std::printf("profile: one eager decode step\n%s", format_profile(p).c_str());
+  if (o.profile_csv.empty()) return;
+  const std::string tmp = o.profile_csv + ".tmp";
+  {
+    std::ofstream f(tmp);
+    if (!f || !(f << profile_csv(p)) || !f.flush()) throw BadInput(o.profile_csv, "(file)", "cannot write");
+  }
+  std::filesystem::rename(tmp, o.profile_csv);
+  std::printf("profile: written to %s\n", o.profile_csv.c_str());
+}
+
 int run_cuda(const GenerateOptions& o) {
   const DType dt = dtype_arg("--dtype", o.dtype);
   LoadedModel m = open_model(o.model, dt, o.seed);
   Seqs batch = build_batch(o, m.config);
   const SamplerConfig sampler = sampler_of(o);
   validate_sampler(sampler, m.config.vocab);
+  const bool profile = o.profile || !o.profile_csv.empty();
   RunShape shape;
   shape.batch = static_cast<int>(batch.size());
-  for (const auto& p : batch) {
-    shape.context = std::max(shape.context, static_cast<int>(p.size()) + o.max_new_tokens);
+  for (const auto& p : batch) {  // --profile: room for the profiled step's token
+    shape.context = std::max(shape.context, static_cast<int>(p.size()) + o.max_new_tokens + (profile ? 1 : 0));
     shape.max_prefill_tokens += static_cast<int>(p.size());
   }
   int devices = 0;
@@ -167,6 +190,7 @@ int run_cuda(const GenerateOptions& o) {
     std::printf("\n");
   }
   print_cuda_summary(o, dt, batch, r);
+  if (profile) report_profile(o, profile_decode_step(model, static_cast<int>(batch.size())));
   return 0;
 }
 
@@ -174,6 +198,8 @@ int run_cuda(const GenerateOptions& o) {
 
 int run_generate(const GenerateOptions& o) {
   if (o.backend == "cuda") return run_cuda(o);
+  if (o.backend != "cuda" && (o.profile || !o.profile_csv.empty()))
+    throw UsageError("--profile: times GPU kernels; use --backend cuda");
   if (o.backend == "reference" && (o.temperature != 0.0f || o.top_k != 0 || o.top_p != 1.0f))
     throw UsageError("--temperature/--top-k/--top-p: the reference backend is greedy only; use --backend cuda");
   if (o.backend != "reference") {

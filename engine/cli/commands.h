@@ -36,6 +36,9 @@ struct GenerateOptions {
   int top_k = 0;
   float top_p = 1.0f;
   uint64_t sample_seed = 0;
+  // Backend cuda: after generating, one eager decode step with events around each launch.
+  bool profile = false;
+  std::string profile_csv;  // also write the breakdown as CSV here ("" = no file)
 };
 
 CLI::App* add_presets_command(CLI::App& app);

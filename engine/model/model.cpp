@@ -39,6 +39,18 @@ Model::~Model() {
   if (stream_) cudaStreamDestroy(stream_);
 }
 
+void Model::reshape(const RunShape& shape) {
+  check_request(cfg_, shape);
+  MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  gemm_.reset();
+  state_.reset();
+  state_ = std::make_unique<RunState>(cfg_, dtype_, shape, weights_->bytes());
+  gemm_ = std::make_unique<Gemm>(state_->gemm_workspace, kGemmWorkspaceBytes);
+  shape_ = shape;
+  lens_.assign(static_cast<size_t>(shape_.batch), 0);
+  kv_tokens_ = 0;
+}
+
 void Model::reset() { std::fill(lens_.begin(), lens_.end(), 0); }
 
 int Model::cached(int seq) const { return lens_.at(static_cast<size_t>(seq)); }
@@ -49,9 +61,12 @@ void* Model::kv_layer(void* base, int l) const {
   return static_cast<uint8_t*>(base) + per_layer * static_cast<uint64_t>(l);
 }
 
-void Model::gemm(const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in, int64_t out) {
+void Model::gemm(const char* name, const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in,
+                 int64_t out) {
   const GemmParams p{dtype_, x, weights_->at(w_off), weights_->at(b_off), y, rows, in, out};
+  mark_begin();
   MINFER_STATUS_CHECK(gemm_->run(p, stream_));
+  mark_end(name, static_cast<double>(out * in + rows * in + rows * out) * static_cast<double>(dtype_size(dtype_)));
 }
 
 // a = rmsnorm(x) (residual null), or residual = residual + x; a = rmsnorm(residual).
@@ -66,15 +81,44 @@ void Model::norm(const void* x, void* residual, int64_t w_off, int64_t rows) {
   p.rows = rows;
   p.hidden = cfg_.hidden;
   p.eps = static_cast<float>(cfg_.rms_eps);
+  mark_begin();
   MINFER_STATUS_CHECK(rmsnorm_forward(p, stream_));
+  const double streams = residual ? 4.0 : 2.0;  // x [+ residual in, residual out], a
+  mark_end("rmsnorm", (streams * static_cast<double>(rows) + 1.0) * static_cast<double>(cfg_.hidden) *
+                          static_cast<double>(dtype_size(dtype_)));
+}
+
+// att = attention(q, cache) over each sequence's cached rows (one layer's cache slices).
+void Model::attend(void* k_cache, void* v_cache, int64_t T, int nseq) {
+  RunState& s = *state_;
+  AttentionParams at;
+  at.dtype = dtype_;
+  at.q = s.q;
+  at.k_cache = k_cache;
+  at.v_cache = v_cache;
+  at.out = s.att;
+  at.cu_seqlens = s.cu_seqlens;
+  at.cache_lens = s.cache_lens;
+  at.slot = s.slot;
+  at.batch = nseq;
+  at.num_tokens = T;
+  at.capacity = shape_.context;
+  at.heads = cfg_.heads;
+  at.kv_heads = cfg_.kv_heads;
+  at.head_dim = cfg_.head_dim;
+  mark_begin();
+  MINFER_STATUS_CHECK(attention_forward(at, stream_));
+  const double es = static_cast<double>(dtype_size(dtype_));
+  mark_end("attention", static_cast<double>(2 * T * cfg_.q_dim() + 2 * kv_tokens_ * cfg_.kv_dim()) * es);
 }
 
 void Model::enqueue_layer(int l, int64_t T, int nseq) {
   const LayerLayout& L = weights_->layout().layers[static_cast<size_t>(l)];
   RunState& s = *state_;
   const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
+  const double es = static_cast<double>(dtype_size(dtype_));
   if (l == 0) norm(s.res, nullptr, L.attn_norm, T); else norm(s.y, s.res, L.attn_norm, T);
-  gemm(s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV);
+  gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV);
   QkvRopeParams r;
   r.dtype = dtype_;
   r.qkv = s.qkv;
@@ -93,41 +137,32 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   r.heads = cfg_.heads;
   r.kv_heads = cfg_.kv_heads;
   r.head_dim = cfg_.head_dim;
+  mark_begin();
   MINFER_STATUS_CHECK(qkv_rope_cache_forward(r, stream_));
-  AttentionParams at;
-  at.dtype = dtype_;
-  at.q = s.q;
-  at.k_cache = r.k_cache;
-  at.v_cache = r.v_cache;
-  at.out = s.att;
-  at.cu_seqlens = s.cu_seqlens;
-  at.cache_lens = s.cache_lens;
-  at.slot = s.slot;
-  at.batch = nseq;
-  at.num_tokens = T;
-  at.capacity = shape_.context;
-  at.heads = cfg_.heads;
-  at.kv_heads = cfg_.kv_heads;
-  at.head_dim = cfg_.head_dim;
-  MINFER_STATUS_CHECK(attention_forward(at, stream_));
-  gemm(s.att, L.wo, -1, s.y, T, Q, H);
+  mark_end("qkv_rope_cache", static_cast<double>(T * (2 * Q + 4 * KV)) * es);
+  attend(r.k_cache, r.v_cache, T, nseq);
+  gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H);
   norm(s.y, s.res, L.ffn_norm, T);
-  gemm(s.a, L.wgu, -1, s.gu, T, H, 2 * I);
+  gemm("gemm.gate_up", s.a, L.wgu, -1, s.gu, T, H, 2 * I);
   const SwigluParams sw{dtype_, s.gu, s.act, T, I, 2 * I, I};
+  mark_begin();
   MINFER_STATUS_CHECK(swiglu_forward(sw, stream_));
-  gemm(s.act, L.wdown, -1, s.y, T, I, H);
+  mark_end("swiglu", static_cast<double>(3 * T * I) * es);
+  gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H);
 }
 
 void Model::enqueue_body(int64_t T, int nseq) {
   RunState& s = *state_;
   const EmbeddingParams e{dtype_, s.ids, weights_->at(weights_->layout().embed), s.res, T, cfg_.vocab, cfg_.hidden};
+  mark_begin();
   MINFER_STATUS_CHECK(embedding_forward(e, stream_));
+  mark_end("embedding", static_cast<double>(2 * T * cfg_.hidden) * static_cast<double>(dtype_size(dtype_)));
   for (int l = 0; l < cfg_.layers; ++l) enqueue_layer(l, T, nseq);
   norm(s.y, s.res, weights_->layout().final_norm, T);
 }
 
 void Model::enqueue_logits(const void* x, int64_t rows) {
-  gemm(x, weights_->layout().lm_head, -1, state_->logits, rows, cfg_.hidden, cfg_.vocab);
+  gemm("gemm.lm_head", x, weights_->layout().lm_head, -1, state_->logits, rows, cfg_.hidden, cfg_.vocab);
 }
 
 // host: [ids T | positions T | token_slot T | cu_seqlens nseq+1 | cache_lens nseq | slot nseq].
@@ -174,6 +209,8 @@ int64_t Model::forward_device(const std::vector<std::vector<int32_t>>& tokens, b
   std::vector<int32_t> host = ids;
   for (const auto* v : {&pos, &tslot, &cu, &lens, &slot}) host.insert(host.end(), v->begin(), v->end());
   upload_indices(host, T, nseq);
+  kv_tokens_ = 0;
+  for (int32_t n : lens) kv_tokens_ += n;
   enqueue_body(T, nseq);
   int64_t rows = T;
   if (!all_logits) {  // gather each sequence's last row of a into y, then the head over those rows
@@ -192,7 +229,13 @@ int64_t Model::forward_device(const std::vector<std::vector<int32_t>>& tokens, b
 }
 
 std::vector<float> Model::forward(const std::vector<std::vector<int32_t>>& tokens) {
-  const int64_t rows = forward_device(tokens, shape_.all_logits);
+  return logits_host(forward_device(tokens, shape_.all_logits));
+}
+
+std::vector<float> Model::logits_host(int64_t rows) {
+  if (rows < 0 || rows > state_->logit_rows())
+    throw UsageError("logits: " + std::to_string(rows) + " rows asked, the buffer holds " +
+                     std::to_string(state_->logit_rows()));
   const size_t n = static_cast<size_t>(rows) * static_cast<size_t>(cfg_.vocab);
   std::vector<uint8_t> raw(n * dtype_size(dtype_));
   MINFER_CUDA_CHECK(cudaMemcpyAsync(raw.data(), state_->logits, raw.size(), cudaMemcpyDeviceToHost, stream_));
@@ -231,6 +274,8 @@ void Model::prepare_decode(int rows, const std::vector<bool>& finished) {
   std::vector<int32_t> host = ids;
   for (const auto* v : {&pos, &tslot, &cu, &lens, &tslot}) host.insert(host.end(), v->begin(), v->end());
   upload_indices(host, rows, rows);
+  kv_tokens_ = 0;
+  for (int b = 0; b < rows; ++b) kv_tokens_ += tslot[static_cast<size_t>(b)] >= 0 ? lens[static_cast<size_t>(b)] : 0;
 }
 
 void Model::finish_row(int b) {

@@ -24,6 +24,7 @@
 #include "engine/core/plan.h"
 #include "engine/core/weights.h"
 #include "engine/model/device_weights.h"
+#include "engine/model/profiler.h"
 #include "engine/model/run_state.h"
 #include "kernels/gemm.h"
 
@@ -45,6 +46,10 @@ class Model {
   cudaStream_t stream() const { return stream_; }
   RunState& state() { return *state_; }
 
+  // Frees the run state and plans a new one for `shape` (the weights stay): one model load serves
+  // many request shapes (bench). Refused (UsageError) as the constructor refuses; after a refusal
+  // the model holds no run state until the next successful reshape.
+  void reshape(const RunShape& shape);
   void reset();                  // every sequence empty
   int cached(int seq) const;     // tokens in sequence seq's cache
 
@@ -65,13 +70,22 @@ class Model {
   // Host bookkeeping after a decode step: every live row appended one token.
   void note_decoded(const std::vector<bool>& finished);
 
+  // The first `rows` rows of state().logits as fp32 on the host (synchronises the stream).
+  std::vector<float> logits_host(int64_t rows);
+  // Launches bracket themselves with p's events while set (eager runs only; null: off).
+  void set_profiler(LaunchProfiler* p) { prof_ = p; }
+
  private:
   void upload_indices(const std::vector<int32_t>& host, int64_t T, int nseq);
   void enqueue_body(int64_t T, int nseq);
   void enqueue_layer(int l, int64_t T, int nseq);
   void enqueue_logits(const void* x, int64_t rows);
-  void gemm(const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in, int64_t out);
+  void gemm(const char* name, const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in,
+            int64_t out);
   void norm(const void* x, void* residual, int64_t w_off, int64_t rows);
+  void attend(void* k_cache, void* v_cache, int64_t T, int nseq);
+  void mark_begin() { if (prof_) prof_->begin(); }
+  void mark_end(const char* name, double bytes) { if (prof_) prof_->end(name, bytes); }
   void* kv_layer(void* base, int l) const;
 
   const ModelConfig cfg_;
@@ -82,6 +96,8 @@ class Model {
   std::unique_ptr<Gemm> gemm_;
   cudaStream_t stream_ = nullptr;
   std::vector<int> lens_;  // (B) cached tokens per sequence
+  int64_t kv_tokens_ = 0;  // cache rows the next forward's attention reads, all sequences (profiler bytes)
+  LaunchProfiler* prof_ = nullptr;
 };
 
 }  // namespace minfer

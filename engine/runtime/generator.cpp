@@ -134,6 +134,7 @@ GenerateResult Generator::generate(const GenerateRequest& r) {
   sample(B, r.sampler);
   std::vector<int32_t> ids = fetch_ids(B);
   out.ttft_ms = ms_since(t0);
+  if (r.on_logits) r.on_logits(0, m_.logits_host(B));
   out.prefill_tok_s = out.ttft_ms > 0 ? static_cast<double>(prompt_tokens) / (out.ttft_ms / 1e3) : 0.0;
 
   std::vector<bool> finished(static_cast<size_t>(B), false);
@@ -150,6 +151,7 @@ GenerateResult Generator::generate(const GenerateRequest& r) {
   for (int step = 0; live > 0; ++step) {
     run_step(out.bucket, r.sampler, r.use_graph, step, out.graph);
     ids = fetch_ids(out.bucket);
+    if (r.on_logits) r.on_logits(step + 1, m_.logits_host(out.bucket));
     m_.note_decoded(finished);
     ++out.decode_steps;
     for (int b = 0; b < B; ++b) {

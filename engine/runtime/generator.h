@@ -6,6 +6,7 @@
 // B sequences, Bb bucket rows.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <vector>
 
@@ -22,6 +23,10 @@ struct GenerateRequest {
   SamplerConfig sampler;
   int eos_token_id = -1;   // < 0: none
   bool use_graph = true;   // false: every decode step eager (for tests)
+  // Observer of the per-step logits (validation): called with host fp32 logits after the prefill
+  // (step 0: (B, V), one row per sequence) and after each decode step s >= 1 ((Bb, V); rows past B
+  // are padding, a finished row's values are undefined). Each call copies and synchronises.
+  std::function<void(int step, const std::vector<float>& logits)> on_logits;
 };
 
 struct GenerateResult {

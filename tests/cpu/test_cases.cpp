@@ -168,3 +168,77 @@ TEST(Cases, QuickIsAShortProperSubset) {
     EXPECT_TRUE(any_case(quick, [](const Case& c) { return !c.label.empty(); })) << sw;
   }
 }
+
+// ---- whole-model sweeps (validate_all --sweep model, bench_all --sweep e2e) ----------------------
+
+TEST(ModelCases, AxesAndNotAmongTheOpSweeps) {
+  using minfer::val::is_model_sweep;
+  using minfer::val::model_sweep_names;
+  EXPECT_EQ(model_sweep_names(), (std::vector<std::string>{"model", "e2e"}));
+  EXPECT_EQ(sweep_axes("model"), (std::vector<std::string>{"batch", "prompt_len", "ragged", "steps"}));
+  EXPECT_EQ(sweep_axes("e2e"), (std::vector<std::string>{"batch", "prompt_len", "new_tokens"}));
+  for (const auto& sw : sweep_names()) EXPECT_FALSE(is_model_sweep(sw)) << sw;
+  EXPECT_TRUE(is_model_sweep("model"));
+  EXPECT_TRUE(is_model_sweep("e2e"));
+}
+
+TEST(ModelCases, ModelSweepCoversFamiliesOddSizesAndDtypes) {
+  for (bool quick : {false, true}) {
+    const auto cs = sweep_cases("model", quick);
+    ASSERT_FALSE(cs.empty());
+    std::set<std::string> presets;
+    for (const auto& c : cs) {
+      EXPECT_EQ(c.sweep, "model");
+      EXPECT_TRUE(c.dtype == DType::F32 || c.dtype == DType::BF16) << c.id();
+      EXPECT_EQ(c.axis("steps"), c.dtype == DType::BF16 ? 64 : (c.label == "qwen2.5-0.5b" ? 2 : 4)) << c.id();
+      presets.insert(c.label);
+    }
+    for (const char* p : {"tiny", "tiny-qwen2", "tiny-qwen3"}) EXPECT_TRUE(presets.count(p)) << p << " quick=" << quick;
+    // Every preset has a ragged batch of 3 in fp32 and in bf16.
+    for (const char* p : {"tiny", "tiny-qwen2", "tiny-qwen3"})
+      for (DType t : {DType::F32, DType::BF16})
+        EXPECT_TRUE(any_case(cs, [&](const Case& c) {
+          return c.label == p && c.dtype == t && c.axis("batch") == 3 && c.axis("ragged") == 1;
+        })) << p;
+  }
+  const auto full = sweep_cases("model", false);
+  for (int64_t len : {1, 7, 33})
+    EXPECT_TRUE(any_case(full, [&](const Case& c) { return c.dtype == DType::F32 && c.axis("batch") == 1 && c.axis("prompt_len") == len; }))
+        << len;
+  EXPECT_TRUE(any_case(full, [](const Case& c) { return c.label == "qwen2.5-0.5b"; }));
+  EXPECT_FALSE(any_case(sweep_cases("model", true), [](const Case& c) { return c.label == "qwen2.5-0.5b"; }));
+}
+
+TEST(ModelCases, RaggedPromptLengthsDiffer) {
+  using minfer::val::case_prompt_lens;
+  for (const auto& c : sweep_cases("model", false)) {
+    const auto lens = case_prompt_lens(c);
+    ASSERT_EQ(static_cast<int64_t>(lens.size()), c.axis("batch")) << c.id();
+    EXPECT_EQ(lens[0], c.axis("prompt_len")) << c.id();
+    if (c.axis("ragged")) EXPECT_EQ(lens, (std::vector<int>{33, 1, 7})) << c.id();
+    else for (int n : lens) EXPECT_EQ(n, c.axis("prompt_len")) << c.id();
+  }
+}
+
+TEST(ModelCases, E2eGridAndQuickSubset) {
+  const auto full = sweep_cases("e2e", false), quick = sweep_cases("e2e", true);
+  EXPECT_EQ(full.size(), 4u * 4u * 4u);  // 4 models x 4 batches x 4 prompt lengths, bf16 only
+  for (const char* m : {"qwen3-0.6b", "qwen2.5-0.5b", "llama-3.1-8b", "seed-medium"})
+    for (int64_t b : {1, 4, 16, 32})
+      for (int64_t p : {128, 512, 2048, 8192})
+        EXPECT_TRUE(any_case(full, [&](const Case& c) {
+          return c.label == m && c.axis("batch") == b && c.axis("prompt_len") == p && c.dtype == DType::BF16 &&
+                 c.axis("new_tokens") == 128;
+        })) << m << " " << b << " " << p;
+  EXPECT_FALSE(quick.empty());
+  EXPECT_LT(quick.size(), full.size());
+  std::set<std::string> ids;
+  for (const auto& c : full) ids.insert(c.id());
+  EXPECT_EQ(ids.size(), full.size());  // ids are unique
+  for (const auto& c : quick) EXPECT_TRUE(ids.count(c.id())) << c.id();
+}
+
+TEST(ModelCases, IdsNameTheModel) {
+  for (const auto& c : sweep_cases("e2e", true)) EXPECT_NE(c.id().find("/" + c.label + "/"), std::string::npos) << c.id();
+  for (const auto& c : sweep_cases("norm", true)) EXPECT_EQ(c.id().find("//"), std::string::npos) << c.id();
+}

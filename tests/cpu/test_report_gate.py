@@ -114,6 +114,24 @@ class GateTest(unittest.TestCase):
         self.assertEqual(rc, 1, out)
         self.assertIn("not timed", out)
 
+    def test_row_bound_column_replaces_the_default_tolerance(self):
+        cols = VAL_COLS + ["bound"]
+        ok = dict(val_row(1, 2e-2, True), bound=5e-2)   # bf16 whole-model row under its written bound
+        bad = dict(val_row(3, 6e-2, True), bound=5e-2)  # over it
+        write_csv(self.path("m.csv"), cols, [ok])
+        self.assertEqual(self.gate(self.path("m.csv"))[0], 0)
+        write_csv(self.path("n.csv"), cols, [ok, bad])
+        rc, out = self.gate(self.path("n.csv"))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("rows=3", out)
+        write_csv(self.path("o.csv"), cols, [dict(val_row(5, 2e-3, True), bound="")])  # empty: 1e-3
+        self.assertEqual(self.gate(self.path("o.csv"))[0], 1)
+
+    def test_skipped_bench_row_of_ours_is_not_a_failure(self):
+        write_csv(self.path("s.csv"), BENCH_COLS, [bench_row(4096, 10.0, status="skipped: MoE not supported yet")])
+        rc, out = self.gate(self.path("s.csv"))
+        self.assertEqual(rc, 0, out)
+
     def test_perf_regression_over_ten_percent(self):
         write_csv(os.path.join(self.base, "h100", "norm.csv"), BENCH_COLS,
                   [bench_row(4096, 10.0), bench_row(16384, 40.0), bench_row(4096, 5.0, dtype="fp16")])

@@ -3,7 +3,8 @@
 // tiny-qwen2 and tiny-qwen3 in fp32 at every prefill and decode step of a ragged batch (prompts of
 // 1, 5 and 17 tokens), rel err <= 1e-3; greedy tokens equal the reference's, with and without the
 // CUDA graph; GPU sampling (distribution, top-k, top-p, reproducible for a seed); the KV cache
-// refusal naming the limit. Every test skips when no CUDA device is present.
+// refusal naming the limit; the per-step logits observer, reshape, the per-kernel decode profile, and
+// the quick cases of validate_all's model sweep. Every test skips when no CUDA device is present.
 #include <cmath>
 #include <map>
 #include <string>
@@ -19,12 +20,14 @@
 #include "engine/core/weights.h"
 #include "engine/model/model.h"
 #include "engine/runtime/generator.h"
+#include "engine/runtime/profile.h"
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
 #include "kernels/sampling.h"
 #include "reference/model.h"
 #include "reference/ops.h"
 #include "validate/compare.h"
+#include "validate/model_check.h"
 #include "validate/op_runner.h"
 
 namespace minfer {
@@ -382,6 +385,97 @@ TEST_F(Engine, KvCacheRefusalNamesTheLimit) {
     FAIL() << "context past max_position_embeddings was not refused";
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("max_position_embeddings"), std::string::npos) << e.what();
+  }
+}
+
+// ---- per-step logits, reshape, profile, model sweep ------------------------------------------------
+
+TEST_F(Engine, GeneratorReportsLogitsOfEveryStep) {
+  const char* preset = "tiny-qwen2";
+  const ModelConfig cfg = preset_config(preset);
+  auto src = preset_source(preset, DType::F32);
+  const Seqs prompts = ragged_prompts(cfg.vocab);
+  Model eng(cfg, *src, DType::F32, generate_shape(3, 17 + 6, 23));
+  std::vector<std::pair<int, size_t>> seen;  // (step, values)
+  std::vector<std::vector<float>> logits;
+  Generator g(eng);
+  GenerateRequest r;
+  r.prompts = prompts;
+  r.max_new_tokens = 6;
+  r.on_logits = [&](int step, const std::vector<float>& l) {
+    seen.emplace_back(step, l.size());
+    logits.push_back(l);
+  };
+  const GenerateResult res = g.generate(r);
+  ASSERT_EQ(seen.size(), 6u);
+  EXPECT_EQ(seen[0], std::make_pair(0, size_t{3} * static_cast<size_t>(cfg.vocab)));
+  for (int s = 1; s < 6; ++s) EXPECT_EQ(seen[static_cast<size_t>(s)], std::make_pair(s, static_cast<size_t>(bucket_for(3, 3)) * static_cast<size_t>(cfg.vocab)));
+  for (int s = 0; s < 6; ++s)  // the greedy token of each step is the argmax of the logits reported
+    for (int b = 0; b < 3; ++b) {
+      const float* row = logits[static_cast<size_t>(s)].data() + static_cast<size_t>(b) * static_cast<size_t>(cfg.vocab);
+      EXPECT_EQ(res.tokens[static_cast<size_t>(b)][static_cast<size_t>(s)],
+                static_cast<int32_t>(std::max_element(row, row + cfg.vocab) - row)) << "step " << s << " seq " << b;
+    }
+}
+
+TEST_F(Engine, ReshapeServesANewRequestShape) {
+  const char* preset = "tiny";
+  const ModelConfig cfg = preset_config(preset);
+  auto src = preset_source(preset, DType::F32);
+  const ModelWeights w = load_weights(cfg, *src, DType::F32);
+  ref::Model ref(cfg, w, DType::F32);
+  Model eng(cfg, *src, DType::F32, generate_shape(1, 8, 4));
+  const Seqs prompts = ragged_prompts(cfg.vocab);
+  EXPECT_THROW(run_generate(eng, prompts, 6, SamplerConfig{}, true, -1), UsageError);  // batch 1 planned
+  eng.reshape(generate_shape(3, 17 + 6, 23));
+  EXPECT_EQ(eng.shape().batch, 3);
+  const GenerateResult r = run_generate(eng, prompts, 6, SamplerConfig{}, true, -1);
+  ModelConfig no_eos = cfg;
+  no_eos.eos_token_id = -1;
+  ref::Model plain(no_eos, w, DType::F32);
+  for (size_t b = 0; b < prompts.size(); ++b) EXPECT_EQ(r.tokens[b], plain.generate_greedy(prompts[b], 6)) << b;
+  EXPECT_THROW(eng.reshape(generate_shape(1, cfg.max_position + 1, 4)), UsageError);
+}
+
+TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStep) {
+  const char* preset = "tiny-qwen3";
+  const ModelConfig cfg = preset_config(preset);
+  auto src = preset_source(preset, DType::BF16);
+  Model eng(cfg, *src, DType::BF16, generate_shape(3, 17 + 6 + 1, 23));
+  run_generate(eng, ragged_prompts(cfg.vocab), 6, SamplerConfig{}, true, -1);
+  std::vector<int> before;
+  for (int b = 0; b < 3; ++b) before.push_back(eng.cached(b));
+  const StepProfile p = profile_decode_step(eng, 3);
+  EXPECT_EQ(p.rows, bucket_for(3, 3));
+  std::map<std::string, int> calls;
+  int total = 0;
+  for (const KernelTiming& k : p.kernels) {
+    calls[k.name] = k.calls;
+    total += k.calls;
+    EXPECT_GT(k.us, 0.0) << k.name;
+    EXPECT_GT(k.bytes, 0.0) << k.name;
+  }
+  const int L = cfg.layers;
+  EXPECT_EQ(calls["embedding"], 1);
+  EXPECT_EQ(calls["gemm.qkv"], L);
+  EXPECT_EQ(calls["attention"], L);
+  EXPECT_EQ(calls["rmsnorm"], 2 * L + 1);
+  EXPECT_EQ(calls["gemm.lm_head"], 1);
+  EXPECT_EQ(total, 1 + L * 9 + 1 + 1);  // per layer: 2 norms, 4 GEMMs, rope, attention, swiglu
+  EXPECT_GE(p.step_us, p.launches_us * 0.5);
+  EXPECT_NE(format_profile(p).find("gemm.gate_up"), std::string::npos);
+  EXPECT_EQ(profile_csv(p).rfind("kernel,calls,us,pct,bytes,gbps\n", 0), 0u);
+  for (int b = 0; b < 3; ++b) EXPECT_EQ(eng.cached(b), before[static_cast<size_t>(b)]);
+}
+
+TEST_F(Engine, ModelSweepQuickFp32CasesPass) {
+  for (const val::Case& c : val::sweep_cases("model", true)) {
+    if (c.dtype != DType::F32) continue;
+    const val::ModelCaseResult r = val::check_model_case(c, 1e-3, 1234);
+    ASSERT_TRUE(r.error.empty()) << c.id() << ": " << r.error;
+    EXPECT_TRUE(r.pass) << c.id() << " worst " << r.rows.back().e.summary();
+    EXPECT_EQ(r.rows.size(), static_cast<size_t>(c.axis("steps") + 3)) << c.id();
+    EXPECT_EQ(r.rows.back().agree, r.rows.back().tokens) << c.id();  // fp32: every greedy token agrees
   }
 }
 

@@ -1,0 +1,255 @@
+// kernels/decode_attention.cu: split-KV decode attention (see decode_attention.h). Version v1.
+// Split pass: grid (NS, nkv * head groups, B), 128 threads. A block owns keys
+// [split * chunk, (split + 1) * chunk) of one sequence, chunk = cache_len / NS rounded up to the tile,
+// and up to 16 query heads of one KV head. Per tile of 32 keys: K and V rows are read once from the
+// cache (16-byte loads) into shared memory as fp32; thread (head, key) scores; warp w keeps the online
+// softmax of heads w, w + 4, ...; thread d accumulates output dim d of its heads. With NS == 1 the
+// block writes the final output, else a partial (normalised output, log2-sum-exp) per split.
+// Combine pass: grid (B * nh), weights exp2(lse_s - max lse) over the splits.
+#include "kernels/decode_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "kernels/common/dispatch.cuh"
+#include "kernels/common/dtype_traits.cuh"
+
+namespace minfer {
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+constexpr int kTile = 32;       // keys per shared tile (one per lane in the softmax)
+constexpr int kMaxGroup = 16;   // query heads per block
+constexpr int kMaxSplits = 64;
+constexpr int kMinKeysPerSplit = 128;
+
+// Row (hd elements) of token `pos` of sequence b, KV head kvh, in the contiguous or paged cache.
+template <typename T>
+__device__ __forceinline__ const T* kv_row(const DecodeAttentionParams& p, const T* base /*cache*/, int b,
+                                           int pos, int kvh, int hd) {
+  int64_t row;
+  if (p.block_table) {
+    const int64_t page = p.block_table[static_cast<int64_t>(b) * p.max_pages + pos / p.page_size];
+    row = page * p.page_size + pos % p.page_size;
+  } else {
+    row = static_cast<int64_t>(b) * p.max_len + pos;
+  }
+  return base + (row * p.kv_heads + kvh) * hd;
+}
+
+// Keys [t0, t0 + n) of (b, kvh) into ks (kTile, HD+1) and vs (kTile, HD) as fp32; rows >= n are zero.
+template <typename T, int HD>
+__device__ __forceinline__ void load_kv(const DecodeAttentionParams& p, int b, int kvh, int t0, int n,
+                                        float (*ks)[HD + 1], float (*vs)[HD]) {
+  constexpr int V = kern::kVec16<T>, kPer = HD / V;  // elements per access, accesses per row
+  using P = kern::Pack<T, V>;
+  for (int i = threadIdx.x; i < kTile * kPer; i += kThreads) {
+    const int r = i / kPer, c = (i % kPer) * V;
+    float kf[V], vf[V];
+    if (r < n) {
+      kern::unpack(*reinterpret_cast<const P*>(kv_row(p, static_cast<const T*>(p.k_cache), b, t0 + r, kvh, HD) + c), kf);
+      kern::unpack(*reinterpret_cast<const P*>(kv_row(p, static_cast<const T*>(p.v_cache), b, t0 + r, kvh, HD) + c), vf);
+    } else {
+#pragma unroll
+      for (int e = 0; e < V; ++e) kf[e] = vf[e] = 0.f;
+    }
+#pragma unroll
+    for (int e = 0; e < V; ++e) ks[r][c + e] = kf[e], vs[r][c + e] = vf[e];
+  }
+}
+
+struct SplitOut {
+  float* o;    // (B, nh, NS, hd) partial outputs, normalised
+  float* lse;  // (B, nh, NS) log2-sum-exp of the scaled scores (-inf: empty split)
+  int splits;  // NS
+  int groups;  // head groups per KV head
+};
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(kThreads) decode_split(DecodeAttentionParams p, SplitOut so, float scale_log2) {
+  constexpr int kRowsPerThread = kMaxGroup * HD / kThreads;  // output rows (heads) per thread
+  constexpr int kRowPhase = kThreads / HD;                   // threads sharing a dim
+  __shared__ float qs[kMaxGroup][HD];     // (heads of the block, HD)
+  __shared__ float ks[kTile][HD + 1];     // (keys, HD) padded: lanes read different rows
+  __shared__ float vs[kTile][HD];         // (keys, HD)
+  __shared__ float ps[kMaxGroup][kTile];  // scores, then probabilities
+  __shared__ float corr_s[kMaxGroup], m_s[kMaxGroup], l_s[kMaxGroup];
+  const int b = blockIdx.z, kvh = blockIdx.y / so.groups, split = blockIdx.x;
+  const int group = p.heads / p.kv_heads, g0 = (blockIdx.y % so.groups) * kMaxGroup;
+  const int gn = min(kMaxGroup, group - g0), h0 = kvh * group + g0;  // heads [h0, h0 + gn)
+  const int len = p.cache_lens[b];
+  const int chunk = ((len + so.splits - 1) / so.splits + kTile - 1) / kTile * kTile;
+  const int kbeg = split * chunk, kend = min(len, kbeg + chunk);
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+
+  const T* qg = static_cast<const T*>(p.q) + (static_cast<int64_t>(b) * p.heads + h0) * HD;  // (gn, HD)
+  for (int i = tid; i < kMaxGroup * HD; i += kThreads)
+    qs[i / HD][i % HD] = i / HD < gn ? kern::to_float(qg[i]) : 0.f;
+  float m[kMaxGroup / kWarps], l[kMaxGroup / kWarps], acc[kRowsPerThread];
+#pragma unroll
+  for (int i = 0; i < kMaxGroup / kWarps; ++i) m[i] = -INFINITY, l[i] = 0.f;
+#pragma unroll
+  for (int i = 0; i < kRowsPerThread; ++i) acc[i] = 0.f;
+  const int d = tid % HD, r0 = tid / HD;  // this thread's output dim and first head row
+
+  for (int t0 = kbeg; t0 < kend; t0 += kTile) {
+    const int n = min(kTile, kend - t0);
+    load_kv<T, HD>(p, b, kvh, t0, n, ks, vs);
+    __syncthreads();  // also publishes qs on the first tile
+    for (int i = tid; i < gn * kTile; i += kThreads) {
+      const int gq = i / kTile, j = i % kTile;
+      float dot = 0.f;
+#pragma unroll 8
+      for (int e = 0; e < HD; ++e) dot += qs[gq][e] * ks[j][e];
+      ps[gq][j] = j < n ? dot * scale_log2 : -INFINITY;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kMaxGroup / kWarps; ++i) {
+      const int gq = warp + kWarps * i;
+      if (gq >= gn) continue;  // warp-uniform
+      const float s = ps[gq][lane];
+      float mx = s;
+      for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+      const float mn = fmaxf(m[i], mx);  // finite: key t0 is valid
+      const float pj = exp2f(s - mn), corr = exp2f(m[i] - mn);
+      float sum = pj;
+      for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+      l[i] = l[i] * corr + sum;
+      m[i] = mn;
+      ps[gq][lane] = pj;
+      if (lane == 0) corr_s[gq] = corr;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kRowsPerThread; ++i) {
+      const int gq = r0 + kRowPhase * i;
+      if (gq >= gn) continue;
+      float a = acc[i] * corr_s[gq];
+      for (int j = 0; j < n; ++j) a += ps[gq][j] * vs[j][d];
+      acc[i] = a;
+    }
+    __syncthreads();  // ks, vs, ps are refilled next tile
+  }
+
+#pragma unroll
+  for (int i = 0; i < kMaxGroup / kWarps; ++i) {
+    const int gq = warp + kWarps * i;
+    if (gq < gn && lane == 0) m_s[gq] = m[i], l_s[gq] = l[i];
+  }
+  __syncthreads();
+#pragma unroll
+  for (int i = 0; i < kRowsPerThread; ++i) {
+    const int gq = r0 + kRowPhase * i;
+    if (gq >= gn) continue;
+    const float lv = l_s[gq], o = lv > 0.f ? acc[i] / lv : 0.f;
+    const int64_t bh = static_cast<int64_t>(b) * p.heads + h0 + gq;
+    if (so.splits == 1) {
+      static_cast<T*>(p.out)[bh * HD + d] = kern::from_float<T>(o);
+      continue;
+    }
+    so.o[(bh * so.splits + split) * HD + d] = o;
+    if (d == 0) so.lse[bh * so.splits + split] = lv > 0.f ? m_s[gq] + log2f(lv) : -INFINITY;
+  }
+}
+
+// out (B, nh, HD) from the splits' partials; one block per (b, h), thread d per output dim.
+template <typename T, int HD>
+__global__ void __launch_bounds__(HD) decode_combine(DecodeAttentionParams p, SplitOut so) {
+  const int64_t bh = blockIdx.x;
+  const float* lse = so.lse + bh * so.splits;          // (NS)
+  const float* o = so.o + bh * so.splits * HD;         // (NS, HD)
+  float mx = -INFINITY;
+  for (int s = 0; s < so.splits; ++s) mx = fmaxf(mx, lse[s]);
+  float num = 0.f, den = 0.f;
+  if (mx > -INFINITY) {
+    for (int s = 0; s < so.splits; ++s) {
+      if (lse[s] == -INFINITY) continue;
+      const float w = exp2f(lse[s] - mx);
+      num += w * o[s * HD + threadIdx.x];
+      den += w;
+    }
+  }
+  static_cast<T*>(p.out)[bh * HD + threadIdx.x] = kern::from_float<T>(den > 0.f ? num / den : 0.f);
+}
+
+template <typename T, int HD>
+Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
+  SplitOut so;
+  so.splits = splits;
+  so.groups = (p.heads / p.kv_heads + kMaxGroup - 1) / kMaxGroup;
+  so.o = p.workspace;
+  so.lse = p.workspace + static_cast<size_t>(p.batch) * p.heads * splits * HD;
+  const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD))) * kLog2e;
+  const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(p.kv_heads * so.groups),
+                  static_cast<unsigned>(p.batch));
+  decode_split<T, HD><<<grid, kThreads, 0, stream>>>(p, so, scale_log2);
+  MINFER_LAUNCH_RETURN();
+  if (splits > 1) {
+    decode_combine<T, HD><<<static_cast<unsigned>(p.batch * p.heads), HD, 0, stream>>>(p, so);
+    MINFER_LAUNCH_RETURN();
+  }
+  return Status::ok();
+}
+
+Status check_params(const DecodeAttentionParams& p) {
+  MINFER_REQUIRE(p.heads > 0 && p.kv_heads > 0 && p.heads % p.kv_heads == 0, "kv_heads",
+                 "must divide heads (" + std::to_string(p.heads) + "), got " + std::to_string(p.kv_heads));
+  MINFER_REQUIRE(p.batch > 0 && p.batch <= 65535, "batch", "must be in [1, 65535], got " + std::to_string(p.batch));
+  MINFER_REQUIRE(p.max_kv_len > 0, "max_kv_len", "must be > 0, got " + std::to_string(p.max_kv_len));
+  MINFER_REQUIRE(p.q && p.k_cache && p.v_cache && p.out && p.cache_lens, "q", "every pointer must be set");
+  MINFER_REQUIRE(kern::aligned16(p.k_cache) && kern::aligned16(p.v_cache), "k_cache",
+                 "k_cache and v_cache must be 16-byte aligned");
+  if (p.block_table) {
+    MINFER_REQUIRE(p.page_size >= 16, "page_size", "must be >= 16, got " + std::to_string(p.page_size));
+    MINFER_REQUIRE(p.max_pages > 0 && static_cast<int64_t>(p.max_pages) * p.page_size >= p.max_kv_len, "max_pages",
+                   "max_pages * page_size must cover max_kv_len (" + std::to_string(p.max_kv_len) + ")");
+  } else {
+    MINFER_REQUIRE(p.max_len >= p.max_kv_len, "max_len",
+                   "contiguous capacity must be >= max_kv_len (" + std::to_string(p.max_kv_len) + ")");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+int decode_attention_splits(int batch, int heads, int kv_heads, int max_kv_len, int num_sms) {
+  const int groups = (heads / std::max(kv_heads, 1) + kMaxGroup - 1) / kMaxGroup;
+  const int64_t work = static_cast<int64_t>(batch) * kv_heads * groups;  // blocks with one split
+  const int64_t want = (2 * static_cast<int64_t>(num_sms) + work - 1) / std::max<int64_t>(work, 1);
+  const int64_t cap = (static_cast<int64_t>(max_kv_len) + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
+  return static_cast<int>(std::clamp<int64_t>(std::min(want, cap), 1, kMaxSplits));
+}
+
+size_t decode_attention_workspace_bytes(int batch, int heads, int head_dim, int num_splits) {
+  if (num_splits <= 1) return 0;
+  return static_cast<size_t>(batch) * heads * num_splits * (head_dim + 1) * sizeof(float);
+}
+
+Status decode_attention_forward(const DecodeAttentionParams& p, cudaStream_t stream) {
+  const Status st = check_params(p);
+  if (!st.is_ok()) return st;
+  int splits = p.num_splits;
+  if (splits == 0) {
+    int dev = 0, sms = 0;
+    MINFER_CUDA_RETURN(cudaGetDevice(&dev));
+    MINFER_CUDA_RETURN(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    splits = decode_attention_splits(p.batch, p.heads, p.kv_heads, p.max_kv_len, sms);
+  }
+  MINFER_REQUIRE(splits >= 1 && splits <= kMaxSplits, "num_splits",
+                 "must be in [1, 64] (or 0: automatic), got " + std::to_string(splits));
+  const size_t need = decode_attention_workspace_bytes(p.batch, p.heads, p.head_dim, splits);
+  MINFER_REQUIRE(p.workspace_bytes >= need && (need == 0 || p.workspace), "workspace",
+                 "needs " + std::to_string(need) + " bytes for " + std::to_string(splits) + " splits, got " +
+                     std::to_string(p.workspace_bytes));
+  switch (p.head_dim) {
+    case 64: MINFER_DISPATCH_DTYPE(p.dtype, T, { return launch<T, 64>(p, splits, stream); });
+    case 128: MINFER_DISPATCH_DTYPE(p.dtype, T, { return launch<T, 128>(p, splits, stream); });
+  }
+  return Status::error("head_dim: unsupported value " + std::to_string(p.head_dim) + " (supported: 64, 128)");
+}
+
+}  // namespace minfer

@@ -1,0 +1,41 @@
+// kernels/flash_prefill.h: fused prefill attention (FlashAttention-2 algorithm) for a ragged batch,
+// with optional cached prefix (chunked prefill). Versions: v1 (fp16/bf16: one block of 4 warps per
+// 64 query rows of one head, tiles of 64 keys, mma.sync m16n8k16 on tensor cores, online softmax in
+// fp32, no N x N buffer; fp32: a scalar path, one warp per (query row, head)).
+// Dimension legend: B sequences; TQ = total query rows, TK = total key rows; nh query heads, nkv KV
+// heads (GQA/MQA: query head h reads KV head h / (nh / nkv)); hd head_dim (64 or 128).
+// Sequence b's queries are rows [cu_seqlens_q[b], cu_seqlens_q[b+1]) of q and out; its keys and
+// values are rows [cu_seqlens_k[b], cu_seqlens_k[b+1]) of k and v. Tq_b <= Tk_b: the new tokens are
+// the last Tq_b of its Tk_b, so query i sits at position Tk_b - Tq_b + i and, when causal, sees keys
+// 0 ..= that position (Tq_b == Tk_b is plain prefill). Scores scaled by 1/sqrt(hd); output rounded
+// to dtype once. Reference: ref::attention (per sequence, same argument meaning).
+#pragma once
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+#include "engine/core/dtype.h"
+#include "kernels/common/status.h"
+
+namespace minfer {
+
+struct FlashPrefillParams {
+  DType dtype = DType::BF16;
+  const void* q = nullptr;               // (TQ, nh, hd)
+  const void* k = nullptr;               // (TK, nkv, hd)
+  const void* v = nullptr;               // (TK, nkv, hd)
+  void* out = nullptr;                   // (TQ, nh, hd)
+  const int32_t* cu_seqlens_q = nullptr; // (B + 1) query row offsets, device memory
+  const int32_t* cu_seqlens_k = nullptr; // (B + 1) key row offsets, device memory
+  int batch = 0;                         // B
+  int max_seqlen_q = 0;                  // max over b of Tq_b (sizes the grid)
+  int heads = 0;                         // nh
+  int kv_heads = 0;                      // nkv, divides nh
+  int head_dim = 0;                      // hd: 64 or 128
+  bool causal = true;
+};
+
+// Checks the params (naming the field at fault), then launches on `stream`.
+Status flash_prefill_forward(const FlashPrefillParams& p, cudaStream_t stream);
+
+}  // namespace minfer

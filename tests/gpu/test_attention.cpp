@@ -1,0 +1,154 @@
+// tests/gpu/test_attention.cpp: the attention kernels (kernels/flash_prefill, kernels/decode_attention)
+// against the scalar reference through make_runner()->check(), in fp32, fp16 and bf16: prefill with
+// causal and non-causal masks, MHA/GQA/MQA, head_dim 64 and 128, ragged batches and a cached prefix
+// (chunked prefill); decode over contiguous and paged caches, one split and many, more than 16 query
+// heads per KV head. Outputs are NaN-poisoned first and cache rows past each length hold NaN. Also the
+// launchers' argument errors (no device needed) and the split choice. GPU cases skip with no device.
+#include <cctype>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kernels/decode_attention.h"
+#include "kernels/flash_prefill.h"
+#include "validate/op_runner.h"
+
+namespace minfer {
+namespace {
+
+constexpr double kTol = 1e-3;
+const DType kDtypes[] = {DType::F32, DType::F16, DType::BF16};
+using Axes = std::vector<std::pair<std::string, int64_t>>;
+
+// {batch, seqlen, heads, kv_heads, head_dim, causal, ragged, prefix}
+Axes prefill(int64_t b, int64_t s, int64_t h, int64_t kv, int64_t hd, int64_t causal, int64_t ragged, int64_t prefix) {
+  return {{"batch", b}, {"seqlen", s}, {"heads", h}, {"kv_heads", kv}, {"head_dim", hd},
+          {"causal", causal}, {"ragged", ragged}, {"prefix", prefix}};
+}
+// {batch, kv_len, heads, kv_heads, head_dim, paged, ragged}
+Axes decode(int64_t b, int64_t len, int64_t h, int64_t kv, int64_t hd, int64_t paged, int64_t ragged) {
+  return {{"batch", b}, {"kv_len", len}, {"heads", h}, {"kv_heads", kv}, {"head_dim", hd},
+          {"paged", paged}, {"ragged", ragged}};
+}
+
+std::vector<val::Case> attention_cases() {
+  const std::vector<std::pair<std::string, std::vector<Axes>>> shapes = {
+      {"attention",
+       {prefill(1, 1, 16, 16, 64, 1, 0, 0),       // one token
+        prefill(1, 17, 14, 2, 64, 1, 0, 0),       // partial tile, GQA 7:1
+        prefill(1, 130, 32, 8, 128, 0, 0, 0),     // three query tiles, non-causal
+        prefill(3, 200, 14, 2, 128, 1, 1, 0),     // ragged batch, causal
+        prefill(3, 17, 32, 8, 64, 1, 1, 100),     // chunked prefill: cached prefix + new tokens
+        prefill(2, 70, 8, 1, 128, 0, 1, 33),      // MQA, prefix, non-causal
+        prefill(1, 1000, 16, 16, 64, 1, 0, 0)}},  // many key tiles
+      {"decode",
+       {decode(1, 1, 16, 16, 64, 0, 0),           // one cached token
+        decode(3, 17, 14, 2, 64, 1, 1),           // paged, ragged, partial page
+        decode(1, 4000, 32, 8, 128, 0, 0),        // many splits (combine pass)
+        decode(5, 1000, 32, 8, 128, 1, 1),        // paged, ragged, splits
+        decode(2, 300, 64, 1, 128, 1, 0),         // 64 heads per KV head: four head groups
+        decode(16, 40, 16, 16, 128, 0, 1)}}};     // one split, direct output
+  std::vector<val::Case> out;
+  for (const auto& [sweep, list] : shapes)
+    for (DType dt : kDtypes)
+      for (const Axes& a : list) out.push_back(val::Case{sweep, dt, a, ""});
+  return out;
+}
+
+class AttentionCase : public ::testing::TestWithParam<val::Case> {
+ protected:
+  void SetUp() override {
+    if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+TEST_P(AttentionCase, MatchesReference) {
+  const val::Case& c = GetParam();
+  auto r = val::make_runner(c);
+  r->prepare(7);
+  const val::ErrorStats e = r->check(nullptr);
+  EXPECT_TRUE(e.pass(kTol)) << c.id() << ": " << e.summary();
+  EXPECT_GT(r->flops(), 0) << c.id();
+  EXPECT_GT(r->bytes_moved(), 0) << c.id();
+  // A second launch (what bench times) gives the same answer.
+  EXPECT_TRUE(r->check(nullptr).pass(kTol)) << c.id();
+}
+
+std::string case_name(const ::testing::TestParamInfo<val::Case>& info) {
+  std::string s = info.param.id();
+  for (char& ch : s)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return s;
+}
+
+INSTANTIATE_TEST_SUITE_P(Attention, AttentionCase, ::testing::ValuesIn(attention_cases()), case_name);
+
+// ---- argument errors (refused before any CUDA call) ------------------------------------------
+
+alignas(16) unsigned char g_dummy[64];  // stands in for device pointers that are never touched
+
+FlashPrefillParams valid_prefill() {
+  FlashPrefillParams p;
+  p.q = p.k = p.v = g_dummy;
+  p.out = g_dummy;
+  p.cu_seqlens_q = p.cu_seqlens_k = reinterpret_cast<const int32_t*>(g_dummy);
+  p.batch = 1, p.max_seqlen_q = 1, p.heads = 4, p.kv_heads = 2, p.head_dim = 64;
+  return p;
+}
+
+TEST(FlashPrefillArgs, RefusalsNameTheField) {
+  FlashPrefillParams p = valid_prefill();
+  p.head_dim = 96;
+  Status s = flash_prefill_forward(p, nullptr);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("head_dim"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("96"), std::string::npos) << s.message();
+  p = valid_prefill();
+  p.kv_heads = 3;
+  s = flash_prefill_forward(p, nullptr);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.message().rfind("kv_heads", 0), 0u) << s.message();
+  p = valid_prefill();
+  p.k = g_dummy + 2;
+  s = flash_prefill_forward(p, nullptr);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("aligned"), std::string::npos) << s.message();
+}
+
+TEST(DecodeAttentionArgs, RefusalsNameTheField) {
+  DecodeAttentionParams p;
+  p.q = p.k_cache = p.v_cache = g_dummy;
+  p.out = g_dummy;
+  p.cache_lens = reinterpret_cast<const int32_t*>(g_dummy);
+  p.batch = 1, p.heads = 8, p.kv_heads = 2, p.head_dim = 128, p.max_kv_len = 64, p.max_len = 64;
+  p.num_splits = 4;  // needs a workspace
+  Status s = decode_attention_forward(p, nullptr);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.message().rfind("workspace", 0), 0u) << s.message();
+  p.block_table = reinterpret_cast<const int32_t*>(g_dummy), p.page_size = 8, p.max_pages = 8;
+  s = decode_attention_forward(p, nullptr);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.message().rfind("page_size", 0), 0u) << s.message();
+  p.block_table = nullptr, p.max_len = 32;
+  s = decode_attention_forward(p, nullptr);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.message().rfind("max_len", 0), 0u) << s.message();
+}
+
+TEST(DecodeAttentionSplits, FollowTheWorkSize) {
+  // One sequence, 8 KV heads: 8 blocks without splitting; ~2 waves of 132 SMs wants 33 splits.
+  EXPECT_EQ(decode_attention_splits(1, 32, 8, 32768, 132), 33);
+  // Plenty of blocks already: no split.
+  EXPECT_EQ(decode_attention_splits(64, 32, 8, 32768, 132), 1);
+  // Short caches: at least 128 keys per split.
+  EXPECT_EQ(decode_attention_splits(1, 32, 8, 300, 132), 3);
+  EXPECT_EQ(decode_attention_splits(1, 32, 8, 100, 132), 1);
+  // Never more than 64.
+  EXPECT_EQ(decode_attention_splits(1, 1, 1, 1 << 20, 132), 64);
+  EXPECT_EQ(decode_attention_workspace_bytes(2, 4, 64, 1), 0u);
+  EXPECT_EQ(decode_attention_workspace_bytes(2, 4, 64, 3), 2u * 4 * 3 * 65 * sizeof(float));
+}
+
+}  // namespace
+}  // namespace minfer
