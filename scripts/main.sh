@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/main.sh: the main job (README.md). Installs what is missing, builds, and then
-#  - with a CUDA GPU: validates every kernel sweep against the reference and benchmarks them
-#    (validate_all / bench_all --sweep all), CSVs under out/<gpu>/;
+#  - with a CUDA GPU: validates every kernel sweep and the whole models against the reference and
+#    benchmarks them with their peers (validate_all / bench_all), CSVs under out/<gpu>/;
 #  - without one: says so and runs the CPU reference path (a few tokens from preset:tiny).
 # Options are passed through to the sweeps: e.g. `bash scripts/main.sh --quick`.
 set -euo pipefail
@@ -21,8 +21,14 @@ if [ "$have_gpu" = 1 ]; then
   out="out/${gpu:-gpu}"; mkdir -p "$out"
   echo "== GPU found ($(nvidia-smi -L | head -n1)); results under $out" >&2
   rc=0
-  build/$preset/validate/validate_all --sweep all --csv "$out/validate.csv" "$@" || rc=1
-  build/$preset/bench/bench_all --sweep all --csv "$out/bench.csv" "$@" || rc=1
+  # Kernel sweeps (embedding, norm, rope, swiglu), attention prefill and decode, then whole models.
+  for sw in all attention decode model; do
+    build/$preset/validate/validate_all --sweep $sw --csv "$out/validate_$sw.csv" "$@" || rc=1
+  done
+  for sw in all attention decode e2e; do
+    build/$preset/bench/bench_all --sweep $sw --csv "$out/bench_$sw.csv" "$@" || rc=1
+  done
+  echo "== CSVs under $out; report: python3 reports/make_report.py --data out" >&2
   exit $rc
 else
   preset=ci

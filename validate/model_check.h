@@ -24,14 +24,13 @@
 
 namespace minfer::val {
 
-// Bounds for bf16 against fp32. Set from an error estimate, NOT yet measured on a GPU (no GPU was
-// available when this was written): bf16 keeps 8 significant bits (unit roundoff 3.9e-3); the
-// weights are rounded once and a 2-layer model rounds its activations ~16 times per token, so the
-// logits drift by ~1e-2 in norm. Greedy tokens flip where the top-2 logit gap is within that drift:
-// for 256-token random-weight presets a few percent of steps. Tighten both to ~2x the worst
-// measured value (rel_err) and the worst measured agreement minus a margin once a run reports them.
-constexpr double kBf16RelErrBound = 5e-2;
-constexpr double kBf16AgreeBound = 0.80;
+// Bounds for bf16 against fp32, measured: on an H200 (commit b04dcec, reports/data/h200/
+// validate_model.csv) the worst bf16 row of tiny, tiny-qwen2 and tiny-qwen3 (batch 3, prompts 33|1|7,
+// 64 decode steps) had rel_err 1.29e-2, and the worst greedy agreement over the 195 decoded tokens
+// was 0.974 (5 flips where the top-2 logit gap was within the bf16 drift). Bounds: about 2x the
+// worst error, and the worst agreement less a margin for other seeds and models.
+constexpr double kBf16RelErrBound = 2.5e-2;
+constexpr double kBf16AgreeBound = 0.90;
 
 struct StepCheck {
   std::string phase;        // prefill, prefill_last, decode, summary
