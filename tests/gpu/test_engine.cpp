@@ -4,8 +4,10 @@
 // 1, 5 and 17 tokens), rel err <= 1e-3; greedy tokens equal the reference's, with and without the
 // CUDA graph; GPU sampling (distribution, top-k, top-p, reproducible for a seed); the KV cache
 // refusal naming the limit; the per-step logits observer, reshape, the per-kernel decode profile, and
-// the quick cases of validate_all's model sweep. Every test skips when no CUDA device is present.
+// the quick cases of validate_all's model sweep; and the engine's fp32 logits against HF transformers'
+// own (tests/fixtures: llama with llama3 scaling, qwen2, qwen3). Every test skips when no CUDA device is present.
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -13,10 +15,12 @@
 #include <gtest/gtest.h>
 
 #include <cuda_runtime.h>
+#include <nlohmann/json.hpp>
 
 #include "engine/core/error.h"
 #include "engine/core/plan.h"
 #include "engine/core/presets.h"
+#include "engine/core/safetensors.h"
 #include "engine/core/weights.h"
 #include "engine/model/model.h"
 #include "engine/runtime/generator.h"
@@ -478,6 +482,64 @@ TEST_F(Engine, ModelSweepQuickFp32CasesPass) {
     EXPECT_EQ(r.rows.back().agree, r.rows.back().tokens) << c.id();  // fp32: every greedy token agrees
   }
 }
+
+}  // namespace
+}  // namespace minfer
+
+// ---- HF parity: the engine's fp32 logits against transformers' own (tests/fixtures) ----------------
+namespace minfer {
+namespace {
+
+struct HfSequence {
+  std::vector<int32_t> tokens;  // (S)
+  std::vector<float> logits;    // (S, V) HF fp32
+};
+
+std::vector<HfSequence> read_expected(const std::string& path, int vocab) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error(path + ": cannot open (run tools/make_hf_fixtures.py)");
+  const nlohmann::json j = nlohmann::json::parse(f);
+  std::vector<HfSequence> out;
+  for (const auto& s : j.at("sequences")) {
+    HfSequence q;
+    q.tokens = s.at("tokens").get<std::vector<int32_t>>();
+    for (const auto& row : s.at("logits")) {
+      const auto r = row.get<std::vector<float>>();
+      if (static_cast<int>(r.size()) != vocab) throw std::runtime_error(path + ": logits row is not vocab wide");
+      q.logits.insert(q.logits.end(), r.begin(), r.end());
+    }
+    out.push_back(std::move(q));
+  }
+  return out;
+}
+
+// Each sequence as one prefill, then again token by token through the KV cache.
+void engine_matches_hf(const std::string& family) {
+  const std::string dir = std::string(MINFER_SOURCE_DIR) + "/tests/fixtures/" + family;
+  const ModelConfig cfg = load_config_json(dir + "/config.json");
+  auto src = open_checkpoint(dir);
+  for (const HfSequence& s : read_expected(dir + "/expected.json", cfg.vocab)) {
+    const int n = static_cast<int>(s.tokens.size());
+    RunShape shape;
+    shape.batch = 1;
+    shape.context = n + 1;
+    shape.max_prefill_tokens = n;
+    shape.all_logits = true;
+    Model eng(cfg, *src, DType::F32, shape);
+    expect_close(eng.forward({s.tokens}), s.logits, 1e-3, family + " prefill of " + std::to_string(n));
+    eng.reset();
+    std::vector<float> stepwise;
+    for (int32_t t : s.tokens) {
+      const std::vector<float> l = eng.forward({{t}});
+      stepwise.insert(stepwise.end(), l.begin(), l.end());
+    }
+    expect_close(stepwise, s.logits, 1e-3, family + " token by token, " + std::to_string(n));
+  }
+}
+
+TEST_F(Engine, Fp32LogitsMatchHfTransformersLlama) { engine_matches_hf("llama"); }
+TEST_F(Engine, Fp32LogitsMatchHfTransformersQwen2) { engine_matches_hf("qwen2"); }
+TEST_F(Engine, Fp32LogitsMatchHfTransformersQwen3) { engine_matches_hf("qwen3"); }
 
 }  // namespace
 }  // namespace minfer
