@@ -4,6 +4,8 @@
 // Exit 0 ok, 1 a variant of ours was refused (wrong output) or failed, 2 bad usage or no CUDA device.
 // --sweep e2e: the end-to-end path (bench/e2e_bench.h): whole models, one load per model, TTFT,
 // prefill and decode rates, and the torch-graph peer; its own columns (bench/e2e_metrics.h).
+// --attention simple,flash times each e2e case with both engine attention backends (variants minfer,
+// minfer-flash) on one model load.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -36,6 +38,7 @@ struct Options {
   double min_time = 0.02;
   uint64_t seed = 1234;
   int repeats = 3;  // e2e: timed generate calls per case
+  std::string attention = "simple";  // e2e: engine attention backends, comma-separated
 };
 
 std::vector<std::string> chosen_sweeps(const std::string& sweep) {
@@ -102,6 +105,7 @@ int run_e2e_sweep(const Options& o, const std::vector<Case>& cases, const minfer
   e.peers = o.peers;
   e.seed = o.seed;
   e.source_dir = MINFER_SOURCE_DIR;
+  e.attention = minfer::bench::parse_attention_list(o.attention);
   bool peers_ok = true;
   const int failed = minfer::bench::run_e2e(cases, e, ctx, table, peers_ok);
   if (!o.csv.empty()) table.write(o.csv);
@@ -113,6 +117,9 @@ int run_e2e_sweep(const Options& o, const std::vector<Case>& cases, const minfer
 
 int run(const Options& o) {
   const std::vector<Case> cases = chosen_cases(o);
+  minfer::bench::parse_attention_list(o.attention);  // a bad --attention is refused before any GPU work
+  if (o.sweep != "e2e" && o.attention != "simple")
+    throw minfer::UsageError("--attention: chooses the engine's attention kernels of --sweep e2e only");
   if (!minfer::val::cuda_device_available()) {
     std::fprintf(stderr, "bench_all: no CUDA device is available on this machine; nothing was timed "
                          "(run it on the GPU machine)\n");
@@ -164,6 +171,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "seed of the random inputs")->capture_default_str();
   app.add_option("--repeats", o.repeats, "e2e: timed generate calls per case (after one warm-up)")
       ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--attention", o.attention, "e2e: engine attention backends to time, comma-separated: simple "
+                                             "(variant minfer), flash (variant minfer-flash), or simple,flash")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

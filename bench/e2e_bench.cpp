@@ -37,8 +37,9 @@ struct Measured {
   bool graph = false;
 };
 
-RunShape shape_of(const Case& c) {
+RunShape shape_of(const Case& c, AttentionBackend a) {
   RunShape s;
+  s.attention = a;
   s.batch = static_cast<int>(c.axis("batch"));
   s.context = static_cast<int>(c.axis("prompt_len") + c.axis("new_tokens"));
   s.max_prefill_tokens = static_cast<int>(c.axis("batch") * c.axis("prompt_len"));
@@ -85,12 +86,19 @@ Measured measure(Model& m, const Case& c, const E2eOptions& o, double baseline_m
   return out;
 }
 
+// The options that reproduce a variant's row: a peer needs --peers on, minfer-flash --attention flash.
+std::string repro_flags(const std::string& variant) {
+  if (variant == e2e_variant(AttentionBackend::Simple)) return "";
+  if (variant == e2e_variant(AttentionBackend::Flash)) return " --attention flash";
+  return " --peers on";
+}
+
 Row base_row(const Case& c, const std::string& variant, const std::string& phase, const RowContext& ctx) {
   Row r = {{"sweep", "e2e"}, {"variant", variant}, {"dtype", dtype_name(c.dtype)}, {"model", c.label},
            {"label", c.label}, {"phase", phase}, {"copy_gbps", fmt_double(ctx.ceil.copy_gbps, 5)},
            {"gemm_tflops", fmt_double(ctx.ceil.gemm_tflops, 5)}, {"gpu", ctx.meta.gpu}, {"cuda", ctx.meta.cuda},
            {"commit", ctx.meta.commit}, {"rel_err", "nan"},
-           {"repro", "bench_all --sweep e2e --case " + c.id() + (variant == "minfer" ? "" : " --peers on")}};
+           {"repro", "bench_all --sweep e2e --case " + c.id() + repro_flags(variant)}};
   for (const auto& [k, v] : c.axes) r[k] = std::to_string(v);
   return r;
 }
@@ -119,13 +127,20 @@ void fill_rates(Row& r, const Case& c, const ModelConfig& cfg, const Stats& st, 
   }
 }
 
-void add_status_rows(val::CsvTable& t, const Case& c, const RowContext& ctx, const std::string& status) {
+void add_status_rows(val::CsvTable& t, const Case& c, const std::string& variant, const RowContext& ctx,
+                     const std::string& status) {
   for (const char* phase : {"prefill", "decode"}) {
-    Row r = base_row(c, "minfer", phase, ctx);
+    Row r = base_row(c, variant, phase, ctx);
     r["status"] = status;
     t.add(std::move(r));
   }
-  std::fprintf(stderr, "e2e: %s %s\n", c.id().c_str(), status.c_str());
+  std::fprintf(stderr, "e2e: %s %s %s\n", c.id().c_str(), variant.c_str(), status.c_str());
+}
+
+// The same status for every backend asked.
+void add_status_rows(val::CsvTable& t, const Case& c, const E2eOptions& o, const RowContext& ctx,
+                     const std::string& status) {
+  for (AttentionBackend a : o.attention) add_status_rows(t, c, e2e_variant(a), ctx, status);
 }
 
 // Cases of one model, in list order, grouped by label (first appearance order).
@@ -141,9 +156,9 @@ std::vector<std::pair<std::string, std::vector<Case>>> by_model(const std::vecto
 
 // Why a case cannot run before anything is loaded ("" when it may): past a limit, or the plan
 // (weights + KV + workspace) over the free memory.
-std::string precheck(const ModelConfig& cfg, const Case& c, uint64_t free_b) {
+std::string precheck(const ModelConfig& cfg, const Case& c, AttentionBackend a, uint64_t free_b) {
   try {
-    const RunShape s = shape_of(c);
+    const RunShape s = shape_of(c, a);
     check_request(cfg, s);
     check_fits(plan_memory(cfg, kDtype, s), s, free_b);
     return "";
@@ -152,26 +167,61 @@ std::string precheck(const ModelConfig& cfg, const Case& c, uint64_t free_b) {
   }
 }
 
-// One model: load once, every case; returns failures. ran collects the cases timed ok.
+enum class Outcome { Timed, Skipped, Failed };
+
+// One (case, backend) on the loaded model: re-plan, time, add its two rows.
+Outcome run_variant(Model& m, bool reshape, const Case& c, AttentionBackend a, const ModelConfig& cfg,
+                const E2eOptions& o, const RowContext& ctx, double baseline, val::CsvTable& table) {
+  const std::string variant = e2e_variant(a);
+  try {
+    if (reshape) m.reshape(shape_of(c, a));
+    const Measured r = measure(m, c, o, baseline);
+    for (const char* phase : {"prefill", "decode"}) {
+      Row row = base_row(c, variant, phase, ctx);
+      fill_rates(row, c, cfg, std::string(phase) == "prefill" ? r.ttft_us : r.step_us, ctx);
+      row["peak_mem_mib"] = fmt_double(r.peak_mib, 5);
+      row["status"] = "ok";
+      table.add(std::move(row));
+    }
+    std::fprintf(stderr, "e2e: %s %s TTFT %.3f ms, decode %.3f ms/step (%s)\n", c.id().c_str(), variant.c_str(),
+                 r.ttft_us.median_us * 1e-3, r.step_us.median_us * 1e-3, r.graph ? "CUDA graph" : "eager");
+    return Outcome::Timed;
+  } catch (const UsageError& e) {
+    add_status_rows(table, c, variant, ctx, std::string("skipped: ") + e.what());
+    return Outcome::Skipped;
+  } catch (const std::exception& e) {
+    add_status_rows(table, c, variant, ctx, std::string("error: ") + e.what());
+    return Outcome::Failed;
+  }
+}
+
+// One model: load once, every case and backend; returns failures. ran collects the cases timed
+// (by at least one backend) for the peer.
 int run_model(const std::string& name, const std::vector<Case>& cases, const E2eOptions& o, const RowContext& ctx,
               val::CsvTable& table, std::vector<Case>& ran) {
   const ModelConfig cfg = preset_config(name);
   if (cfg.is_moe()) {
     const std::string why = "skipped: MoE (" + std::to_string(cfg.num_experts) + " experts, top-" +
                             std::to_string(cfg.top_k) + "): the engine runs dense families only";
-    for (const Case& c : cases) add_status_rows(table, c, ctx, why);
+    for (const Case& c : cases) add_status_rows(table, c, o, ctx, why);
     return 0;
   }
   size_t free_b = 0, total_b = 0;
   MINFER_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-  std::vector<std::string> skip;
+  std::vector<std::vector<std::string>> skip;  // (case, backend)
   const Case* first = nullptr;
+  AttentionBackend first_a = AttentionBackend::Simple;
   for (const Case& c : cases) {
-    skip.push_back(precheck(cfg, c, free_b));
-    if (skip.back().empty() && !first) first = &c;
+    skip.emplace_back();
+    for (AttentionBackend a : o.attention) {
+      skip.back().push_back(precheck(cfg, c, a, free_b));
+      if (skip.back().back().empty() && !first) first = &c, first_a = a;
+    }
   }
   if (!first) {
-    for (size_t i = 0; i < cases.size(); ++i) add_status_rows(table, cases[i], ctx, skip[i]);
+    for (size_t i = 0; i < cases.size(); ++i)
+      for (size_t k = 0; k < o.attention.size(); ++k)
+        add_status_rows(table, cases[i], e2e_variant(o.attention[k]), ctx, skip[i][k]);
     return 0;
   }
   const double baseline = used_mib();
@@ -179,35 +229,25 @@ int run_model(const std::string& name, const std::vector<Case>& cases, const E2e
   std::unique_ptr<Model> model;
   try {
     auto src = preset_source(name, kDtype);
-    model = std::make_unique<Model>(cfg, *src, kDtype, shape_of(*first));
+    model = std::make_unique<Model>(cfg, *src, kDtype, shape_of(*first, first_a));
   } catch (const std::exception& e) {
-    for (const Case& c : cases) add_status_rows(table, c, ctx, std::string("error: loading the model: ") + e.what());
-    return static_cast<int>(cases.size());
+    for (const Case& c : cases) add_status_rows(table, c, o, ctx, std::string("error: loading the model: ") + e.what());
+    return static_cast<int>(cases.size() * o.attention.size());
   }
-  Model& m = *model;
   int failed = 0;
+  bool loaded_shape = true;  // the model still holds the shape it was built with
   for (size_t i = 0; i < cases.size(); ++i) {
-    const Case& c = cases[i];
-    if (!skip[i].empty()) { add_status_rows(table, c, ctx, skip[i]); continue; }
-    try {
-      if (&c != first) m.reshape(shape_of(c));
-      const Measured r = measure(m, c, o, baseline);
-      for (const char* phase : {"prefill", "decode"}) {
-        Row row = base_row(c, "minfer", phase, ctx);
-        fill_rates(row, c, cfg, std::string(phase) == "prefill" ? r.ttft_us : r.step_us, ctx);
-        row["peak_mem_mib"] = fmt_double(r.peak_mib, 5);
-        row["status"] = "ok";
-        table.add(std::move(row));
-      }
-      std::fprintf(stderr, "e2e: %s TTFT %.3f ms, decode %.3f ms/step (%s)\n", c.id().c_str(),
-                   r.ttft_us.median_us * 1e-3, r.step_us.median_us * 1e-3, r.graph ? "CUDA graph" : "eager");
-      ran.push_back(c);
-    } catch (const UsageError& e) {
-      add_status_rows(table, c, ctx, std::string("skipped: ") + e.what());
-    } catch (const std::exception& e) {
-      add_status_rows(table, c, ctx, std::string("error: ") + e.what());
-      ++failed;
+    bool timed = false;
+    for (size_t k = 0; k < o.attention.size(); ++k) {
+      const AttentionBackend a = o.attention[k];
+      if (!skip[i][k].empty()) { add_status_rows(table, cases[i], e2e_variant(a), ctx, skip[i][k]); continue; }
+      const bool reshape = !(loaded_shape && &cases[i] == first && a == first_a);
+      loaded_shape = false;
+      const Outcome r = run_variant(*model, reshape, cases[i], a, cfg, o, ctx, baseline, table);
+      failed += r == Outcome::Failed ? 1 : 0;
+      timed = timed || r == Outcome::Timed;
     }
+    if (timed) ran.push_back(cases[i]);
   }
   return failed;
 }
@@ -255,6 +295,24 @@ bool run_e2e_peer(const std::vector<Case>& ran, const E2eOptions& o, const RowCo
 }
 
 }  // namespace
+
+std::string e2e_variant(AttentionBackend a) {
+  return a == AttentionBackend::Simple ? "minfer" : std::string("minfer-") + attention_backend_name(a);
+}
+
+std::vector<AttentionBackend> parse_attention_list(const std::string& value) {
+  std::vector<AttentionBackend> out;
+  size_t at = 0;
+  while (at <= value.size()) {
+    const size_t comma = std::min(value.find(',', at), value.size());
+    const AttentionBackend a = parse_attention_backend("--attention", value.substr(at, comma - at));
+    if (std::find(out.begin(), out.end(), a) != out.end())
+      throw UsageError("--attention: " + std::string(attention_backend_name(a)) + " is named twice");
+    out.push_back(a);
+    at = comma + 1;
+  }
+  return out;
+}
 
 int run_e2e(const std::vector<Case>& cases, const E2eOptions& o, const RowContext& ctx, val::CsvTable& table,
             bool& peers_ok) {

@@ -11,6 +11,8 @@
 // peak_mem_mib: device memory in use after the timed runs minus what was in use before the model
 // loaded (weights, KV cache, workspace, cuBLAS and graph memory; nothing is allocated per step).
 // MoE presets and cases that do not fit the free memory get rows with status "skipped: <why>".
+// Each case is timed once per attention backend asked (engine/core/plan.h), on the same model load:
+// variant "minfer" for simple, "minfer-flash" for flash.
 // The PyTorch peer (bench/peers/e2e.py, variant torch-graph) runs after our models are freed, on
 // the same cases and configs, its rows merged with the same work counts.
 #pragma once
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "bench/csv_reporter.h"
+#include "engine/core/plan.h"
 #include "validate/case.h"
 #include "validate/csv_table.h"
 
@@ -30,7 +33,14 @@ struct E2eOptions {
   std::string peers = "auto";  // on, off, auto
   uint64_t seed = 1234;
   std::string source_dir = ".";  // where bench/peers/e2e.py lives
+  std::vector<AttentionBackend> attention = {AttentionBackend::Simple};  // timed in this order per case
 };
+
+// Our variant name for an attention backend: "minfer" (simple), "minfer-flash".
+std::string e2e_variant(AttentionBackend a);
+// "--attention" values, comma-separated ("simple", "flash", "simple,flash"); throws UsageError naming
+// the flag for an unknown or repeated name, or an empty list.
+std::vector<AttentionBackend> parse_attention_list(const std::string& value);
 
 // Runs every case, appends rows to table; returns the number of our cases that failed (errors,
 // not skips). Sets peers_ok false when --peers on was asked and the peer could not run.

@@ -1,4 +1,5 @@
-// kernels/decode_attention.cu: split-KV decode attention (see decode_attention.h). Version v1.
+// kernels/decode_attention.cu: split-KV decode attention (see decode_attention.h). Version v1;
+// head_dim 16, 32, 64, 128 (16 and 32 serve the tiny test models of the engine).
 // Split pass: grid (NS, nkv * head groups, B), 128 threads. A block owns keys
 // [split * chunk, (split + 1) * chunk) of one sequence, chunk = cache_len / NS rounded up to the tile,
 // and up to 16 query heads of one KV head. Per tile of 32 keys: K and V rows are read once from the
@@ -246,10 +247,12 @@ Status decode_attention_forward(const DecodeAttentionParams& p, cudaStream_t str
                  "needs " + std::to_string(need) + " bytes for " + std::to_string(splits) + " splits, got " +
                      std::to_string(p.workspace_bytes));
   switch (p.head_dim) {
+    case 16: MINFER_DISPATCH_DTYPE(p.dtype, T, { return launch<T, 16>(p, splits, stream); });
+    case 32: MINFER_DISPATCH_DTYPE(p.dtype, T, { return launch<T, 32>(p, splits, stream); });
     case 64: MINFER_DISPATCH_DTYPE(p.dtype, T, { return launch<T, 64>(p, splits, stream); });
     case 128: MINFER_DISPATCH_DTYPE(p.dtype, T, { return launch<T, 128>(p, splits, stream); });
   }
-  return Status::error("head_dim: unsupported value " + std::to_string(p.head_dim) + " (supported: 64, 128)");
+  return Status::error("head_dim: unsupported value " + std::to_string(p.head_dim) + " (supported: 16, 32, 64, 128)");
 }
 
 }  // namespace minfer

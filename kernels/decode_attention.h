@@ -4,7 +4,7 @@
 // is read once; keys in tiles of 32 staged in shared memory as fp32; online softmax; a combine pass
 // merges the splits by their log-sum-exp).
 // Dimension legend: B sequences, nh query heads, nkv KV heads (head h reads KV head h / (nh/nkv)),
-// hd head_dim (64 or 128), L contiguous capacity per sequence, P pages in the pool, S page_size
+// hd head_dim (16, 32, 64 or 128), L contiguous capacity per sequence, P pages in the pool, S page_size
 // (>= 16 tokens), MP max pages per sequence, NS splits.
 // Sequence b's cache holds cache_lens[b] tokens (its query is the last of them, already appended);
 // the query attends to all of them (no mask needed). Token i of b lives at row (b, i) of the
@@ -32,7 +32,7 @@ struct DecodeAttentionParams {
   int batch = 0;                        // B
   int heads = 0;                        // nh
   int kv_heads = 0;                     // nkv, divides nh
-  int head_dim = 0;                     // hd: 64 or 128
+  int head_dim = 0;                     // hd: 16, 32, 64 or 128
   int64_t max_len = 0;                  // L (contiguous only)
   int page_size = 0;                    // S (paged only), >= 16
   int max_pages = 0;                    // MP (paged only)

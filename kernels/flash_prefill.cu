@@ -1,5 +1,5 @@
 // kernels/flash_prefill.cu: fused prefill attention (see flash_prefill.h). Versions held here:
-// v1 tensor-core path (fp16, bf16) and a scalar fp32 path.
+// v1 tensor-core path (fp16, bf16) and a scalar fp32 path; head_dim 16, 32, 64, 128.
 // Tensor-core path: block = 4 warps = 64 query rows of one head (16 rows per warp); key/value tiles
 // of 64 rows stream through shared memory with cp.async, double-buffered. Per tile: S = Q K^T with
 // mma.sync m16n8k16 (Q fragments kept in registers, K fragments read as 32-bit words), masking, the
@@ -99,6 +99,17 @@ __device__ __forceinline__ void load_tile(T* dst /*(kRows, HD+kPad)*/, const T* 
   }
 }
 
+// First key row and key count of sequence b (cu_seqlens_k, or a per-sequence cache with k_lens).
+__device__ __forceinline__ void key_range(const FlashPrefillParams& p, int b, int64_t& k0, int& tk) {
+  if (p.k_lens) {
+    k0 = static_cast<int64_t>(b) * p.k_seq_stride;
+    tk = p.k_lens[b];
+  } else {
+    k0 = p.cu_seqlens_k[b];
+    tk = static_cast<int>(p.cu_seqlens_k[b + 1] - k0);
+  }
+}
+
 // Sequence geometry of one block.
 struct SeqTile {
   int64_t q0, k0;  // first query / key row of the sequence
@@ -117,7 +128,7 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_tc(FlashPrefillParams 
   const int b = blockIdx.z, h = blockIdx.y;
   SeqTile st;
   st.q0 = p.cu_seqlens_q[b], st.tq = static_cast<int>(p.cu_seqlens_q[b + 1] - st.q0);
-  st.k0 = p.cu_seqlens_k[b], st.tk = static_cast<int>(p.cu_seqlens_k[b + 1] - st.k0);
+  key_range(p, b, st.k0, st.tk);
   st.m0 = static_cast<int>(gridDim.x - 1 - blockIdx.x) * kBlockM;  // heaviest causal tiles first
   if (st.m0 >= st.tq) return;
   const int kvh = h / (p.heads / p.kv_heads);
@@ -276,10 +287,14 @@ constexpr int kRowsPerBlock = 4;  // one warp per query row
 
 template <int HD>
 __global__ void __launch_bounds__(kRowsPerBlock * 32) flash_prefill_f32(FlashPrefillParams p, float scale_log2) {
+  constexpr int kDimsPerLane = (HD + 31) / 32;  // output dims lane, lane + 32, ... (< HD)
   __shared__ float qsh[kRowsPerBlock][HD];  // (rows, HD) this block's query rows of head h
   const int b = blockIdx.z, h = blockIdx.y, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t q0 = p.cu_seqlens_q[b], k0 = p.cu_seqlens_k[b];
-  const int tq = static_cast<int>(p.cu_seqlens_q[b + 1] - q0), tk = static_cast<int>(p.cu_seqlens_k[b + 1] - k0);
+  const int64_t q0 = p.cu_seqlens_q[b];
+  const int tq = static_cast<int>(p.cu_seqlens_q[b + 1] - q0);
+  int64_t k0 = 0;
+  int tk = 0;
+  key_range(p, b, k0, tk);
   const int row = blockIdx.x * kRowsPerBlock + warp;
   if (row >= tq) return;  // whole warp leaves together
   const int64_t q_stride = static_cast<int64_t>(p.heads) * HD, kv_stride = static_cast<int64_t>(p.kv_heads) * HD;
@@ -290,9 +305,9 @@ __global__ void __launch_bounds__(kRowsPerBlock * 32) flash_prefill_f32(FlashPre
   const float* kg = static_cast<const float*>(p.k) + k0 * kv_stride + kvh * HD;  // (Tk, ., HD)
   const float* vg = static_cast<const float*>(p.v) + k0 * kv_stride + kvh * HD;  // (Tk, ., HD)
   const int nkeys = p.causal ? min(tk, tk - tq + row + 1) : tk;
-  float m = -INFINITY, l = 0.f, acc[HD / 32];
+  float m = -INFINITY, l = 0.f, acc[kDimsPerLane];
 #pragma unroll
-  for (int i = 0; i < HD / 32; ++i) acc[i] = 0.f;
+  for (int i = 0; i < kDimsPerLane; ++i) acc[i] = 0.f;
   for (int j0 = 0; j0 < nkeys; j0 += 32) {
     const int j = j0 + lane;
     float s = -INFINITY;
@@ -316,18 +331,20 @@ __global__ void __launch_bounds__(kRowsPerBlock * 32) flash_prefill_f32(FlashPre
     l = l * corr + sum;
     m = mn;
 #pragma unroll
-    for (int i = 0; i < HD / 32; ++i) acc[i] *= corr;
+    for (int i = 0; i < kDimsPerLane; ++i) acc[i] *= corr;
     const int n = min(32, nkeys - j0);
     for (int jj = 0; jj < n; ++jj) {
       const float w = __shfl_sync(0xffffffffu, pj, jj);
       const float* vr = vg + (j0 + jj) * kv_stride;  // (HD)
 #pragma unroll
-      for (int i = 0; i < HD / 32; ++i) acc[i] += w * vr[lane + 32 * i];
+      for (int i = 0; i < kDimsPerLane; ++i)
+        if (lane + 32 * i < HD) acc[i] += w * vr[lane + 32 * i];
     }
   }
   float* out = static_cast<float*>(p.out) + (q0 + row) * q_stride + h * HD;  // (HD)
 #pragma unroll
-  for (int i = 0; i < HD / 32; ++i) out[lane + 32 * i] = acc[i] / l;
+  for (int i = 0; i < kDimsPerLane; ++i)
+    if (lane + 32 * i < HD) out[lane + 32 * i] = acc[i] / l;
 }
 
 template <int HD>
@@ -357,15 +374,20 @@ Status flash_prefill_forward(const FlashPrefillParams& p, cudaStream_t stream) {
   MINFER_REQUIRE(p.batch > 0 && p.batch <= 65535, "batch", "must be in [1, 65535], got " + std::to_string(p.batch));
   MINFER_REQUIRE(p.heads <= 65535, "heads", "must be at most 65535, got " + std::to_string(p.heads));
   MINFER_REQUIRE(p.max_seqlen_q > 0, "max_seqlen_q", "must be > 0, got " + std::to_string(p.max_seqlen_q));
-  MINFER_REQUIRE(p.q && p.k && p.v && p.out && p.cu_seqlens_q && p.cu_seqlens_k, "q", "every pointer must be set");
+  MINFER_REQUIRE(p.q && p.k && p.v && p.out && p.cu_seqlens_q && (p.cu_seqlens_k || p.k_lens), "q",
+                 "every pointer must be set (cu_seqlens_k or k_lens)");
+  MINFER_REQUIRE(!p.k_lens || p.k_seq_stride > 0, "k_seq_stride",
+                 "must be > 0 with k_lens, got " + std::to_string(p.k_seq_stride));
   MINFER_REQUIRE(kern::aligned16(p.q) && kern::aligned16(p.k) && kern::aligned16(p.v) && kern::aligned16(p.out),
                  "q", "q, k, v and out must be 16-byte aligned");
   const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.head_dim))) * kLog2e;
   switch (p.head_dim) {
+    case 16: return launch_hd<16>(p, scale_log2, stream);
+    case 32: return launch_hd<32>(p, scale_log2, stream);
     case 64: return launch_hd<64>(p, scale_log2, stream);
     case 128: return launch_hd<128>(p, scale_log2, stream);
   }
-  return Status::error("head_dim: unsupported value " + std::to_string(p.head_dim) + " (supported: 64, 128)");
+  return Status::error("head_dim: unsupported value " + std::to_string(p.head_dim) + " (supported: 16, 32, 64, 128)");
 }
 
 }  // namespace minfer

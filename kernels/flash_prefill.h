@@ -3,9 +3,12 @@
 // 64 query rows of one head, tiles of 64 keys, mma.sync m16n8k16 on tensor cores, online softmax in
 // fp32, no N x N buffer; fp32: a scalar path, one warp per (query row, head)).
 // Dimension legend: B sequences; TQ = total query rows, TK = total key rows; nh query heads, nkv KV
-// heads (GQA/MQA: query head h reads KV head h / (nh / nkv)); hd head_dim (64 or 128).
+// heads (GQA/MQA: query head h reads KV head h / (nh / nkv)); hd head_dim (16, 32, 64 or 128);
+// S k_seq_stride (rows per sequence slot of a per-sequence cache).
 // Sequence b's queries are rows [cu_seqlens_q[b], cu_seqlens_q[b+1]) of q and out; its keys and
-// values are rows [cu_seqlens_k[b], cu_seqlens_k[b+1]) of k and v. Tq_b <= Tk_b: the new tokens are
+// values are rows [cu_seqlens_k[b], cu_seqlens_k[b+1]) of k and v, or, when k_lens is set (a cache of
+// one slot per sequence, as the engine's), rows [b * k_seq_stride, b * k_seq_stride + k_lens[b]).
+// Tq_b <= Tk_b: the new tokens are
 // the last Tq_b of its Tk_b, so query i sits at position Tk_b - Tq_b + i and, when causal, sees keys
 // 0 ..= that position (Tq_b == Tk_b is plain prefill). Scores scaled by 1/sqrt(hd); output rounded
 // to dtype once. Reference: ref::attention (per sequence, same argument meaning).
@@ -22,16 +25,18 @@ namespace minfer {
 struct FlashPrefillParams {
   DType dtype = DType::BF16;
   const void* q = nullptr;               // (TQ, nh, hd)
-  const void* k = nullptr;               // (TK, nkv, hd)
-  const void* v = nullptr;               // (TK, nkv, hd)
+  const void* k = nullptr;               // (TK, nkv, hd); with k_lens (B, S, nkv, hd)
+  const void* v = nullptr;               // same layout as k
   void* out = nullptr;                   // (TQ, nh, hd)
   const int32_t* cu_seqlens_q = nullptr; // (B + 1) query row offsets, device memory
-  const int32_t* cu_seqlens_k = nullptr; // (B + 1) key row offsets, device memory
+  const int32_t* cu_seqlens_k = nullptr; // (B + 1) key row offsets, device memory (unused with k_lens)
+  const int32_t* k_lens = nullptr;       // (B) keys of each sequence, device memory; null: cu_seqlens_k
+  int64_t k_seq_stride = 0;              // S: with k_lens, sequence b's keys start at row b * S (S >= k_lens[b])
   int batch = 0;                         // B
   int max_seqlen_q = 0;                  // max over b of Tq_b (sizes the grid)
   int heads = 0;                         // nh
   int kv_heads = 0;                      // nkv, divides nh
-  int head_dim = 0;                      // hd: 64 or 128
+  int head_dim = 0;                      // hd: 16, 32, 64 or 128
   bool causal = true;
 };
 

@@ -1,11 +1,26 @@
-// kernels/gemm.cu: cuBLASLt GEMM y = x W^T (+ bias), row-major, fp32 compute (see gemm.h).
-// Row-major y (R,N) is column-major y^T (N,R) = W (N,K) x^T: A = W read transposed (stored (K,N)
-// column-major with ld K), B = x (K,R) column-major with ld K, C = y^T (N,R) with ld N.
+// kernels/gemm.cu: GEMM y = x W^T (+ bias), row-major, fp32 compute (see gemm.h). Versions: v2.
+// Two paths, chosen per shape by timing (Gemm::tune):
+//  - cuBLASLt. Row-major y (R,N) is column-major y^T (N,R) = W (N,K) x^T: A = W read transposed
+//    (stored (K,N) column-major with ld K), B = x (K,R) column-major with ld K, C = y^T (N,R), ld N.
+//    Up to max_candidates heuristic algorithms within the caller's workspace.
+//  - GEMV (ours, for R <= kGemvMaxRows): one warp per (output feature, K slice); a block of 8 warps
+//    covers 8/S features with S K slices each (S = split, 1..8, timed too); each lane streams
+//    16-byte packs of W (evict-first) and reads the matching packs of up to RT x rows through the
+//    read-only cache; fp32 accumulators, warp shuffle sum, slices summed in shared memory, bias added
+//    in fp32, one rounding. RT in {1, 2, 4, 8, 16} (block rows = ceil(R / RT)).
+// Dimension legend: R rows, K in features, N out features, V = elements per 16-byte pack.
 #include "kernels/gemm.h"
 
 #include <cublasLt.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <string>
+#include <vector>
+
+#include "kernels/common/dispatch.cuh"
+#include "kernels/common/dtype_traits.cuh"
 
 namespace minfer {
 namespace {
@@ -31,12 +46,264 @@ cudaDataType_t cuda_type(DType t) {
   return CUDA_R_32F;
 }
 
+// ---- GEMV kernel --------------------------------------------------------------------------------
+
+constexpr int kGemvWarps = 8;                 // warps per block
+constexpr int kGemvThreads = kGemvWarps * 32;
+constexpr int kGemvUnroll = 4;                // W packs in flight per lane
+constexpr int kGemvMaxSplit = kGemvWarps;     // K slices per feature: 1, 2, 4 or 8
+constexpr int64_t kMaxGridY = 65535;
+
+// 16-byte loads: W streamed once (evict-first), x through the read-only cache (reused by every warp).
+template <typename P>
+__device__ __forceinline__ P load_stream(const P* p) {
+  static_assert(sizeof(P) == 16, "16-byte packs only");
+  const uint4 u = __ldcs(reinterpret_cast<const uint4*>(p));
+  P r;
+  memcpy(&r, &u, sizeof r);
+  return r;
+}
+template <typename P>
+__device__ __forceinline__ P load_ro(const P* p) {
+  static_assert(sizeof(P) == 16, "16-byte packs only");
+  const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
+  P r;
+  memcpy(&r, &u, sizeof r);
+  return r;
+}
+
+// acc[r] += sum over this lane's packs i (first, first + step, ...) of w[i] . x[r][i], r < nr.
+template <typename T, int RT>
+__device__ __forceinline__ void gemv_accumulate(const T* __restrict__ x,  // (nr, K) rows of this block
+                                                const T* __restrict__ w,  // (K) one feature's weights
+                                                int64_t packs, int64_t first, int64_t step, int nr,
+                                                float (&acc)[RT]) {
+  constexpr int V = kern::kVec16<T>;
+  using P = kern::Pack<T, V>;
+  const P* wp = reinterpret_cast<const P*>(w);  // (K / V)
+  const P* xp = reinterpret_cast<const P*>(x);  // (nr, K / V)
+  for (int64_t i0 = first; i0 < packs; i0 += step * kGemvUnroll) {
+    P wv[kGemvUnroll] = {};
+#pragma unroll
+    for (int u = 0; u < kGemvUnroll; ++u)
+      if (i0 + u * step < packs) wv[u] = load_stream(wp + i0 + u * step);
+#pragma unroll
+    for (int u = 0; u < kGemvUnroll; ++u) {
+      const int64_t i = i0 + u * step;
+      if (i >= packs) break;
+      float wf[V];
+      kern::unpack(wv[u], wf);
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        if (r >= nr) break;
+        float xf[V];
+        kern::unpack(load_ro(xp + r * packs + i), xf);
+#pragma unroll
+        for (int j = 0; j < V; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
+      }
+    }
+  }
+}
+
+template <int RT>
+__device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
+#pragma unroll
+  for (int r = 0; r < RT; ++r)
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
+}
+
+// grid (ceil(N / (kGemvWarps / split)), ceil(R / RT)); warp w: feature w / split, K slice w % split.
+template <typename T, int RT>
+__global__ void __launch_bounds__(kGemvThreads)
+    gemv_kernel(const T* __restrict__ x,     // (R, K)
+                const T* __restrict__ w,     // (N, K)
+                const T* __restrict__ bias,  // (N) or null
+                T* __restrict__ y,           // (R, N)
+                int64_t rows, int64_t in, int64_t out, int split) {
+  __shared__ float partial[kGemvWarps][RT];  // per-warp sums when split > 1
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int part = warp % split;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * (kGemvWarps / split) + warp / split;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * RT;
+  const int nr = static_cast<int>(rows - r0 < RT ? rows - r0 : RT);
+  const int64_t packs = in / kern::kVec16<T>;
+  float acc[RT] = {};
+  if (n < out) gemv_accumulate<T, RT>(x + r0 * in, w + n * in, packs, lane + 32 * part, 32 * split, nr, acc);
+  warp_sum(acc);
+  if (split > 1) {
+    if (lane == 0)
+#pragma unroll
+      for (int r = 0; r < RT; ++r) partial[warp][r] = acc[r];
+    __syncthreads();
+    if (part != 0) return;
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      acc[r] = 0.f;
+      for (int q = 0; q < split; ++q) acc[r] += partial[warp + q][r];
+    }
+  }
+  if (lane != 0 || n >= out) return;
+  const float b = bias ? kern::to_float(bias[n]) : 0.f;
+#pragma unroll
+  for (int r = 0; r < RT; ++r)
+    if (r < nr) y[(r0 + r) * out + n] = kern::from_float<T>(acc[r] + b);
+}
+
+template <typename T, int RT>
+Status gemv_launch(const GemmParams& p, int split, cudaStream_t stream) {
+  const dim3 grid(kern::blocks_for(p.out, kGemvWarps / split), kern::blocks_for(p.rows, RT));
+  gemv_kernel<T, RT><<<grid, kGemvThreads, 0, stream>>>(static_cast<const T*>(p.x), static_cast<const T*>(p.w),
+                                                       static_cast<const T*>(p.bias), static_cast<T*>(p.y), p.rows,
+                                                       p.in, p.out, split);
+  MINFER_LAUNCH_RETURN();
+  return Status::ok();
+}
+
+// Rows per block row: the smallest of 1, 2, 4, 8, 16 covering R (16 for larger R).
+int gemv_rows_tile(int64_t rows) {
+  int rt = 1;
+  while (rt < 16 && rt < rows) rt *= 2;
+  return rt;
+}
+
+template <typename T>
+Status gemv_dispatch_rows(const GemmParams& p, int split, cudaStream_t stream) {
+  switch (gemv_rows_tile(p.rows)) {
+    case 1: return gemv_launch<T, 1>(p, split, stream);
+    case 2: return gemv_launch<T, 2>(p, split, stream);
+    case 4: return gemv_launch<T, 4>(p, split, stream);
+    case 8: return gemv_launch<T, 8>(p, split, stream);
+    case 16: return gemv_launch<T, 16>(p, split, stream);
+  }
+  return Status::error("gemv: rows tile for rows " + std::to_string(p.rows) + " not instantiated");
+}
+
+Status gemv_check(const GemmParams& p, int split) {
+  const int64_t v = static_cast<int64_t>(16 / dtype_size(p.dtype));
+  MINFER_REQUIRE(p.x && p.w && p.y, "gemv", "x, w and y must be set");
+  MINFER_REQUIRE(p.rows > 0 && p.in > 0 && p.out > 0, "gemv", "rows, in, out must be > 0");
+  MINFER_REQUIRE(p.in % v == 0, "in",
+                 "gemv needs a multiple of " + std::to_string(v) + " (16-byte packs), got " + std::to_string(p.in));
+  MINFER_REQUIRE(kern::aligned16(p.x) && kern::aligned16(p.w), "x/w", "gemv needs 16-byte aligned pointers");
+  MINFER_REQUIRE((p.rows + 15) / 16 <= kMaxGridY, "rows", "too many for gemv: " + std::to_string(p.rows));
+  MINFER_REQUIRE(split == 1 || split == 2 || split == 4 || split == 8, "split",
+                 "must be 1, 2, 4 or 8, got " + std::to_string(split));
+  return Status::ok();
+}
+
+Status gemv_run(const GemmParams& p, int split, cudaStream_t stream) {
+  if (Status s = gemv_check(p, split); !s) return s;
+  MINFER_DISPATCH_DTYPE(p.dtype, T, { return gemv_dispatch_rows<T>(p, split, stream); });
+}
+
+// Default K split when untimed: enough warps for ~32 per SM, each lane keeping >= 2 packs.
+int gemv_default_split(const GemmParams& p) {
+  int dev = 0, sms = 132;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) !=
+                                                 cudaSuccess)
+    sms = 132;
+  const int64_t packs = p.in / static_cast<int64_t>(16 / dtype_size(p.dtype)), target = 32LL * sms;
+  int split = 1;
+  while (split < kGemvMaxSplit && p.out * split < target && packs >= 64LL * split) split *= 2;
+  return split;
+}
+
+// cuBLASLt's algo type is an anonymous struct typedef: held in a named one (nvcc 13's front end
+// fails an assertion destroying the unnamed type inside std::vector).
+struct LtAlgo {
+  cublasLtMatmulAlgo_t algo;
+};
+constexpr int kMaxCandidates = 32;
+
+// ---- timing -------------------------------------------------------------------------------------
+
+// Event pairs for `samples` timed runs; destroyed with the object.
+class SampleEvents {
+ public:
+  explicit SampleEvents(int samples) : ev_(2 * static_cast<size_t>(samples), nullptr) {}
+  ~SampleEvents() {
+    for (cudaEvent_t e : ev_)
+      if (e) cudaEventDestroy(e);
+  }
+  SampleEvents(const SampleEvents&) = delete;
+  SampleEvents& operator=(const SampleEvents&) = delete;
+  Status create() {
+    for (cudaEvent_t& e : ev_) MINFER_CUDA_RETURN(cudaEventCreate(&e));
+    return Status::ok();
+  }
+  int samples() const { return static_cast<int>(ev_.size() / 2); }
+  cudaEvent_t begin(int s) const { return ev_[2 * static_cast<size_t>(s)]; }
+  cudaEvent_t end(int s) const { return ev_[2 * static_cast<size_t>(s) + 1]; }
+
+ private:
+  std::vector<cudaEvent_t> ev_;
+};
+
+struct Flush {
+  void* buf = nullptr;  // (bytes) scratch overwritten before each sample, or null
+  size_t bytes = 0;
+};
+
+// Median microseconds of ev.samples() runs of launch() after one warm-up. `launch_failed` is set when
+// the launch itself reports an error (the candidate is then skipped); CUDA errors are returned.
+template <typename Launch>
+Status median_us(Launch&& launch, const SampleEvents& ev, const Flush& flush, cudaStream_t stream, float& us,
+                 bool& launch_failed) {
+  launch_failed = !launch().is_ok();
+  if (launch_failed) return Status::ok();
+  for (int s = 0; s < ev.samples(); ++s) {
+    if (flush.buf) MINFER_CUDA_RETURN(cudaMemsetAsync(flush.buf, s & 0xff, flush.bytes, stream));
+    MINFER_CUDA_RETURN(cudaEventRecord(ev.begin(s), stream));
+    if (!launch()) { launch_failed = true; return Status::ok(); }
+    MINFER_CUDA_RETURN(cudaEventRecord(ev.end(s), stream));
+  }
+  MINFER_CUDA_RETURN(cudaEventSynchronize(ev.end(ev.samples() - 1)));
+  std::vector<float> t(static_cast<size_t>(ev.samples()));
+  for (int s = 0; s < ev.samples(); ++s)
+    MINFER_CUDA_RETURN(cudaEventElapsedTime(&t[static_cast<size_t>(s)], ev.begin(s), ev.end(s)));
+  std::nth_element(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(t.size() / 2), t.end());
+  us = 1000.f * t[t.size() / 2];
+  return Status::ok();
+}
+
 }  // namespace
+
+// ---- public GEMV --------------------------------------------------------------------------------
+
+bool gemv_supports(const GemmParams& p) { return gemv_check(p, 1).is_ok(); }
+
+Status gemv_forward(const GemmParams& p, cudaStream_t stream, int split) {
+  if (Status s = gemv_check(p, split == 0 ? 1 : split); !s) return s;
+  return gemv_run(p, split == 0 ? gemv_default_split(p) : split, stream);
+}
+
+// ---- options ------------------------------------------------------------------------------------
+
+GemmOptions GemmOptions::from_env() {
+  GemmOptions o;
+  if (const char* t = std::getenv("MINFER_GEMM_TUNE")) o.tune = std::string(t) != "0";
+  if (const char* path = std::getenv("MINFER_GEMM_PATH")) {
+    const std::string v(path);
+    if (v == "auto" || v.empty()) o.path = GemmPath::Auto;
+    else if (v == "cublaslt") o.path = GemmPath::CublasLt;
+    else if (v == "gemv") o.path = GemmPath::Gemv;
+    else throw std::runtime_error("MINFER_GEMM_PATH: unknown value '" + v + "' (auto, cublaslt, gemv)");
+  }
+  return o;
+}
+
+// ---- Gemm ---------------------------------------------------------------------------------------
 
 struct Gemm::Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  cublasLtMatmulAlgo_t algo{};
+  std::vector<LtAlgo> algos;                // heuristic order, each within the workspace
+  int lt_choice = 0;                        // fastest timed cuBLASLt candidate (0 until tuned)
+  int gemv_split = 0;                       // fastest timed GEMV split (0: untimed, default split)
+  bool gemv_wins = false;                   // Auto runs the GEMV
+  bool tuned = false;
+  float heuristic_us = -1, best_us = -1;
   ~Plan() {
     if (desc) cublasLtMatmulDescDestroy(desc);
     if (a) cublasLtMatrixLayoutDestroy(a);
@@ -45,7 +312,8 @@ struct Gemm::Plan {
   }
 };
 
-Gemm::Gemm(void* workspace, size_t workspace_bytes) : workspace_(workspace), workspace_bytes_(workspace_bytes) {
+Gemm::Gemm(void* workspace, size_t workspace_bytes, GemmOptions options)
+    : workspace_(workspace), workspace_bytes_(workspace_bytes), options_(options) {
   cublasLtHandle_t h = nullptr;
   const cublasStatus_t s = cublasLtCreate(&h);
   if (s != CUBLAS_STATUS_SUCCESS) throw std::runtime_error(cublas_error(s, "cublasLtCreate(&h)", __FILE__, __LINE__));
@@ -57,9 +325,13 @@ Gemm::~Gemm() {
   if (handle_) cublasLtDestroy(static_cast<cublasLtHandle_t>(handle_));
 }
 
+Gemm::Key Gemm::key_of(const GemmParams& p) {
+  return Key{static_cast<int>(p.dtype), p.rows, p.in, p.out, p.bias != nullptr};
+}
+
 Status Gemm::make_plan(const GemmParams& p, Plan& plan) {
   const cudaDataType_t t = cuda_type(p.dtype);
-  MINFER_CUBLAS_RETURN(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  MINFER_CUBLAS_RETURN(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));  // never TF32
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
   MINFER_CUBLAS_RETURN(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
   MINFER_CUBLAS_RETURN(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
@@ -79,23 +351,90 @@ Status Gemm::make_plan(const GemmParams& p, Plan& plan) {
   MINFER_CUBLAS_RETURN(cublasLtMatmulPreferenceCreate(&pref));
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
                                        sizeof workspace_bytes_);
-  cublasLtMatmulHeuristicResult_t res{};
+  const int want = std::clamp(options_.tune ? options_.max_candidates : 1, 1, kMaxCandidates);
+  cublasLtMatmulHeuristicResult_t res[kMaxCandidates] = {};
   int found = 0;
   const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(handle_), plan.desc, plan.a,
-                                                           plan.b, plan.c, plan.c, pref, 1, &res, &found);
+                                                           plan.b, plan.c, plan.c, pref, want, res, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   MINFER_CUBLAS_RETURN(hs);
-  if (found < 1)
+  for (int i = 0; i < found; ++i) {
+    const cublasLtMatmulHeuristicResult_t& r = res[i];
+    if (r.state == CUBLAS_STATUS_SUCCESS && r.workspaceSize <= workspace_bytes_) plan.algos.push_back(LtAlgo{r.algo});
+  }
+  if (plan.algos.empty())
     return Status::error("gemm: cuBLASLt found no algorithm for R " + std::to_string(R) + " K " + std::to_string(K) +
-                         " N " + std::to_string(N) + " dtype " + dtype_name(p.dtype));
-  plan.algo = res.algo;
+                         " N " + std::to_string(N) + " dtype " + dtype_name(p.dtype) + " within a workspace of " +
+                         std::to_string(workspace_bytes_) + " bytes");
+  return Status::ok();
+}
+
+Status Gemm::run_lt(const GemmParams& p, Plan& plan, int index, cudaStream_t stream) {
+  if (p.bias)
+    MINFER_CUBLAS_RETURN(
+        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias, sizeof p.bias));
+  const float alpha = 1.0f, beta = 0.0f;
+  MINFER_CUBLAS_RETURN(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan.desc, &alpha, p.w, plan.a, p.x,
+                                      plan.b, &beta, p.y, plan.c, p.y, plan.c,
+                                      &plan.algos[static_cast<size_t>(index)].algo, workspace_, workspace_bytes_,
+                                      stream));
+  return Status::ok();
+}
+
+Status Gemm::run_choice(const GemmParams& p, Plan& plan, cudaStream_t stream) {
+  const bool gemv = options_.path == GemmPath::Gemv || (options_.path == GemmPath::Auto && plan.gemv_wins);
+  if (!gemv) return run_lt(p, plan, plan.lt_choice, stream);
+  if (Status s = gemv_check(p, 1); !s) return s;
+  return gemv_run(p, plan.gemv_split > 0 ? plan.gemv_split : gemv_default_split(p), stream);
+}
+
+// index >= 0: cuBLASLt candidate; index < 0: GEMV with split -index.
+Status Gemm::time_one(const GemmParams& p, Plan& plan, int index, cudaStream_t stream, float& us) {
+  SampleEvents ev(std::max(1, options_.samples));
+  if (Status s = ev.create(); !s) return s;
+  const Flush flush{options_.flush ? workspace_ : nullptr, options_.flush ? workspace_bytes_ : 0};
+  bool failed = false;
+  us = -1;
+  Status s;
+  if (index >= 0) {
+    auto lt = [&]() { return run_lt(p, plan, index, stream); };
+    s = median_us(lt, ev, flush, stream, us, failed);
+  } else {
+    auto gemv = [&]() { return gemv_run(p, -index, stream); };
+    s = median_us(gemv, ev, flush, stream, us, failed);
+  }
+  if (failed) us = -1;
+  return s;
+}
+
+// Times every candidate (cuBLASLt algorithms, then GEMV splits where the GEMV may run) and keeps the
+// fastest; a candidate replaces the current best only when at least 2% faster (ties keep the earlier).
+Status Gemm::tune(const GemmParams& p, Plan& plan, cudaStream_t stream) {
+  float best = -1;
+  for (int i = 0; i < static_cast<int>(plan.algos.size()); ++i) {
+    float us = -1;
+    if (Status s = time_one(p, plan, i, stream, us); !s) return s;
+    if (i == 0) plan.heuristic_us = us;
+    if (us > 0 && (best < 0 || us < 0.98f * best)) best = us, plan.lt_choice = i;
+  }
+  const bool gemv_ok = gemv_supports(p) && (p.rows <= kGemvMaxRows || options_.path == GemmPath::Gemv);
+  float best_gemv = -1;
+  for (int split = 1; gemv_ok && split <= kGemvMaxSplit; split *= 2) {
+    if (split > 1 && p.in / static_cast<int64_t>(16 / dtype_size(p.dtype)) < 32LL * split) break;  // idle lanes
+    float us = -1;
+    if (Status s = time_one(p, plan, -split, stream, us); !s) return s;
+    if (us > 0 && (best_gemv < 0 || us < 0.98f * best_gemv)) best_gemv = us, plan.gemv_split = split;
+  }
+  plan.gemv_wins = best_gemv > 0 && (best < 0 || best_gemv < 0.98f * best);
+  plan.best_us = plan.gemv_wins ? best_gemv : best;
+  plan.tuned = true;
   return Status::ok();
 }
 
 Status Gemm::run(const GemmParams& p, cudaStream_t stream) {
   if (p.rows <= 0 || p.in <= 0 || p.out <= 0 || !p.x || !p.w || !p.y)
     return Status::error("gemm: rows, in, out must be positive and x, w, y set");
-  const Key key{static_cast<int>(p.dtype), p.rows, p.in, p.out, p.bias != nullptr};
+  const Key key = key_of(p);
   auto it = plans_.find(key);
   if (it == plans_.end()) {
     auto plan = std::make_unique<Plan>();
@@ -104,14 +443,27 @@ Status Gemm::run(const GemmParams& p, cudaStream_t stream) {
     it = plans_.emplace(key, std::move(plan)).first;
   }
   Plan& plan = *it->second;
-  if (p.bias)
-    MINFER_CUBLAS_RETURN(
-        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias, sizeof p.bias));
-  const float alpha = 1.0f, beta = 0.0f;
-  MINFER_CUBLAS_RETURN(cublasLtMatmul(static_cast<cublasLtHandle_t>(handle_), plan.desc, &alpha, p.w, plan.a, p.x,
-                                      plan.b, &beta, p.y, plan.c, p.y, plan.c, &plan.algo, workspace_,
-                                      workspace_bytes_, stream));
-  return Status::ok();
+  if (options_.tune && !plan.tuned && p.rows <= options_.tune_max_rows) {
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    MINFER_CUDA_RETURN(cudaStreamIsCapturing(stream, &cap));
+    if (cap == cudaStreamCaptureStatusNone)
+      if (Status s = tune(p, plan, stream); !s) return s;
+  }
+  return run_choice(p, plan, stream);
+}
+
+std::optional<GemmPlanInfo> Gemm::plan_info(const GemmParams& p) const {
+  const auto it = plans_.find(key_of(p));
+  if (it == plans_.end()) return std::nullopt;
+  const Plan& plan = *it->second;
+  GemmPlanInfo info;
+  info.tuned = plan.tuned;
+  info.gemv = plan.gemv_wins;
+  info.candidates = static_cast<int>(plan.algos.size());
+  info.algo_index = plan.lt_choice;
+  info.heuristic_us = plan.heuristic_us;
+  info.best_us = plan.best_us;
+  return info;
 }
 
 }  // namespace minfer

@@ -1,14 +1,29 @@
-// kernels/gemm.h: the engine's GEMM, a cuBLASLt wrapper. Versions: v1 (cuBLASLt, heuristic algo).
+// kernels/gemm.h: the engine's GEMM. Versions: v1 (cuBLASLt, the heuristic's first algorithm);
+// v2 (this one): per shape, the fastest of up to GemmOptions::max_candidates cuBLASLt algorithms and,
+// for R <= kGemvMaxRows, a GEMV-style kernel of our own, timed once with CUDA events.
 // y (R, N) = x (R, K) W (N, K)^T (+ bias (N)), all row-major in one storage dtype, fp32 accumulation:
 // CUBLAS_COMPUTE_32F for fp32 (never TF32), fp16 and bf16; y rounded to dtype once (bias added in
 // fp32 before the rounding, as the reference does). R rows (tokens), K in features, N out features.
-// The algorithm is chosen by cuBLASLt's heuristic once per (dtype, R, K, N, bias) and cached.
 // Reference: ref::linear (same argument order).
+//
+// Tuning (GemmOptions::tune, default OFF until measured on a GPU; MINFER_GEMM_TUNE=1 turns it on): the first call for a (dtype, R, K, N, bias) that runs
+// outside CUDA graph capture times every candidate on the caller's stream and buffers (y is
+// overwritten, x, W and bias only read), synchronising that stream once, and caches the winner. A call
+// on a capturing stream (cudaStreamIsCapturing) never times: it uses the cached winner if there is one,
+// else the heuristic's first algorithm, and leaves the shape untuned so that the next eager call tunes
+// it. Shapes with R > tune_max_rows are not timed (each new prefill length would otherwise pay a
+// tuning pass of ~50 runs). Tuning is safe with the engine's graphs: the engine runs its first decode
+// step eagerly before it captures, so every decode shape is tuned before capture and capture itself
+// only launches. It stays off by default until a GPU run has measured it against v1.
+// Environment overrides for A/B measurement without code changes (read by GemmOptions::from_env):
+//   MINFER_GEMM_TUNE=1|0          time candidates (and the GEMV) per shape | heuristic's first algorithm only (v1, the default)
+//   MINFER_GEMM_PATH=cublaslt|gemv force one path (gemv fails for shapes it cannot take)
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <tuple>
 
 #include <cuda_runtime.h>
@@ -29,25 +44,66 @@ struct GemmParams {
   int64_t out = 0;             // N
 };
 
+// Rows up to which the GEMV kernel is a tuning candidate (decode batches).
+inline constexpr int64_t kGemvMaxRows = 16;
+
+enum class GemmPath { Auto, CublasLt, Gemv };
+
+struct GemmOptions {
+  bool tune = false;                   // time candidates the first time a shape runs eagerly (opt-in)
+  int64_t tune_max_rows = 512;         // larger R (prefill of new lengths) keeps the heuristic's first
+  int max_candidates = 8;              // cuBLASLt heuristic results requested per shape (<= 32)
+  int samples = 5;                     // timed runs per candidate (median kept), after one warm-up
+  bool flush = true;                   // overwrite the workspace before each sample (evicts L2 partly)
+  GemmPath path = GemmPath::Auto;      // Auto: tuned choice; otherwise only that path runs
+  static GemmOptions from_env();       // defaults, with MINFER_GEMM_TUNE / MINFER_GEMM_PATH applied
+};
+
+// What the cache holds for one shape (for logs and tests).
+struct GemmPlanInfo {
+  bool tuned = false;        // candidates were timed
+  bool gemv = false;         // the GEMV kernel is the choice (else cuBLASLt algorithm `algo_index`)
+  int candidates = 0;        // cuBLASLt algorithms the heuristic returned within the workspace
+  int algo_index = 0;        // chosen cuBLASLt candidate, 0 = the heuristic's first
+  float heuristic_us = -1;   // median time of candidate 0 (-1 when not timed)
+  float best_us = -1;        // median time of the choice (-1 when not timed)
+};
+
+// GEMV kernel alone: y = x W^T (+ bias) for any R (chunks of up to 16 rows per block row), K split
+// over `split` warps per output feature (1, 2, 4 or 8; 0 picks one from N, K and the SM count).
+// Needs K a multiple of 16 / dtype_size and x, W 16-byte aligned; otherwise returns an error
+// naming the field. Tests call it directly; the engine goes through Gemm::run.
+Status gemv_forward(const GemmParams& p, cudaStream_t stream, int split = 0);
+bool gemv_supports(const GemmParams& p);
+
 // Owns the cuBLASLt handle and the per-shape plan cache; the workspace is the caller's.
 class Gemm {
  public:
-  Gemm(void* workspace /*(bytes)*/, size_t workspace_bytes);
+  Gemm(void* workspace /*(bytes)*/, size_t workspace_bytes, GemmOptions options = GemmOptions::from_env());
   ~Gemm();
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
 
-  // Safe inside CUDA graph capture once the shape's plan is cached (a first call creates it).
+  // Safe inside CUDA graph capture (never times there; see the file comment).
   Status run(const GemmParams& p, cudaStream_t stream);
   size_t cached_plans() const { return plans_.size(); }
+  std::optional<GemmPlanInfo> plan_info(const GemmParams& p) const;
+  const GemmOptions& options() const { return options_; }
+  void set_options(const GemmOptions& o) { options_ = o; }  // cached choices stay
 
  private:
   struct Plan;
   using Key = std::tuple<int, int64_t, int64_t, int64_t, bool>;
+  static Key key_of(const GemmParams& p);
   Status make_plan(const GemmParams& p, Plan& plan);
+  Status run_lt(const GemmParams& p, Plan& plan, int index, cudaStream_t stream);
+  Status run_choice(const GemmParams& p, Plan& plan, cudaStream_t stream);
+  Status tune(const GemmParams& p, Plan& plan, cudaStream_t stream);
+  Status time_one(const GemmParams& p, Plan& plan, int index /*-1: gemv*/, cudaStream_t stream, float& us);
   void* handle_ = nullptr;  // cublasLtHandle_t
   void* workspace_;
   size_t workspace_bytes_;
+  GemmOptions options_;
   std::map<Key, std::unique_ptr<Plan>> plans_;
 };
 

@@ -139,6 +139,7 @@ WorkspaceLayout plan_workspace(const ModelConfig& c, DType dtype, const RunShape
   w.cu_seqlens = take((T + 1) * 4); w.cache_lens = take(T * 4); w.slot = take(T * 4);
   w.counters = take(T * 8);
   w.cos_sin = take(static_cast<uint64_t>(s.context) * static_cast<uint64_t>(c.head_dim) * 4);
+  w.attn = take(s.attention == AttentionBackend::Flash ? s.decode_workspace_bytes : 0);
   w.gemm = take(kGemmWorkspaceBytes);
   w.bytes = next;
   return w;
@@ -157,6 +158,18 @@ void check_request(const ModelConfig& c, const RunShape& s) {
     throw UsageError("context of " + std::to_string(s.context) + " tokens exceeds max_position_embeddings " +
                      std::to_string(c.max_position));
   if (s.max_prefill_tokens < 1) throw UsageError("prefill needs at least one prompt token");
+  const int hd = c.head_dim;
+  if (s.attention == AttentionBackend::Flash && hd != 16 && hd != 32 && hd != 64 && hd != 128)
+    throw UsageError("--attention flash: head_dim " + std::to_string(hd) +
+                     " is not held by the flash kernels (16, 32, 64, 128); use --attention simple");
+}
+
+const char* attention_backend_name(AttentionBackend a) { return a == AttentionBackend::Flash ? "flash" : "simple"; }
+
+AttentionBackend parse_attention_backend(const std::string& flag, const std::string& value) {
+  if (value == "simple") return AttentionBackend::Simple;
+  if (value == "flash") return AttentionBackend::Flash;
+  throw UsageError(flag + ": unknown attention backend \"" + value + "\" (simple, flash)");
 }
 
 MemoryPlan plan_memory(const ModelConfig& c, DType dtype, const RunShape& s) {

@@ -1,7 +1,7 @@
 // engine/core/plan.h: host-side planning for the CUDA engine, with no CUDA in it (so CPU tests cover
 // it): the device weight layout (one allocation, fused QKV and gate/up slices), KV cache sizing, the
 // memory plan (weights, KV cache, workspace) and its refusal before any allocation, decode batch
-// buckets, sampler parameter checks, and the RoPE table.
+// buckets, sampler parameter checks, the attention backend choice, and the RoPE table.
 // Legend (engine/core/config.h): H hidden, I intermediate, L layers, V vocab, nh/nkv heads,
 // hd head_dim, B batch (sequences), C context (tokens per sequence), T tokens in one forward.
 #pragma once
@@ -51,12 +51,27 @@ WeightLayout plan_weights(const ModelConfig& cfg, DType dtype);
 // Throws UsageError for a slot this layout does not hold.
 SlotPlace place_of(const ModelConfig& cfg, const WeightLayout& w, const std::string& slot);
 
+// Attention kernels the engine calls. simple: kernels/attention (one kernel for prefill and decode).
+// flash: kernels/flash_prefill for host-driven forwards (ragged new tokens over each sequence's
+// cached prefix) and kernels/decode_attention (split-KV) for decode steps; head_dim 16, 32, 64, 128.
+enum class AttentionBackend { Simple, Flash };
+const char* attention_backend_name(AttentionBackend a);  // "simple", "flash"
+// "simple" / "flash"; throws UsageError naming `flag` and the choices otherwise.
+AttentionBackend parse_attention_backend(const std::string& flag, const std::string& value);
+
 // The request the run state is sized for.
 struct RunShape {
   int batch = 1;               // B sequences
   int context = 0;             // C: cache tokens per sequence (longest prompt + new tokens)
   int max_prefill_tokens = 0;  // most tokens in one forward (sum of prompt lengths)
   bool all_logits = false;     // logits for every prefill token (tests), else one row per sequence
+  AttentionBackend attention = AttentionBackend::Simple;
+  // flash only, filled in by the engine (engine/model/model.cpp) from the device, B and C before the
+  // plan: KV splits of every decode step (one count for all buckets <= B, chosen from the bucket's
+  // max context C, so a captured graph stays valid while the caches grow), and the split workspace
+  // it needs for B rows (decode_attention_workspace_bytes). Both 0 with the simple backend.
+  int decode_splits = 0;
+  uint64_t decode_workspace_bytes = 0;
 };
 
 constexpr int kMaxBatch = 1024;
@@ -87,13 +102,15 @@ struct WorkspaceLayout {
   uint64_t ids = 0, positions = 0, token_slot = 0, cu_seqlens = 0, cache_lens = 0, slot = 0;  // int32 (Tm [+1])
   uint64_t counters = 0;             // uint64 (Tm)
   uint64_t cos_sin = 0;              // fp32 (C, hd/2, 2)
+  uint64_t attn = 0;                 // flash decode split workspace: RunShape::decode_workspace_bytes (may be 0)
   uint64_t gemm = 0;                 // kGemmWorkspaceBytes
   uint64_t bytes = 0;                // total
 };
 WorkspaceLayout plan_workspace(const ModelConfig& cfg, DType dtype, const RunShape& s);
 uint64_t workspace_bytes(const ModelConfig& cfg, DType dtype, const RunShape& s);
 
-// Checks batch, context against max_position_embeddings; throws UsageError naming the limit.
+// Checks batch, context against max_position_embeddings, and (flash) the head_dim the flash kernels
+// hold; throws UsageError naming the limit.
 void check_request(const ModelConfig& cfg, const RunShape& s);
 MemoryPlan plan_memory(const ModelConfig& cfg, DType dtype, const RunShape& s);
 // Throws UsageError naming the KV cache size, the request and the free memory when the plan does not fit.

@@ -7,7 +7,9 @@
 
 #include "engine/core/error.h"
 #include "kernels/attention.h"
+#include "kernels/decode_attention.h"
 #include "kernels/embedding.h"
+#include "kernels/flash_prefill.h"
 #include "kernels/kv_cache.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
@@ -23,10 +25,26 @@ void refuse_early(const ModelConfig& cfg, DType dtype, const RunShape& shape) {
   check_fits(plan, shape, free_b);
 }
 
+// The shape with the flash decode plan filled in: one split count for every bucket (chosen for the
+// planned batch and the max context, so it never changes while a graph replays), and its workspace.
+RunShape complete_shape(const ModelConfig& cfg, const RunShape& shape) {
+  RunShape s = shape;
+  s.decode_splits = 0;
+  s.decode_workspace_bytes = 0;
+  if (s.attention != AttentionBackend::Flash) return s;
+  check_request(cfg, s);  // batch, context and head_dim are in range before they size anything
+  int dev = 0, sms = 0;
+  MINFER_CUDA_CHECK(cudaGetDevice(&dev));
+  MINFER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  s.decode_splits = decode_attention_splits(s.batch, cfg.heads, cfg.kv_heads, s.context, sms);
+  s.decode_workspace_bytes = decode_attention_workspace_bytes(s.batch, cfg.heads, cfg.head_dim, s.decode_splits);
+  return s;
+}
+
 }  // namespace
 
 Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const RunShape& shape)
-    : cfg_(cfg), dtype_(dtype), shape_(shape) {
+    : cfg_(cfg), dtype_(dtype), shape_(complete_shape(cfg, shape)) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
   state_ = std::make_unique<RunState>(cfg_, dtype_, shape_, weights_->bytes());
@@ -39,8 +57,9 @@ Model::~Model() {
   if (stream_) cudaStreamDestroy(stream_);
 }
 
-void Model::reshape(const RunShape& shape) {
-  check_request(cfg_, shape);
+void Model::reshape(const RunShape& requested) {
+  check_request(cfg_, requested);
+  const RunShape shape = complete_shape(cfg_, requested);
   MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
   gemm_.reset();
   state_.reset();
@@ -88,8 +107,19 @@ void Model::norm(const void* x, void* residual, int64_t w_off, int64_t rows) {
                           static_cast<double>(dtype_size(dtype_)));
 }
 
-// att = attention(q, cache) over each sequence's cached rows (one layer's cache slices).
+// att = attention(q, cache) over each sequence's cached rows (one layer's cache slices), with the
+// run's backend; one profiler entry ("attention") whichever kernels run.
 void Model::attend(void* k_cache, void* v_cache, int64_t T, int nseq) {
+  mark_begin();
+  if (shape_.attention == AttentionBackend::Simple) attend_simple(k_cache, v_cache, T, nseq);
+  else if (max_q_ == 0) attend_decode(k_cache, v_cache, nseq);
+  else attend_prefill(k_cache, v_cache, nseq);
+  const double es = static_cast<double>(dtype_size(dtype_));
+  mark_end("attention", static_cast<double>(2 * T * cfg_.q_dim() + 2 * kv_tokens_ * cfg_.kv_dim()) * es);
+}
+
+// kernels/attention: ragged queries over each sequence's slot (slot[b], cache_lens[b]).
+void Model::attend_simple(void* k_cache, void* v_cache, int64_t T, int nseq) {
   RunState& s = *state_;
   AttentionParams at;
   at.dtype = dtype_;
@@ -106,10 +136,56 @@ void Model::attend(void* k_cache, void* v_cache, int64_t T, int nseq) {
   at.heads = cfg_.heads;
   at.kv_heads = cfg_.kv_heads;
   at.head_dim = cfg_.head_dim;
-  mark_begin();
   MINFER_STATUS_CHECK(attention_forward(at, stream_));
-  const double es = static_cast<double>(dtype_size(dtype_));
-  mark_end("attention", static_cast<double>(2 * T * cfg_.q_dim() + 2 * kv_tokens_ * cfg_.kv_dim()) * es);
+}
+
+// kernels/flash_prefill, reading the cache in place: sequence b (slot b in host-driven forwards) has
+// cache_lens[b] keys at rows [b * C, b * C + cache_lens[b]) of the layer's (B, C, nkv, hd) cache; its
+// new tokens are the last of them (causal with the cached prefix). A sequence without new tokens
+// (an empty run) gets no blocks.
+void Model::attend_prefill(void* k_cache, void* v_cache, int nseq) {
+  RunState& s = *state_;
+  FlashPrefillParams p;
+  p.dtype = dtype_;
+  p.q = s.q;
+  p.k = k_cache;
+  p.v = v_cache;
+  p.out = s.att;
+  p.cu_seqlens_q = s.cu_seqlens;
+  p.k_lens = s.cache_lens;
+  p.k_seq_stride = shape_.context;
+  p.batch = nseq;
+  p.max_seqlen_q = max_q_;
+  p.heads = cfg_.heads;
+  p.kv_heads = cfg_.kv_heads;
+  p.head_dim = cfg_.head_dim;
+  p.causal = true;
+  MINFER_STATUS_CHECK(flash_prefill_forward(p, stream_));
+}
+
+// kernels/decode_attention over the contiguous cache: row b's query against cache_lens[b] keys of
+// slot b. The split count and workspace were planned (complete_shape), so the launch depends on
+// nothing that changes between graph replays. A padding or finished row (slot < 0) reads its slot's
+// rows as they are; its output is never used (its q is zero, its logits are ignored).
+void Model::attend_decode(void* k_cache, void* v_cache, int rows) {
+  RunState& s = *state_;
+  DecodeAttentionParams p;
+  p.dtype = dtype_;
+  p.q = s.q;
+  p.k_cache = k_cache;
+  p.v_cache = v_cache;
+  p.out = s.att;
+  p.cache_lens = s.cache_lens;
+  p.batch = rows;
+  p.heads = cfg_.heads;
+  p.kv_heads = cfg_.kv_heads;
+  p.head_dim = cfg_.head_dim;
+  p.max_len = shape_.context;
+  p.max_kv_len = shape_.context;
+  p.num_splits = shape_.decode_splits;
+  p.workspace = s.attn_workspace;
+  p.workspace_bytes = shape_.decode_workspace_bytes;
+  MINFER_STATUS_CHECK(decode_attention_forward(p, stream_));
 }
 
 void Model::enqueue_layer(int l, int64_t T, int nseq) {
@@ -211,6 +287,8 @@ int64_t Model::forward_device(const std::vector<std::vector<int32_t>>& tokens, b
   upload_indices(host, T, nseq);
   kv_tokens_ = 0;
   for (int32_t n : lens) kv_tokens_ += n;
+  max_q_ = 0;
+  for (const auto& tk : tokens) max_q_ = std::max(max_q_, static_cast<int>(tk.size()));
   enqueue_body(T, nseq);
   int64_t rows = T;
   if (!all_logits) {  // gather each sequence's last row of a into y, then the head over those rows
@@ -246,6 +324,7 @@ std::vector<float> Model::logits_host(int64_t rows) {
 }
 
 void Model::enqueue_decode(int rows) {
+  max_q_ = 0;  // one token per row: the decode kernels
   enqueue_body(rows, rows);
   enqueue_logits(state_->a, rows);
 }

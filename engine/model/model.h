@@ -6,7 +6,9 @@
 //   a   = rmsnorm(res)  or, from layer 1 on, fused: res = res + y [14]; a = norm(res) [2]
 //   qkv = a Wqkv^T + b                                [3]  one GEMM over fused wq|wk|wv rows
 //   q, cache k/v = QK-norm + RoPE of qkv              [5]  fused kernel, rounded once (as the reference)
-//   att = attention(q, cache)                         [6]
+//   att = attention(q, cache)                         [6]  RunShape::attention picks the kernels:
+//         simple: kernels/attention; flash: kernels/flash_prefill (host-driven forwards) or
+//         kernels/decode_attention (decode steps, split-KV with the planned split count)
 //   y   = att Wo^T                                    [7]
 //   res = res + y [8]; a = norm(res) [9]              fused residual + norm
 //   gu  = a Wgu^T                                     [10] one GEMM over fused gate|up rows
@@ -34,6 +36,7 @@ class Model {
  public:
   // Refuses (UsageError naming the limit) a request past the context / batch / memory limits before
   // allocating anything; then uploads the weights and allocates the run state.
+  // shape() is `shape` completed for its attention backend (flash: decode splits and workspace).
   Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const RunShape& shape);
   ~Model();
   Model(const Model&) = delete;
@@ -84,6 +87,9 @@ class Model {
             int64_t out);
   void norm(const void* x, void* residual, int64_t w_off, int64_t rows);
   void attend(void* k_cache, void* v_cache, int64_t T, int nseq);
+  void attend_simple(void* k_cache, void* v_cache, int64_t T, int nseq);
+  void attend_prefill(void* k_cache, void* v_cache, int nseq);
+  void attend_decode(void* k_cache, void* v_cache, int rows);
   void mark_begin() { if (prof_) prof_->begin(); }
   void mark_end(const char* name, double bytes) { if (prof_) prof_->end(name, bytes); }
   void* kv_layer(void* base, int l) const;
@@ -97,6 +103,7 @@ class Model {
   cudaStream_t stream_ = nullptr;
   std::vector<int> lens_;  // (B) cached tokens per sequence
   int64_t kv_tokens_ = 0;  // cache rows the next forward's attention reads, all sequences (profiler bytes)
+  int max_q_ = 0;          // longest run of new tokens of one sequence in this forward; 0: a decode step
   LaunchProfiler* prof_ = nullptr;
 };
 

@@ -37,6 +37,7 @@ RunState::RunState(const ModelConfig& c, DType dtype, const RunShape& s, uint64_
   cache_lens = static_cast<int32_t*>(at(w.cache_lens)); slot = static_cast<int32_t*>(at(w.slot));
   counters = static_cast<uint64_t*>(at(w.counters)); cos_sin = static_cast<float*>(at(w.cos_sin));
   gemm_workspace = at(w.gemm);
+  attn_workspace = w.gemm > w.attn ? static_cast<float*>(at(w.attn)) : nullptr;
   k_cache = kv_;
   v_cache = static_cast<uint8_t*>(kv_) + mem_.kv_cache / 2;
   MINFER_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&host_index), (6 * T + 1) * 4));

@@ -46,6 +46,7 @@ class RunState {
   uint64_t* counters = nullptr;   // (Tm) sampler draw counters
   float* cos_sin = nullptr;       // (C, hd/2, 2)
   void* gemm_workspace = nullptr; // kGemmWorkspaceBytes
+  float* attn_workspace = nullptr; // flash decode: (Bb, nh, splits, hd + 1) fp32 split partials, or null
   void* k_cache = nullptr;        // (L, B, C, nkv, hd)
   void* v_cache = nullptr;        // (L, B, C, nkv, hd)
   int32_t* host_index = nullptr;  // pinned staging: (6 Tm + 1) int32 for uploads

@@ -149,6 +149,48 @@ TEST(EnginePlan, WorkspaceLayoutIsDisjointAndSized) {
   EXPECT_EQ(activation_rows(s), 3);  // at least the decode rows
 }
 
+TEST(EnginePlan, AttentionBackendIsParsedAndChecked) {
+  EXPECT_EQ(parse_attention_backend("--attention", "simple"), AttentionBackend::Simple);
+  EXPECT_EQ(parse_attention_backend("--attention", "flash"), AttentionBackend::Flash);
+  EXPECT_STREQ(attention_backend_name(AttentionBackend::Flash), "flash");
+  EXPECT_STREQ(attention_backend_name(AttentionBackend::Simple), "simple");
+  const std::string m = usage_message([] { parse_attention_backend("--attention", "fast"); });
+  EXPECT_TRUE(has(m, "--attention") && has(m, "fast") && has(m, "simple, flash")) << m;
+  EXPECT_EQ(RunShape{}.attention, AttentionBackend::Simple);  // the default stays simple
+  ModelConfig c = preset_config("tiny");  // head_dim 16: held by the flash kernels
+  RunShape s;
+  s.batch = 2;
+  s.context = 64;
+  s.max_prefill_tokens = 8;
+  s.attention = AttentionBackend::Flash;
+  EXPECT_EQ(usage_message([&] { check_request(c, s); }), "");
+  c.head_dim = 96;  // held by the simple kernel only
+  const std::string hd = usage_message([&] { check_request(c, s); });
+  EXPECT_TRUE(has(hd, "head_dim 96") && has(hd, "--attention")) << hd;
+  s.attention = AttentionBackend::Simple;
+  EXPECT_EQ(usage_message([&] { check_request(c, s); }), "");
+}
+
+TEST(EnginePlan, FlashDecodeWorkspaceIsPlanned) {
+  const ModelConfig c = preset_config("qwen3-0.6b");
+  RunShape s;
+  s.batch = 4;
+  s.context = 4096;
+  s.max_prefill_tokens = 512;
+  s.decode_splits = 8;
+  s.decode_workspace_bytes = 4ull * 16 * 8 * (128 + 1) * 4;  // (B, nh, splits, hd + 1) fp32
+  const WorkspaceLayout simple = plan_workspace(c, DType::BF16, s);
+  EXPECT_EQ(simple.attn, simple.gemm);  // the simple backend plans no split workspace
+  s.attention = AttentionBackend::Flash;
+  const WorkspaceLayout flash = plan_workspace(c, DType::BF16, s);
+  EXPECT_EQ(flash.attn % 256, 0u);
+  EXPECT_GT(flash.attn, flash.cos_sin);
+  EXPECT_GE(flash.gemm - flash.attn, s.decode_workspace_bytes);
+  EXPECT_LT(flash.gemm - flash.attn, s.decode_workspace_bytes + 256);
+  EXPECT_EQ(flash.bytes - simple.bytes, flash.gemm - simple.gemm);
+  EXPECT_EQ(plan_memory(c, DType::BF16, s).workspace, flash.bytes);
+}
+
 TEST(EnginePlan, BatchBuckets) {
   EXPECT_EQ(batch_buckets(1), std::vector<int>({1}));
   EXPECT_EQ(batch_buckets(6), std::vector<int>({1, 2, 4, 6}));
@@ -225,6 +267,18 @@ TEST(EnginePlan, CliRefusesBadSamplerFlags) {
   out.clear();
   EXPECT_EQ(run_cli("generate --model preset:tiny-mixtral --prompt-tokens 1,2 --backend cuda", out), 2);
   EXPECT_TRUE(has(out, "cuda engine") || has(out, "no CUDA device")) << out;
+}
+
+TEST(EnginePlan, CliRefusesBadAttentionBackend) {
+  std::string out;
+  EXPECT_EQ(run_cli("generate --model preset:tiny --prompt-tokens 1,2 --backend cuda --attention fast", out), 2);
+  EXPECT_TRUE(has(out, "--attention") && has(out, "fast")) << out;
+  out.clear();
+  EXPECT_EQ(run_cli("generate --model preset:tiny --prompt-tokens 1,2 --attention flash", out), 2);
+  EXPECT_TRUE(has(out, "--attention") && has(out, "--backend cuda")) << out;
+  out.clear();
+  EXPECT_EQ(run_cli("generate --help", out), 0);
+  EXPECT_TRUE(has(out, "--attention")) << out;
 }
 
 }  // namespace

@@ -5,7 +5,10 @@
 // CUDA graph; GPU sampling (distribution, top-k, top-p, reproducible for a seed); the KV cache
 // refusal naming the limit; the per-step logits observer, reshape, the per-kernel decode profile, and
 // the quick cases of validate_all's model sweep; and the engine's fp32 logits against HF transformers'
-// own (tests/fixtures: llama with llama3 scaling, qwen2, qwen3). Every test skips when no CUDA device is present.
+// own (tests/fixtures: llama with llama3 scaling, qwen2, qwen3). The same model checks also run with the
+// flash attention backend (flash_prefill reading the engine's per-sequence cache, split-KV
+// decode_attention in decode steps, with and without the graph), beside direct checks of those two
+// kernels at the tiny models' head_dim. Every test skips when no CUDA device is present.
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -26,6 +29,8 @@
 #include "engine/runtime/generator.h"
 #include "engine/runtime/profile.h"
 #include "kernels/attention.h"
+#include "kernels/decode_attention.h"
+#include "kernels/flash_prefill.h"
 #include "kernels/gemm.h"
 #include "kernels/sampling.h"
 #include "reference/model.h"
@@ -173,6 +178,109 @@ TEST_F(Engine, AttentionRaggedGqaMatchesReference) {
   EXPECT_NE(s.message().find("head_dim"), std::string::npos) << s.message();
 }
 
+// The flash backend's two kernels as the engine calls them: flash_prefill reading a per-sequence
+// cache in place (k_lens, k_seq_stride: sequence b at slot b, ragged new tokens after a cached
+// prefix, a sequence with none), and decode_attention over the same cache layout, one and three
+// splits; head_dim 16 and 32 (the tiny models') beside 64 and 128, fp32 (scalar) and bf16 (tensor cores).
+struct CacheCase {
+  int B = 4, C = 64, nh = 0, nkv = 0, hd = 0;
+  DType t = DType::F32;
+  int64_t kvrow() const { return static_cast<int64_t>(nkv) * hd; }
+};
+
+void check_flash_prefill_in_cache(const CacheCase& k) {
+  const std::vector<int> tq = {1, 5, 17, 0}, cached_before = {3, 0, 40, 2};
+  std::vector<int32_t> cu{0}, lens;
+  for (int b = 0; b < k.B; ++b) {
+    cu.push_back(cu.back() + tq[static_cast<size_t>(b)]);
+    lens.push_back(cached_before[static_cast<size_t>(b)] + tq[static_cast<size_t>(b)]);
+  }
+  const int64_t T = cu.back(), qrow = static_cast<int64_t>(k.nh) * k.hd;
+  const std::vector<float> q = values(static_cast<size_t>(T * qrow), 15, k.t);
+  const std::vector<float> kc = values(static_cast<size_t>(k.B * k.C * k.kvrow()), 16, k.t);
+  const std::vector<float> vc = values(static_cast<size_t>(k.B * k.C * k.kvrow()), 17, k.t);
+  std::vector<float> ref(q.size());
+  for (int b = 0; b < k.B; ++b) {
+    const size_t bb = static_cast<size_t>(b);
+    if (tq[bb] == 0) continue;
+    const size_t base = bb * static_cast<size_t>(k.C * k.kvrow());
+    ref::attention(k.t, q.data() + cu[bb] * qrow, kc.data() + base, vc.data() + base, ref.data() + cu[bb] * qrow,
+                   tq[bb], lens[bb], k.nh, k.nkv, k.hd, true, 1.0 / std::sqrt(static_cast<double>(k.hd)));
+  }
+  DevBuf dq(k.t, q), dk(k.t, kc), dv(k.t, vc), dout(k.t, std::vector<float>(q.size(), NAN)), dcu(cu), dlens(lens);
+  FlashPrefillParams p;
+  p.dtype = k.t;
+  p.q = dq.p;
+  p.k = dk.p;
+  p.v = dv.p;
+  p.out = dout.p;
+  p.cu_seqlens_q = static_cast<int32_t*>(dcu.p);
+  p.k_lens = static_cast<int32_t*>(dlens.p);
+  p.k_seq_stride = k.C;
+  p.batch = k.B;
+  p.max_seqlen_q = 17;
+  p.heads = k.nh;
+  p.kv_heads = k.nkv;
+  p.head_dim = k.hd;
+  MINFER_STATUS_CHECK(flash_prefill_forward(p, nullptr));
+  MINFER_CUDA_CHECK(cudaDeviceSynchronize());
+  expect_close(dout.read(k.t), ref, 1e-3,
+               std::string("flash_prefill ") + dtype_name(k.t) + " hd " + std::to_string(k.hd) + " nh " +
+                   std::to_string(k.nh) + "/" + std::to_string(k.nkv));
+  p.k_seq_stride = 0;  // k_lens without a stride is refused, naming the field
+  const Status bad = flash_prefill_forward(p, nullptr);
+  EXPECT_NE(bad.message().find("k_seq_stride"), std::string::npos) << bad.message();
+}
+
+void check_decode_in_cache(const CacheCase& k, int splits) {
+  const std::vector<int32_t> lens = {4, 1, 57, 64};
+  const int64_t qrow = static_cast<int64_t>(k.nh) * k.hd;
+  const std::vector<float> q = values(static_cast<size_t>(k.B * qrow), 25, k.t);
+  const std::vector<float> kc = values(static_cast<size_t>(k.B * k.C * k.kvrow()), 26, k.t);
+  const std::vector<float> vc = values(static_cast<size_t>(k.B * k.C * k.kvrow()), 27, k.t);
+  std::vector<float> ref(q.size());
+  for (int b = 0; b < k.B; ++b) {
+    const size_t bb = static_cast<size_t>(b), base = bb * static_cast<size_t>(k.C * k.kvrow());
+    ref::attention(k.t, q.data() + bb * qrow, kc.data() + base, vc.data() + base, ref.data() + bb * qrow, 1, lens[bb],
+                   k.nh, k.nkv, k.hd, true, 1.0 / std::sqrt(static_cast<double>(k.hd)));
+  }
+  const size_t ws_bytes = decode_attention_workspace_bytes(k.B, k.nh, k.hd, splits);
+  DevBuf dq(k.t, q), dk(k.t, kc), dv(k.t, vc), dout(k.t, std::vector<float>(q.size(), NAN)), dlens(lens),
+      ws(DType::F32, std::vector<float>(ws_bytes / 4 + 1, 0.0f));
+  DecodeAttentionParams p;
+  p.dtype = k.t;
+  p.q = dq.p;
+  p.k_cache = dk.p;
+  p.v_cache = dv.p;
+  p.out = dout.p;
+  p.cache_lens = static_cast<int32_t*>(dlens.p);
+  p.batch = k.B;
+  p.heads = k.nh;
+  p.kv_heads = k.nkv;
+  p.head_dim = k.hd;
+  p.max_len = k.C;
+  p.max_kv_len = k.C;
+  p.num_splits = splits;
+  p.workspace = static_cast<float*>(ws.p);
+  p.workspace_bytes = ws_bytes;
+  MINFER_STATUS_CHECK(decode_attention_forward(p, nullptr));
+  MINFER_CUDA_CHECK(cudaDeviceSynchronize());
+  expect_close(dout.read(k.t), ref, 1e-3,
+               std::string("decode_attention ") + dtype_name(k.t) + " hd " + std::to_string(k.hd) + " nh " +
+                   std::to_string(k.nh) + "/" + std::to_string(k.nkv) + " splits " + std::to_string(splits));
+}
+
+TEST_F(Engine, FlashKernelsReadTheEngineCache) {
+  for (int hd : {16, 32, 64, 128})
+    for (DType t : {DType::F32, DType::BF16})
+      for (auto [nh, nkv] : std::vector<std::pair<int, int>>{{4, 2}, {6, 1}, {3, 3}}) {
+        CacheCase k;
+        k.nh = nh, k.nkv = nkv, k.hd = hd, k.t = t;
+        check_flash_prefill_in_cache(k);
+        for (int splits : {1, 3}) check_decode_in_cache(k, splits);
+      }
+}
+
 // ---- whole model ---------------------------------------------------------------------------------
 
 Seqs ragged_prompts(int vocab) {
@@ -199,7 +307,20 @@ std::vector<int32_t> last_argmax(const std::vector<float>& logits, const Seqs& f
   return out;
 }
 
-void logits_every_step(const std::string& preset, DType t, double tol) {
+// The last row of each sequence's logits in (sum Tq_i, V) (every sequence non-empty).
+std::vector<float> last_rows(const std::vector<float>& logits, const Seqs& fed, int V) {
+  std::vector<float> out;
+  size_t row = 0;
+  for (const auto& f : fed) {
+    row += f.size();
+    const auto at = logits.begin() + static_cast<std::ptrdiff_t>((row - 1) * static_cast<size_t>(V));
+    out.insert(out.end(), at, at + V);
+  }
+  return out;
+}
+
+void logits_every_step(const std::string& preset, DType t, double tol,
+                       AttentionBackend attn = AttentionBackend::Simple) {
   const ModelConfig cfg = preset_config(preset);
   auto src = preset_source(preset, t);
   const ModelWeights w = load_weights(cfg, *src, t);
@@ -210,11 +331,14 @@ void logits_every_step(const std::string& preset, DType t, double tol) {
   shape.context = 17 + 8;
   shape.max_prefill_tokens = 23;
   shape.all_logits = true;
+  shape.attention = attn;
   Model eng(cfg, *src, t, shape);
+  ASSERT_EQ(eng.shape().attention, attn);
   ref.reset(3);
   std::vector<float> rl = ref.forward(prompts);
   std::vector<float> el = eng.forward(prompts);
-  expect_close(el, rl, tol, preset + " " + dtype_name(t) + " prefill");
+  const std::string what = preset + " " + dtype_name(t) + " " + attention_backend_name(attn);
+  expect_close(el, rl, tol, what + " prefill");
   Seqs fed = prompts;
   for (int step = 0; step < 6; ++step) {
     const std::vector<int32_t> next = last_argmax(rl, fed, cfg.vocab);
@@ -223,7 +347,7 @@ void logits_every_step(const std::string& preset, DType t, double tol) {
     if (step == 4) fed[1] = {next[1] < 0 ? 7 : next[1]};
     rl = ref.forward(fed);
     el = eng.forward(fed);
-    expect_close(el, rl, tol, preset + " " + dtype_name(t) + " decode step " + std::to_string(step));
+    expect_close(el, rl, tol, what + " decode step " + std::to_string(step));
     for (int b = 0; b < 3; ++b) EXPECT_EQ(eng.cached(b), ref.cached(b)) << "seq " << b;
   }
 }
@@ -234,6 +358,13 @@ TEST_F(Engine, Fp32LogitsMatchReferenceQwen3) { logits_every_step("tiny-qwen3", 
 // bf16 against the reference rounding at the same points: only accumulation order differs, so
 // rounding flips stay rare; bound set loosely until measured.
 TEST_F(Engine, Bf16LogitsCloseToReference) { logits_every_step("tiny-qwen3", DType::BF16, 3e-2); }
+// The flash backend: host-driven forwards run flash_prefill over the cache in place (the prompts,
+// then one token per sequence on a cached prefix, a sequence sitting out a step).
+constexpr AttentionBackend kFlash = AttentionBackend::Flash;
+TEST_F(Engine, Fp32LogitsMatchReferenceTinyFlash) { logits_every_step("tiny", DType::F32, 1e-3, kFlash); }
+TEST_F(Engine, Fp32LogitsMatchReferenceQwen2Flash) { logits_every_step("tiny-qwen2", DType::F32, 1e-3, kFlash); }
+TEST_F(Engine, Fp32LogitsMatchReferenceQwen3Flash) { logits_every_step("tiny-qwen3", DType::F32, 1e-3, kFlash); }
+TEST_F(Engine, Bf16LogitsCloseToReferenceFlash) { logits_every_step("tiny-qwen3", DType::BF16, 3e-2, kFlash); }
 
 GenerateResult run_generate(Model& m, const Seqs& prompts, int max_new, SamplerConfig s, bool graph, int eos) {
   Generator g(m);
@@ -246,31 +377,81 @@ GenerateResult run_generate(Model& m, const Seqs& prompts, int max_new, SamplerC
   return g.generate(r);
 }
 
-RunShape generate_shape(int batch, int context, int prefill) {
+RunShape generate_shape(int batch, int context, int prefill, AttentionBackend attn = AttentionBackend::Simple) {
   RunShape s;
+  s.attention = attn;
   s.batch = batch;
   s.context = context;
   s.max_prefill_tokens = prefill;
   return s;
 }
 
-TEST_F(Engine, GreedyTokensEqualReference) {
+void greedy_tokens_equal_reference(AttentionBackend attn) {
   for (const char* preset : {"tiny", "tiny-qwen2", "tiny-qwen3"}) {
     const ModelConfig cfg = preset_config(preset);
     auto src = preset_source(preset, DType::F32);
     const ModelWeights w = load_weights(cfg, *src, DType::F32);
     ref::Model ref(cfg, w, DType::F32);
     const Seqs prompts = ragged_prompts(cfg.vocab);
-    Model eng(cfg, *src, DType::F32, generate_shape(3, 17 + 10, 23));
+    Model eng(cfg, *src, DType::F32, generate_shape(3, 17 + 10, 23, attn));
     const GenerateResult graph = run_generate(eng, prompts, 10, SamplerConfig{}, true, cfg.eos_token_id);
     const GenerateResult eager = run_generate(eng, prompts, 10, SamplerConfig{}, false, cfg.eos_token_id);
     for (size_t b = 0; b < prompts.size(); ++b) {
       const std::vector<int32_t> want = ref.generate_greedy(prompts[b], 10);
-      EXPECT_EQ(graph.tokens[b], want) << preset << " seq " << b << " (graph)";
-      EXPECT_EQ(eager.tokens[b], want) << preset << " seq " << b << " (eager)";
+      const std::string tag = std::string(preset) + " " + attention_backend_name(attn) + " seq " + std::to_string(b);
+      EXPECT_EQ(graph.tokens[b], want) << tag << " (graph)";
+      EXPECT_EQ(eager.tokens[b], want) << tag << " (eager)";
     }
+    EXPECT_TRUE(graph.graph);
     EXPECT_GT(graph.ttft_ms, 0.0);
     EXPECT_GT(graph.memory.kv_cache, 0u);
+  }
+}
+
+TEST_F(Engine, GreedyTokensEqualReference) { greedy_tokens_equal_reference(AttentionBackend::Simple); }
+TEST_F(Engine, GreedyTokensEqualReferenceFlash) { greedy_tokens_equal_reference(kFlash); }
+
+// Flash decode steps (decode_attention, split-KV) give the reference's logits at every step, eager
+// and from the graph: prompts long enough (and a context large enough) that the planned split count
+// is above 1 and several splits hold keys, so the combine pass runs and is replayed while the caches grow.
+TEST_F(Engine, FlashDecodeStepLogitsMatchReference) {
+  const char* preset = "tiny-qwen3";
+  const ModelConfig cfg = preset_config(preset);
+  auto src = preset_source(preset, DType::F32);
+  const ModelWeights w = load_weights(cfg, *src, DType::F32);
+  Seqs prompts;
+  for (int len : {150, 7, 290}) {
+    std::vector<int32_t> p;
+    for (int i = 0; i < len; ++i) p.push_back((i * 53 + len) % cfg.vocab);
+    prompts.push_back(p);
+  }
+  const int steps = 6;
+  Model eng(cfg, *src, DType::F32, generate_shape(3, 400, 450, kFlash));
+  EXPECT_GT(eng.shape().decode_splits, 1);
+  EXPECT_EQ(eng.shape().decode_workspace_bytes,
+            decode_attention_workspace_bytes(3, cfg.heads, cfg.head_dim, eng.shape().decode_splits));
+  for (bool graph : {false, true}) {
+    std::vector<std::vector<float>> seen;
+    Generator g(eng);
+    GenerateRequest r;
+    r.prompts = prompts;
+    r.max_new_tokens = steps + 1;
+    r.use_graph = graph;
+    r.on_logits = [&](int, const std::vector<float>& l) { seen.push_back(l); };
+    const GenerateResult res = g.generate(r);
+    ASSERT_EQ(seen.size(), static_cast<size_t>(steps + 1));
+    EXPECT_EQ(res.graph, graph);
+    ref::Model ref(cfg, w, DType::F32);
+    ref.reset(3);
+    std::vector<float> rl = last_rows(ref.forward(prompts), prompts, cfg.vocab);
+    for (int s = 0; s <= steps; ++s) {
+      expect_close(seen[static_cast<size_t>(s)], rl, 1e-3,
+                   std::string("step ") + std::to_string(s) + (graph ? " graph" : " eager"));
+      if (s == steps) break;
+      Seqs fed;
+      for (size_t b = 0; b < 3; ++b) fed.push_back({res.tokens[b][static_cast<size_t>(s)]});
+      rl = ref.forward(fed);
+    }
   }
 }
 
@@ -441,11 +622,11 @@ TEST_F(Engine, ReshapeServesANewRequestShape) {
   EXPECT_THROW(eng.reshape(generate_shape(1, cfg.max_position + 1, 4)), UsageError);
 }
 
-TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStep) {
+void profile_times_every_launch(AttentionBackend attn) {
   const char* preset = "tiny-qwen3";
   const ModelConfig cfg = preset_config(preset);
   auto src = preset_source(preset, DType::BF16);
-  Model eng(cfg, *src, DType::BF16, generate_shape(3, 17 + 6 + 1, 23));
+  Model eng(cfg, *src, DType::BF16, generate_shape(3, 17 + 6 + 1, 23, attn));
   run_generate(eng, ragged_prompts(cfg.vocab), 6, SamplerConfig{}, true, -1);
   std::vector<int> before;
   for (int b = 0; b < 3; ++b) before.push_back(eng.cached(b));
@@ -471,6 +652,10 @@ TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStep) {
   EXPECT_EQ(profile_csv(p).rfind("kernel,calls,us,pct,bytes,gbps\n", 0), 0u);
   for (int b = 0; b < 3; ++b) EXPECT_EQ(eng.cached(b), before[static_cast<size_t>(b)]);
 }
+
+TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStep) { profile_times_every_launch(AttentionBackend::Simple); }
+// Flash: decode_attention (split pass and, with splits, the combine pass) is one "attention" entry.
+TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStepFlash) { profile_times_every_launch(kFlash); }
 
 TEST_F(Engine, ModelSweepQuickFp32CasesPass) {
   for (const val::Case& c : val::sweep_cases("model", true)) {
@@ -514,7 +699,7 @@ std::vector<HfSequence> read_expected(const std::string& path, int vocab) {
 }
 
 // Each sequence as one prefill, then again token by token through the KV cache.
-void engine_matches_hf(const std::string& family) {
+void engine_matches_hf(const std::string& family, AttentionBackend attn = AttentionBackend::Simple) {
   const std::string dir = std::string(MINFER_SOURCE_DIR) + "/tests/fixtures/" + family;
   const ModelConfig cfg = load_config_json(dir + "/config.json");
   auto src = open_checkpoint(dir);
@@ -525,21 +710,26 @@ void engine_matches_hf(const std::string& family) {
     shape.context = n + 1;
     shape.max_prefill_tokens = n;
     shape.all_logits = true;
+    shape.attention = attn;
     Model eng(cfg, *src, DType::F32, shape);
-    expect_close(eng.forward({s.tokens}), s.logits, 1e-3, family + " prefill of " + std::to_string(n));
+    const std::string what = family + " (" + attention_backend_name(attn) + ")";
+    expect_close(eng.forward({s.tokens}), s.logits, 1e-3, what + " prefill of " + std::to_string(n));
     eng.reset();
     std::vector<float> stepwise;
     for (int32_t t : s.tokens) {
       const std::vector<float> l = eng.forward({{t}});
       stepwise.insert(stepwise.end(), l.begin(), l.end());
     }
-    expect_close(stepwise, s.logits, 1e-3, family + " token by token, " + std::to_string(n));
+    expect_close(stepwise, s.logits, 1e-3, what + " token by token, " + std::to_string(n));
   }
 }
 
 TEST_F(Engine, Fp32LogitsMatchHfTransformersLlama) { engine_matches_hf("llama"); }
 TEST_F(Engine, Fp32LogitsMatchHfTransformersQwen2) { engine_matches_hf("qwen2"); }
 TEST_F(Engine, Fp32LogitsMatchHfTransformersQwen3) { engine_matches_hf("qwen3"); }
+TEST_F(Engine, Fp32LogitsMatchHfTransformersLlamaFlash) { engine_matches_hf("llama", AttentionBackend::Flash); }
+TEST_F(Engine, Fp32LogitsMatchHfTransformersQwen2Flash) { engine_matches_hf("qwen2", AttentionBackend::Flash); }
+TEST_F(Engine, Fp32LogitsMatchHfTransformersQwen3Flash) { engine_matches_hf("qwen3", AttentionBackend::Flash); }
 
 }  // namespace
 }  // namespace minfer
