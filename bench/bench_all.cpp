@@ -18,6 +18,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "validate/driver_main.h"
+
 #include "bench/csv_reporter.h"
 #include "bench/e2e_bench.h"
 #include "bench/e2e_metrics.h"
@@ -174,19 +176,5 @@ int main(int argc, char** argv) {
   app.add_option("--attention", o.attention, "e2e: engine attention backends to time, comma-separated: simple "
                                              "(variant minfer), flash (variant minfer-flash), or simple,flash")
       ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
-  }
-  try {
-    return run(o);
-  } catch (const minfer::Error& e) {
-    std::fprintf(stderr, "bench_all: %s\n", e.what());
-    return e.exit_code();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_all: internal error: %s\n", e.what());
-    return 3;
-  }
+  return minfer::val::run_driver("bench_all", app, argc, argv, [&] { return run(o); });
 }

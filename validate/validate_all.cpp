@@ -18,6 +18,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "validate/driver_main.h"
+
 #include "engine/core/error.h"
 #include "validate/case.h"
 #include "validate/csv_table.h"
@@ -247,19 +249,5 @@ int main(int argc, char** argv) {
   app.add_option("--tol", o.tol, "normwise relative error bound")->capture_default_str();
   app.add_option("--seed", o.seed, "seed of the random inputs")->capture_default_str();
   app.add_option("--jobs", o.jobs, "cases checked concurrently (0: min(8, cores))")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
-  }
-  try {
-    return run(o);
-  } catch (const minfer::Error& e) {
-    std::fprintf(stderr, "validate_all: %s\n", e.what());
-    return e.exit_code();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "validate_all: internal error: %s\n", e.what());
-    return 3;
-  }
+  return minfer::val::run_driver("validate_all", app, argc, argv, [&] { return run(o); });
 }

@@ -10,8 +10,7 @@ import math
 import sys
 
 import torch
-import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.attention import SDPBackend
 
 import peer_common as pc
 
@@ -55,20 +54,7 @@ def make_build(variant):
         k = pc.random_input((b, nkv, s, hd), dt, gen)  # (B, nkv, S, hd)
         v = pc.random_input((b, nkv, s, hd), dt, gen)  # (B, nkv, S, hd)
 
-        def call(kk, vv, gqa):
-            with sdpa_kernel([backend]):
-                return F.scaled_dot_product_attention(q, kk, vv, is_causal=causal, enable_gqa=gqa)
-
-        try:
-            call(k, v, nkv != nh)
-            fn = lambda: call(k, v, nkv != nh)  # noqa: E731
-        except RuntimeError:
-            if nkv == nh:
-                raise
-            ke = k.repeat_interleave(nh // nkv, dim=1)
-            ve = v.repeat_interleave(nh // nkv, dim=1)
-            fn = lambda: call(ke, ve, False)  # noqa: E731
-            pc.note("K/V expanded to nh heads (backend refused enable_gqa)")
+        fn = pc.sdpa_fn(q, k, v, backend, is_causal=causal)
         (bs, hs, qi), refs = sampled_reference(q, k, v, causal, dt)
 
         def sampled_out():

@@ -11,8 +11,7 @@ import math
 import sys
 
 import torch
-import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.attention import SDPBackend
 
 import peer_common as pc
 
@@ -31,20 +30,7 @@ def make_build(variant):
         k = pc.random_input((b, nkv, L, hd), dt, gen)  # (B, nkv, L, hd)
         v = pc.random_input((b, nkv, L, hd), dt, gen)  # (B, nkv, L, hd)
 
-        def call(kk, vv, gqa):
-            with sdpa_kernel([backend]):
-                return F.scaled_dot_product_attention(q, kk, vv, enable_gqa=gqa)
-
-        try:
-            call(k, v, nkv != nh)
-            fn = lambda: call(k, v, nkv != nh)  # noqa: E731
-        except RuntimeError:
-            if nkv == nh:
-                raise
-            ke = k.repeat_interleave(nh // nkv, dim=1)
-            ve = v.repeat_interleave(nh // nkv, dim=1)
-            fn = lambda: call(ke, ve, False)  # noqa: E731
-            pc.note("K/V expanded to nh heads (backend refused enable_gqa)")
+        fn = pc.sdpa_fn(q, k, v, backend)
         bs = sorted({0, b - 1})
         refs = []
         for bb in bs:

@@ -132,6 +132,30 @@ def run_cases(spec, variant, build, min_time):
     return rows
 
 
+def sdpa_fn(q, k, v, backend, **kw):
+    """A callable running F.scaled_dot_product_attention on one SDPA backend. GQA (fewer K/V heads
+    than query heads) goes through enable_gqa=True; where the backend refuses that, K and V are
+    expanded to the query heads once, here, outside the timed call."""
+    import torch.nn.functional as F
+    from torch.nn.attention import sdpa_kernel
+
+    nh, nkv = q.shape[1], k.shape[1]
+
+    def call(kk, vv, gqa):
+        with sdpa_kernel([backend]):
+            return F.scaled_dot_product_attention(q, kk, vv, enable_gqa=gqa, **kw)
+
+    try:
+        call(k, v, nkv != nh)
+        return lambda: call(k, v, nkv != nh)
+    except RuntimeError:
+        if nkv == nh:
+            raise
+        ke, ve = k.repeat_interleave(nh // nkv, dim=1), v.repeat_interleave(nh // nkv, dim=1)
+        note("K/V expanded to nh heads (backend refused enable_gqa)")
+        return lambda: call(ke, ve, False)
+
+
 def write_rows(path, rows):
     tmp = path + ".tmp"
     with open(tmp, "w", newline="") as f:
