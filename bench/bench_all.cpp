@@ -4,8 +4,8 @@
 // Exit 0 ok, 1 a variant of ours was refused (wrong output) or failed, 2 bad usage or no CUDA device.
 // --sweep e2e: the end-to-end path (bench/e2e_bench.h): whole models, one load per model, TTFT,
 // prefill and decode rates, and the torch-graph peer; its own columns (bench/e2e_metrics.h).
-// --attention simple,flash times each e2e case with both engine attention backends (variants minfer,
-// minfer-flash) on one model load.
+// --attention flash,simple times each e2e case with both engine attention backends (variants minfer,
+// minfer-simple) on one model load.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -37,10 +37,11 @@ struct Options {
   std::string sweep, dtype = "all", csv, peers = "auto";
   std::vector<std::string> case_ids;
   bool quick = false;
+  bool list = false;  // print the chosen case ids and exit (no GPU needed)
   double min_time = 0.02;
   uint64_t seed = 1234;
   int repeats = 3;  // e2e: timed generate calls per case
-  std::string attention = "simple";  // e2e: engine attention backends, comma-separated
+  std::string attention = "flash";  // e2e: engine attention backends, comma-separated
 };
 
 std::vector<std::string> chosen_sweeps(const std::string& sweep) {
@@ -54,7 +55,8 @@ std::vector<Case> chosen_cases(const Options& o) {
   std::set<std::string> wanted(o.case_ids.begin(), o.case_ids.end()), found;
   std::vector<Case> out;
   for (const auto& sw : chosen_sweeps(o.sweep))
-    for (auto& c : minfer::val::sweep_cases(sw, o.quick && wanted.empty())) {
+    for (auto& c : minfer::val::sweep_cases(sw, o.quick && wanted.empty(),
+                                              wanted.empty() ? minfer::val::CaseUse::Bench : minfer::val::CaseUse::Any)) {
       if (o.dtype != "all" && minfer::dtype_name(c.dtype) != o.dtype) continue;
       if (!wanted.empty() && !wanted.count(c.id())) continue;
       found.insert(c.id());
@@ -119,8 +121,13 @@ int run_e2e_sweep(const Options& o, const std::vector<Case>& cases, const minfer
 
 int run(const Options& o) {
   const std::vector<Case> cases = chosen_cases(o);
+  if (o.list) {
+    for (const Case& c : cases) std::printf("%s\n", c.id().c_str());
+    std::fprintf(stderr, "bench_all: %zu cases\n", cases.size());
+    return 0;
+  }
   minfer::bench::parse_attention_list(o.attention);  // a bad --attention is refused before any GPU work
-  if (o.sweep != "e2e" && o.attention != "simple")
+  if (o.sweep != "e2e" && o.attention != "flash")
     throw minfer::UsageError("--attention: chooses the engine's attention kernels of --sweep e2e only");
   if (!minfer::val::cuda_device_available()) {
     std::fprintf(stderr, "bench_all: no CUDA device is available on this machine; nothing was timed "
@@ -158,13 +165,15 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   CLI::App app{"bench_all: time every kernel case (and its PyTorch peers) on the GPU (DESIGN.md sections 5, 6)"};
   Options o;
-  app.add_option("--sweep", o.sweep, "sweep to time: norm, rope, swiglu, embedding, all (the four op sweeps) "
-                                        "or e2e (whole models: TTFT, prefill and decode rates)")->required();
+  app.add_option("--sweep", o.sweep, "sweep to time: norm, rope, swiglu, embedding, all (the four op sweeps), "
+                                        "attention (prefill), decode (split-KV decode attention) or e2e (whole "
+                                        "models: TTFT, prefill and decode rates)")->required();
   app.add_option("--dtype", o.dtype, "fp32, fp16, bf16 or all")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16", "all"}))->capture_default_str();
   app.add_option("--csv", o.csv, "write the rows to this CSV (via PATH.tmp, renamed)");
   app.add_option("--case", o.case_ids, "time only this case id (repeatable)");
   app.add_flag("--quick", o.quick, "a short subset of each sweep");
+  app.add_flag("--list", o.list, "print the chosen case ids, one per line, and exit (no GPU needed)");
   app.add_option("--peers", o.peers, "run the PyTorch peers in bench/peers: on, off, or auto (when python3 with "
                                      "torch and a GPU are present)")
       ->check(CLI::IsMember({"on", "off", "auto"}))->capture_default_str();
@@ -173,8 +182,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "seed of the random inputs")->capture_default_str();
   app.add_option("--repeats", o.repeats, "e2e: timed generate calls per case (after one warm-up)")
       ->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--attention", o.attention, "e2e: engine attention backends to time, comma-separated: simple "
-                                             "(variant minfer), flash (variant minfer-flash), or simple,flash")
+  app.add_option("--attention", o.attention, "e2e: engine attention backends to time, comma-separated: flash "
+                                             "(variant minfer, the engine's default), simple (variant "
+                                             "minfer-simple), or flash,simple")
       ->capture_default_str();
   return minfer::val::run_driver("bench_all", app, argc, argv, [&] { return run(o); });
 }

@@ -86,10 +86,10 @@ Measured measure(Model& m, const Case& c, const E2eOptions& o, double baseline_m
   return out;
 }
 
-// The options that reproduce a variant's row: a peer needs --peers on, minfer-flash --attention flash.
+// The options that reproduce a variant's row: a peer needs --peers on, minfer-simple --attention simple.
 std::string repro_flags(const std::string& variant) {
-  if (variant == e2e_variant(AttentionBackend::Simple)) return "";
-  if (variant == e2e_variant(AttentionBackend::Flash)) return " --attention flash";
+  if (variant == e2e_variant(AttentionBackend::Flash)) return "";
+  if (variant == e2e_variant(AttentionBackend::Simple)) return " --attention simple";
   return " --peers on";
 }
 
@@ -297,7 +297,7 @@ bool run_e2e_peer(const std::vector<Case>& ran, const E2eOptions& o, const RowCo
 }  // namespace
 
 std::string e2e_variant(AttentionBackend a) {
-  return a == AttentionBackend::Simple ? "minfer" : std::string("minfer-") + attention_backend_name(a);
+  return a == AttentionBackend::Flash ? "minfer" : std::string("minfer-") + attention_backend_name(a);
 }
 
 std::vector<AttentionBackend> parse_attention_list(const std::string& value) {

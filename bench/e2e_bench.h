@@ -12,7 +12,7 @@
 // loaded (weights, KV cache, workspace, cuBLAS and graph memory; nothing is allocated per step).
 // MoE presets and cases that do not fit the free memory get rows with status "skipped: <why>".
 // Each case is timed once per attention backend asked (engine/core/plan.h), on the same model load:
-// variant "minfer" for simple, "minfer-flash" for flash.
+// variant "minfer" for flash (the default), "minfer-simple" for simple.
 // The PyTorch peer (bench/peers/e2e.py, variant torch-graph) runs after our models are freed, on
 // the same cases and configs, its rows merged with the same work counts.
 #pragma once
@@ -33,10 +33,10 @@ struct E2eOptions {
   std::string peers = "auto";  // on, off, auto
   uint64_t seed = 1234;
   std::string source_dir = ".";  // where bench/peers/e2e.py lives
-  std::vector<AttentionBackend> attention = {AttentionBackend::Simple};  // timed in this order per case
+  std::vector<AttentionBackend> attention = {AttentionBackend::Flash};  // timed in this order per case
 };
 
-// Our variant name for an attention backend: "minfer" (simple), "minfer-flash".
+// Our variant name for an attention backend: "minfer" (flash, the engine's default), "minfer-simple".
 std::string e2e_variant(AttentionBackend a);
 // "--attention" values, comma-separated ("simple", "flash", "simple,flash"); throws UsageError naming
 // the flag for an unknown or repeated name, or an empty list.

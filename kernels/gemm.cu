@@ -322,6 +322,7 @@ Gemm::Gemm(void* workspace, size_t workspace_bytes, GemmOptions options)
 
 Gemm::~Gemm() {
   plans_.clear();
+  if (flush_) cudaFree(flush_);
   if (handle_) cublasLtDestroy(static_cast<cublasLtHandle_t>(handle_));
 }
 
@@ -351,6 +352,11 @@ Status Gemm::make_plan(const GemmParams& p, Plan& plan) {
   MINFER_CUBLAS_RETURN(cublasLtMatmulPreferenceCreate(&pref));
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
                                        sizeof workspace_bytes_);
+  // Split-K partial sums stay in fp32: a reduction in the output type (bf16/fp16) rounds each partial
+  // and was measured at 2-5e-3 rel error for bf16 at N < 8 (tests/gpu/test_gemm.cpp, H200).
+  const uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_INPLACE | CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reductions,
+                                       sizeof reductions);
   const int want = std::clamp(options_.tune ? options_.max_candidates : 1, 1, kMaxCandidates);
   cublasLtMatmulHeuristicResult_t res[kMaxCandidates] = {};
   int found = 0;
@@ -392,7 +398,7 @@ Status Gemm::run_choice(const GemmParams& p, Plan& plan, cudaStream_t stream) {
 Status Gemm::time_one(const GemmParams& p, Plan& plan, int index, cudaStream_t stream, float& us) {
   SampleEvents ev(std::max(1, options_.samples));
   if (Status s = ev.create(); !s) return s;
-  const Flush flush{options_.flush ? workspace_ : nullptr, options_.flush ? workspace_bytes_ : 0};
+  const Flush flush{options_.flush ? flush_ : nullptr, options_.flush ? flush_bytes_ : 0};
   bool failed = false;
   us = -1;
   Status s;
@@ -410,6 +416,19 @@ Status Gemm::time_one(const GemmParams& p, Plan& plan, int index, cudaStream_t s
 // Times every candidate (cuBLASLt algorithms, then GEMV splits where the GEMV may run) and keeps the
 // fastest; a candidate replaces the current best only when at least 2% faster (ties keep the earlier).
 Status Gemm::tune(const GemmParams& p, Plan& plan, cudaStream_t stream) {
+  if (options_.flush && !flush_) {  // a decode step streams each weight from DRAM: time it cold too
+    int dev = 0, l2 = 0;
+    MINFER_CUDA_RETURN(cudaGetDevice(&dev));
+    MINFER_CUDA_RETURN(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
+    const size_t bytes = 2 * static_cast<size_t>(std::max(l2, 1 << 20));
+    if (cudaMalloc(&flush_, bytes) != cudaSuccess) {
+      (void)cudaGetLastError();
+      flush_ = nullptr;
+      return Status::error("gemm: tuning needs a " + std::to_string(bytes >> 20) +
+                           " MiB scratch to evict the L2 between samples and cudaMalloc refused it");
+    }
+    flush_bytes_ = bytes;
+  }
   float best = -1;
   for (int i = 0; i < static_cast<int>(plan.algos.size()); ++i) {
     float us = -1;

@@ -54,7 +54,7 @@ struct GemmOptions {
   int64_t tune_max_rows = 512;         // larger R (prefill of new lengths) keeps the heuristic's first
   int max_candidates = 8;              // cuBLASLt heuristic results requested per shape (<= 32)
   int samples = 5;                     // timed runs per candidate (median kept), after one warm-up
-  bool flush = true;                   // overwrite the workspace before each sample (evicts L2 partly)
+  bool flush = true;                   // overwrite a 2 x L2 scratch before each sample (cold weights, as in a step)
   GemmPath path = GemmPath::Auto;      // Auto: tuned choice; otherwise only that path runs
   static GemmOptions from_env();       // defaults, with MINFER_GEMM_TUNE / MINFER_GEMM_PATH applied
 };
@@ -105,6 +105,8 @@ class Gemm {
   size_t workspace_bytes_;
   GemmOptions options_;
   std::map<Key, std::unique_ptr<Plan>> plans_;
+  void* flush_ = nullptr;  // tuning only: 2 x the L2 size, allocated at the first tuning pass
+  size_t flush_bytes_ = 0;
 };
 
 }  // namespace minfer

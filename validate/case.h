@@ -22,11 +22,16 @@ struct Case {
 // The sweeps this build knows, and their case lists in all three dtypes (quick: a short list for
 // smoke runs). Lists always hold odd sizes beside real model shapes.
 std::vector<std::string> sweep_names();
-std::vector<Case> sweep_cases(const std::string& sweep, bool quick);
+// use: which driver asks. The attention and decode sweeps keep two grids: the validate grid (odd
+// batches, lengths and head shapes against the scalar reference) and the bench grid (issue 4's
+// timing grid); each driver gets its own (quick cases are in both), Any gives the union. Op sweeps use
+// one list for both.
+enum class CaseUse { Any, Validate, Bench };
+std::vector<Case> sweep_cases(const std::string& sweep, bool quick, CaseUse use = CaseUse::Any);
 std::vector<std::string> sweep_axes(const std::string& sweep);
 
 // Whole-model sweeps (not op runners; each has its own path in validate_all / bench_all):
-//   "model": validate_all, label = preset, axes batch, prompt_len, ragged, steps; fp32 and bf16.
+//   "model": validate_all, label = preset, axes batch, prompt_len, ragged, steps, flash; fp32 and bf16.
 //   "e2e":   bench_all, label = preset, axes batch, prompt_len, new_tokens; bf16.
 // sweep_cases / sweep_axes accept them; sweep_names() lists the op sweeps only.
 std::vector<std::string> model_sweep_names();

@@ -17,11 +17,14 @@ namespace minfer::val {
 
 namespace {
 
+constexpr int kValidate = 1, kBench = 2;
+
 // One shape of a sweep before it is multiplied by the three dtypes.
 struct Shape {
   std::vector<int64_t> values;  // in sweep_axes(sweep) order
   std::string label;
   bool quick = false;
+  int uses = kValidate | kBench;  // which drivers list it (CaseUse)
 };
 
 const DType kDtypes[] = {DType::F32, DType::F16, DType::BF16};
@@ -101,11 +104,13 @@ std::vector<Shape> dedupe(const std::vector<Shape>& in) {
     if (same == out.end()) { out.push_back(s); continue; }
     if (same->label.empty()) same->label = s.label;
     same->quick = same->quick || s.quick;
+    same->uses |= s.uses;
   }
   return out;
 }
 
-// model sweep, per preset: {batch, prompt_len, ragged, steps}; fp32 a few steps, bf16 64 steps.
+// model sweep, per preset: {batch, prompt_len, ragged, steps, flash}; fp32 a few steps with each
+// attention backend (flash 1: the default; 0: simple), bf16 64 steps with the default.
 const char* const kModelPresets[] = {"tiny", "tiny-qwen2", "tiny-qwen3"};
 constexpr int64_t kFp32Steps = 4, kBf16Steps = 64;
 
@@ -113,17 +118,19 @@ std::vector<Shape> model_shapes(DType dt) {
   std::vector<Shape> v;
   for (const char* p : kModelPresets) {
     if (dt == DType::F32) {
-      for (int64_t len : {1, 7, 33}) v.push_back({{1, len, 0, kFp32Steps}, p, len == 7});
-      for (int64_t len : {1, 7}) v.push_back({{3, len, 0, kFp32Steps}, p, false});
-      v.push_back({{3, 33, 1, kFp32Steps}, p, true});  // prompts 33, 1, 7
+      for (int64_t flash : {1, 0}) {
+        for (int64_t len : {1, 7, 33}) v.push_back({{1, len, 0, kFp32Steps, flash}, p, len == 7});
+        for (int64_t len : {1, 7}) v.push_back({{3, len, 0, kFp32Steps, flash}, p, false});
+        v.push_back({{3, 33, 1, kFp32Steps, flash}, p, true});  // prompts 33, 1, 7
+      }
     } else {
-      v.push_back({{1, 33, 0, kBf16Steps}, p, false});
-      v.push_back({{3, 33, 1, kBf16Steps}, p, true});
+      v.push_back({{1, 33, 0, kBf16Steps, 1}, p, false});
+      v.push_back({{3, 33, 1, kBf16Steps, 1}, p, true});
     }
   }
   // A real shape (896 hidden, 14 heads over 2 KV heads, 151936 vocab); the scalar reference takes
   // about a minute for it, so it is in the full list only.
-  if (dt == DType::F32) v.push_back({{1, 7, 0, 2}, "qwen2.5-0.5b", false});
+  if (dt == DType::F32) v.push_back({{1, 7, 0, 2, 1}, "qwen2.5-0.5b", false});
   return v;
 }
 
@@ -172,12 +179,13 @@ std::vector<Shape> attention_shapes() {
                          h.heads == 32 && hd == 128 && causal == 1 && s == 17 && prefix == 1000});
       }
   v.push_back({{3, 128, 16, 16, 128, 1, 0, 0}, "", true});  // uniform batch, MHA
+  for (Shape& s : v) s.uses = s.quick ? kValidate | kBench : kValidate;
   for (int64_t s : {128, 512, 1024, 2048, 4096, 8192, 16384})
     for (int64_t b : {1, 4, 16, 32}) {
       if (b * s > 32768) continue;
       for (int64_t h : {8, 16, 32})
         for (int64_t hd : {64, 128})
-          for (int64_t causal : {0, 1}) v.push_back({{b, s, h, h, hd, causal, 0, 0}, "", false});
+          for (int64_t causal : {0, 1}) v.push_back({{b, s, h, h, hd, causal, 0, 0}, "", false, kBench});
     }
   return v;
 }
@@ -197,11 +205,12 @@ std::vector<Shape> decode_shapes() {
                          h.heads == 14 && hd == 64 && len == 1000 && b == 3});
   v.push_back({{3, 1000, 64, 1, 128, 1, 1}, "", true});
   v.push_back({{1, 17, 32, 1, 64, 0, 0}, "", false});
+  for (Shape& s : v) s.uses = s.quick ? kValidate | kBench : kValidate;
   for (int64_t b : {1, 4, 16, 32, 64})
     for (int64_t len : {1024, 4096, 8192, 16384, 32768}) {
       if (b * len > 262144) continue;
       for (const HeadShape& h : {HeadShape{32, 8}, HeadShape{16, 8}})
-        for (int64_t paged : {0, 1}) v.push_back({{b, len, h.heads, h.kv_heads, 128, paged, 0}, "", false});
+        for (int64_t paged : {0, 1}) v.push_back({{b, len, h.heads, h.kv_heads, 128, paged, 0}, "", false, kBench});
     }
   return v;
 }
@@ -213,7 +222,7 @@ std::vector<Shape> shapes_of(const std::string& sweep) {
   if (sweep == "embedding") return dedupe(embedding_shapes());
   if (sweep == "attention") return dedupe(attention_shapes());
   if (sweep == "decode") return dedupe(decode_shapes());
-  throw UsageError("unknown sweep '" + sweep + "' (known: norm, rope, swiglu, embedding, model, e2e)");
+  throw UsageError("unknown sweep '" + sweep + "' (known: norm, rope, swiglu, embedding, attention, decode, model, e2e)");
 }
 
 std::vector<Case> model_cases(const std::string& sweep, bool quick) {
@@ -255,9 +264,9 @@ std::vector<std::string> sweep_axes(const std::string& sweep) {
   if (sweep == "embedding") return {"tokens", "vocab", "hidden"};
   if (sweep == "attention") return {"batch", "seqlen", "heads", "kv_heads", "head_dim", "causal", "ragged", "prefix"};
   if (sweep == "decode") return {"batch", "kv_len", "heads", "kv_heads", "head_dim", "paged", "ragged"};
-  if (sweep == "model") return {"batch", "prompt_len", "ragged", "steps"};
+  if (sweep == "model") return {"batch", "prompt_len", "ragged", "steps", "flash"};
   if (sweep == "e2e") return {"batch", "prompt_len", "new_tokens"};
-  throw UsageError("unknown sweep '" + sweep + "' (known: norm, rope, swiglu, embedding, model, e2e)");
+  throw UsageError("unknown sweep '" + sweep + "' (known: norm, rope, swiglu, embedding, attention, decode, model, e2e)");
 }
 
 std::vector<std::string> model_sweep_names() { return {"model", "e2e"}; }
@@ -273,13 +282,15 @@ std::vector<int> case_prompt_lens(const Case& c) {
   return out;
 }
 
-std::vector<Case> sweep_cases(const std::string& sweep, bool quick) {
+std::vector<Case> sweep_cases(const std::string& sweep, bool quick, CaseUse use) {
   if (is_model_sweep(sweep)) return model_cases(sweep, quick);
   const std::vector<std::string> names = sweep_axes(sweep);
+  const int want = use == CaseUse::Validate ? kValidate : use == CaseUse::Bench ? kBench : kValidate | kBench;
   std::vector<Case> out;
   for (DType dt : kDtypes) {
     for (const Shape& s : shapes_of(sweep)) {
       if (quick && !s.quick) continue;
+      if (!(s.uses & want)) continue;
       Case c{sweep, dt, {}, s.label};
       for (size_t i = 0; i < names.size(); ++i) c.axes.emplace_back(names[i], s.values[i]);
       out.push_back(std::move(c));

@@ -119,6 +119,7 @@ ModelCaseResult check_model_case(const Case& c, double tol, uint64_t seed) {
     shape.context = *std::max_element(res.prompt_lens.begin(), res.prompt_lens.end()) + steps + 1;
     for (int n : res.prompt_lens) shape.max_prefill_tokens += n;
     shape.all_logits = true;
+    shape.attention = c.axis("flash") != 0 ? AttentionBackend::Flash : AttentionBackend::Simple;
     Model eng(cfg, eng_src ? *eng_src : *ref_src, c.dtype, shape);
 
     // Every prompt token's logits.

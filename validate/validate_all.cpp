@@ -35,6 +35,7 @@ struct Options {
   std::string sweep, dtype = "all", csv;
   std::vector<std::string> case_ids;
   bool quick = false;
+  bool list = false;  // print the chosen case ids and exit (no GPU needed)
   double tol = 1e-3;
   uint64_t seed = 1234;
   int jobs = 0;  // worker threads (0: min(8, cores))
@@ -59,7 +60,8 @@ std::vector<Case> chosen_cases(const Options& o) {
   std::vector<Case> out;
   std::set<std::string> wanted(o.case_ids.begin(), o.case_ids.end()), found;
   for (const auto& sw : chosen_sweeps(o.sweep)) {
-    for (auto& c : minfer::val::sweep_cases(sw, o.quick && wanted.empty())) {
+    for (auto& c : minfer::val::sweep_cases(sw, o.quick && wanted.empty(),
+                                                wanted.empty() ? minfer::val::CaseUse::Validate : minfer::val::CaseUse::Any)) {
       if (o.dtype != "all" && minfer::dtype_name(c.dtype) != o.dtype) continue;
       if (!wanted.empty() && !wanted.count(c.id())) continue;
       found.insert(c.id());
@@ -186,6 +188,11 @@ int run_models(const Options& o, const std::vector<Case>& cases) {
 
 int run(const Options& o) {
   const std::vector<Case> cases = chosen_cases(o);
+  if (o.list) {
+    for (const Case& c : cases) std::printf("%s\n", c.id().c_str());
+    std::fprintf(stderr, "validate_all: %zu cases\n", cases.size());
+    return 0;
+  }
   if (!minfer::val::cuda_device_available()) {
     std::fprintf(stderr, "validate_all: no CUDA device is available on this machine; nothing was checked "
                          "(run it on the GPU machine)\n");
@@ -239,13 +246,15 @@ int run(const Options& o) {
 int main(int argc, char** argv) {
   CLI::App app{"validate_all: check every kernel case against the scalar reference (DESIGN.md section 4)"};
   Options o;
-  app.add_option("--sweep", o.sweep, "sweep to check: norm, rope, swiglu, embedding, all (the four op sweeps) or "
-                                         "model (whole-model logits against the reference)")->required();
+  app.add_option("--sweep", o.sweep, "sweep to check: norm, rope, swiglu, embedding, all (the four op sweeps), "
+                                         "attention (prefill), decode (split-KV decode attention) or model "
+                                         "(whole-model logits against the reference)")->required();
   app.add_option("--dtype", o.dtype, "fp32, fp16, bf16 or all")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16", "all"}))->capture_default_str();
   app.add_option("--csv", o.csv, "write one row per case to this CSV (via PATH.tmp, renamed)");
   app.add_option("--case", o.case_ids, "run only this case id (repeatable), e.g. norm/bf16/rows=3/hidden=896/residual=1");
   app.add_flag("--quick", o.quick, "a short subset of each sweep");
+  app.add_flag("--list", o.list, "print the chosen case ids, one per line, and exit (no GPU needed)");
   app.add_option("--tol", o.tol, "normwise relative error bound")->capture_default_str();
   app.add_option("--seed", o.seed, "seed of the random inputs")->capture_default_str();
   app.add_option("--jobs", o.jobs, "cases checked concurrently (0: min(8, cores))")->capture_default_str();

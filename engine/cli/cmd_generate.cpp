@@ -5,7 +5,7 @@
 // top-k, top-p, --sample-seed), decode steps as CUDA graphs; prints a timing and memory summary.
 // --profile (cuda): then one more decode step, eager, with CUDA events around each kernel launch,
 // printed as a table (kernel, calls, us, % of step, bytes, GB/s); --profile-csv PATH writes it too.
-// --attention simple|flash (cuda): the engine's attention kernels (engine/core/plan.h AttentionBackend).
+// --attention auto|simple|flash (cuda): the engine's attention kernels (engine/core/plan.h AttentionBackend).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -42,8 +42,9 @@ CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
   c->add_option("--top-k", o.top_k, "Keep the k most likely tokens (cuda backend; 0 = off, default)");
   c->add_option("--top-p", o.top_p, "Keep the smallest top set with this probability mass (cuda backend; 1 = off)");
   c->add_option("--sample-seed", o.sample_seed, "Sampling seed (cuda backend); the same seed gives the same tokens");
-  c->add_option("--attention", o.attention, "cuda backend: attention kernels, simple (default) or flash "
-                                            "(flash_prefill for the prefill, split-KV decode_attention for decode)");
+  c->add_option("--attention", o.attention, "cuda backend: attention kernels: auto (default: flash where the "
+                                            "head_dim is 16, 32, 64 or 128, else simple), flash (flash_prefill for "
+                                            "the prefill, split-KV decode_attention for decode) or simple");
   c->add_flag("--profile", o.profile, "cuda backend: after generating, time each kernel of one eager decode step "
                                       "(CUDA events) and print the breakdown");
   c->add_option("--profile-csv", o.profile_csv, "cuda backend: write the --profile breakdown to this CSV (implies "
@@ -137,13 +138,14 @@ SamplerConfig sampler_of(const GenerateOptions& o) {
   return s;
 }
 
-void print_cuda_summary(const GenerateOptions& o, DType dt, const Seqs& batch, const GenerateResult& r) {
+void print_cuda_summary(const GenerateOptions& o, DType dt, AttentionBackend attn, const Seqs& batch,
+                        const GenerateResult& r) {
   size_t prompt_tokens = 0;
   for (const auto& p : batch) prompt_tokens += p.size();
   std::printf("summary: backend cuda, attention %s, dtype %s, batch %zu (bucket %d), prompt tokens %zu, "
               "new tokens <= %d/seq; time to first token %.3f ms, prefill %.1f tokens/s; decode %d steps in %.3f ms = "
               "%.3f ms/step, %.1f tokens/s (%s); memory: weights %s, KV cache %s, workspace %s\n",
-              o.attention.c_str(), dtype_name(dt), batch.size(), r.bucket, prompt_tokens, o.max_new_tokens, r.ttft_ms,
+              attention_backend_name(attn), dtype_name(dt), batch.size(), r.bucket, prompt_tokens, o.max_new_tokens, r.ttft_ms,
               r.prefill_tok_s, r.decode_steps, r.decode_ms, r.ms_per_step, r.decode_tok_s, r.graph ? "CUDA graph" : "eager",
               mib_str(r.memory.weights).c_str(), mib_str(r.memory.kv_cache).c_str(),
               mib_str(r.memory.workspace).c_str());
@@ -170,7 +172,7 @@ int run_cuda(const GenerateOptions& o) {
   validate_sampler(sampler, m.config.vocab);
   const bool profile = o.profile || !o.profile_csv.empty();
   RunShape shape;
-  shape.attention = parse_attention_backend("--attention", o.attention);
+  shape.attention = choose_attention_backend("--attention", o.attention, m.config.head_dim);
   shape.batch = static_cast<int>(batch.size());
   for (const auto& p : batch) {  // --profile: room for the profiled step's token
     shape.context = std::max(shape.context, static_cast<int>(p.size()) + o.max_new_tokens + (profile ? 1 : 0));
@@ -193,7 +195,7 @@ int run_cuda(const GenerateOptions& o) {
     for (int32_t t : r.tokens[i]) std::printf(" %d", t);
     std::printf("\n");
   }
-  print_cuda_summary(o, dt, batch, r);
+  print_cuda_summary(o, dt, shape.attention, batch, r);
   if (profile) report_profile(o, profile_decode_step(model, static_cast<int>(batch.size())));
   return 0;
 }
@@ -204,7 +206,7 @@ int run_generate(const GenerateOptions& o) {
   if (o.backend == "cuda") return run_cuda(o);
   if (o.backend != "cuda" && (o.profile || !o.profile_csv.empty()))
     throw UsageError("--profile: times GPU kernels; use --backend cuda");
-  if (o.backend == "reference" && o.attention != "simple")
+  if (o.backend == "reference" && o.attention != "auto")
     throw UsageError("--attention: picks the GPU engine's kernels; use --backend cuda");
   if (o.backend == "reference" && (o.temperature != 0.0f || o.top_k != 0 || o.top_p != 1.0f))
     throw UsageError("--temperature/--top-k/--top-p: the reference backend is greedy only; use --backend cuda");

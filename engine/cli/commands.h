@@ -39,7 +39,7 @@ struct GenerateOptions {
   // Backend cuda: after generating, one eager decode step with events around each launch.
   bool profile = false;
   std::string profile_csv;  // also write the breakdown as CSV here ("" = no file)
-  std::string attention = "simple";  // backend cuda: attention kernels, simple or flash (engine/core/plan.h)
+  std::string attention = "auto";  // backend cuda: attention kernels, auto, simple or flash (engine/core/plan.h)
 };
 
 CLI::App* add_presets_command(CLI::App& app);

@@ -159,12 +159,20 @@ void check_request(const ModelConfig& c, const RunShape& s) {
                      std::to_string(c.max_position));
   if (s.max_prefill_tokens < 1) throw UsageError("prefill needs at least one prompt token");
   const int hd = c.head_dim;
-  if (s.attention == AttentionBackend::Flash && hd != 16 && hd != 32 && hd != 64 && hd != 128)
+  if (s.attention == AttentionBackend::Flash && !flash_supports_head_dim(hd))
     throw UsageError("--attention flash: head_dim " + std::to_string(hd) +
                      " is not held by the flash kernels (16, 32, 64, 128); use --attention simple");
 }
 
 const char* attention_backend_name(AttentionBackend a) { return a == AttentionBackend::Flash ? "flash" : "simple"; }
+
+bool flash_supports_head_dim(int hd) { return hd == 16 || hd == 32 || hd == 64 || hd == 128; }
+
+AttentionBackend choose_attention_backend(const std::string& flag, const std::string& value, int head_dim) {
+  if (value == "auto") return flash_supports_head_dim(head_dim) ? AttentionBackend::Flash : AttentionBackend::Simple;
+  if (value == "simple" || value == "flash") return parse_attention_backend(flag, value);
+  throw UsageError(flag + ": unknown attention backend \"" + value + "\" (auto, simple, flash)");
+}
 
 AttentionBackend parse_attention_backend(const std::string& flag, const std::string& value) {
   if (value == "simple") return AttentionBackend::Simple;

@@ -58,6 +58,10 @@ enum class AttentionBackend { Simple, Flash };
 const char* attention_backend_name(AttentionBackend a);  // "simple", "flash"
 // "simple" / "flash"; throws UsageError naming `flag` and the choices otherwise.
 AttentionBackend parse_attention_backend(const std::string& flag, const std::string& value);
+// The CLI's --attention: "auto" (the default) is flash where the model's head_dim is one the flash
+// kernels hold, else simple; "simple" and "flash" as parse_attention_backend.
+AttentionBackend choose_attention_backend(const std::string& flag, const std::string& value, int head_dim);
+bool flash_supports_head_dim(int head_dim);
 
 // The request the run state is sized for.
 struct RunShape {
@@ -65,7 +69,7 @@ struct RunShape {
   int context = 0;             // C: cache tokens per sequence (longest prompt + new tokens)
   int max_prefill_tokens = 0;  // most tokens in one forward (sum of prompt lengths)
   bool all_logits = false;     // logits for every prefill token (tests), else one row per sequence
-  AttentionBackend attention = AttentionBackend::Simple;
+  AttentionBackend attention = AttentionBackend::Flash;  // measured faster everywhere (reports/data/h200/e2e.csv)
   // flash only, filled in by the engine (engine/model/model.cpp) from the device, B and C before the
   // plan: KV splits of every decode step (one count for all buckets <= B, chosen from the bucket's
   // max context C, so a captured graph stays valid while the caches grow), and the split workspace

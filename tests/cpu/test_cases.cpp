@@ -175,7 +175,7 @@ TEST(ModelCases, AxesAndNotAmongTheOpSweeps) {
   using minfer::val::is_model_sweep;
   using minfer::val::model_sweep_names;
   EXPECT_EQ(model_sweep_names(), (std::vector<std::string>{"model", "e2e"}));
-  EXPECT_EQ(sweep_axes("model"), (std::vector<std::string>{"batch", "prompt_len", "ragged", "steps"}));
+  EXPECT_EQ(sweep_axes("model"), (std::vector<std::string>{"batch", "prompt_len", "ragged", "steps", "flash"}));
   EXPECT_EQ(sweep_axes("e2e"), (std::vector<std::string>{"batch", "prompt_len", "new_tokens"}));
   for (const auto& sw : sweep_names()) EXPECT_FALSE(is_model_sweep(sw)) << sw;
   EXPECT_TRUE(is_model_sweep("model"));
@@ -241,4 +241,40 @@ TEST(ModelCases, E2eGridAndQuickSubset) {
 TEST(ModelCases, IdsNameTheModel) {
   for (const auto& c : sweep_cases("e2e", true)) EXPECT_NE(c.id().find("/" + c.label + "/"), std::string::npos) << c.id();
   for (const auto& c : sweep_cases("norm", true)) EXPECT_EQ(c.id().find("//"), std::string::npos) << c.id();
+}
+
+// attention and decode: the validate grid and the bench grid are separate lists (quick cases in both);
+// the op sweeps give both drivers the same list.
+TEST(Cases, ValidateAndBenchGridsSplitWhereTheyDiffer) {
+  using minfer::val::CaseUse;
+  auto ids = [](const std::vector<Case>& cs) {
+    std::set<std::string> s;
+    for (const auto& c : cs) s.insert(c.id());
+    return s;
+  };
+  for (const std::string sw : {"attention", "decode"}) {
+    const auto val = ids(sweep_cases(sw, false, CaseUse::Validate)), bench = ids(sweep_cases(sw, false, CaseUse::Bench));
+    const auto any = ids(sweep_cases(sw, false)), quick = ids(sweep_cases(sw, true));
+    ASSERT_FALSE(quick.empty()) << sw;
+    std::set<std::string> all = val;
+    size_t bench_only = 0, val_only = 0;
+    for (const auto& id : bench) {
+      bench_only += val.count(id) ? 0 : 1;
+      all.insert(id);
+    }
+    for (const auto& id : val) val_only += bench.count(id) ? 0 : 1;
+    for (const auto& id : quick) EXPECT_TRUE(val.count(id) && bench.count(id)) << id;  // quick: in both
+    EXPECT_EQ(all, any) << sw;
+    EXPECT_GT(bench_only, 0u) << sw;
+    EXPECT_GT(val_only, 0u) << sw;
+  }
+  // The bench grid of issue 4: uniform batches only; attention up to 16384 tokens, decode up to 32768.
+  int64_t longest = 0;
+  for (const auto& c : sweep_cases("attention", false, CaseUse::Bench)) {
+    if (c.axis("ragged") == 0 && c.axis("prefix") == 0) longest = std::max(longest, c.axis("seqlen"));
+  }
+  EXPECT_EQ(longest, 16384);
+  for (const auto& c : sweep_cases("attention", false, CaseUse::Validate)) EXPECT_LE(c.axis("seqlen"), 8192) << c.id();
+  for (const auto& sw : sweep_names())
+    EXPECT_EQ(ids(sweep_cases(sw, false, CaseUse::Validate)), ids(sweep_cases(sw, false, CaseUse::Bench))) << sw;
 }

@@ -156,7 +156,13 @@ TEST(EnginePlan, AttentionBackendIsParsedAndChecked) {
   EXPECT_STREQ(attention_backend_name(AttentionBackend::Simple), "simple");
   const std::string m = usage_message([] { parse_attention_backend("--attention", "fast"); });
   EXPECT_TRUE(has(m, "--attention") && has(m, "fast") && has(m, "simple, flash")) << m;
-  EXPECT_EQ(RunShape{}.attention, AttentionBackend::Simple);  // the default stays simple
+  EXPECT_EQ(RunShape{}.attention, AttentionBackend::Flash);  // the default: measured faster (e2e.csv)
+  EXPECT_EQ(choose_attention_backend("--attention", "auto", 128), AttentionBackend::Flash);
+  EXPECT_EQ(choose_attention_backend("--attention", "auto", 96), AttentionBackend::Simple);
+  EXPECT_EQ(choose_attention_backend("--attention", "simple", 128), AttentionBackend::Simple);
+  EXPECT_EQ(choose_attention_backend("--attention", "flash", 96), AttentionBackend::Flash);  // refused by the plan
+  const std::string bad = usage_message([] { choose_attention_backend("--attention", "fastest", 64); });
+  EXPECT_TRUE(has(bad, "--attention") && has(bad, "fastest") && has(bad, "auto, simple, flash")) << bad;
   ModelConfig c = preset_config("tiny");  // head_dim 16: held by the flash kernels
   RunShape s;
   s.batch = 2;
@@ -179,6 +185,7 @@ TEST(EnginePlan, FlashDecodeWorkspaceIsPlanned) {
   s.max_prefill_tokens = 512;
   s.decode_splits = 8;
   s.decode_workspace_bytes = 4ull * 16 * 8 * (128 + 1) * 4;  // (B, nh, splits, hd + 1) fp32
+  s.attention = AttentionBackend::Simple;
   const WorkspaceLayout simple = plan_workspace(c, DType::BF16, s);
   EXPECT_EQ(simple.attn, simple.gemm);  // the simple backend plans no split workspace
   s.attention = AttentionBackend::Flash;
