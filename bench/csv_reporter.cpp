@@ -59,6 +59,7 @@ void CsvReporter::ReportRuns(const std::vector<Run>& runs) {
     const double mib = static_cast<double>(rec->device_bytes) / (1024.0 * 1024.0);
     table_.add(bench_row(*rec, rec->stats, mib, ctx_, repro_prefix_ + " --sweep " + rec->c.sweep + " --case " + rec->c.id()));
   }
+  if (!path_.empty()) table_.write(path_);
 }
 
 }  // namespace minfer::bench

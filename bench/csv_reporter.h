@@ -37,12 +37,16 @@ class CsvReporter : public benchmark::ConsoleReporter {
       : reg_(reg), table_(table), ctx_(std::move(ctx)), repro_prefix_(std::move(repro_prefix)) {}
   void ReportRuns(const std::vector<Run>& runs) override;
   int refused() const { return refused_; }
+  // Rewrite this CSV (via PATH.tmp, renamed) after every row, so that a run cut short keeps what it
+  // measured; empty: no partial writes.
+  void write_as_you_go(std::string path) { path_ = std::move(path); }
 
  private:
   const Registry& reg_;
   val::CsvTable& table_;
   RowContext ctx_;
   std::string repro_prefix_;
+  std::string path_;
   int refused_ = 0;
 };
 

@@ -1,20 +1,29 @@
-// kernels/decode_attention.cu: split-KV decode attention (see decode_attention.h). Version v1;
-// head_dim 16, 32, 64, 128 (16 and 32 serve the tiny test models of the engine).
-// Split pass: grid (NS, nkv * head groups, B), 128 threads. A block owns keys
-// [split * chunk, (split + 1) * chunk) of one sequence, chunk = cache_len / NS rounded up to the tile,
-// and up to 16 query heads of one KV head. Per tile of 32 keys: K and V rows are read once from the
-// cache (16-byte loads) into shared memory as fp32; thread (head, key) scores; warp w keeps the online
-// softmax of heads w, w + 4, ...; thread d accumulates output dim d of its heads. With NS == 1 the
-// block writes the final output, else a partial (normalised output, log2-sum-exp) per split.
-// Combine pass: grid (B * nh), weights exp2(lse_s - max lse) over the splits.
+// kernels/decode_attention.cu: split-KV decode attention (see decode_attention.h). Versions held
+// here: v2 tensor-core path (fp16, bf16) and the v1 scalar path (fp32); head_dim 16, 32, 64, 128
+// (16 and 32 serve the tiny test models of the engine).
+// Both: grid (NS, nkv * head groups, B). A block owns keys [split * chunk, (split + 1) * chunk) of
+// one sequence and up to 16 query heads of one KV head (a head group), so each KV byte is read once
+// per group. With NS == 1 the block writes the final output, else a partial (normalised output,
+// log2-sum-exp) per split; the combine pass, grid (B * nh), weighs them by exp2(lse_s - max lse).
+// v2 (fp16, bf16): 4 warps; each warp streams its own 16 keys of every 64-key step through shared
+// memory with cp.async, double-buffered and synchronised per warp only (no block barrier in the key
+// loop, so the next step's loads are in flight while the tensor cores work). The group's query heads
+// are the 16 rows of an mma.sync m16n8k16 A operand (rows past the group are zero): S = Q K^T, online
+// softmax in fp32 per warp, O += P V with P split as hi + lo in the storage type (as in
+// kernels/flash_prefill.cu: P rounded once costs ~2e-3 relative error). The 4 warps' (max, sum, O)
+// are merged through shared memory at the end. chunk is a multiple of 64.
+// v1 (fp32): 128 threads, tiles of 32 keys staged in shared memory as fp32; thread (head, key) scores;
+// warp w keeps the online softmax of heads w, w + 4, ...; thread d accumulates output dim d.
 #include "kernels/decode_attention.h"
 
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
+#include "kernels/common/mma.cuh"
 
 namespace minfer {
 namespace {
@@ -157,6 +166,209 @@ __global__ void __launch_bounds__(kThreads) decode_split(DecodeAttentionParams p
   }
 }
 
+// ---- v2: tensor-core path (fp16, bf16) ------------------------------------------------------------
+
+constexpr int kTcWarps = 4;
+constexpr int kTcThreads = kTcWarps * 32;
+constexpr int kWarpKeys = 16;                    // keys per warp per step
+constexpr int kStepKeys = kWarpKeys * kTcWarps;  // keys per block per step (chunk granularity)
+constexpr int kTcPad = 8;                        // elements of padding per shared row (16 bytes)
+
+template <typename T, int HD>
+constexpr int tc_pipe_bytes() {  // K and V, 2 stages, every warp
+  return kTcWarps * 2 * 2 * kWarpKeys * (HD + kTcPad) * static_cast<int>(sizeof(T));
+}
+template <int HD>
+constexpr int tc_merge_bytes() {  // per warp: O (16, HD), max (16), sum (16), fp32
+  return kTcWarps * (16 * HD + 32) * static_cast<int>(sizeof(float));
+}
+template <typename T, int HD>
+constexpr int tc_smem_bytes() {
+  return tc_pipe_bytes<T, HD>() > tc_merge_bytes<HD>() ? tc_pipe_bytes<T, HD>() : tc_merge_bytes<HD>();
+}
+
+// Keys [k0, k0 + 16) of (b, kvh) into this warp's K and V stage buffers (rows of HD + kTcPad);
+// keys >= kend are zero-filled and never read from global memory.
+template <typename T, int HD>
+__device__ __forceinline__ void tc_load_keys(const DecodeAttentionParams& p, int b, int kvh, int k0, int kend,
+                                             T* ks, T* vs, int lane) {
+  constexpr int kChunks = HD / 8;  // 16-byte chunks per row
+  const T* kc = static_cast<const T*>(p.k_cache);
+  const T* vc = static_cast<const T*>(p.v_cache);
+  static_assert((kWarpKeys * kChunks) % 32 == 0, "whole rounds of the warp");
+#pragma unroll
+  for (int j = 0; j < kWarpKeys * kChunks / 32; ++j) {
+    const int i = lane + 32 * j;
+    const int r = i / kChunks, c = (i % kChunks) * 8, pos = k0 + r;
+    const bool ok = pos < kend;
+    const T* kg = ok ? kv_row(p, kc, b, pos, kvh, HD) + c : kc;
+    const T* vg = ok ? kv_row(p, vc, b, pos, kvh, HD) + c : vc;
+    kern::cp_async16(ks + r * (HD + kTcPad) + c, kg, ok);
+    kern::cp_async16(vs + r * (HD + kTcPad) + c, vg, ok);
+  }
+}
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionParams p, SplitOut so, float scale_log2) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  constexpr int kS = HD + kTcPad;                    // shared row stride, elements
+  constexpr int kWarpStage = 2 * kWarpKeys * kS;     // K then V of one stage of one warp, elements
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  T* wbuf = reinterpret_cast<T*>(smem_raw) + warp * 2 * kWarpStage;  // this warp's 2 stages
+
+  const int b = blockIdx.z, kvh = blockIdx.y / so.groups, split = blockIdx.x;
+  const int group = p.heads / p.kv_heads, g0 = (blockIdx.y % so.groups) * kMaxGroup;
+  const int gn = min(kMaxGroup, group - g0), h0 = kvh * group + g0;  // heads [h0, h0 + gn)
+  const int len = p.cache_lens[b];
+  const int chunk = ((len + so.splits - 1) / so.splits + kStepKeys - 1) / kStepKeys * kStepKeys;
+  const int kbeg = split * chunk, kend = min(len, kbeg + chunk);
+  const int steps = kend > kbeg ? (kend - kbeg + kStepKeys - 1) / kStepKeys : 0;
+
+  if (steps > 0) tc_load_keys<T, HD>(p, b, kvh, kbeg + warp * kWarpKeys, kend, wbuf, wbuf + kWarpKeys * kS, lane);
+  kern::cp_async_commit();
+
+  // Q fragments: rows g and g + 8 of the group (zero past gn), dims kk * 16 + t * 2 (+1, +8, +9).
+  const T* qg = static_cast<const T*>(p.q) + (static_cast<int64_t>(b) * p.heads + h0) * HD;  // (gn, HD)
+  uint32_t qf[HD / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < HD / 16; ++kk) {
+    const int c = kk * 16 + t * 2;
+    qf[kk][0] = g < gn ? *reinterpret_cast<const uint32_t*>(qg + g * HD + c) : 0u;
+    qf[kk][1] = g + 8 < gn ? *reinterpret_cast<const uint32_t*>(qg + (g + 8) * HD + c) : 0u;
+    qf[kk][2] = g < gn ? *reinterpret_cast<const uint32_t*>(qg + g * HD + c + 8) : 0u;
+    qf[kk][3] = g + 8 < gn ? *reinterpret_cast<const uint32_t*>(qg + (g + 8) * HD + c + 8) : 0u;
+  }
+  float o[HD / 8][4];
+#pragma unroll
+  for (int i = 0; i < HD / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;  // rows g, g + 8 (l: this lane's part)
+
+  for (int it = 0; it < steps; ++it) {
+    if (it + 1 < steps) {
+      T* nb = wbuf + ((it + 1) & 1) * kWarpStage;
+      tc_load_keys<T, HD>(p, b, kvh, kbeg + (it + 1) * kStepKeys + warp * kWarpKeys, kend, nb, nb + kWarpKeys * kS,
+                          lane);
+      kern::cp_async_commit();
+      kern::cp_async_wait<1>();
+    } else {
+      kern::cp_async_wait<0>();
+    }
+    __syncwarp();
+    const T* kt = wbuf + (it & 1) * kWarpStage;  // (16, kS)
+    const T* vt = kt + kWarpKeys * kS;           // (16, kS)
+    const int key0 = kbeg + it * kStepKeys + warp * kWarpKeys;
+
+    // S = Q K^T: 16 rows x 16 keys; s[nt]: keys nt * 8 + t * 2 + {0, 1}, rows g (0, 1), g + 8 (2, 3).
+    float s[2][4];
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+      const T* kr = kt + (nt * 8 + g) * kS + t * 2;
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk)
+        kern::mma16816<T>(s[nt], qf[kk], *reinterpret_cast<const uint32_t*>(kr + kk * 16),
+                          *reinterpret_cast<const uint32_t*>(kr + kk * 16 + 8));
+    }
+    float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const bool ok = key0 + nt * 8 + t * 2 + e < kend;
+        s[nt][e] = ok ? s[nt][e] * scale_log2 : -INFINITY;
+        s[nt][2 + e] = ok ? s[nt][2 + e] * scale_log2 : -INFINITY;
+        mx_a = fmaxf(mx_a, s[nt][e]);
+        mx_b = fmaxf(mx_b, s[nt][2 + e]);
+      }
+#pragma unroll
+    for (int off = 1; off < 4; off <<= 1) {
+      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
+      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
+    }
+    const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
+    const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
+    const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
+    m_a = mn_a, m_b = mn_b;
+    l_a *= corr_a, l_b *= corr_b;
+#pragma unroll
+    for (int i = 0; i < HD / 8; ++i) o[i][0] *= corr_a, o[i][1] *= corr_a, o[i][2] *= corr_b, o[i][3] *= corr_b;
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+      s[nt][0] = exp2f(s[nt][0] - base_a), s[nt][1] = exp2f(s[nt][1] - base_a);
+      s[nt][2] = exp2f(s[nt][2] - base_b), s[nt][3] = exp2f(s[nt][3] - base_b);
+      l_a += s[nt][0] + s[nt][1];
+      l_b += s[nt][2] + s[nt][3];
+    }
+
+    // O += P V over the 16 keys; P as hi + lo in T.
+    const uint32_t ph[4] = {kern::pack2<T>(s[0][0], s[0][1]), kern::pack2<T>(s[0][2], s[0][3]),
+                            kern::pack2<T>(s[1][0], s[1][1]), kern::pack2<T>(s[1][2], s[1][3])};
+    uint32_t pl[4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const float x = s[r / 2][(r % 2) * 2], y = s[r / 2][(r % 2) * 2 + 1];
+      pl[r] = kern::pack2<T>(kern::round_rest<T>(x), kern::round_rest<T>(y));
+    }
+    const T* vrow = vt + (((lane >> 3) & 1) * 8 + (lane & 7)) * kS + (lane >> 4) * 8;
+#pragma unroll
+    for (int dp = 0; dp < HD / 16; ++dp) {
+      uint32_t vb[4];
+      kern::ldmatrix_x4_trans(vb, vrow + dp * 16);
+      kern::mma16816<T>(o[2 * dp], ph, vb[0], vb[1]);
+      kern::mma16816<T>(o[2 * dp], pl, vb[0], vb[1]);
+      kern::mma16816<T>(o[2 * dp + 1], ph, vb[2], vb[3]);
+      kern::mma16816<T>(o[2 * dp + 1], pl, vb[2], vb[3]);
+    }
+    __syncwarp();  // this stage is refilled by the next step's prefetch
+  }
+
+  // Row sums over the quad; then the 4 warps' states meet in shared memory (over the key buffers).
+#pragma unroll
+  for (int off = 1; off < 4; off <<= 1) {
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, off);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, off);
+  }
+  __syncthreads();  // every warp is done with its key buffers
+  float* os = reinterpret_cast<float*>(smem_raw);    // (warps, 16, HD)
+  float* ms = os + kTcWarps * 16 * HD;                // (warps, 16)
+  float* ls = ms + kTcWarps * 16;                     // (warps, 16)
+  float* ow = os + warp * 16 * HD;
+#pragma unroll
+  for (int i = 0; i < HD / 8; ++i) {
+    const int c = i * 8 + t * 2;
+    ow[g * HD + c] = o[i][0], ow[g * HD + c + 1] = o[i][1];
+    ow[(g + 8) * HD + c] = o[i][2], ow[(g + 8) * HD + c + 1] = o[i][3];
+  }
+  if (t == 0) {
+    ms[warp * 16 + g] = m_a, ms[warp * 16 + g + 8] = m_b;
+    ls[warp * 16 + g] = l_a, ls[warp * 16 + g + 8] = l_b;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < gn * HD; i += kTcThreads) {
+    const int r = i / HD, d = i % HD;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kTcWarps; ++w) mx = fmaxf(mx, ms[w * 16 + r]);
+    float num = 0.f, den = 0.f;
+    if (mx > -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < kTcWarps; ++w) {
+        const float wt = exp2f(ms[w * 16 + r] - mx);  // 0 for a warp that saw no key
+        num += wt * os[(w * 16 + r) * HD + d];
+        den += wt * ls[w * 16 + r];
+      }
+    }
+    const float val = den > 0.f ? num / den : 0.f;
+    const int64_t bh = static_cast<int64_t>(b) * p.heads + h0 + r;
+    if (so.splits == 1) {
+      static_cast<T*>(p.out)[bh * HD + d] = kern::from_float<T>(val);
+      continue;
+    }
+    so.o[(bh * so.splits + split) * HD + d] = val;
+    if (d == 0) so.lse[bh * so.splits + split] = den > 0.f ? mx + log2f(den) : -INFINITY;
+  }
+}
+
 // out (B, nh, HD) from the splits' partials; one block per (b, h), thread d per output dim.
 template <typename T, int HD>
 __global__ void __launch_bounds__(HD) decode_combine(DecodeAttentionParams p, SplitOut so) {
@@ -187,7 +399,15 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
   const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD))) * kLog2e;
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(p.kv_heads * so.groups),
                   static_cast<unsigned>(p.batch));
-  decode_split<T, HD><<<grid, kThreads, 0, stream>>>(p, so, scale_log2);
+  if constexpr (std::is_same_v<T, float>) {
+    decode_split<T, HD><<<grid, kThreads, 0, stream>>>(p, so, scale_log2);
+  } else {
+    constexpr int kSmem = tc_smem_bytes<T, HD>();
+    if constexpr (kSmem > 48 * 1024)
+      MINFER_CUDA_RETURN(
+          cudaFuncSetAttribute(decode_split_tc<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    decode_split_tc<T, HD><<<grid, kTcThreads, kSmem, stream>>>(p, so, scale_log2);
+  }
   MINFER_LAUNCH_RETURN();
   if (splits > 1) {
     decode_combine<T, HD><<<static_cast<unsigned>(p.batch * p.heads), HD, 0, stream>>>(p, so);

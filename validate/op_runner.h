@@ -13,6 +13,13 @@
 
 namespace minfer::val {
 
+// Scalar-reference work (multiply-adds) a runner's check() may spend on one case before it checks a
+// sample (rows or sequences at a stride, always the last) instead of everything. validate_all keeps
+// the default (4e9: every row of every validate-grid case); bench_all lowers it, since its check only
+// refuses a wrong variant before timing and validate_all is the numerics gate.
+double reference_budget();
+void set_reference_budget(double multiply_adds);
+
 class OpRunner {
  public:
   virtual ~OpRunner() = default;

@@ -16,7 +16,6 @@ namespace minfer::val {
 namespace {
 
 // Sequence b's length for an axis value n (ragged: n minus a deterministic offset, at least `lo`).
-constexpr double kRefBudget = 4e9;  // reference multiply-adds before check() samples rows
 
 int64_t ragged_len(int64_t n, int64_t b, bool ragged, int64_t lo) {
   if (!ragged || n <= lo) return n;
@@ -60,7 +59,7 @@ class AttentionRunner : public OpRunner {
     return flash_prefill_forward(p, stream);
   }
 
-  // Every query row when the scalar reference's work is at most kRefBudget multiply-adds; past that,
+  // Every query row when the scalar reference's work is at most reference_budget() multiply-adds; past that,
   // every stride-th row of each sequence plus its last (all heads of a row), so bench's check of
   // the largest cases stays within minutes. Rows are checked with Tq = 1 against their visible keys.
   ErrorStats check(cudaStream_t stream) override {
@@ -68,7 +67,7 @@ class AttentionRunner : public OpRunner {
     MINFER_STATUS_CHECK(launch(stream));
     const std::vector<float> all = download(dt_, out_.get(), q_elems(), stream);
     const int64_t qrow = heads_ * hd_, kvrow = kv_heads_ * hd_;
-    const int64_t stride = std::max<int64_t>(1, static_cast<int64_t>(flops() / 2 / kRefBudget) + 1);
+    const int64_t stride = std::max<int64_t>(1, static_cast<int64_t>(flops() / 2 / reference_budget()) + 1);
     std::vector<float> got, ref;
     std::vector<float> one(static_cast<size_t>(qrow));
     for (int64_t b = 0; b < batch_; ++b) {

@@ -19,7 +19,6 @@ namespace minfer::val {
 namespace {
 
 constexpr int64_t kPage = 16;
-constexpr double kRefBudget = 4e9;  // reference multiply-adds before check() samples sequences
 
 class DecodeRunner : public OpRunner {
  public:
@@ -82,8 +81,8 @@ class DecodeRunner : public OpRunner {
     const std::vector<float> got = download(dt_, out_.get(), q_h_.size(), stream);
     std::vector<float> ref(q_h_.size());
     const int64_t qrow = heads_ * hd_;
-    // Past kRefBudget multiply-adds, every stride-th sequence plus the last is checked.
-    const int64_t stride = std::max<int64_t>(1, static_cast<int64_t>(flops() / 2 / kRefBudget) + 1);
+    // Past reference_budget() multiply-adds, every stride-th sequence plus the last is checked.
+    const int64_t stride = std::max<int64_t>(1, static_cast<int64_t>(flops() / 2 / reference_budget()) + 1);
     std::vector<float> got_s, ref_s;
     for (int64_t b = 0; b < batch_; ++b) {
       if (b % stride != 0 && b != batch_ - 1) continue;

@@ -5,7 +5,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <algorithm>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include <cuda_runtime.h>
@@ -41,18 +43,46 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
-// n values uniform in [lo, hi), each rounded to dtype t (what the device will hold).
+// fn(begin, end) over [0, n) in chunks of `grain`, on up to hardware_concurrency threads (inline when
+// n <= grain). Chunk boundaries depend on n and grain only, never on the thread count.
+template <typename Fn>
+void parallel_chunks(size_t n, size_t grain, Fn&& fn) {
+  const size_t chunks = (n + grain - 1) / grain;
+  const size_t workers = std::min<size_t>(chunks, std::max(1u, std::thread::hardware_concurrency()));
+  if (workers <= 1) {
+    for (size_t c = 0; c < chunks; ++c) fn(c * grain, std::min(n, (c + 1) * grain));
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (size_t w = 0; w < workers; ++w)
+    pool.emplace_back([&, w] {
+      for (size_t c = w; c < chunks; c += workers) fn(c * grain, std::min(n, (c + 1) * grain));
+    });
+  for (auto& th : pool) th.join();
+}
+
+// n values uniform in [lo, hi), each rounded to dtype t (what the device will hold). One draw from
+// rng seeds the whole vector; chunk c of 2^16 values runs its own generator seeded from (draw, c), so
+// large inputs (decode caches of hundreds of MB) fill on every core and the values do not depend on
+// the core count.
 inline std::vector<float> random_rounded(DType t, size_t n, std::mt19937_64& rng, float lo, float hi) {
-  std::uniform_real_distribution<float> d(lo, hi);
+  constexpr size_t kGrain = size_t{1} << 16;
+  const uint64_t base = rng();
   std::vector<float> v(n);
-  for (auto& x : v) x = round_to(t, d(rng));
+  parallel_chunks(n, kGrain, [&](size_t b, size_t e) {
+    std::mt19937_64 g(base ^ (0x9e3779b97f4a7c15ull * (b / kGrain + 1)));
+    std::uniform_real_distribution<float> d(lo, hi);
+    for (size_t i = b; i < e; ++i) v[i] = round_to(t, d(g));
+  });
   return v;
 }
 
 // Device buffer of dtype t holding the host values h (already representable in t).
 inline DeviceBuffer upload(DType t, const std::vector<float>& h) {
   std::vector<unsigned char> raw(h.size() * dtype_size(t));
-  for (size_t i = 0; i < h.size(); ++i) store_as(t, raw.data(), i, h[i]);
+  parallel_chunks(h.size(), size_t{1} << 18, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) store_as(t, raw.data(), i, h[i]);
+  });
   DeviceBuffer d(raw.size());
   MINFER_CUDA_CHECK(cudaMemcpy(d.get(), raw.data(), raw.size(), cudaMemcpyHostToDevice));
   return d;

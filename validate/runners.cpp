@@ -1,4 +1,6 @@
-// validate/runners.cpp: make_runner (sweep name -> the op's runner) and cuda_device_available.
+// validate/runners.cpp: make_runner (sweep name -> the op's runner), cuda_device_available, and the
+// reference budget of the runners' checks.
+#include <atomic>
 #include <stdexcept>
 
 #include <cuda_runtime.h>
@@ -31,4 +33,12 @@ bool cuda_device_available() {
   return n > 0;
 }
 
+}  // namespace minfer::val
+
+namespace minfer::val {
+namespace {
+std::atomic<double> g_reference_budget{4e9};
+}  // namespace
+double reference_budget() { return g_reference_budget.load(); }
+void set_reference_budget(double multiply_adds) { g_reference_budget.store(multiply_adds > 1 ? multiply_adds : 1); }
 }  // namespace minfer::val

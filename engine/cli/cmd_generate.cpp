@@ -143,10 +143,11 @@ void print_cuda_summary(const GenerateOptions& o, DType dt, AttentionBackend att
   size_t prompt_tokens = 0;
   for (const auto& p : batch) prompt_tokens += p.size();
   std::printf("summary: backend cuda, attention %s, dtype %s, batch %zu (bucket %d), prompt tokens %zu, "
-              "new tokens <= %d/seq; time to first token %.3f ms, prefill %.1f tokens/s; decode %d steps in %.3f ms = "
-              "%.3f ms/step, %.1f tokens/s (%s); memory: weights %s, KV cache %s, workspace %s\n",
+              "new tokens <= %d/seq; time to first token %.3f ms, prefill %.1f tokens/s; decode %d steps in %.3f ms "
+              "(step 1 eager, %.3f ms), steady %.3f ms/step, %.1f tokens/s (%s); memory: weights %s, KV cache %s, "
+              "workspace %s\n",
               attention_backend_name(attn), dtype_name(dt), batch.size(), r.bucket, prompt_tokens, o.max_new_tokens, r.ttft_ms,
-              r.prefill_tok_s, r.decode_steps, r.decode_ms, r.ms_per_step, r.decode_tok_s, r.graph ? "CUDA graph" : "eager",
+              r.prefill_tok_s, r.decode_steps, r.decode_ms, r.first_step_ms, r.ms_per_step, r.decode_tok_s, r.graph ? "CUDA graph" : "eager",
               mib_str(r.memory.weights).c_str(), mib_str(r.memory.kv_cache).c_str(),
               mib_str(r.memory.workspace).c_str());
 }

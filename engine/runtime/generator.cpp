@@ -146,11 +146,13 @@ GenerateResult Generator::generate(const GenerateRequest& r) {
   }
   if (live == 0) return out;
   m_.prepare_decode(out.bucket, finished);
-  int64_t decoded = 0;
+  int64_t decoded = 0, decoded_first = 0;
   const auto t1 = Clock::now();
+  auto t2 = t1;
   for (int step = 0; live > 0; ++step) {
     run_step(out.bucket, r.sampler, r.use_graph, step, out.graph);
     ids = fetch_ids(out.bucket);
+    if (step == 0) out.first_step_ms = ms_since(t1), t2 = Clock::now();
     if (r.on_logits) r.on_logits(step + 1, m_.logits_host(out.bucket));
     m_.note_decoded(finished);
     ++out.decode_steps;
@@ -165,10 +167,15 @@ GenerateResult Generator::generate(const GenerateRequest& r) {
         --live;
       }
     }
+    if (step == 0) decoded_first = decoded;
   }
   out.decode_ms = ms_since(t1);
-  out.ms_per_step = out.decode_steps ? out.decode_ms / out.decode_steps : 0.0;
-  out.decode_tok_s = out.decode_ms > 0 ? static_cast<double>(decoded) / (out.decode_ms / 1e3) : 0.0;
+  const bool steady = out.decode_steps > 1;  // else step 1 is all there is
+  const double ms = steady ? ms_since(t2) : out.decode_ms;
+  const int steps = steady ? out.decode_steps - 1 : out.decode_steps;
+  const int64_t toks = steady ? decoded - decoded_first : decoded;
+  out.ms_per_step = steps > 0 ? ms / steps : 0.0;
+  out.decode_tok_s = ms > 0 ? static_cast<double>(toks) / (ms / 1e3) : 0.0;
   return out;
 }
 

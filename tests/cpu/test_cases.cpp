@@ -228,7 +228,7 @@ TEST(ModelCases, E2eGridAndQuickSubset) {
       for (int64_t p : {128, 512, 2048, 8192})
         EXPECT_TRUE(any_case(full, [&](const Case& c) {
           return c.label == m && c.axis("batch") == b && c.axis("prompt_len") == p && c.dtype == DType::BF16 &&
-                 c.axis("new_tokens") == 128;
+                 c.axis("new_tokens") == 64;
         })) << m << " " << b << " " << p;
   EXPECT_FALSE(quick.empty());
   EXPECT_LT(quick.size(), full.size());
