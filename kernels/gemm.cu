@@ -441,7 +441,8 @@ Status Gemm::tune(const GemmParams& p, Plan& plan, cudaStream_t stream) {
     if (i == 0) plan.heuristic_us = us;
     if (us > 0 && (best < 0 || us < kTuneMargin * best)) best = us, plan.lt_choice = i;
   }
-  const bool gemv_ok = gemv_supports(p) && (p.rows <= kGemvMaxRows || options_.path == GemmPath::Gemv);
+  const bool gemv_ok =
+      gemv_supports(p) && (p.rows <= kGemvMaxRows || options_.path == GemmPath::Gemv || plan.gemv_forced);
   float best_gemv = -1;
   for (int split = 1; gemv_ok && split <= kGemvMaxSplit; split *= 2) {
     if (split > 1 && p.in / static_cast<int64_t>(16 / dtype_size(p.dtype)) < 32LL * split) break;  // idle lanes

@@ -165,7 +165,11 @@ TEST_F(GemmTest, TuningKeepsResultsAndIsNoSlowerThanHeuristic) {
       EXPECT_GE(ti->candidates, 1);
       EXPECT_LE(ti->candidates, 8);
       ASSERT_GT(ti->heuristic_us, 0.f) << pr.name();
-      EXPECT_GT(ti->best_us, 0.f);
+      EXPECT_GT(ti->best_us, 0.f) << pr.name();
+      if (t == DType::BF16 && s.N < 8) {  // the GEMV whatever the timing (cuBLASLt's bf16 rounding there)
+        EXPECT_TRUE(ti->gemv) << pr.name();
+        continue;
+      }
       EXPECT_LE(ti->best_us, ti->heuristic_us) << pr.name();
       if (s.R > kGemvMaxRows) {
         EXPECT_FALSE(ti->gemv) << "GEMV is a candidate only for R <= " << kGemvMaxRows;
