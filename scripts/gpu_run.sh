@@ -4,17 +4,19 @@
 # labels incl. gpu), validate (validate_all per sweep -> OUTDIR/validate_<sweep>.csv), bench
 # (bench_all per sweep with peers -> OUTDIR/<sweep>.csv), profile (minfer generate --profile: one
 # decode step per kernel -> OUTDIR/profile_<model>.csv), fixtures (tools/make_hf_fixtures.py).
-# Sweeps: op sweeps embedding, norm, rope, swiglu (validate and bench); model (validate only:
-# whole-model logits against the reference); e2e (bench only: TTFT, prefill/decode rates, peer).
+# Sweeps: op sweeps embedding, norm, rope, swiglu, and the attention sweeps attention (prefill) and
+# decode (validate and bench; their bench grids are timed in bf16 when --bench-dtype is all, the fp32
+# attention path being a correctness path); model (validate only: whole-model logits against the
+# reference); e2e (bench only: TTFT, prefill/decode rates, peer).
 # Each stage is logged to OUTDIR/logs/<stage>.log with its wall time; a failing stage does not stop
 # the later ones, but the script exits non-zero at the end if any failed.
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures]
-#        [--sweeps embedding,norm,rope,swiglu,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
+#        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...]
 set -u -o pipefail
 
 usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -22,7 +24,7 @@ usage() {
 case "$1" in -h|--help|-*) usage ;; esac
 OUTDIR=$1; shift
 ONLY="build,test,validate,bench,profile,fixtures"
-SWEEPS="embedding norm rope swiglu model e2e"
+SWEEPS="embedding norm rope swiglu attention decode model e2e"
 PROFILE_MODELS="qwen3-0.6b qwen2.5-0.5b"
 QUICK=""
 BENCH_DTYPE=all
@@ -93,6 +95,10 @@ stage_bench() {
     case "$sw" in
       model) continue ;;  # a validate sweep
       e2e) "$BUILD/bench/bench_all" --sweep e2e $QUICK --dtype bf16 --peers auto --csv "$OUTDIR/e2e.csv" || rc=1 ;;
+      attention|decode)
+        local dt=$BENCH_DTYPE
+        [ "$dt" = all ] && dt=bf16
+        "$BUILD/bench/bench_all" --sweep "$sw" $QUICK --dtype "$dt" --peers auto --csv "$OUTDIR/$sw.csv" || rc=1 ;;
       *) "$BUILD/bench/bench_all" --sweep "$sw" $QUICK --dtype "$BENCH_DTYPE" --peers auto --csv "$OUTDIR/$sw.csv" || rc=1 ;;
     esac
   done
