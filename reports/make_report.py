@@ -12,6 +12,11 @@ tokens/s and MFU, decode ms/step, tokens/s and SOL% (weights + KV bytes per step
 ceiling), peak memory, and the torch-graph peer's decode step beside ours; skipped cases with their
 reason. Whole-model validation (validate_all --sweep model): worst rel_err and greedy agreement per
 model and dtype from the summary rows.
+Attention sweeps, against the targets the project set itself (TARGETS below): prefill, per dtype and
+(head_dim, causal), median TFLOP/s of ours and of each SDPA backend over cases of at least 512 tokens
+and how many of those cases ours is at least as fast as torch-flash; decode, per dtype and cache
+layout, the speed against the fastest PyTorch backend of each case and, where the KV bytes read are
+256 MiB or more, how many cases reach 75% of the measured copy bandwidth.
 """
 import argparse
 import math
@@ -30,6 +35,12 @@ NON_AXES = {
     "gemm_tflops", "gpu", "cuda", "commit", "repro", "status", "source",
 }
 DTYPE_ORDER = ["fp32", "fp16", "bf16"]
+# The attention issue's targets: prefill at least as fast as torch-flash from PREFILL_MIN_LEN tokens;
+# decode at least as fast as the best PyTorch backend, and DECODE_MIN_SOL% of copy bandwidth where a
+# launch reads DECODE_BIG_BYTES or more of KV cache.
+PREFILL_MIN_LEN = 512
+DECODE_MIN_SOL = 75.0
+DECODE_BIG_BYTES = 256 * 2**20
 
 
 AXIS_ORDER = {}  # sweep -> its axis columns in the order its CSVs list them
@@ -132,6 +143,67 @@ def real_shapes(ours, merged, axes):
     return md_table(head + ["peer time / ours"], rows)
 
 
+def prefill_targets(ours, peers):
+    """Rows per (dtype, head_dim, causal) over cases with seqlen >= PREFILL_MIN_LEN: cases, median TFLOP/s of
+    ours, torch-flash and torch-cudnn, cases where ours >= torch-flash, median speed vs torch-cudnn."""
+    big = ours[ours["seqlen"] >= PREFILL_MIN_LEN]
+    if big.empty or peers.empty:
+        return []
+    m = big.merge(peers, on=["source", "commit", "case"], suffixes=("", "_peer"))
+    rows = []
+    for (dt, hd, causal), g in big.groupby(["dtype", "head_dim", "causal"], sort=True):
+        gm = m[(m["dtype"] == dt) & (m["head_dim"] == hd) & (m["causal"] == causal)]
+        fl = gm[gm["variant_peer"] == "torch-flash"]
+        cu = gm[gm["variant_peer"] == "torch-cudnn"]
+        won = int((fl["median_us_peer"] >= fl["median_us"]).sum())
+        rows.append([dt, int(hd), int(causal), len(g), fmt(g["tflops"].median()),
+                     fmt(fl["tflops_peer"].median()) if not fl.empty else "-",
+                     fmt(cu["tflops_peer"].median()) if not cu.empty else "-",
+                     f"{won} of {len(fl)}" if not fl.empty else "-",
+                     fmt((cu["median_us_peer"] / cu["median_us"]).median()) if not cu.empty else "-"])
+    return rows
+
+
+def decode_targets(ours, peers):
+    """Rows per (dtype, paged): cases, median and min speed vs the fastest PyTorch backend of each case,
+    cases at >= 1.0x, and over cases reading >= DECODE_BIG_BYTES: count and how many reach DECODE_MIN_SOL."""
+    if peers.empty:
+        return []
+    best = peers.groupby(["source", "commit", "case"], as_index=False)["median_us"].min()
+    m = ours.merge(best, on=["source", "commit", "case"], suffixes=("", "_best"))
+    rows = []
+    for (dt, paged), g in ours.groupby(["dtype", "paged"], sort=True):
+        gm = m[(m["dtype"] == dt) & (m["paged"] == paged)]
+        r = gm["median_us_best"] / gm["median_us"]
+        big = g[g["gbps"] * g["median_us"] * 1e3 >= DECODE_BIG_BYTES]
+        rows.append([dt, "paged" if int(paged) else "contiguous", len(g),
+                     fmt(r.median()) if not r.empty else "-", fmt(r.min()) if not r.empty else "-",
+                     f"{int((r >= 1.0).sum())} of {len(r)}", len(big),
+                     f"{int((big['sol_pct'] >= DECODE_MIN_SOL).sum())} of {len(big)}" if not big.empty else "-",
+                     fmt(big["sol_pct"].median()) if not big.empty else "-"])
+    return rows
+
+
+def target_tables(sweep, ours, peers):
+    if sweep == "attention" and {"seqlen", "head_dim", "causal"} <= set(ours.columns):
+        rows = prefill_targets(ours, peers)
+        if rows:
+            return [f"Against the targets, cases of {PREFILL_MIN_LEN} tokens or more (median TFLOP/s; "
+                    "speed = peer time / ours):", "",
+                    md_table(["dtype", "head_dim", "causal", "cases", "ours TFLOP/s", "torch-flash TFLOP/s",
+                              "torch-cudnn TFLOP/s", "ours >= torch-flash", "median speed vs torch-cudnn"], rows), ""]
+    if sweep == "decode" and "paged" in ours.columns:
+        rows = decode_targets(ours, peers)
+        if rows:
+            return ["Against the targets (speed = time of the fastest PyTorch backend of the case / ours; the SDPA "
+                    f"peers read a contiguous cache in paged cases; SOL% target {fmt(DECODE_MIN_SOL)} where a launch "
+                    f"reads {DECODE_BIG_BYTES >> 20} MiB or more):", "",
+                    md_table(["dtype", "cache", "cases", "median speed", "min speed", "cases >= 1.0x",
+                              f"cases >= {DECODE_BIG_BYTES >> 20} MiB", f"of those SOL% >= {fmt(DECODE_MIN_SOL)}",
+                              "their median SOL%"], rows), ""]
+    return []
+
+
 def plot_sweep(df, gpu, sweep, path):
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for (variant, dt), d in df.groupby(["variant", "dtype"]):
@@ -183,6 +255,7 @@ def sweep_section(bench, gpu, sweep, plots_dir, report_dir):
                 md_table(["dtype", "peer", "cases", "geomean", "min", "max"], ratio_rows), ""]
     else:
         out += ["No peer measured in the same run.", ""]
+    out += target_tables(sweep, ours, peers)
     shapes = real_shapes(ours, merged, axes)
     if shapes:
         out += ["Real model shapes:", "", shapes, ""]
