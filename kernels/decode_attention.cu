@@ -1,6 +1,7 @@
 // kernels/decode_attention.cu: split-KV decode attention (see decode_attention.h). Versions held
-// here: v2 tensor-core path (fp16, bf16) and the v1 scalar path (fp32); head_dim 16, 32, 64, 128
-// (16 and 32 serve the tiny test models of the engine).
+// here: v2 tensor-core path (fp16, bf16; pages of a multiple of 16 tokens) and the v1 scalar path
+// (fp32, and fp16/bf16 with other page sizes); head_dim 16, 32, 64, 128 (16 and 32 serve the engine's
+// tiny test models).
 // Both: grid (NS, nkv * head groups, B). A block owns keys [split * chunk, (split + 1) * chunk) of
 // one sequence and up to 16 query heads of one KV head (a head group), so each KV byte is read once
 // per group. With NS == 1 the block writes the final output, else a partial (normalised output,
@@ -11,9 +12,12 @@
 // are the 16 rows of an mma.sync m16n8k16 A operand (rows past the group are zero): S = Q K^T, online
 // softmax in fp32 per warp, O += P V with P split as hi + lo in the storage type (as in
 // kernels/flash_prefill.cu: P rounded once costs ~2e-3 relative error). The 4 warps' (max, sum, O)
-// are merged through shared memory at the end. chunk is a multiple of 64.
-// v1 (fp32): 128 threads, tiles of 32 keys staged in shared memory as fp32; thread (head, key) scores;
-// warp w keeps the online softmax of heads w, w + 4, ...; thread d accumulates output dim d.
+// are merged through shared memory at the end. chunk is a multiple of 64. A warp's 16 keys of a step
+// are 16 consecutive cache rows when the cache is contiguous or its pages hold a multiple of 16 tokens:
+// v2 needs that (one block-table load per warp step, issued a step ahead); other page sizes take v1.
+// v1 (fp32, and fp16/bf16 with pages of other sizes): 128 threads, tiles of 32 keys staged in shared
+// memory as fp32; thread (head, key) scores; warp w keeps the online softmax of heads w, w + 4, ...;
+// thread d accumulates output dim d.
 #include "kernels/decode_attention.h"
 
 #include <algorithm>
@@ -187,24 +191,31 @@ constexpr int tc_smem_bytes() {
   return tc_pipe_bytes<T, HD>() > tc_merge_bytes<HD>() ? tc_pipe_bytes<T, HD>() : tc_merge_bytes<HD>();
 }
 
-// Keys [k0, k0 + 16) of (b, kvh) into this warp's K and V stage buffers (rows of HD + kTcPad);
-// keys >= kend are zero-filled and never read from global memory.
+// Cache row of key k0 of sequence b (k0 a multiple of 16); with runs16 the warp's keys k0 .. k0 + 15
+// are rows row0 .. row0 + 15. 0 when k0 >= kend (no key of the step is read).
+__device__ __forceinline__ int64_t tc_first_row(const DecodeAttentionParams& p, int b, int k0, int kend) {
+  if (k0 >= kend) return 0;
+  if (!p.block_table) return static_cast<int64_t>(b) * p.max_len + k0;
+  const int64_t page = p.block_table[static_cast<int64_t>(b) * p.max_pages + k0 / p.page_size];
+  return page * p.page_size + k0 % p.page_size;
+}
+
+// Keys [k0, k0 + 16) of (b, kvh), the cache rows row0 .. row0 + 15, into this warp's K and V stage
+// buffers (rows of HD + kTcPad); keys >= kend are zero-filled and never read from global memory.
 template <typename T, int HD>
-__device__ __forceinline__ void tc_load_keys(const DecodeAttentionParams& p, int b, int kvh, int k0, int kend,
-                                             T* ks, T* vs, int lane) {
-  constexpr int kChunks = HD / 8;  // 16-byte chunks per row
+__device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0, int kend,
+                                            T* ks, T* vs, int lane) {
+  constexpr int kChunks = HD / 8;
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
-  static_assert((kWarpKeys * kChunks) % 32 == 0, "whole rounds of the warp");
 #pragma unroll
   for (int j = 0; j < kWarpKeys * kChunks / 32; ++j) {
     const int i = lane + 32 * j;
-    const int r = i / kChunks, c = (i % kChunks) * 8, pos = k0 + r;
-    const bool ok = pos < kend;
-    const T* kg = ok ? kv_row(p, kc, b, pos, kvh, HD) + c : kc;
-    const T* vg = ok ? kv_row(p, vc, b, pos, kvh, HD) + c : vc;
-    kern::cp_async16(ks + r * (HD + kTcPad) + c, kg, ok);
-    kern::cp_async16(vs + r * (HD + kTcPad) + c, vg, ok);
+    const int r = i / kChunks, c = (i % kChunks) * 8;
+    const bool ok = k0 + r < kend;
+    const int64_t off = ((row0 + r) * p.kv_heads + kvh) * HD + c;
+    kern::cp_async16(ks + r * (HD + kTcPad) + c, ok ? kc + off : kc, ok);
+    kern::cp_async16(vs + r * (HD + kTcPad) + c, ok ? vc + off : vc, ok);
   }
 }
 
@@ -224,8 +235,13 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   const int kbeg = split * chunk, kend = min(len, kbeg + chunk);
   const int steps = kend > kbeg ? (kend - kbeg + kStepKeys - 1) / kStepKeys : 0;
 
-  if (steps > 0) tc_load_keys<T, HD>(p, b, kvh, kbeg + warp * kWarpKeys, kend, wbuf, wbuf + kWarpKeys * kS, lane);
+  // This warp's first key of step s is kbeg + s * kStepKeys + warp * kWarpKeys; the cache row of step
+  // s + 1 is looked up during step s - 1 (one block-table load per warp step, off the path of the
+  // copies it addresses).
+  const int wk0 = kbeg + warp * kWarpKeys;
+  if (steps > 0) tc_load_run<T, HD>(p, kvh, tc_first_row(p, b, wk0, kend), wk0, kend, wbuf, wbuf + kWarpKeys * kS, lane);
   kern::cp_async_commit();
+  int64_t row_next = steps > 1 ? tc_first_row(p, b, wk0 + kStepKeys, kend) : 0;
 
   // Q fragments: rows g and g + 8 of the group (zero past gn), dims kk * 16 + t * 2 (+1, +8, +9).
   const T* qg = static_cast<const T*>(p.q) + (static_cast<int64_t>(b) * p.heads + h0) * HD;  // (gn, HD)
@@ -246,8 +262,9 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   for (int it = 0; it < steps; ++it) {
     if (it + 1 < steps) {
       T* nb = wbuf + ((it + 1) & 1) * kWarpStage;
-      tc_load_keys<T, HD>(p, b, kvh, kbeg + (it + 1) * kStepKeys + warp * kWarpKeys, kend, nb, nb + kWarpKeys * kS,
-                          lane);
+      const int k1 = wk0 + (it + 1) * kStepKeys;
+      tc_load_run<T, HD>(p, kvh, row_next, k1, kend, nb, nb + kWarpKeys * kS, lane);
+      row_next = it + 2 < steps ? tc_first_row(p, b, k1 + kStepKeys, kend) : 0;
       kern::cp_async_commit();
       kern::cp_async_wait<1>();
     } else {
@@ -256,7 +273,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     __syncwarp();
     const T* kt = wbuf + (it & 1) * kWarpStage;  // (16, kS)
     const T* vt = kt + kWarpKeys * kS;           // (16, kS)
-    const int key0 = kbeg + it * kStepKeys + warp * kWarpKeys;
+    const int key0 = wk0 + it * kStepKeys;
 
     // S = Q K^T: 16 rows x 16 keys; s[nt]: keys nt * 8 + t * 2 + {0, 1}, rows g (0, 1), g + 8 (2, 3).
     float s[2][4];
@@ -399,9 +416,12 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
   const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD))) * kLog2e;
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(p.kv_heads * so.groups),
                   static_cast<unsigned>(p.batch));
-  if constexpr (std::is_same_v<T, float>) {
+  // v2 needs each warp's 16 keys in 16 consecutive cache rows: a contiguous cache, or pages of a
+  // multiple of 16 tokens; other page sizes (and fp32) take v1.
+  const bool runs16 = !p.block_table || p.page_size % kWarpKeys == 0;
+  if (std::is_same_v<T, float> || !runs16) {
     decode_split<T, HD><<<grid, kThreads, 0, stream>>>(p, so, scale_log2);
-  } else {
+  } else if constexpr (!std::is_same_v<T, float>) {
     constexpr int kSmem = tc_smem_bytes<T, HD>();
     if constexpr (kSmem > 48 * 1024)
       MINFER_CUDA_RETURN(

@@ -2,7 +2,8 @@
 // sequence, over a contiguous or a paged KV cache. One block per (split, KV head, sequence) holds
 // every query head that shares the KV head (up to 16 per block), so each KV byte is read once; online
 // softmax; a combine pass merges the splits by their log-sum-exp. Versions: v2 for fp16/bf16 (the
-// group's heads as the rows of tensor-core MMAs, per-warp cp.async double buffering of 16-key tiles);
+// group's heads as the rows of tensor-core MMAs, per-warp cp.async double buffering of 16-key tiles;
+// pages must hold a multiple of 16 tokens, others take v1);
 // v1 kept for fp32 (keys in tiles of 32 staged in shared memory as fp32, CUDA-core math).
 // Dimension legend: B sequences, nh query heads, nkv KV heads (head h reads KV head h / (nh/nkv)),
 // hd head_dim (16, 32, 64 or 128), L contiguous capacity per sequence, P pages in the pool, S page_size

@@ -110,7 +110,7 @@ std::vector<Shape> dedupe(const std::vector<Shape>& in) {
 }
 
 // model sweep, per preset: {batch, prompt_len, ragged, steps, flash}; fp32 a few steps with each
-// attention backend (flash 1: the default; 0: simple), bf16 64 steps with the default.
+// attention backend (flash 1: the default; 0: simple), fp16 and bf16 64 steps with the default.
 const char* const kModelPresets[] = {"tiny", "tiny-qwen2", "tiny-qwen3"};
 constexpr int64_t kFp32Steps = 4, kBf16Steps = 64;
 
@@ -192,7 +192,8 @@ std::vector<Shape> attention_shapes() {
 
 // decode sweep: {batch, kv_len, heads, kv_heads, head_dim, paged, ragged}. Validate grid: batch 1,
 // 3, 16 (ragged when > 1) x cache 1..8192 x heads 16/16, 14/2, 32/8 x head_dim 64, 128 x paged or
-// not, and MQA 64/1 and 32/1 (more than 16 heads per KV head: two head groups). Bench grid of issue
+// not (paged=1: pages of 16 tokens), pages of 24 and 32 tokens (paged=24, 32), and MQA 64/1 and 32/1
+// (more than 16 heads per KV head: two head groups). Bench grid of issue
 // 4: batch 1..64 x cache 1k..32k (at most 262144 cached tokens per launch) x GQA 32/8, 16/8, d 128.
 std::vector<Shape> decode_shapes() {
   std::vector<Shape> v;
@@ -205,6 +206,7 @@ std::vector<Shape> decode_shapes() {
                          h.heads == 14 && hd == 64 && len == 1000 && b == 3});
   v.push_back({{3, 1000, 64, 1, 128, 1, 1}, "", true});
   v.push_back({{1, 17, 32, 1, 64, 0, 0}, "", false});
+  for (int64_t page : {24, 32}) v.push_back({{3, 1000, 32, 8, 128, page, 1}, "", false});  // other page sizes
   for (Shape& s : v) s.uses = s.quick ? kValidate | kBench : kValidate;
   for (int64_t b : {1, 4, 16, 32, 64})
     for (int64_t len : {1024, 4096, 8192, 16384, 32768}) {
@@ -228,7 +230,7 @@ std::vector<Shape> shapes_of(const std::string& sweep) {
 std::vector<Case> model_cases(const std::string& sweep, bool quick) {
   const std::vector<std::string> names = sweep_axes(sweep);
   std::vector<Case> out;
-  for (DType dt : {DType::F32, DType::BF16}) {
+  for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
     if (sweep == "e2e" && dt != DType::BF16) continue;
     for (const Shape& s : sweep == "model" ? model_shapes(dt) : e2e_shapes()) {
       if (quick && !s.quick) continue;

@@ -2,8 +2,8 @@
 // kv_len, heads, kv_heads, head_dim, paged, ragged).
 // B = batch, nh/nkv heads, hd head_dim, one query token per sequence. Sequence b holds len_b cached
 // tokens: kv_len, or with ragged=1 a deterministic shorter length for b > 0. paged=0: contiguous
-// cache (B, kv_len, nkv, hd); paged=1: pages of kPage tokens in a pool (P, kPage, nkv, hd) handed out
-// in a shuffled order through the block table (B, MP). Cache rows past a sequence's length hold NaN,
+// cache (B, kv_len, nkv, hd); paged=1: pages of 16 tokens, paged=N (N >= 16): pages of N tokens, in a
+// pool (P, page, nkv, hd) handed out in a shuffled order through the block table (B, MP). Cache rows past a sequence's length hold NaN,
 // so a kernel that reads past the end fails the compare.
 #include <algorithm>
 #include <cmath>
@@ -18,13 +18,14 @@
 namespace minfer::val {
 namespace {
 
-constexpr int64_t kPage = 16;
+constexpr int64_t kDefaultPage = 16;  // paged=1
 
 class DecodeRunner : public OpRunner {
  public:
   explicit DecodeRunner(const Case& c)
       : dt_(c.dtype), batch_(c.axis("batch")), max_len_(c.axis("kv_len")), heads_(c.axis("heads")),
-        kv_heads_(c.axis("kv_heads")), hd_(c.axis("head_dim")), paged_(c.axis("paged") != 0) {
+        kv_heads_(c.axis("kv_heads")), hd_(c.axis("head_dim")), paged_(c.axis("paged") != 0),
+        page_(c.axis("paged") > 1 ? c.axis("paged") : kDefaultPage) {
     const bool ragged = c.axis("ragged") != 0;
     for (int64_t b = 0; b < batch_; ++b)
       lens_.push_back(static_cast<int32_t>(ragged && max_len_ > 1 ? std::max<int64_t>(1, max_len_ - (b * 97) % (max_len_ / 2 + 1))
@@ -38,7 +39,7 @@ class DecodeRunner : public OpRunner {
     out_ = DeviceBuffer(q_h_.size() * dtype_size(dt_));  // (B, nh, hd)
     const int64_t row = kv_heads_ * hd_;
     if (paged_) build_block_table(rng);
-    const int64_t rows = paged_ ? pages_ * kPage : batch_ * max_len_;
+    const int64_t rows = paged_ ? pages_ * page_ : batch_ * max_len_;
     std::vector<float> kc(static_cast<size_t>(rows * row), std::numeric_limits<float>::quiet_NaN());
     std::vector<float> vc(kc);
     k_h_.clear(), v_h_.clear();
@@ -69,7 +70,7 @@ class DecodeRunner : public OpRunner {
     p.cache_lens = static_cast<const int32_t*>(lens_d_.get());
     p.block_table = paged_ ? static_cast<const int32_t*>(table_d_.get()) : nullptr;
     p.batch = static_cast<int>(batch_), p.heads = static_cast<int>(heads_), p.kv_heads = static_cast<int>(kv_heads_);
-    p.head_dim = static_cast<int>(hd_), p.max_len = max_len_, p.page_size = static_cast<int>(kPage);
+    p.head_dim = static_cast<int>(hd_), p.max_len = max_len_, p.page_size = static_cast<int>(page_);
     p.max_pages = static_cast<int>(max_pages()), p.max_kv_len = static_cast<int>(max_len_);
     p.num_splits = splits_, p.workspace = static_cast<float*>(ws_.get()), p.workspace_bytes = ws_.bytes();
     return decode_attention_forward(p, stream);
@@ -108,22 +109,22 @@ class DecodeRunner : public OpRunner {
   }
 
  private:
-  int64_t max_pages() const { return (max_len_ + kPage - 1) / kPage; }
+  int64_t max_pages() const { return (max_len_ + page_ - 1) / page_; }
   // Cache row (in units of nkv*hd elements) of token i of sequence b.
   int64_t cache_row(int64_t b, int64_t i) const {
-    return paged_ ? table_[b * max_pages() + i / kPage] * kPage + i % kPage : b * max_len_ + i;
+    return paged_ ? table_[b * max_pages() + i / page_] * page_ + i % page_ : b * max_len_ + i;
   }
   // Each sequence gets the pages it needs, from a shuffled pool; unused table entries are -1.
   void build_block_table(std::mt19937_64& rng) {
     pages_ = 0;
-    for (int32_t l : lens_) pages_ += (l + kPage - 1) / kPage;
+    for (int32_t l : lens_) pages_ += (l + page_ - 1) / page_;
     std::vector<int32_t> ids(static_cast<size_t>(pages_));
     std::iota(ids.begin(), ids.end(), 0);
     std::shuffle(ids.begin(), ids.end(), rng);
     table_.assign(static_cast<size_t>(batch_ * max_pages()), -1);
     size_t next = 0;
     for (int64_t b = 0; b < batch_; ++b)
-      for (int64_t pg = 0; pg < (lens_[b] + kPage - 1) / kPage; ++pg) table_[b * max_pages() + pg] = ids[next++];
+      for (int64_t pg = 0; pg < (lens_[b] + page_ - 1) / page_; ++pg) table_[b * max_pages() + pg] = ids[next++];
   }
   static DeviceBuffer upload_i32(const std::vector<int32_t>& h) {
     DeviceBuffer d(h.size() * sizeof(int32_t));
@@ -134,6 +135,7 @@ class DecodeRunner : public OpRunner {
   DType dt_;
   int64_t batch_, max_len_, heads_, kv_heads_, hd_;
   bool paged_;
+  int64_t page_;  // tokens per page when paged_
   std::vector<int32_t> lens_;                  // (B) cached tokens per sequence
   std::vector<int32_t> table_;                 // (B, MP) page ids (paged only)
   int64_t pages_ = 0;                          // P

@@ -48,7 +48,9 @@ std::vector<val::Case> attention_cases() {
         decode(1, 4000, 32, 8, 128, 0, 0),        // many splits (combine pass)
         decode(5, 1000, 32, 8, 128, 1, 1),        // paged, ragged, splits
         decode(2, 300, 64, 1, 128, 1, 0),         // 64 heads per KV head: four head groups
-        decode(16, 40, 16, 16, 128, 0, 1)}}};     // one split, direct output
+        decode(16, 40, 16, 16, 128, 0, 1),        // one split, direct output
+        decode(3, 1000, 32, 8, 128, 24, 1),       // pages of 24 tokens: the v1 path for fp16/bf16 too
+        decode(2, 700, 16, 8, 128, 32, 0)}}};     // pages of 32 tokens: v2, two pages per 64-key step
   std::vector<val::Case> out;
   for (const auto& [sweep, list] : shapes)
     for (DType dt : kDtypes)
