@@ -191,8 +191,8 @@ constexpr int tc_smem_bytes() {
   return tc_pipe_bytes<T, HD>() > tc_merge_bytes<HD>() ? tc_pipe_bytes<T, HD>() : tc_merge_bytes<HD>();
 }
 
-// Cache row of key k0 of sequence b (k0 a multiple of 16); with runs16 the warp's keys k0 .. k0 + 15
-// are rows row0 .. row0 + 15. 0 when k0 >= kend (no key of the step is read).
+// Cache row of key k0 of sequence b (k0 a multiple of 16, pages of a multiple of 16 tokens, so the
+// warp's keys k0 .. k0 + 15 are rows row0 .. row0 + 15). 0 when k0 >= kend (no key of the step is read).
 __device__ __forceinline__ int64_t tc_first_row(const DecodeAttentionParams& p, int b, int k0, int kend) {
   if (k0 >= kend) return 0;
   if (!p.block_table) return static_cast<int64_t>(b) * p.max_len + k0;
