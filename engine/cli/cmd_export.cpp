@@ -16,7 +16,7 @@ CLI::App* add_export_command(CLI::App& app, ExportOptions& o) {
   c->add_option("--dtype", o.dtype, "Stored dtype: bf16, fp16 or fp32 (default: the preset's torch_dtype)");
   c->add_option("--max-shard-size", o.max_shard_size,
                 "Largest shard, e.g. 2GB, 500MB, 1GiB; past it the weights are sharded with an index (default 5GB)");
-  c->add_option("--seed", o.seed, "Weight seed (0: the preset's own)");
+  c->add_option("--weight-seed", o.weight_seed, "Weight seed of the preset (0: the preset's own)");
   return c;
 }
 
@@ -24,7 +24,7 @@ int run_export(const ExportOptions& o) {
   ModelConfig cfg = preset_config(o.preset);
   const DType dtype = o.dtype.empty() ? cfg.torch_dtype : dtype_arg("--dtype", o.dtype);
   const uint64_t max_shard = size_arg("--max-shard-size", o.max_shard_size);
-  auto gen = preset_source(o.preset, dtype, o.seed);
+  auto gen = preset_source(o.preset, dtype, o.weight_seed);
   ProgressSource src(*gen, "export: writing preset:" + o.preset);
   export_checkpoint(cfg, src, o.out, dtype, max_shard);
   ParamCount p = count_params(cfg);

@@ -2,7 +2,7 @@
 // Backend "reference" runs ref::Model (reference/model.h) on the CPU, greedy: one prefill forward
 // over every prompt, then one batched decode forward per new token. Backend "cuda" runs the engine
 // (engine/model, engine/runtime): device weights, ragged prefill, GPU sampling (greedy, temperature,
-// top-k, top-p, --sample-seed), decode steps as CUDA graphs; prints a timing and memory summary.
+// top-k, top-p, --seed), decode steps as CUDA graphs; prints a timing and memory summary.
 // --profile (cuda): then one more decode step, eager, with CUDA events around each kernel launch,
 // printed as a table (kernel, calls, us, % of step, bytes, GB/s); --profile-csv PATH writes it too.
 // --attention auto|simple|flash (cuda): the engine's attention kernels (engine/core/plan.h AttentionBackend).
@@ -37,11 +37,12 @@ CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
   c->add_option("--max-new-tokens", o.max_new_tokens, "Tokens to generate per sequence (default 16)");
   c->add_option("--backend", o.backend, "reference (scalar CPU, greedy only, default) or cuda (the GPU engine)");
   c->add_option("--dtype", o.dtype, "Weight and activation dtype: fp32 (default), bf16 or fp16");
-  c->add_option("--seed", o.seed, "Weight seed for preset models (0: the preset's own)");
+  c->add_option("--weight-seed", o.weight_seed, "Weight seed for preset models (0: the preset's own)");
   c->add_option("--temperature", o.temperature, "Sampling temperature (cuda backend; 0 = greedy, default)");
   c->add_option("--top-k", o.top_k, "Keep the k most likely tokens (cuda backend; 0 = off, default)");
   c->add_option("--top-p", o.top_p, "Keep the smallest top set with this probability mass (cuda backend; 1 = off)");
-  c->add_option("--sample-seed", o.sample_seed, "Sampling seed (cuda backend); the same seed gives the same tokens");
+  c->add_option("--seed", o.seed, "Sampling seed (cuda backend, used when --temperature > 0); the same seed gives "
+                                "the same tokens");
   c->add_option("--attention", o.attention, "cuda backend: attention kernels: auto (default: flash where the "
                                             "head_dim is 16, 32, 64 or 128, else simple), flash (flash_prefill for "
                                             "the prefill, split-KV decode_attention for decode) or simple");
@@ -93,7 +94,7 @@ std::vector<int32_t> pick_greedy(const std::vector<float>& logits, const Seqs& f
 
 int run_reference(const GenerateOptions& o) {
   const DType dt = dtype_arg("--dtype", o.dtype);
-  LoadedModel m = open_model(o.model, dt, o.seed);
+  LoadedModel m = open_model(o.model, dt, o.weight_seed);
   Seqs batch = build_batch(o, m.config);
   ProgressSource src(*m.source, "generate: loading " + m.source->describe());
   ModelWeights w = load_weights(m.config, src, dt);
@@ -134,7 +135,7 @@ SamplerConfig sampler_of(const GenerateOptions& o) {
   s.temperature = o.temperature;
   s.top_k = o.top_k;
   s.top_p = o.top_p;
-  s.seed = o.sample_seed;
+  s.seed = o.seed;
   return s;
 }
 
@@ -167,7 +168,7 @@ void report_profile(const GenerateOptions& o, const StepProfile& p) {
 
 int run_cuda(const GenerateOptions& o) {
   const DType dt = dtype_arg("--dtype", o.dtype);
-  LoadedModel m = open_model(o.model, dt, o.seed);
+  LoadedModel m = open_model(o.model, dt, o.weight_seed);
   Seqs batch = build_batch(o, m.config);
   const SamplerConfig sampler = sampler_of(o);
   validate_sampler(sampler, m.config.vocab);

@@ -15,7 +15,7 @@ CLI::App* add_info_command(CLI::App& app, InfoOptions& o) {
                                            "every weight (names, shapes, finite values) to prove it complete.");
   c->add_option("--model", o.model, "Checkpoint directory, .safetensors file, or preset:NAME")->required();
   c->add_option("--dtype", o.dtype, "Storage dtype for the load: bf16, fp16 or fp32 (default: the config's)");
-  c->add_option("--seed", o.seed, "Weight seed for preset models (0: the preset's own)");
+  c->add_option("--weight-seed", o.weight_seed, "Weight seed for preset models (0: the preset's own)");
   return c;
 }
 
@@ -56,7 +56,7 @@ void print_config(const std::string& spec, const ModelConfig& c) {
 }  // namespace
 
 int run_info(const InfoOptions& o) {
-  LoadedModel m = open_model(o.model, o.dtype.empty() ? DType::F32 : dtype_arg("--dtype", o.dtype), o.seed);
+  LoadedModel m = open_model(o.model, o.dtype.empty() ? DType::F32 : dtype_arg("--dtype", o.dtype), o.weight_seed);
   const DType storage = o.dtype.empty() ? m.config.torch_dtype : dtype_arg("--dtype", o.dtype);
   print_config(o.model, m.config);
   std::fflush(stdout);

@@ -12,7 +12,7 @@ namespace minfer::cli {
 struct InfoOptions {
   std::string model;  // "preset:NAME" or a checkpoint path
   std::string dtype;  // storage dtype for the load; "" = the config's torch_dtype
-  uint64_t seed = 0;
+  uint64_t weight_seed = 0;  // preset weights (0: the preset's own)
 };
 
 struct ExportOptions {
@@ -20,7 +20,7 @@ struct ExportOptions {
   std::string out;
   std::string dtype;                  // "" = the preset's torch_dtype
   std::string max_shard_size = "5GB";
-  uint64_t seed = 0;
+  uint64_t weight_seed = 0;  // preset weights (0: the preset's own)
 };
 
 struct GenerateOptions {
@@ -30,12 +30,12 @@ struct GenerateOptions {
   int max_new_tokens = 16;
   std::string backend = "reference";
   std::string dtype = "fp32";
-  uint64_t seed = 0;
+  uint64_t weight_seed = 0;  // preset weights (0: the preset's own)
   // Sampling (backend cuda): temperature 0 = greedy; top_k 0 = off; top_p 1 = off.
   float temperature = 0.0f;
   int top_k = 0;
   float top_p = 1.0f;
-  uint64_t sample_seed = 0;
+  uint64_t seed = 0;         // sampling (--seed)
   // Backend cuda: after generating, one eager decode step with events around each launch.
   bool profile = false;
   std::string profile_csv;  // also write the breakdown as CSV here ("" = no file)

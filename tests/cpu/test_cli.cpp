@@ -82,7 +82,8 @@ TEST_F(CliTest, HelpExitsZeroAndIsComplete) {
   for (const char* sub : {"presets", "info", "export", "generate"}) EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
   Result g = run("generate --help");
   EXPECT_EQ(g.rc, 0);
-  for (const char* flag : {"--model", "--prompt-tokens", "--batch", "--max-new-tokens", "--backend", "--dtype", "--seed"}) {
+  for (const char* flag : {"--model", "--prompt-tokens", "--batch", "--max-new-tokens", "--backend", "--dtype", "--seed",
+                           "--weight-seed", "--temperature", "--top-k", "--top-p", "--attention"}) {
     EXPECT_NE(g.out.find(flag), std::string::npos) << flag;
   }
   Result e = run("export --help");
@@ -204,7 +205,7 @@ TEST_F(CliTest, GenerateReferenceDeterministic) {
   EXPECT_NE(a.out.find("prefill"), std::string::npos);
   EXPECT_NE(a.out.find("tokens/s"), std::string::npos);
   // Another weight seed gives another model, hence (almost surely) other tokens.
-  Result c = run(cmd + " --seed 12345");
+  Result c = run(cmd + " --weight-seed 12345");
   ASSERT_EQ(c.rc, 0) << c.err;
   EXPECT_NE(parse_seqs(c.out), sa);
 }
