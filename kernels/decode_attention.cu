@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 
@@ -455,12 +456,23 @@ Status check_params(const DecodeAttentionParams& p) {
   return Status::ok();
 }
 
+// Waves of blocks the split count aims at: 2, or MINFER_DECODE_WAVES (1..8) for an A/B timing (v2 holds
+// 3 blocks per SM at head_dim 128, so 3 waves may keep more bytes in flight). Read once.
+int decode_waves() {
+  static const int waves = [] {
+    const char* v = std::getenv("MINFER_DECODE_WAVES");
+    const int w = v ? std::atoi(v) : 2;
+    return w >= 1 && w <= 8 ? w : 2;
+  }();
+  return waves;
+}
+
 }  // namespace
 
 int decode_attention_splits(int batch, int heads, int kv_heads, int max_kv_len, int num_sms) {
   const int groups = (heads / std::max(kv_heads, 1) + kMaxGroup - 1) / kMaxGroup;
   const int64_t work = static_cast<int64_t>(batch) * kv_heads * groups;  // blocks with one split
-  const int64_t want = (2 * static_cast<int64_t>(num_sms) + work - 1) / std::max<int64_t>(work, 1);
+  const int64_t want = (decode_waves() * static_cast<int64_t>(num_sms) + work - 1) / std::max<int64_t>(work, 1);
   const int64_t cap = (static_cast<int64_t>(max_kv_len) + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
   return static_cast<int>(std::clamp<int64_t>(std::min(want, cap), 1, kMaxSplits));
 }

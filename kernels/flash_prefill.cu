@@ -1,9 +1,10 @@
 // kernels/flash_prefill.cu: fused prefill attention (see flash_prefill.h). Versions held here:
-// v1 tensor-core path (fp16, bf16) and a scalar fp32 path; head_dim 16, 32, 64, 128.
+// v1.1 tensor-core path (fp16, bf16) and a scalar fp32 path; head_dim 16, 32, 64, 128.
 // Tensor-core path: block = 4 warps = 64 query rows of one head (16 rows per warp); key/value tiles
 // of 64 rows stream through shared memory with cp.async, double-buffered. Per tile: S = Q K^T with
-// mma.sync m16n8k16 (Q fragments kept in registers, K fragments read as 32-bit words), masking, the
-// online softmax in fp32 (exp2 domain), then O += P V with P taken from the S accumulators and V
+// mma.sync m16n8k16 (Q fragments kept in registers; K fragments by ldmatrix.x4 in v1.1, the default,
+// or as 32-bit words in v1 with MINFER_PREFILL_KFRAG=lds), masking, the online softmax in fp32 (exp2
+// domain), then O += P V with P taken from the S accumulators and V
 // fragments loaded by ldmatrix.trans. P is split as hi + lo in the storage type (two MMAs) so the
 // probabilities keep about 16 bits: rounding P to bf16 alone costs ~2e-3 relative error, past the
 // 1e-3 gate. Shared rows are padded by 16 bytes (bank-conflict free fragment loads and ldmatrix).
@@ -12,6 +13,7 @@
 #include "kernels/flash_prefill.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "kernels/common/dispatch.cuh"
@@ -34,6 +36,7 @@ constexpr int kPad = 8;               // elements of padding per shared row (16 
 using kern::cp_async16;
 using kern::cp_async_commit;
 using kern::cp_async_wait;
+using kern::ldmatrix_x4;
 using kern::ldmatrix_x4_trans;
 using kern::mma16816;
 using kern::pack2;
@@ -72,7 +75,7 @@ struct SeqTile {
 };
 
 template <typename T, int HD>
-__global__ void __launch_bounds__(kThreads) flash_prefill_tc(FlashPrefillParams p, float scale_log2) {
+__global__ void __launch_bounds__(kThreads) flash_prefill_tc(FlashPrefillParams p, float scale_log2, bool k_ldsm) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int kS = HD + kPad;  // shared row stride, elements
   T* qs = reinterpret_cast<T*>(smem_raw);  // (kBlockM, kS)
@@ -134,15 +137,33 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_tc(FlashPrefillParams 
     const T* vt = vs + (j & 1) * kBlockN * kS;  // (kBlockN, kS)
 
     // S = Q K^T for this warp's 16 rows x 64 keys; s[nt]: keys nt*8 + t*2 + {0,1}, rows a (0,1), b (2,3).
+    // K fragments: with k_ldsm one ldmatrix.x4 per 8 keys x 32 dims (lane l addresses key nt * 8 +
+    // l % 8 at dims kk * 16 + 8 (l / 8): registers b0, b1 of k-steps kk and kk + 1), else 32-bit loads.
     float s[kBlockN / 8][4];
 #pragma unroll
     for (int nt = 0; nt < kBlockN / 8; ++nt) {
       s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-      const T* kr = kt + (nt * 8 + g) * kS + t * 2;
+      bool loaded = false;
+      if constexpr (HD % 32 == 0) {
+        if (k_ldsm) {
+          const T* kl = kt + (nt * 8 + (lane & 7)) * kS + (lane >> 3) * 8;
 #pragma unroll
-      for (int kk = 0; kk < HD / 16; ++kk)
-        mma16816<T>(s[nt], qf[kk], *reinterpret_cast<const uint32_t*>(kr + kk * 16),
-                    *reinterpret_cast<const uint32_t*>(kr + kk * 16 + 8));
+          for (int kk = 0; kk < HD / 16; kk += 2) {
+            uint32_t kb[4];
+            ldmatrix_x4(kb, kl + kk * 16);
+            mma16816<T>(s[nt], qf[kk], kb[0], kb[1]);
+            mma16816<T>(s[nt], qf[kk + 1], kb[2], kb[3]);
+          }
+          loaded = true;
+        }
+      }
+      if (!loaded) {  // v1, and head_dim 16
+        const T* kr = kt + (nt * 8 + g) * kS + t * 2;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; ++kk)
+          mma16816<T>(s[nt], qf[kk], *reinterpret_cast<const uint32_t*>(kr + kk * 16),
+                      *reinterpret_cast<const uint32_t*>(kr + kk * 16 + 8));
+      }
     }
 
     // Mask, scale to the exp2 domain, row maxima over the tile.
@@ -224,13 +245,23 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_tc(FlashPrefillParams 
   }
 }
 
+// K fragments through ldmatrix.x4 (v1.1, the default) or 32-bit shared loads (v1); the environment
+// variable MINFER_PREFILL_KFRAG=lds selects v1, for an A/B timing in one run. Read once.
+bool k_fragments_by_ldmatrix() {
+  static const bool ldsm = [] {
+    const char* v = std::getenv("MINFER_PREFILL_KFRAG");
+    return !(v && std::string(v) == "lds");
+  }();
+  return ldsm;
+}
+
 template <typename T, int HD>
 Status launch_tc(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
   constexpr int kSmem = (kBlockM + 4 * kBlockN) * (HD + kPad) * static_cast<int>(sizeof(T));
   MINFER_CUDA_RETURN(cudaFuncSetAttribute(flash_prefill_tc<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   const dim3 grid(kern::blocks_for(p.max_seqlen_q, kBlockM), static_cast<unsigned>(p.heads),
                   static_cast<unsigned>(p.batch));
-  flash_prefill_tc<T, HD><<<grid, kThreads, kSmem, stream>>>(p, scale_log2);
+  flash_prefill_tc<T, HD><<<grid, kThreads, kSmem, stream>>>(p, scale_log2, k_fragments_by_ldmatrix());
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }
