@@ -1,13 +1,15 @@
 """tests/cpu/test_report_e2e.py: the e2e and whole-model sections of reports/make_report.py on small
 CSVs in the columns bench_all --sweep e2e and validate_all --sweep model write (no GPU). Skips when
 pandas or matplotlib are missing."""
-import csv
 import importlib.util
 import os
 import subprocess
 import sys
 import tempfile
 import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from csv_fixture import write_csv  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REPORT = os.path.join(ROOT, "reports", "make_report.py")
@@ -19,15 +21,6 @@ E2E_COLS = ["sweep", "variant", "dtype", "model", "batch", "prompt_len", "new_to
 MODEL_COLS = ["sweep", "variant", "dtype", "model", "batch", "prompt_len", "ragged", "steps", "prompt_lens", "phase",
               "step", "rel_err", "max_abs", "max_rel", "worst_index", "nonfinite", "token_agree", "tokens", "bound",
               "agree_bound", "pass", "error", "gpu", "cuda", "commit", "repro"]
-
-
-def write_csv(path, cols, rows):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c, "") for c in cols})
 
 
 def e2e_row(model, variant, phase, median_us, status="ok", **kw):

@@ -2,13 +2,15 @@
 temp dir (no GPU). Run: python3 -m unittest discover -s tests/cpu -p 'test_*.py' -v
 The report tests need pandas and matplotlib; they skip, saying so, when those are not installed.
 """
-import csv
 import importlib.util
 import os
 import subprocess
 import sys
 import tempfile
 import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from csv_fixture import write_csv  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GATE = os.path.join(ROOT, "ci", "gate.py")
@@ -20,15 +22,6 @@ VAL_COLS = ["sweep", "variant", "dtype", "rows", "hidden", "residual", "label", 
 BENCH_COLS = ["sweep", "variant", "dtype", "rows", "hidden", "residual", "label", "median_us", "p10_us", "p90_us",
               "tflops", "gbps", "sol_pct", "peak_mem_mib", "rel_err", "copy_gbps", "gemm_tflops", "gpu", "cuda",
               "commit", "repro", "status"]
-
-
-def write_csv(path, cols, rows):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c, "") for c in cols})
 
 
 def val_row(rows, rel_err, ok, dtype="bf16"):

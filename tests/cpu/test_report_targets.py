@@ -2,13 +2,15 @@
 small CSVs in the columns bench_all --sweep attention|decode writes (no GPU). Each case is built so that
 the expected counts follow by hand: which cases beat torch-flash or the fastest PyTorch backend, and
 which large decode cases reach 75% of copy bandwidth. Skips when pandas or matplotlib are missing."""
-import csv
 import importlib.util
 import os
 import subprocess
 import sys
 import tempfile
 import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from csv_fixture import write_csv  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REPORT = os.path.join(ROOT, "reports", "make_report.py")
@@ -21,14 +23,8 @@ ATT_AXES = ["batch", "seqlen", "heads", "kv_heads", "head_dim", "causal", "ragge
 DEC_AXES = ["batch", "kv_len", "heads", "kv_heads", "head_dim", "paged", "ragged"]
 
 
-def write_csv(path, axes, rows):
-    cols = COMMON[:3] + axes + COMMON[3:]
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c, "") for c in cols})
+def write_sweep_csv(path, axes, rows):
+    write_csv(path, COMMON[:3] + axes + COMMON[3:], rows)
 
 
 def base(sweep, variant, us, **kw):
@@ -64,7 +60,7 @@ class ReportTargets(unittest.TestCase):
     def test_prefill_counts_cases_from_512_tokens(self):
         with tempfile.TemporaryDirectory() as d:
             data = os.path.join(d, "data", "h200")
-            write_csv(os.path.join(data, "attention.csv"), ATT_AXES, [
+            write_sweep_csv(os.path.join(data, "attention.csv"), ATT_AXES, [
                 att("minfer", 128, 10.0, 50), att("torch-flash", 128, 20.0, 25), att("torch-cudnn", 128, 8.0, 60),
                 # 512: ours 100 us vs flash 90 (slower); 1024: ours 300 vs flash 330 (faster)
                 att("minfer", 512, 100.0, 200), att("torch-flash", 512, 90.0, 220), att("torch-cudnn", 512, 50.0, 400),
@@ -81,7 +77,7 @@ class ReportTargets(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             data = os.path.join(d, "data", "h200")
             big_bytes_us = 300.0  # gbps 1000 * 300 us = 300 MB (>= 256 MiB)
-            write_csv(os.path.join(data, "decode.csv"), DEC_AXES, [
+            write_sweep_csv(os.path.join(data, "decode.csv"), DEC_AXES, [
                 # contiguous: small case ours 10 us, flash 12, cudnn 15 -> 1.2x; large case 80% SOL, ours 300 vs
                 # cudnn 240 -> 0.8x
                 dec("minfer", 1024, 0, 10.0), dec("torch-flash", 1024, 0, 12.0), dec("torch-cudnn", 1024, 0, 15.0),
