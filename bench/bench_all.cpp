@@ -10,7 +10,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -52,19 +51,8 @@ std::vector<std::string> chosen_sweeps(const std::string& sweep) {
 }
 
 std::vector<Case> chosen_cases(const Options& o) {
-  std::set<std::string> wanted(o.case_ids.begin(), o.case_ids.end()), found;
-  std::vector<Case> out;
-  for (const auto& sw : chosen_sweeps(o.sweep))
-    for (auto& c : minfer::val::sweep_cases(sw, o.quick && wanted.empty(),
-                                              wanted.empty() ? minfer::val::CaseUse::Bench : minfer::val::CaseUse::Any)) {
-      if (o.dtype != "all" && minfer::dtype_name(c.dtype) != o.dtype) continue;
-      if (!wanted.empty() && !wanted.count(c.id())) continue;
-      found.insert(c.id());
-      out.push_back(std::move(c));
-    }
-  for (const auto& id : wanted)
-    if (!found.count(id)) throw minfer::UsageError("--case " + id + ": no such case in sweep '" + o.sweep + "'");
-  return out;
+  return minfer::val::select_cases(chosen_sweeps(o.sweep), o.sweep, o.dtype, o.quick, o.case_ids,
+                                   minfer::val::CaseUse::Bench);
 }
 
 // Runs Google Benchmark over the registered cases; returns how many of ours were refused or failed.
@@ -121,11 +109,7 @@ int run_e2e_sweep(const Options& o, const std::vector<Case>& cases, const minfer
 
 int run(const Options& o) {
   const std::vector<Case> cases = chosen_cases(o);
-  if (o.list) {
-    for (const Case& c : cases) std::printf("%s\n", c.id().c_str());
-    std::fprintf(stderr, "bench_all: %zu cases\n", cases.size());
-    return 0;
-  }
+  if (o.list) return minfer::val::print_case_list("bench_all", cases);
   minfer::bench::parse_attention_list(o.attention);  // a bad --attention is refused before any GPU work
   if (o.sweep != "e2e" && o.attention != "flash")
     throw minfer::UsageError("--attention: chooses the engine's attention kernels of --sweep e2e only");

@@ -28,6 +28,13 @@ std::vector<std::string> sweep_names();
 // one list for both.
 enum class CaseUse { Any, Validate, Bench };
 std::vector<Case> sweep_cases(const std::string& sweep, bool quick, CaseUse use = CaseUse::Any);
+// What a driver runs (validate_all, bench_all): the sweeps' cases for `use` (quick: the quick subset)
+// in dtype `dtype` ("all" or a dtype name); with case_ids, exactly those ids, looked up in the full
+// lists of every use (a repro line works with or without --quick). An id not found throws UsageError
+// naming it and `sweep_arg` (the --sweep value).
+std::vector<Case> select_cases(const std::vector<std::string>& sweeps, const std::string& sweep_arg,
+                               const std::string& dtype, bool quick, const std::vector<std::string>& case_ids,
+                               CaseUse use);
 std::vector<std::string> sweep_axes(const std::string& sweep);
 
 // Whole-model sweeps (not op runners; each has its own path in validate_all / bench_all):

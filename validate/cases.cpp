@@ -8,6 +8,7 @@
 // real-shape preset in the full list) and "e2e" (bench_all: four models x batch {1,4,16,32} x
 // prompt {128,512,2048,8192}, bf16, 64 new tokens).
 #include <algorithm>
+#include <set>
 #include <stdexcept>
 
 #include "engine/core/error.h"
@@ -298,6 +299,24 @@ std::vector<Case> sweep_cases(const std::string& sweep, bool quick, CaseUse use)
       out.push_back(std::move(c));
     }
   }
+  return out;
+}
+
+std::vector<Case> select_cases(const std::vector<std::string>& sweeps, const std::string& sweep_arg,
+                               const std::string& dtype, bool quick, const std::vector<std::string>& case_ids,
+                               CaseUse use) {
+  const std::set<std::string> wanted(case_ids.begin(), case_ids.end());
+  std::set<std::string> found;
+  std::vector<Case> out;
+  for (const auto& sw : sweeps)
+    for (auto& c : sweep_cases(sw, quick && wanted.empty(), wanted.empty() ? use : CaseUse::Any)) {
+      if (dtype != "all" && dtype_name(c.dtype) != dtype) continue;
+      if (!wanted.empty() && !wanted.count(c.id())) continue;
+      found.insert(c.id());
+      out.push_back(std::move(c));
+    }
+  for (const auto& id : wanted)
+    if (!found.count(id)) throw UsageError("--case " + id + ": no such case in sweep '" + sweep_arg + "'");
   return out;
 }
 

@@ -1,5 +1,5 @@
-// validate/driver_main.h: the exit-code contract shared by the validate_all and bench_all drivers
-// (DESIGN.md 7): parse with CLI11 (bad usage -> 2, --help -> 0), then run; a minfer::Error exits with
+// validate/driver_main.h: what the validate_all and bench_all drivers share: the --list output and
+// the exit-code contract (DESIGN.md 7): parse with CLI11 (bad usage -> 2, --help -> 0), then run; a minfer::Error exits with
 // its own code (bad input 2, check failed 1), anything else is an internal error (3). Never throws.
 #pragma once
 #include <cstdio>
@@ -10,6 +10,14 @@
 #include "engine/core/error.h"
 
 namespace minfer::val {
+
+// --list: the chosen case ids on stdout, one per line, and their count on stderr; exit 0.
+template <class Cases>
+int print_case_list(const char* name, const Cases& cases) {
+  for (const auto& c : cases) std::printf("%s\n", c.id().c_str());
+  std::fprintf(stderr, "%s: %zu cases\n", name, cases.size());
+  return 0;
+}
 
 template <class Run>
 int run_driver(const char* name, CLI::App& app, int argc, char** argv, Run&& run) {

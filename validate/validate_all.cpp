@@ -12,7 +12,6 @@
 #include <thread>
 #include <limits>
 #include <map>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -57,20 +56,8 @@ std::vector<std::string> chosen_sweeps(const std::string& sweep) {
 
 // The cases to run: --case ids are looked up in the full lists (so a repro works with or without --quick).
 std::vector<Case> chosen_cases(const Options& o) {
-  std::vector<Case> out;
-  std::set<std::string> wanted(o.case_ids.begin(), o.case_ids.end()), found;
-  for (const auto& sw : chosen_sweeps(o.sweep)) {
-    for (auto& c : minfer::val::sweep_cases(sw, o.quick && wanted.empty(),
-                                                wanted.empty() ? minfer::val::CaseUse::Validate : minfer::val::CaseUse::Any)) {
-      if (o.dtype != "all" && minfer::dtype_name(c.dtype) != o.dtype) continue;
-      if (!wanted.empty() && !wanted.count(c.id())) continue;
-      found.insert(c.id());
-      out.push_back(std::move(c));
-    }
-  }
-  for (const auto& id : wanted)
-    if (!found.count(id)) throw minfer::UsageError("--case " + id + ": no such case in sweep '" + o.sweep + "'");
-  return out;
+  return minfer::val::select_cases(chosen_sweeps(o.sweep), o.sweep, o.dtype, o.quick, o.case_ids,
+                                   minfer::val::CaseUse::Validate);
 }
 
 std::string repro(const Options& o, const Case& c) {
@@ -188,11 +175,7 @@ int run_models(const Options& o, const std::vector<Case>& cases) {
 
 int run(const Options& o) {
   const std::vector<Case> cases = chosen_cases(o);
-  if (o.list) {
-    for (const Case& c : cases) std::printf("%s\n", c.id().c_str());
-    std::fprintf(stderr, "validate_all: %zu cases\n", cases.size());
-    return 0;
-  }
+  if (o.list) return minfer::val::print_case_list("validate_all", cases);
   if (!minfer::val::cuda_device_available()) {
     std::fprintf(stderr, "validate_all: no CUDA device is available on this machine; nothing was checked "
                          "(run it on the GPU machine)\n");

@@ -277,3 +277,24 @@ TEST(Cases, ValidateAndBenchGridsSplitWhereTheyDiffer) {
   for (const auto& sw : sweep_names())
     EXPECT_EQ(ids(sweep_cases(sw, false, CaseUse::Validate)), ids(sweep_cases(sw, false, CaseUse::Bench))) << sw;
 }
+
+// The drivers' selection: dtype filter, quick subset, and --case ids looked up in every grid.
+TEST(Cases, SelectCasesFiltersAndFindsRepros) {
+  using minfer::val::CaseUse;
+  using minfer::val::select_cases;
+  const auto bf16 = select_cases({"decode"}, "decode", "bf16", false, {}, CaseUse::Bench);
+  ASSERT_FALSE(bf16.empty());
+  for (const auto& c : bf16) EXPECT_EQ(c.dtype, DType::BF16) << c.id();
+  EXPECT_EQ(bf16.size(), sweep_cases("decode", false, CaseUse::Bench).size() / 3);
+  // A bench-grid id is found by the validate driver too, even with quick set.
+  const std::string id = bf16.back().id();
+  const auto one = select_cases({"decode"}, "decode", "all", true, {id}, CaseUse::Validate);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].id(), id);
+  try {
+    select_cases({"decode"}, "decode", "all", false, {"decode/bf16/batch=0"}, CaseUse::Validate);
+    FAIL() << "an unknown id must throw";
+  } catch (const minfer::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("decode/bf16/batch=0"), std::string::npos) << e.what();
+  }
+}
