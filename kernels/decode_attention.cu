@@ -28,6 +28,7 @@
 
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
+#include "kernels/common/pdl.cuh"
 #include "kernels/common/mma.cuh"
 
 namespace minfer {
@@ -85,6 +86,8 @@ struct SplitOut {
 
 template <typename T, int HD>
 __global__ void __launch_bounds__(kThreads) decode_split(DecodeAttentionParams p, SplitOut so, float scale_log2) {
+  kern::pdl_launch_dependents();
+  kern::pdl_wait();  // every read and write below depends on the previous kernel
   constexpr int kRowsPerThread = kMaxGroup * HD / kThreads;  // output rows (heads) per thread
   constexpr int kRowPhase = kThreads / HD;                   // threads sharing a dim
   __shared__ float qs[kMaxGroup][HD];     // (heads of the block, HD)
@@ -222,6 +225,8 @@ __device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int 
 
 template <typename T, int HD>
 __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionParams p, SplitOut so, float scale_log2) {
+  kern::pdl_launch_dependents();
+  kern::pdl_wait();  // every read and write below depends on the previous kernel
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int kS = HD + kTcPad;                    // shared row stride, elements
   constexpr int kWarpStage = 2 * kWarpKeys * kS;     // K then V of one stage of one warp, elements
@@ -390,6 +395,8 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
 // out (B, nh, HD) from the splits' partials; one block per (b, h), thread d per output dim.
 template <typename T, int HD>
 __global__ void __launch_bounds__(HD) decode_combine(DecodeAttentionParams p, SplitOut so) {
+  kern::pdl_launch_dependents();
+  kern::pdl_wait();  // every read and write below depends on the previous kernel
   const int64_t bh = blockIdx.x;
   const float* lse = so.lse + bh * so.splits;          // (NS)
   const float* o = so.o + bh * so.splits * HD;         // (NS, HD)
@@ -421,17 +428,17 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
   // multiple of 16 tokens; other page sizes (and fp32) take v1.
   const bool runs16 = !p.block_table || p.page_size % kWarpKeys == 0;
   if (std::is_same_v<T, float> || !runs16) {
-    decode_split<T, HD><<<grid, kThreads, 0, stream>>>(p, so, scale_log2);
+    MINFER_CUDA_RETURN(kern::launch_pdl(decode_split<T, HD>, grid, kThreads, 0, stream, p, so, scale_log2));
   } else if constexpr (!std::is_same_v<T, float>) {
     constexpr int kSmem = tc_smem_bytes<T, HD>();
     if constexpr (kSmem > 48 * 1024)
       MINFER_CUDA_RETURN(
           cudaFuncSetAttribute(decode_split_tc<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    decode_split_tc<T, HD><<<grid, kTcThreads, kSmem, stream>>>(p, so, scale_log2);
+    MINFER_CUDA_RETURN(kern::launch_pdl(decode_split_tc<T, HD>, grid, kTcThreads, kSmem, stream, p, so, scale_log2));
   }
   MINFER_LAUNCH_RETURN();
   if (splits > 1) {
-    decode_combine<T, HD><<<static_cast<unsigned>(p.batch * p.heads), HD, 0, stream>>>(p, so);
+    MINFER_CUDA_RETURN(kern::launch_pdl(decode_combine<T, HD>, static_cast<unsigned>(p.batch * p.heads), HD, 0, stream, p, so));
     MINFER_LAUNCH_RETURN();
   }
   return Status::ok();

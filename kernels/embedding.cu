@@ -5,6 +5,7 @@
 
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
+#include "kernels/common/pdl.cuh"
 
 namespace minfer {
 namespace {
@@ -18,6 +19,8 @@ __global__ void embedding_kernel(const int32_t* __restrict__ ids,  // (T)
                                  const T* __restrict__ table,      // (V, H)
                                  T* __restrict__ out,              // (T, H)
                                  int64_t num_tokens, int64_t vocab, int64_t hidden) {
+  kern::pdl_launch_dependents();
+  kern::pdl_wait();  // every read and write below depends on the previous kernel
   using P = kern::Pack<T, N>;
   const int64_t nv = hidden / N;
   const int64_t col = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -40,9 +43,9 @@ Status launch(const EmbeddingParams& p, cudaStream_t stream) {
   const int64_t nv = p.hidden / N;
   const dim3 grid(kern::blocks_for(nv, kThreads),
                   static_cast<unsigned>(p.num_tokens < kMaxGridY ? p.num_tokens : kMaxGridY));
-  embedding_kernel<T, N><<<grid, kThreads, 0, stream>>>(p.ids, static_cast<const T*>(p.table),
+  MINFER_CUDA_RETURN(kern::launch_pdl(embedding_kernel<T, N>, grid, kThreads, 0, stream, p.ids, static_cast<const T*>(p.table),
                                                         static_cast<T*>(p.out), p.num_tokens, p.vocab,
-                                                        p.hidden);
+                                                        p.hidden));
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }

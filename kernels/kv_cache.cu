@@ -8,6 +8,7 @@
 
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
+#include "kernels/common/pdl.cuh"
 
 namespace minfer {
 namespace {
@@ -50,6 +51,8 @@ __device__ void rope_head(const T* src, T* dst, const T* norm, float eps, const 
 
 template <typename T>
 __global__ void qkv_rope_cache_kernel(QkvRopeParams p) {
+  kern::pdl_launch_dependents();
+  kern::pdl_wait();  // every read and write below depends on the previous kernel
   const int64_t t = blockIdx.x;
   const int hd = p.head_dim, nh = p.heads, nkv = p.kv_heads, lane = threadIdx.x & 31;
   const int64_t width = static_cast<int64_t>(nh + 2 * nkv) * hd;
@@ -79,6 +82,8 @@ __global__ void qkv_rope_cache_kernel(QkvRopeParams p) {
 }
 
 __global__ void decode_advance_kernel(DecodeAdvanceParams p) {
+  kern::pdl_launch_dependents();
+  kern::pdl_wait();  // every read and write below depends on the previous kernel
   const int b = blockIdx.x * blockDim.x + threadIdx.x;
   if (b >= p.rows || p.slot[b] < 0) return;
   p.positions[b] += 1;
@@ -89,7 +94,7 @@ __global__ void decode_advance_kernel(DecodeAdvanceParams p) {
 
 Status decode_advance_forward(const DecodeAdvanceParams& p, cudaStream_t stream) {
   MINFER_REQUIRE(p.rows > 0 && p.positions && p.cache_lens && p.slot, "rows", "rows > 0 and every pointer set");
-  decode_advance_kernel<<<kern::blocks_for(p.rows, 256), 256, 0, stream>>>(p);
+  MINFER_CUDA_RETURN(kern::launch_pdl(decode_advance_kernel, kern::blocks_for(p.rows, 256), 256, 0, stream, p));
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }
@@ -106,7 +111,7 @@ Status qkv_rope_cache_forward(const QkvRopeParams& p, cudaStream_t stream) {
   MINFER_DISPATCH_DTYPE(p.dtype, T, {
     const unsigned units = static_cast<unsigned>((p.heads + 2 * p.kv_heads + kWarps - 1) / kWarps);
     const dim3 grid(static_cast<unsigned>(p.num_tokens), units);
-    qkv_rope_cache_kernel<T><<<grid, kThreads, 0, stream>>>(p);
+    MINFER_CUDA_RETURN(kern::launch_pdl(qkv_rope_cache_kernel<T>, grid, kThreads, 0, stream, p));
     MINFER_LAUNCH_RETURN();
     return Status::ok();
   });

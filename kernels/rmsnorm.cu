@@ -7,6 +7,7 @@
 
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
+#include "kernels/common/pdl.cuh"
 #include "kernels/common/reduce.cuh"
 
 namespace minfer {
@@ -26,6 +27,8 @@ __global__ void __launch_bounds__(kMaxThreads) rmsnorm_kernel(const T* x,       
                                const T* __restrict__ weight,  // (H)
                                T* out,                // (R, H); may alias x
                                int64_t hidden, float eps) {
+  kern::pdl_launch_dependents();
+  kern::pdl_wait();  // every read and write below depends on the previous kernel
   using P = kern::Pack<T, N>;
   const int64_t nv = hidden / N;
   const int64_t base = static_cast<int64_t>(blockIdx.x) * nv;  // row offset in packs
@@ -104,10 +107,10 @@ Status launch(const RmsNormParams& p, cudaStream_t stream) {
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   }
   const unsigned rows = static_cast<unsigned>(p.rows);
-  kernel<<<rows, threads_for(p.hidden / N), smem, stream>>>(
-      static_cast<const T*>(p.x), static_cast<const T*>(p.residual_in), static_cast<T*>(p.residual_out),
-      static_cast<const T*>(p.weight), static_cast<T*>(p.out), p.hidden, p.eps);
-  MINFER_LAUNCH_RETURN();
+  MINFER_CUDA_RETURN(kern::launch_pdl(
+      kernel, rows, threads_for(p.hidden / N), smem, stream, static_cast<const T*>(p.x),
+      static_cast<const T*>(p.residual_in), static_cast<T*>(p.residual_out), static_cast<const T*>(p.weight),
+      static_cast<T*>(p.out), p.hidden, p.eps));
   return Status::ok();
 }
 

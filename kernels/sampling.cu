@@ -6,6 +6,7 @@
 
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
+#include "kernels/common/pdl.cuh"
 
 namespace minfer {
 namespace {
@@ -135,6 +136,8 @@ __device__ int64_t draw(const T* row, int64_t V, uint32_t K, float mx, float inv
 
 template <typename T>
 __global__ void sample_kernel(SampleParams p) {
+  kern::pdl_launch_dependents();
+  kern::pdl_wait();  // every read and write below depends on the previous kernel
   __shared__ float redv[kWarps];
   __shared__ int64_t redi[kWarps];
   __shared__ float part[kThreads];
@@ -175,7 +178,7 @@ Status sample_forward(const SampleParams& p, cudaStream_t stream) {
   MINFER_REQUIRE(p.top_k >= 0, "top_k", "must be >= 0, got " + std::to_string(p.top_k));
   MINFER_REQUIRE(p.top_p > 0.0f && p.top_p <= 1.0f, "top_p", "must be in (0, 1], got " + std::to_string(p.top_p));
   MINFER_DISPATCH_DTYPE(p.dtype, T, {
-    sample_kernel<T><<<static_cast<unsigned>(p.rows), kThreads, 0, stream>>>(p);
+    MINFER_CUDA_RETURN(kern::launch_pdl(sample_kernel<T>, static_cast<unsigned>(p.rows), kThreads, 0, stream, p));
     MINFER_LAUNCH_RETURN();
     return Status::ok();
   });

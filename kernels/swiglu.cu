@@ -6,6 +6,7 @@
 
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
+#include "kernels/common/pdl.cuh"
 
 namespace minfer {
 namespace {
@@ -17,6 +18,8 @@ template <typename T, int N>
 __global__ void swiglu_kernel(const T* __restrict__ gate_up,  // (R, 2I) row stride in_stride
                               T* __restrict__ out,            // (R, I) row stride out_stride
                               int64_t rows, int64_t inter, int64_t in_stride, int64_t out_stride) {
+  kern::pdl_launch_dependents();
+  kern::pdl_wait();  // every read and write below depends on the previous kernel
   using P = kern::Pack<T, N>;
   const int64_t col = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (col >= inter / N) return;
@@ -37,8 +40,8 @@ template <typename T, int N>
 Status launch(const SwigluParams& p, cudaStream_t stream) {
   const dim3 grid(kern::blocks_for(p.inter / N, kThreads),
                   static_cast<unsigned>(p.rows < kMaxGridY ? p.rows : kMaxGridY));
-  swiglu_kernel<T, N><<<grid, kThreads, 0, stream>>>(static_cast<const T*>(p.gate_up), static_cast<T*>(p.out),
-                                                     p.rows, p.inter, p.in_stride, p.out_stride);
+  MINFER_CUDA_RETURN(kern::launch_pdl(swiglu_kernel<T, N>, grid, kThreads, 0, stream, static_cast<const T*>(p.gate_up), static_cast<T*>(p.out),
+                                                     p.rows, p.inter, p.in_stride, p.out_stride));
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }
