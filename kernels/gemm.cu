@@ -3,24 +3,19 @@
 //  - cuBLASLt. Row-major y (R,N) is column-major y^T (N,R) = W (N,K) x^T: A = W read transposed
 //    (stored (K,N) column-major with ld K), B = x (K,R) column-major with ld K, C = y^T (N,R), ld N.
 //    Up to max_candidates heuristic algorithms within the caller's workspace.
-//  - GEMV (ours, for R <= kGemvMaxRows): one warp per (output feature, K slice); a block of 8 warps
-//    covers 8/S features with S K slices each (S = split, 1..8, timed too); each lane streams
-//    16-byte packs of W (evict-first) and reads the matching packs of up to RT x rows through the
-//    read-only cache; fp32 accumulators, warp shuffle sum, slices summed in shared memory, bias added
-//    in fp32, one rounding. RT in {1, 2, 4, 8, 16} (block rows = ceil(R / RT)).
-// Dimension legend: R rows, K in features, N out features, V = elements per 16-byte pack.
+//  - GEMV (ours, kernels/gemv.cu, for R <= kGemvMaxRows): gemv_forward with each split S (warps per
+//    output feature, 1..8) timed.
+// Dimension legend: R rows, K in features, N out features.
 #include "kernels/gemm.h"
 
 #include <cublasLt.h>
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "kernels/common/dispatch.cuh"
-#include "kernels/common/dtype_traits.cuh"
 
 namespace minfer {
 namespace {
@@ -46,169 +41,8 @@ cudaDataType_t cuda_type(DType t) {
   return CUDA_R_32F;
 }
 
-// ---- GEMV kernel --------------------------------------------------------------------------------
-
-constexpr int kGemvWarps = 8;                 // warps per block
-constexpr int kGemvThreads = kGemvWarps * 32;
-constexpr int kGemvUnroll = 4;                // W packs in flight per lane
-constexpr int kGemvMaxSplit = kGemvWarps;     // K slices per feature: 1, 2, 4 or 8
-constexpr int64_t kMaxGridY = 65535;
-constexpr float kTuneMargin = 0.95f;          // a tuning candidate must be 5% faster to win
-
-// 16-byte loads: W streamed once (evict-first), x through the read-only cache (reused by every warp).
-template <typename P>
-__device__ __forceinline__ P load_stream(const P* p) {
-  static_assert(sizeof(P) == 16, "16-byte packs only");
-  const uint4 u = __ldcs(reinterpret_cast<const uint4*>(p));
-  P r;
-  memcpy(&r, &u, sizeof r);
-  return r;
-}
-template <typename P>
-__device__ __forceinline__ P load_ro(const P* p) {
-  static_assert(sizeof(P) == 16, "16-byte packs only");
-  const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
-  P r;
-  memcpy(&r, &u, sizeof r);
-  return r;
-}
-
-// acc[r] += sum over this lane's packs i (first, first + step, ...) of w[i] . x[r][i], r < nr.
-template <typename T, int RT>
-__device__ __forceinline__ void gemv_accumulate(const T* __restrict__ x,  // (nr, K) rows of this block
-                                                const T* __restrict__ w,  // (K) one feature's weights
-                                                int64_t packs, int64_t first, int64_t step, int nr,
-                                                float (&acc)[RT]) {
-  constexpr int V = kern::kVec16<T>;
-  using P = kern::Pack<T, V>;
-  const P* wp = reinterpret_cast<const P*>(w);  // (K / V)
-  const P* xp = reinterpret_cast<const P*>(x);  // (nr, K / V)
-  for (int64_t i0 = first; i0 < packs; i0 += step * kGemvUnroll) {
-    P wv[kGemvUnroll] = {};
-#pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u)
-      if (i0 + u * step < packs) wv[u] = load_stream(wp + i0 + u * step);
-#pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) {
-      const int64_t i = i0 + u * step;
-      if (i >= packs) break;
-      float wf[V];
-      kern::unpack(wv[u], wf);
-#pragma unroll
-      for (int r = 0; r < RT; ++r) {
-        if (r >= nr) break;
-        float xf[V];
-        kern::unpack(load_ro(xp + r * packs + i), xf);
-#pragma unroll
-        for (int j = 0; j < V; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
-      }
-    }
-  }
-}
-
-template <int RT>
-__device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
-#pragma unroll
-  for (int r = 0; r < RT; ++r)
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
-}
-
-// grid (ceil(N / (kGemvWarps / split)), ceil(R / RT)); warp w: feature w / split, K slice w % split.
-template <typename T, int RT>
-__global__ void __launch_bounds__(kGemvThreads)
-    gemv_kernel(const T* __restrict__ x,     // (R, K)
-                const T* __restrict__ w,     // (N, K)
-                const T* __restrict__ bias,  // (N) or null
-                T* __restrict__ y,           // (R, N)
-                int64_t rows, int64_t in, int64_t out, int split) {
-  __shared__ float partial[kGemvWarps][RT];  // per-warp sums when split > 1
-  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  const int part = warp % split;
-  const int64_t n = static_cast<int64_t>(blockIdx.x) * (kGemvWarps / split) + warp / split;
-  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * RT;
-  const int nr = static_cast<int>(rows - r0 < RT ? rows - r0 : RT);
-  const int64_t packs = in / kern::kVec16<T>;
-  float acc[RT] = {};
-  if (n < out) gemv_accumulate<T, RT>(x + r0 * in, w + n * in, packs, lane + 32 * part, 32 * split, nr, acc);
-  warp_sum(acc);
-  if (split > 1) {
-    if (lane == 0)
-#pragma unroll
-      for (int r = 0; r < RT; ++r) partial[warp][r] = acc[r];
-    __syncthreads();
-    if (part != 0) return;
-#pragma unroll
-    for (int r = 0; r < RT; ++r) {
-      acc[r] = 0.f;
-      for (int q = 0; q < split; ++q) acc[r] += partial[warp + q][r];
-    }
-  }
-  if (lane != 0 || n >= out) return;
-  const float b = bias ? kern::to_float(bias[n]) : 0.f;
-#pragma unroll
-  for (int r = 0; r < RT; ++r)
-    if (r < nr) y[(r0 + r) * out + n] = kern::from_float<T>(acc[r] + b);
-}
-
-template <typename T, int RT>
-Status gemv_launch(const GemmParams& p, int split, cudaStream_t stream) {
-  const dim3 grid(kern::blocks_for(p.out, kGemvWarps / split), kern::blocks_for(p.rows, RT));
-  gemv_kernel<T, RT><<<grid, kGemvThreads, 0, stream>>>(static_cast<const T*>(p.x), static_cast<const T*>(p.w),
-                                                       static_cast<const T*>(p.bias), static_cast<T*>(p.y), p.rows,
-                                                       p.in, p.out, split);
-  MINFER_LAUNCH_RETURN();
-  return Status::ok();
-}
-
-// Rows per block row: the smallest of 1, 2, 4, 8, 16 covering R (16 for larger R).
-int gemv_rows_tile(int64_t rows) {
-  int rt = 1;
-  while (rt < 16 && rt < rows) rt *= 2;
-  return rt;
-}
-
-template <typename T>
-Status gemv_dispatch_rows(const GemmParams& p, int split, cudaStream_t stream) {
-  switch (gemv_rows_tile(p.rows)) {
-    case 1: return gemv_launch<T, 1>(p, split, stream);
-    case 2: return gemv_launch<T, 2>(p, split, stream);
-    case 4: return gemv_launch<T, 4>(p, split, stream);
-    case 8: return gemv_launch<T, 8>(p, split, stream);
-    case 16: return gemv_launch<T, 16>(p, split, stream);
-  }
-  return Status::error("gemv: rows tile for rows " + std::to_string(p.rows) + " not instantiated");
-}
-
-Status gemv_check(const GemmParams& p, int split) {
-  const int64_t v = static_cast<int64_t>(16 / dtype_size(p.dtype));
-  MINFER_REQUIRE(p.x && p.w && p.y, "gemv", "x, w and y must be set");
-  MINFER_REQUIRE(p.rows > 0 && p.in > 0 && p.out > 0, "gemv", "rows, in, out must be > 0");
-  MINFER_REQUIRE(p.in % v == 0, "in",
-                 "gemv needs a multiple of " + std::to_string(v) + " (16-byte packs), got " + std::to_string(p.in));
-  MINFER_REQUIRE(kern::aligned16(p.x) && kern::aligned16(p.w), "x/w", "gemv needs 16-byte aligned pointers");
-  MINFER_REQUIRE((p.rows + 15) / 16 <= kMaxGridY, "rows", "too many for gemv: " + std::to_string(p.rows));
-  MINFER_REQUIRE(split == 1 || split == 2 || split == 4 || split == 8, "split",
-                 "must be 1, 2, 4 or 8, got " + std::to_string(split));
-  return Status::ok();
-}
-
-Status gemv_run(const GemmParams& p, int split, cudaStream_t stream) {
-  if (Status s = gemv_check(p, split); !s) return s;
-  MINFER_DISPATCH_DTYPE(p.dtype, T, { return gemv_dispatch_rows<T>(p, split, stream); });
-}
-
-// Default K split when untimed: enough warps for ~32 per SM, each lane keeping >= 2 packs.
-int gemv_default_split(const GemmParams& p) {
-  int dev = 0, sms = 132;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) !=
-                                                 cudaSuccess)
-    sms = 132;
-  const int64_t packs = p.in / static_cast<int64_t>(16 / dtype_size(p.dtype)), target = 32LL * sms;
-  int split = 1;
-  while (split < kGemvMaxSplit && p.out * split < target && packs >= 64LL * split) split *= 2;
-  return split;
-}
+constexpr int kGemvMaxSplit = 8;        // GEMV K slices per feature: 1, 2, 4 or 8
+constexpr float kTuneMargin = 0.95f;    // a tuning candidate must be 5% faster to win
 
 // cuBLASLt's algo type is an anonymous struct typedef: held in a named one (nvcc 13's front end
 // fails an assertion destroying the unnamed type inside std::vector).
@@ -269,15 +103,6 @@ Status median_us(Launch&& launch, const SampleEvents& ev, const Flush& flush, cu
 }
 
 }  // namespace
-
-// ---- public GEMV --------------------------------------------------------------------------------
-
-bool gemv_supports(const GemmParams& p) { return gemv_check(p, 1).is_ok(); }
-
-Status gemv_forward(const GemmParams& p, cudaStream_t stream, int split) {
-  if (Status s = gemv_check(p, split == 0 ? 1 : split); !s) return s;
-  return gemv_run(p, split == 0 ? gemv_default_split(p) : split, stream);
-}
 
 // ---- options ------------------------------------------------------------------------------------
 
@@ -392,8 +217,7 @@ Status Gemm::run_lt(const GemmParams& p, Plan& plan, int index, cudaStream_t str
 Status Gemm::run_choice(const GemmParams& p, Plan& plan, cudaStream_t stream) {
   const bool gemv = options_.path == GemmPath::Gemv || (options_.path == GemmPath::Auto && plan.gemv_wins);
   if (!gemv) return run_lt(p, plan, plan.lt_choice, stream);
-  if (Status s = gemv_check(p, 1); !s) return s;
-  return gemv_run(p, plan.gemv_split > 0 ? plan.gemv_split : gemv_default_split(p), stream);
+  return gemv_forward(p, stream, plan.gemv_split);  // 0 (untimed): the default split
 }
 
 // index >= 0: cuBLASLt candidate; index < 0: GEMV with split -index.
@@ -408,7 +232,7 @@ Status Gemm::time_one(const GemmParams& p, Plan& plan, int index, cudaStream_t s
     auto lt = [&]() { return run_lt(p, plan, index, stream); };
     s = median_us(lt, ev, flush, stream, us, failed);
   } else {
-    auto gemv = [&]() { return gemv_run(p, -index, stream); };
+    auto gemv = [&]() { return gemv_forward(p, stream, -index); };
     s = median_us(gemv, ev, flush, stream, us, failed);
   }
   if (failed) us = -1;

@@ -72,7 +72,8 @@ struct GemmPlanInfo {
   float best_us = -1;        // median time of the choice (-1 when not timed)
 };
 
-// GEMV kernel alone: y = x W^T (+ bias) for any R (chunks of up to 16 rows per block row), K split
+// GEMV kernel alone (kernels/gemv.cu; its fused forms are in gemv.h): y = x W^T (+ bias) for any R
+// (chunks of up to 16 rows per block row), K split
 // over `split` warps per output feature (1, 2, 4 or 8; 0 picks one from N, K and the SM count).
 // Needs K a multiple of 16 / dtype_size and x, W 16-byte aligned; otherwise returns an error
 // naming the field. Tests call it directly; the engine goes through Gemm::run.

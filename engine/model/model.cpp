@@ -4,12 +4,15 @@
 #include "engine/model/model.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "engine/core/error.h"
 #include "kernels/attention.h"
 #include "kernels/decode_attention.h"
 #include "kernels/embedding.h"
 #include "kernels/flash_prefill.h"
+#include "kernels/gemv.h"
 #include "kernels/kv_cache.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
@@ -43,8 +46,24 @@ RunShape complete_shape(const ModelConfig& cfg, const RunShape& shape) {
 
 }  // namespace
 
+// Decode steps of at most this many rows use the fused GEMVs (kernels/gemv.h). Off by default: measured
+// on an H200 (bf16, batch 1, CUDA graphs with PDL, 2026-11-22) the fused step was slower than the tuned
+// unfused one: qwen3-0.6b 1.16 vs 0.94 ms, llama-3.1-8b 5.62 vs 4.77 ms, qwen2.5-0.5b 0.83 vs 0.80 ms
+// (each block's RMSNorm prologue costs two dependent L2 round trips and the grid runs in several waves,
+// so it is latency bound; cuBLASLt streams the large llama weights at 3.4-3.8 TB/s, the fused GEMV at
+// 2.2-3.1). MINFER_FUSED_MAX_ROWS=N turns it on for steps of at most N rows (A/B timing in one run);
+// MINFER_FUSED=0 forces it off.
+constexpr int kFusedMaxRows = 0;
+
+int fused_decode_max_rows() {
+  const char* v = std::getenv("MINFER_FUSED");
+  if (v && std::string(v) == "0") return 0;
+  const char* m = std::getenv("MINFER_FUSED_MAX_ROWS");
+  return m ? std::max(0, std::atoi(m)) : kFusedMaxRows;
+}
+
 Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const RunShape& shape)
-    : cfg_(cfg), dtype_(dtype), shape_(complete_shape(cfg, shape)) {
+    : cfg_(cfg), dtype_(dtype), shape_(complete_shape(cfg, shape)), fused_max_rows_(fused_decode_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
   state_ = std::make_unique<RunState>(cfg_, dtype_, shape_, weights_->bytes());
@@ -188,13 +207,59 @@ void Model::attend_decode(void* k_cache, void* v_cache, int rows) {
   MINFER_STATUS_CHECK(decode_attention_forward(p, stream_));
 }
 
+// One fused decode GEMV (kernels/gemv.h) of layer L: which = 0 qkv (RMSNorm prologue), 1 o (residual
+// epilogue into res), 2 gate/up (RMSNorm prologue, SwiGLU epilogue), 3 down (residual epilogue).
+GemvParams Model::fused_params(int which, const LayerLayout& L, int64_t rows) const {
+  RunState& s = *state_;
+  const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
+  GemvParams p;
+  p.dtype = dtype_;
+  p.rows = rows;
+  p.norm_eps = static_cast<float>(cfg_.rms_eps);
+  switch (which) {
+    case 0:
+      p.x = s.res, p.norm_weight = weights_->at(L.attn_norm), p.w = weights_->at(L.wqkv), p.bias = weights_->at(L.bqkv);
+      p.y = s.qkv, p.in = H, p.out = Q + 2 * KV;
+      break;
+    case 1: p.x = s.att, p.w = weights_->at(L.wo), p.y = s.res, p.residual = s.res, p.in = Q, p.out = H; break;
+    case 2:
+      p.x = s.res, p.norm_weight = weights_->at(L.ffn_norm), p.w = weights_->at(L.wgu), p.swiglu = true;
+      p.y = s.act, p.in = H, p.out = I;
+      break;
+    default: p.x = s.act, p.w = weights_->at(L.wdown), p.y = s.res, p.residual = s.res, p.in = I, p.out = H; break;
+  }
+  return p;
+}
+
+bool Model::fused_fits(int64_t rows) const {
+  if (rows > fused_max_rows_ || cfg_.layers < 1) return false;
+  const LayerLayout& L = weights_->layout().layers[0];
+  for (int which = 0; which < 4; ++which)
+    if (!gemv_fused_supports(fused_params(which, L, rows))) return false;
+  return true;
+}
+
+void Model::fused_gemv(const char* name, const GemvParams& p) {
+  const double es = static_cast<double>(dtype_size(dtype_));
+  const double w_rows = static_cast<double>(p.swiglu ? 2 * p.out : p.out);
+  const double streams = static_cast<double>(p.rows) * (static_cast<double>(p.in) + (p.residual ? 2.0 : 1.0) *
+                                                                                         static_cast<double>(p.out));
+  mark_begin();
+  MINFER_STATUS_CHECK(gemv_fused_forward(p, stream_));
+  mark_end(name, (w_rows * static_cast<double>(p.in) + streams) * es);
+}
+
 void Model::enqueue_layer(int l, int64_t T, int nseq) {
   const LayerLayout& L = weights_->layout().layers[static_cast<size_t>(l)];
   RunState& s = *state_;
   const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
   const double es = static_cast<double>(dtype_size(dtype_));
-  if (l == 0) norm(s.res, nullptr, L.attn_norm, T); else norm(s.y, s.res, L.attn_norm, T);
-  gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV);
+  if (fused_) {  // res is complete here: the previous layer's down GEMV added its output
+    fused_gemv("gemv.qkv+norm", fused_params(0, L, T));
+  } else {
+    if (l == 0) norm(s.res, nullptr, L.attn_norm, T); else norm(s.y, s.res, L.attn_norm, T);
+    gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV);
+  }
   QkvRopeParams r;
   r.dtype = dtype_;
   r.qkv = s.qkv;
@@ -217,6 +282,12 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   MINFER_STATUS_CHECK(qkv_rope_cache_forward(r, stream_));
   mark_end("qkv_rope_cache", static_cast<double>(T * (2 * Q + 4 * KV)) * es);
   attend(r.k_cache, r.v_cache, T, nseq);
+  if (fused_) {
+    fused_gemv("gemv.o+residual", fused_params(1, L, T));
+    fused_gemv("gemv.gate_up+norm+swiglu", fused_params(2, L, T));
+    fused_gemv("gemv.down+residual", fused_params(3, L, T));
+    return;
+  }
   gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H);
   norm(s.y, s.res, L.ffn_norm, T);
   gemm("gemm.gate_up", s.a, L.wgu, -1, s.gu, T, H, 2 * I);
@@ -234,7 +305,8 @@ void Model::enqueue_body(int64_t T, int nseq) {
   MINFER_STATUS_CHECK(embedding_forward(e, stream_));
   mark_end("embedding", static_cast<double>(2 * T * cfg_.hidden) * static_cast<double>(dtype_size(dtype_)));
   for (int l = 0; l < cfg_.layers; ++l) enqueue_layer(l, T, nseq);
-  norm(s.y, s.res, weights_->layout().final_norm, T);
+  if (fused_) norm(s.res, nullptr, weights_->layout().final_norm, T);  // res holds every layer's output
+  else norm(s.y, s.res, weights_->layout().final_norm, T);
 }
 
 void Model::enqueue_logits(const void* x, int64_t rows) {
@@ -325,8 +397,10 @@ std::vector<float> Model::logits_host(int64_t rows) {
 
 void Model::enqueue_decode(int rows) {
   max_q_ = 0;  // one token per row: the decode kernels
+  fused_ = fused_fits(rows);
   enqueue_body(rows, rows);
   enqueue_logits(state_->a, rows);
+  fused_ = false;
 }
 
 void Model::prepare_decode(int rows, const std::vector<bool>& finished) {

@@ -15,6 +15,12 @@
 //   act = swiglu(gu) [11]; y = act Wdown^T [12]
 // End: res = res + y [14]; a = final_norm(res) [15]; logits = a Whead^T [16].
 // The same points as the reference in every dtype: no rounding point is skipped or added.
+// Opt-in (MINFER_FUSED_MAX_ROWS=N, see model.cpp for why it is off by default): decode steps of at most
+// N rows that the fused GEMVs take (kernels/gemv.h) run each layer as four GEMVs plus rope and
+// attention, with the same rounding points:
+//   qkv = norm(res) Wqkv^T + b (RMSNorm prologue) | qkv_rope_cache | attention |
+//   res = res + att Wo^T (residual epilogue) | act = swiglu(norm(res) Wgu^T) (prologue + epilogue) |
+//   res = res + act Wdown^T (residual epilogue); after the last layer a = final_norm(res).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -29,6 +35,7 @@
 #include "engine/model/profiler.h"
 #include "engine/model/run_state.h"
 #include "kernels/gemm.h"
+#include "kernels/gemv.h"
 
 namespace minfer {
 
@@ -86,6 +93,9 @@ class Model {
   void gemm(const char* name, const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in,
             int64_t out);
   void norm(const void* x, void* residual, int64_t w_off, int64_t rows);
+  GemvParams fused_params(int which, const LayerLayout& L, int64_t rows) const;
+  bool fused_fits(int64_t rows) const;  // the fused decode GEMVs take every layer shape at `rows`
+  void fused_gemv(const char* name, const GemvParams& p);
   void attend(void* k_cache, void* v_cache, int64_t T, int nseq);
   void attend_simple(void* k_cache, void* v_cache, int64_t T, int nseq);
   void attend_prefill(void* k_cache, void* v_cache, int nseq);
@@ -105,6 +115,8 @@ class Model {
   int64_t kv_tokens_ = 0;  // cache rows the next forward's attention reads, all sequences (profiler bytes)
   int max_q_ = 0;          // longest run of new tokens of one sequence in this forward; 0: a decode step
   LaunchProfiler* prof_ = nullptr;
+  int fused_max_rows_ = 0;     // decode steps of at most this many rows run fused (0: never)
+  bool fused_ = false;         // the step being enqueued uses the fused decode GEMVs
 };
 
 }  // namespace minfer

@@ -10,6 +10,7 @@
 // decode_attention in decode steps, with and without the graph), beside direct checks of those two
 // kernels at the tiny models' head_dim. Every test skips when no CUDA device is present.
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <string>
@@ -622,16 +623,54 @@ TEST_F(Engine, ReshapeServesANewRequestShape) {
   EXPECT_THROW(eng.reshape(generate_shape(1, cfg.max_position + 1, 4)), UsageError);
 }
 
-void profile_times_every_launch(AttentionBackend attn) {
+// Sets MINFER_FUSED_MAX_ROWS for one scope (the engine reads it when a Model is constructed).
+class FusedRows {
+ public:
+  explicit FusedRows(const char* n) { setenv("MINFER_FUSED_MAX_ROWS", n, 1); }
+  ~FusedRows() { unsetenv("MINFER_FUSED_MAX_ROWS"); }
+  FusedRows(const FusedRows&) = delete;
+  FusedRows& operator=(const FusedRows&) = delete;
+};
+
+// The opt-in fused decode GEMVs (MINFER_FUSED_MAX_ROWS=4) against the reference in fp32: six sequences
+// (a 6-row bucket, past the limit: unfused steps) and their first three (a 4-row bucket: fused steps).
+TEST_F(Engine, FusedDecodeStepsMatchTheReference) {
+  FusedRows env("4");
+  for (const char* preset : {"tiny", "tiny-qwen3"})
+    for (int n : {6, 3}) {
+      SCOPED_TRACE(std::string(preset) + " sequences " + std::to_string(n));
+      const ModelConfig cfg = preset_config(preset);
+      auto src = preset_source(preset, DType::F32);
+      const ModelWeights w = load_weights(cfg, *src, DType::F32);
+      Seqs prompts = ragged_prompts(cfg.vocab);
+      for (const auto& p : ragged_prompts(cfg.vocab)) prompts.push_back(std::vector<int32_t>(p.rbegin(), p.rend()));
+      prompts.resize(static_cast<size_t>(n));
+      Model eng(cfg, *src, DType::F32, generate_shape(n, 17 + 6, 2 * 23, kFlash));
+      const GenerateResult r = run_generate(eng, prompts, 6, SamplerConfig{}, true, -1);
+      ModelConfig no_eos = cfg;
+      no_eos.eos_token_id = -1;
+      ref::Model plain(no_eos, w, DType::F32);
+      for (size_t b = 0; b < prompts.size(); ++b) EXPECT_EQ(r.tokens[b], plain.generate_greedy(prompts[b], 6)) << b;
+    }
+}
+
+// `copies` repeats of the three ragged prompts (a bucket of 4 rows, or 8 with 2 copies); `fused`: the
+// opt-in fused decode GEMVs for steps of at most 4 rows.
+void profile_times_every_launch(AttentionBackend attn, int copies, bool fused_on = false) {
+  FusedRows env(fused_on ? "4" : "0");
   const char* preset = "tiny-qwen3";
   const ModelConfig cfg = preset_config(preset);
   auto src = preset_source(preset, DType::BF16);
-  Model eng(cfg, *src, DType::BF16, generate_shape(3, 17 + 6 + 1, 23, attn));
-  run_generate(eng, ragged_prompts(cfg.vocab), 6, SamplerConfig{}, true, -1);
+  Seqs prompts;
+  for (int c = 0; c < copies; ++c)
+    for (const auto& p : ragged_prompts(cfg.vocab)) prompts.push_back(p);
+  const int B = static_cast<int>(prompts.size());
+  Model eng(cfg, *src, DType::BF16, generate_shape(B, 17 + 6 + 1, 23 * copies, attn));
+  run_generate(eng, prompts, 6, SamplerConfig{}, true, -1);
   std::vector<int> before;
-  for (int b = 0; b < 3; ++b) before.push_back(eng.cached(b));
-  const StepProfile p = profile_decode_step(eng, 3);
-  EXPECT_EQ(p.rows, bucket_for(3, 3));
+  for (int b = 0; b < B; ++b) before.push_back(eng.cached(b));
+  const StepProfile p = profile_decode_step(eng, B);
+  EXPECT_EQ(p.rows, bucket_for(B, B));
   std::map<std::string, int> calls;
   int total = 0;
   for (const KernelTiming& k : p.kernels) {
@@ -641,21 +680,33 @@ void profile_times_every_launch(AttentionBackend attn) {
     EXPECT_GT(k.bytes, 0.0) << k.name;
   }
   const int L = cfg.layers;
+  const bool fused = fused_on && p.rows <= 4;
   EXPECT_EQ(calls["embedding"], 1);
-  EXPECT_EQ(calls["gemm.qkv"], L);
   EXPECT_EQ(calls["attention"], L);
-  EXPECT_EQ(calls["rmsnorm"], 2 * L + 1);
+  EXPECT_EQ(calls["qkv_rope_cache"], L);
   EXPECT_EQ(calls["gemm.lm_head"], 1);
-  EXPECT_EQ(total, 1 + L * 9 + 1 + 1);  // per layer: 2 norms, 4 GEMMs, rope, attention, swiglu
+  if (fused) {
+    for (const char* k : {"gemv.qkv+norm", "gemv.o+residual", "gemv.gate_up+norm+swiglu", "gemv.down+residual"})
+      EXPECT_EQ(calls[k], L) << k;
+    EXPECT_EQ(calls["rmsnorm"], 1);           // the final norm only
+    EXPECT_EQ(total, 1 + L * 6 + 1 + 1);      // per layer: 4 fused GEMVs, rope, attention
+    EXPECT_NE(format_profile(p).find("gemv.gate_up+norm+swiglu"), std::string::npos);
+  } else {
+    EXPECT_EQ(calls["gemm.qkv"], L);
+    EXPECT_EQ(calls["rmsnorm"], 2 * L + 1);
+    EXPECT_EQ(total, 1 + L * 9 + 1 + 1);  // per layer: 2 norms, 4 GEMMs, rope, attention, swiglu
+    EXPECT_NE(format_profile(p).find("gemm.gate_up"), std::string::npos);
+  }
   EXPECT_GE(p.step_us, p.launches_us * 0.5);
-  EXPECT_NE(format_profile(p).find("gemm.gate_up"), std::string::npos);
   EXPECT_EQ(profile_csv(p).rfind("kernel,calls,us,pct,bytes,gbps\n", 0), 0u);
-  for (int b = 0; b < 3; ++b) EXPECT_EQ(eng.cached(b), before[static_cast<size_t>(b)]);
+  for (int b = 0; b < B; ++b) EXPECT_EQ(eng.cached(b), before[static_cast<size_t>(b)]);
 }
 
-TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStep) { profile_times_every_launch(AttentionBackend::Simple); }
+TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStep) { profile_times_every_launch(AttentionBackend::Simple, 1); }
 // Flash: decode_attention (split pass and, with splits, the combine pass) is one "attention" entry.
-TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStepFlash) { profile_times_every_launch(kFlash); }
+TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStepFlash) { profile_times_every_launch(kFlash, 1); }
+TEST_F(Engine, ProfileTimesEveryLaunchOfAFusedDecodeStep) { profile_times_every_launch(kFlash, 1, true); }
+TEST_F(Engine, ProfileTimesEveryLaunchOfAFusedEnginePastItsRowLimit) { profile_times_every_launch(kFlash, 2, true); }
 
 TEST_F(Engine, ModelSweepQuickFp32CasesPass) {
   for (const val::Case& c : val::sweep_cases("model", true)) {

@@ -1,0 +1,331 @@
+// kernels/gemv.cu: GEMV for decode rows, plain or fused with RMSNorm / residual / SwiGLU (see gemv.h).
+// Also implements gemm.h's gemv_forward / gemv_supports (the plain GEMV the GEMM tuner times).
+#include "kernels/gemv.h"
+
+#include <string>
+
+#include "kernels/common/dispatch.cuh"
+#include "kernels/common/dtype_traits.cuh"
+#include "kernels/common/pdl.cuh"
+#include "kernels/gemm.h"
+
+namespace minfer {
+namespace {
+
+constexpr int kWarps = 8;  // warps per block
+constexpr int kThreads = kWarps * 32;
+constexpr int kUnroll = 4;  // W packs in flight per lane
+constexpr int kMaxSplit = kWarps;
+constexpr int64_t kMaxGridY = 65535;
+
+enum Epi : int { kPlain = 0, kResidual = 1, kSwiglu = 2 };
+
+// 16-byte loads: W streamed once (evict-first), x through the read-only cache (reused by every warp).
+template <typename P>
+__device__ __forceinline__ P load_stream(const P* p) {
+  static_assert(sizeof(P) == 16, "16-byte packs only");
+  const uint4 u = __ldcs(reinterpret_cast<const uint4*>(p));
+  P r;
+  memcpy(&r, &u, sizeof r);
+  return r;
+}
+template <typename P>
+__device__ __forceinline__ P load_ro(const P* p) {
+  static_assert(sizeof(P) == 16, "16-byte packs only");
+  const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
+  P r;
+  memcpy(&r, &u, sizeof r);
+  return r;
+}
+
+struct GemvArgs {
+  const void* x;       // (R, K)
+  const void* w;       // (N, K) or (2N, K)
+  const void* bias;    // (N) or null
+  void* y;             // (R, N)
+  const void* resid;   // (R, N) or null
+  const void* norm_w;  // (K) or null
+  float eps;
+  int64_t rows, in, out;
+  int split;
+};
+
+template <int RT>
+__device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
+#pragma unroll
+  for (int r = 0; r < RT; ++r)
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
+}
+
+// RMSNorm prologue: rows [r0, r0 + nr) of x into xs (nr, K), normalised and rounded to T.
+template <typename T, int RT>
+__device__ __forceinline__ void norm_rows(const T* __restrict__ x, const T* __restrict__ gamma, T* xs, int64_t in,
+                                          int nr, float eps) {
+  constexpr int V = kern::kVec16<T>;
+  using P = kern::Pack<T, V>;
+  __shared__ float red[kWarps][RT];
+  const int64_t packs = in / V;
+  const P* xp = reinterpret_cast<const P*>(x);
+  P* sp = reinterpret_cast<P*>(xs);
+  float ss[RT] = {};
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+    if (r >= nr) break;
+    for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
+      const P v = load_ro(xp + r * packs + i);
+      sp[r * packs + i] = v;
+      float f[V];
+      kern::unpack(v, f);
+#pragma unroll
+      for (int j = 0; j < V; ++j) ss[r] += f[j] * f[j];
+    }
+  }
+  warp_sum(ss);
+  const int warp = static_cast<int>(threadIdx.x) / 32;
+  if (threadIdx.x % 32 == 0)
+#pragma unroll
+    for (int r = 0; r < RT; ++r) red[warp][r] = ss[r];
+  __syncthreads();
+  const P* gp = reinterpret_cast<const P*>(gamma);
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+    if (r >= nr) break;
+    float tot = 0.f;
+#pragma unroll
+    for (int q = 0; q < kWarps; ++q) tot += red[q][r];
+    const float rstd = rsqrtf(tot / static_cast<float>(in) + eps);
+    for (int64_t i = threadIdx.x; i < packs; i += kThreads) {  // the packs this thread stored
+      float a[V], g[V];
+      kern::unpack(sp[r * packs + i], a);
+      kern::unpack(load_ro(gp + i), g);
+#pragma unroll
+      for (int j = 0; j < V; ++j) a[j] = a[j] * rstd * g[j];
+      sp[r * packs + i] = kern::pack<T, V>(a);
+    }
+  }
+  __syncthreads();
+}
+
+// grid (ceil(N / outputs per block), ceil(R / RT)). Warp w: virtual feature w / S of the block (a
+// SwiGLU output has two: gate, up), K slice w % S. Every block calls pdl_wait() (kernels/common/pdl.cuh).
+template <typename T, int RT, bool NORM, int EPI>
+__global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
+  constexpr int V = kern::kVec16<T>;
+  using P = kern::Pack<T, V>;
+  extern __shared__ __align__(16) unsigned char gemv_xs[];  // NORM: (RT, K) normalised rows
+  __shared__ float partial[kWarps][RT];
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int split = a.split, part = warp % split, vf = warp / split;
+  const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);  // outputs per block
+  const int64_t o = static_cast<int64_t>(blockIdx.x) * per_block + (EPI == kSwiglu ? vf / 2 : vf);
+  const bool active = o < a.out;
+  const int64_t wrow = EPI == kSwiglu && (vf & 1) ? a.out + o : o;  // this warp's weight row
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * RT;
+  const int nr = static_cast<int>(a.rows - r0 < RT ? a.rows - r0 : RT);
+  const int64_t packs = a.in / V, first = lane + 32 * part, step = 32 * split;
+  const P* wp = static_cast<const P*>(a.w) + (active ? wrow : 0) * packs;
+
+  kern::pdl_launch_dependents();
+  P wv[kUnroll] = {};  // weights do not depend on the previous kernel: the first group before the wait
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u)
+    if (active && first + u * step < packs) wv[u] = load_stream(wp + first + u * step);
+  kern::pdl_wait();
+
+  const T* xrows;  // (nr, K)
+  if constexpr (NORM) {
+    T* xs = reinterpret_cast<T*>(gemv_xs);
+    norm_rows<T, RT>(static_cast<const T*>(a.x) + r0 * a.in, static_cast<const T*>(a.norm_w), xs, a.in, nr, a.eps);
+    xrows = xs;
+  } else {
+    xrows = static_cast<const T*>(a.x) + r0 * a.in;
+  }
+  const P* xp = reinterpret_cast<const P*>(xrows);
+
+  float acc[RT] = {};
+  if (active) {
+    for (int64_t i0 = first; i0 < packs; i0 += step * kUnroll) {
+      if (i0 != first) {
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+          if (i0 + u * step < packs) wv[u] = load_stream(wp + i0 + u * step);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t i = i0 + u * step;
+        if (i >= packs) break;
+        float wf[V];
+        kern::unpack(wv[u], wf);
+#pragma unroll
+        for (int r = 0; r < RT; ++r) {
+          if (r >= nr) break;
+          float xf[V];
+          if constexpr (NORM) kern::unpack(xp[r * packs + i], xf);
+          else kern::unpack(load_ro(xp + r * packs + i), xf);
+#pragma unroll
+          for (int j = 0; j < V; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
+        }
+      }
+    }
+  }
+  warp_sum(acc);
+  if (lane == 0)
+#pragma unroll
+    for (int r = 0; r < RT; ++r) partial[warp][r] = acc[r];
+  __syncthreads();
+
+  // Epilogue: thread t finishes output t / RT of the block for row t % RT.
+  const int t = static_cast<int>(threadIdx.x), j = t / RT, r = t % RT;
+  const int64_t oj = static_cast<int64_t>(blockIdx.x) * per_block + j;
+  if (j >= per_block || r >= nr || oj >= a.out) return;
+  const int64_t at = (r0 + r) * a.out + oj;
+  T* y = static_cast<T*>(a.y);
+  if constexpr (EPI == kSwiglu) {
+    float gs = 0.f, us = 0.f;
+    for (int q = 0; q < split; ++q) gs += partial[(2 * j) * split + q][r], us += partial[(2 * j + 1) * split + q][r];
+    gs = kern::to_float(kern::from_float<T>(gs));
+    us = kern::to_float(kern::from_float<T>(us));
+    y[at] = kern::from_float<T>(gs / (1.f + expf(-gs)) * us);
+  } else {
+    float v = 0.f;
+    for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
+    if (a.bias) v += kern::to_float(static_cast<const T*>(a.bias)[oj]);
+    if constexpr (EPI == kResidual) {
+      const float yr = kern::to_float(kern::from_float<T>(v));
+      y[at] = kern::from_float<T>(kern::to_float(static_cast<const T*>(a.resid)[at]) + yr);
+    } else {
+      y[at] = kern::from_float<T>(v);
+    }
+  }
+}
+
+// Rows per block row: the smallest of 1, 2, 4, 8, 16 covering R (16 for larger R).
+int rows_tile(int64_t rows) {
+  int rt = 1;
+  while (rt < 16 && rt < rows) rt *= 2;
+  return rt;
+}
+
+int sm_count() {
+  static const int sms = [] {
+    int dev = 0, n = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) !=
+                                                  cudaSuccess)
+      return 132;
+    return n;
+  }();
+  return sms;
+}
+
+size_t norm_smem(const GemvParams& p) {
+  return p.norm_weight ? static_cast<size_t>(rows_tile(p.rows)) * static_cast<size_t>(p.in) * dtype_size(p.dtype)
+                       : 0;
+}
+
+template <typename T, int RT, bool NORM, int EPI>
+Status launch(const GemvParams& p, int split, cudaStream_t stream) {
+  const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);
+  const dim3 grid(kern::blocks_for(p.out, per_block), kern::blocks_for(p.rows, RT));
+  const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_weight, p.norm_eps, p.rows, p.in, p.out, split};
+  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, NORM, EPI>, grid, dim3(kThreads), norm_smem(p), stream, a));
+  return Status::ok();
+}
+
+// Instantiated: plain for every RT (the GEMM tuner's candidate, any decode batch); fused variants
+// for the engine's decode step only: NORM + plain (qkv, lm_head), residual (o, down), NORM + SwiGLU
+// (gate/up). Other combinations are refused by check().
+template <typename T, int RT>
+Status dispatch_epi(const GemvParams& p, int split, cudaStream_t stream) {
+  const bool norm = p.norm_weight != nullptr;
+  if (p.swiglu) {
+    if (!norm) return Status::error("gemv: swiglu without norm_weight is not instantiated");
+    return launch<T, RT, true, kSwiglu>(p, split, stream);
+  }
+  if (p.residual) {
+    if (norm) return Status::error("gemv: norm_weight with residual is not instantiated");
+    return launch<T, RT, false, kResidual>(p, split, stream);
+  }
+  if (norm) return launch<T, RT, true, kPlain>(p, split, stream);
+  return launch<T, RT, false, kPlain>(p, split, stream);
+}
+
+template <typename T>
+Status dispatch_rows(const GemvParams& p, int split, cudaStream_t stream) {
+  switch (rows_tile(p.rows)) {
+    case 1: return dispatch_epi<T, 1>(p, split, stream);
+    case 2: return dispatch_epi<T, 2>(p, split, stream);
+    case 4: return dispatch_epi<T, 4>(p, split, stream);
+    case 8: return dispatch_epi<T, 8>(p, split, stream);
+    case 16: return dispatch_epi<T, 16>(p, split, stream);
+  }
+  return Status::error("gemv: rows tile for rows " + std::to_string(p.rows) + " not instantiated");
+}
+
+Status check(const GemvParams& p, int split) {
+  const int64_t v = static_cast<int64_t>(16 / dtype_size(p.dtype));
+  MINFER_REQUIRE(p.x && p.w && p.y, "gemv", "x, w and y must be set");
+  MINFER_REQUIRE(p.rows > 0 && p.in > 0 && p.out > 0, "gemv", "rows, in, out must be > 0");
+  MINFER_REQUIRE(p.in % v == 0, "in",
+                 "gemv needs a multiple of " + std::to_string(v) + " (16-byte packs), got " + std::to_string(p.in));
+  MINFER_REQUIRE(kern::aligned16(p.x) && kern::aligned16(p.w), "x/w", "gemv needs 16-byte aligned pointers");
+  MINFER_REQUIRE(!p.norm_weight || kern::aligned16(p.norm_weight), "norm_weight", "gemv needs 16-byte alignment");
+  MINFER_REQUIRE((p.rows + 15) / 16 <= kMaxGridY, "rows", "too many for gemv: " + std::to_string(p.rows));
+  MINFER_REQUIRE(split == 1 || split == 2 || split == 4 || split == 8, "split",
+                 "must be 1, 2, 4 or 8, got " + std::to_string(split));
+  MINFER_REQUIRE(!p.swiglu || split <= 4, "split", "must be <= 4 with swiglu, got " + std::to_string(split));
+  MINFER_REQUIRE(!p.swiglu || !p.bias, "bias", "not supported with swiglu");
+  MINFER_REQUIRE(!(p.swiglu && p.residual), "residual", "not supported with swiglu");
+  MINFER_REQUIRE(!(p.norm_weight && p.residual), "residual", "not supported with norm_weight");
+  MINFER_REQUIRE(!p.swiglu || p.norm_weight, "norm_weight", "swiglu needs the RMSNorm prologue (the one fused form)");
+  MINFER_REQUIRE(norm_smem(p) <= kGemvNormSmemBytes, "rows",
+                 std::to_string(p.rows) + " rows of " + std::to_string(p.in) + " need " +
+                     std::to_string(norm_smem(p)) + " bytes of shared memory for the RMSNorm prologue (limit " +
+                     std::to_string(kGemvNormSmemBytes) + ")");
+  MINFER_REQUIRE(p.norm_eps >= 0.f, "norm_eps", "must be >= 0");
+  return Status::ok();
+}
+
+Status run(const GemvParams& p, cudaStream_t stream) {
+  const int split = p.split == 0 ? gemv_default_split(p) : p.split;
+  if (Status s = check(p, split); !s) return s;
+  MINFER_DISPATCH_DTYPE(p.dtype, T, { return dispatch_rows<T>(p, split, stream); });
+}
+
+GemvParams plain(const GemmParams& g, int split) {
+  GemvParams p;
+  p.dtype = g.dtype;
+  p.x = g.x;
+  p.w = g.w;
+  p.bias = g.bias;
+  p.y = g.y;
+  p.rows = g.rows;
+  p.in = g.in;
+  p.out = g.out;
+  p.split = split;
+  return p;
+}
+
+}  // namespace
+
+// Enough warps for ~32 per SM, each lane keeping >= 2 packs (a SwiGLU output counts twice).
+int gemv_default_split(const GemvParams& p) {
+  const int64_t packs = p.in / static_cast<int64_t>(16 / dtype_size(p.dtype)), target = 32LL * sm_count();
+  const int64_t features = p.swiglu ? 2 * p.out : p.out;
+  const int max_split = p.swiglu ? 4 : kMaxSplit;
+  int split = 1;
+  while (split < max_split && features * split < target && packs >= 64LL * split) split *= 2;
+  return split;
+}
+
+bool gemv_fused_supports(const GemvParams& p) {
+  return check(p, p.split == 0 ? gemv_default_split(p) : p.split).is_ok();
+}
+
+Status gemv_fused_forward(const GemvParams& p, cudaStream_t stream) { return run(p, stream); }
+
+bool gemv_supports(const GemmParams& p) { return check(plain(p, 1), 1).is_ok(); }
+
+Status gemv_forward(const GemmParams& p, cudaStream_t stream, int split) { return run(plain(p, split), stream); }
+
+}  // namespace minfer

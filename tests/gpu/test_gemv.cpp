@@ -1,0 +1,197 @@
+// tests/gpu/test_gemv.cpp: the fused decode GEMVs (kernels/gemv.h) against the reference composed
+// the way the unfused engine runs it (ref::rmsnorm, ref::linear, ref::swiglu, the residual add with
+// its rounding), normwise rel err <= 1e-3 in fp32, fp16 and bf16: the RMSNorm prologue (qkv-like,
+// with and without bias), the residual epilogue (in place, y aliasing the residual), the RMSNorm +
+// SwiGLU form; rows 1, 3, 16 and 17 (two block rows); odd K and N; every split the form allows; a
+// grid of several waves (N large); argument errors naming
+// the field. Outputs are NaN-poisoned before each run. GPU tests skip without a CUDA device.
+// Legend: R rows, K in features, N out features (I for SwiGLU outputs).
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <cuda_runtime.h>
+
+#include "kernels/gemv.h"
+#include "reference/ops.h"
+#include "validate/compare.h"
+#include "validate/op_runner.h"
+#include "validate/runner_util.h"
+
+namespace minfer {
+namespace {
+
+constexpr double kTol = 1e-3;
+const DType kDtypes[] = {DType::F32, DType::F16, DType::BF16};
+constexpr float kEps = 1e-6f;
+
+enum class Form { Norm, NormBias, Residual, Swiglu };
+
+const char* form_name(Form f) {
+  switch (f) {
+    case Form::Norm: return "norm";
+    case Form::NormBias: return "norm+bias";
+    case Form::Residual: return "residual";
+    case Form::Swiglu: return "norm+swiglu";
+  }
+  return "?";
+}
+
+// One fused problem: host inputs rounded to t, the reference output, device copies.
+struct Problem {
+  DType t;
+  Form form;
+  int64_t R, K, N;
+  std::vector<float> x, gamma, w, b, res, ref;
+  val::DeviceBuffer dx, dg, dw, db, dres, dy;
+
+  Problem(DType t_, Form f, int64_t r, int64_t k, int64_t n, uint64_t seed) : t(t_), form(f), R(r), K(k), N(n) {
+    std::mt19937_64 rng(seed);
+    const int64_t wrows = form == Form::Swiglu ? 2 * N : N;
+    x = val::random_rounded(t, static_cast<size_t>(R * K), rng, -2.f, 2.f);
+    gamma = val::random_rounded(t, static_cast<size_t>(K), rng, 0.5f, 1.5f);
+    w = val::random_rounded(t, static_cast<size_t>(wrows * K), rng, -0.5f, 0.5f);
+    b = val::random_rounded(t, static_cast<size_t>(N), rng, -1.f, 1.f);
+    res = val::random_rounded(t, static_cast<size_t>(R * N), rng, -4.f, 4.f);
+    ref.resize(static_cast<size_t>(R * N));
+    std::vector<float> a(x.size());
+    if (form != Form::Residual) ref::rmsnorm(t, x.data(), nullptr, nullptr, gamma.data(), a.data(), R, K, kEps);
+    switch (form) {
+      case Form::Norm: ref::linear(t, a.data(), w.data(), nullptr, ref.data(), R, K, N); break;
+      case Form::NormBias: ref::linear(t, a.data(), w.data(), b.data(), ref.data(), R, K, N); break;
+      case Form::Residual: {
+        std::vector<float> y(ref.size());
+        ref::linear(t, x.data(), w.data(), nullptr, y.data(), R, K, N);
+        for (size_t i = 0; i < y.size(); ++i) ref[i] = round_to(t, res[i] + y[i]);
+        break;
+      }
+      case Form::Swiglu: {
+        std::vector<float> gu(static_cast<size_t>(R * 2 * N));
+        ref::linear(t, a.data(), w.data(), nullptr, gu.data(), R, K, 2 * N);
+        ref::swiglu(t, gu.data(), ref.data(), R, N, 2 * N, N);
+        break;
+      }
+    }
+    dx = val::upload(t, x);
+    dg = val::upload(t, gamma);
+    dw = val::upload(t, w);
+    db = val::upload(t, b);
+    dres = val::upload(t, res);
+    dy = form == Form::Residual ? val::upload(t, res) : val::DeviceBuffer(ref.size() * dtype_size(t));
+  }
+  GemvParams params(int split) const {
+    GemvParams p;
+    p.dtype = t;
+    p.x = dx.get();
+    p.w = dw.get();
+    p.y = dy.get();
+    p.rows = R;
+    p.in = K;
+    p.out = N;
+    p.split = split;
+    p.norm_eps = kEps;
+    if (form != Form::Residual) p.norm_weight = dg.get();
+    if (form == Form::NormBias) p.bias = db.get();
+    if (form == Form::Residual) p.residual = dy.get();  // in place, as the engine runs it
+    p.swiglu = form == Form::Swiglu;
+    return p;
+  }
+  std::string name(int split) const {
+    return std::string(dtype_name(t)) + " " + form_name(form) + " R" + std::to_string(R) + " K" + std::to_string(K) +
+           " N" + std::to_string(N) + " split " + std::to_string(split);
+  }
+  // The residual form runs in place: restore y = res first; the others are NaN-poisoned.
+  void reset(cudaStream_t s) const {
+    if (form == Form::Residual) {
+      const std::vector<float>& r = res;
+      val::DeviceBuffer fresh = val::upload(t, r);
+      MINFER_CUDA_CHECK(cudaMemcpyAsync(dy.get(), fresh.get(), dy.bytes(), cudaMemcpyDeviceToDevice, s));
+      MINFER_CUDA_CHECK(cudaStreamSynchronize(s));
+    } else {
+      val::poison(dy.get(), dy.bytes(), s);
+    }
+  }
+  val::ErrorStats check(cudaStream_t s) const {
+    const std::vector<float> out = val::download(t, dy.get(), ref.size(), s);
+    return val::compare(out.data(), ref.data(), static_cast<int64_t>(out.size()));
+  }
+};
+
+class GemvTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+    MINFER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  }
+  void TearDown() override {
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+  // Runs p at split 0 (default) and every split the form allows; each result within kTol.
+  void run_all_splits(const Problem& pr) {
+    const int max_split = pr.form == Form::Swiglu ? 4 : 8;
+    for (int split = 0; split <= max_split; split = split == 0 ? 1 : 2 * split) {
+      SCOPED_TRACE(pr.name(split));
+      const GemvParams p = pr.params(split);
+      ASSERT_TRUE(gemv_fused_supports(p));
+      pr.reset(stream_);
+      const Status s = gemv_fused_forward(p, stream_);
+      ASSERT_TRUE(s.is_ok()) << s.message();
+      MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      const val::ErrorStats e = pr.check(stream_);
+      EXPECT_TRUE(e.pass(kTol)) << e.summary();
+    }
+  }
+  cudaStream_t stream_ = nullptr;
+};
+
+TEST_F(GemvTest, FusedFormsMatchTheUnfusedReference) {
+  struct Shape {
+    int64_t R, K, N;
+  };
+  const Shape shapes[] = {{1, 896, 1152}, {3, 1024, 96}, {16, 512, 200}, {17, 256, 72}};
+  uint64_t seed = 1;
+  for (DType t : kDtypes)
+    for (Form f : {Form::Norm, Form::NormBias, Form::Residual, Form::Swiglu})
+      for (const Shape& sh : shapes) run_all_splits(Problem(t, f, sh.R, sh.K, sh.N, seed++));
+}
+
+TEST_F(GemvTest, ManyOutputBlocks) {
+  // 40000 outputs at split 1: 5000 blocks of 8 outputs, several waves (each block runs the prologue).
+  for (DType t : {DType::BF16, DType::F32}) {
+    const Problem pr(t, Form::Norm, 1, 256, 40000, 99);
+    SCOPED_TRACE(pr.name(1));
+    pr.reset(stream_);
+    ASSERT_TRUE(gemv_fused_forward(pr.params(1), stream_).is_ok());
+    MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    const val::ErrorStats e = pr.check(stream_);
+    EXPECT_TRUE(e.pass(kTol)) << e.summary();
+  }
+}
+
+TEST_F(GemvTest, ArgumentErrorsNameTheField) {
+  const Problem pr(DType::BF16, Form::Swiglu, 1, 64, 16, 5);
+  GemvParams p = pr.params(8);
+  Status s = gemv_fused_forward(p, stream_);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("split"), std::string::npos) << s.message();
+  p = pr.params(0);
+  p.in = 60;
+  s = gemv_fused_forward(p, stream_);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("in"), std::string::npos) << s.message();
+  p = pr.params(0);
+  p.rows = 16;
+  p.in = 4096;  // 16 rows x 4096 x 2 bytes = 128 KiB for the prologue: past kGemvNormSmemBytes
+  EXPECT_FALSE(gemv_fused_supports(p));
+  s = gemv_fused_forward(p, stream_);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("rows"), std::string::npos) << s.message();
+  p = pr.params(0);
+  p.norm_weight = nullptr;  // SwiGLU alone is not a fused form
+  EXPECT_FALSE(gemv_fused_supports(p));
+}
+
+}  // namespace
+}  // namespace minfer
