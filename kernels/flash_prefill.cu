@@ -1,13 +1,27 @@
 // kernels/flash_prefill.cu: fused prefill attention (see flash_prefill.h). Versions held here:
-// v1.1 tensor-core path (fp16, bf16) and a scalar fp32 path; head_dim 16, 32, 64, 128.
-// Tensor-core path: block = 4 warps = 64 query rows of one head (16 rows per warp); key/value tiles
-// of 64 rows stream through shared memory with cp.async, double-buffered. Per tile: S = Q K^T with
-// mma.sync m16n8k16 (Q fragments kept in registers; K fragments by ldmatrix.x4 in v1.1, the default,
-// or as 32-bit words in v1 with MINFER_PREFILL_KFRAG=lds), masking, the online softmax in fp32 (exp2
-// domain), then O += P V with P taken from the S accumulators and V
-// fragments loaded by ldmatrix.trans. P is split as hi + lo in the storage type (two MMAs) so the
-// probabilities keep about 16 bits: rounding P to bf16 alone costs ~2e-3 relative error, past the
-// 1e-3 gate. Shared rows are padded by 16 bytes (bank-conflict free fragment loads and ldmatrix).
+// v2 tensor-core path (fp16, bf16 at head_dim 64 and 128: the default), v1.1 tensor-core path (fp16,
+// bf16 at head_dim 16 and 32, and at 64 and 128 when selected) and a scalar fp32 path.
+// Selection: the environment variable MINFER_PREFILL=v1 runs v1.1 where v2 would run (read once),
+// so one benchmark run can time both; MINFER_PREFILL_KFRAG=lds makes v1.1 load K fragments as v1 did.
+// Both tensor-core paths: key/value tiles of 64 rows stream through shared memory with cp.async,
+// double-buffered; S = Q K^T with mma.sync m16n8k16, masking, the online softmax in fp32 (exp2
+// domain), then O += P V with P taken from the S accumulators and V fragments loaded by
+// ldmatrix.trans. For bf16 P is split as hi + lo in the storage type (two MMAs) so the probabilities
+// keep about 16 bits: rounding P to bf16 alone costs ~2e-3 relative error, past the 1e-3 gate. Shared
+// rows are padded by 16 bytes (bank-conflict free fragment loads and ldmatrix). Output rounded once.
+// v1.1: block = 4 warps = 64 query rows of one head (16 rows per warp: every K and V fragment feeds
+// one MMA); Q fragments in registers; K fragments by ldmatrix.x4 (v1: 32-bit loads); P as hi + lo
+// for fp16 too.
+// v2: block = 4 warps = 128 query rows (32 rows per warp as two m16 row tiles, so every K and V
+// fragment read from shared memory feeds two MMAs: shared-memory reads per query row and key fall by
+// half at head_dim 64, by a quarter at 128, where Q is re-read); __launch_bounds__(128, 2), 2 blocks
+// per SM. Q fragments in registers at head_dim 64, by ldmatrix per step at 128. The softmax runs
+// in steps of 64 keys at head_dim 64, 32 at 128 (a 64-key step there would spill: the output
+// accumulator alone is 128 registers). fp16 P is rounded once (~3e-4 relative). Causal: fully
+// masked steps skipped per warp, the per-element mask applied only to steps that cross a row's
+// diagonal or Tk_b; O rescaled only when a row maximum moved. O is staged in the warp's own Q rows
+// of shared memory and stored in 16-byte rows. Grid: heads fastest, query tiles reversed (every
+// head's heaviest causal tile is issued first).
 // Scalar fp32 path: one warp per (query row, head); lane j scores key j of a 32-key chunk, the
 // warp keeps the running max and sum, lane d accumulates output dims d, d + 32, ...
 #include "kernels/flash_prefill.h"
@@ -15,6 +29,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
@@ -25,7 +40,7 @@ namespace {
 
 constexpr float kLog2e = 1.4426950408889634f;
 
-// ---- tensor-core path ---------------------------------------------------------------------------
+// ---- tensor-core path v1.1 ----------------------------------------------------------------------
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
@@ -266,6 +281,369 @@ Status launch_tc(const FlashPrefillParams& p, float scale_log2, cudaStream_t str
   return Status::ok();
 }
 
+// ---- tensor-core path v2: 32 query rows per warp --------------------------------------------------
+// Block = 4 warps = 128 query rows of one (sequence, head); warp w owns rows 32w .. 32w + 31 as two
+// m16 row tiles (rt = 0, 1), so every K and V fragment read from shared memory feeds two MMAs (v1.1:
+// one). Fragment layouts (mma.sync m16n8k16; lane = 4g + t): A a0 row g cols 2t, 2t+1; a1 row g + 8;
+// a2 row g cols 8 + 2t; a3 row g + 8 cols 8 + 2t. B b0 k rows 2t, 2t+1 col g; b1 k rows 8 + 2t.
+// C c0, c1 row g cols 2t, 2t+1; c2, c3 row g + 8. Each thread holds 4 rows: 16 rt + g and 16 rt + g + 8.
+// Key/value tiles of kBlockN keys are loaded and synchronised as a unit; the math runs on steps of
+// kN <= kBlockN keys (one softmax update per step): kN = kBlockN at head_dim 64, 32 at 128, where
+// the output accumulator already takes 128 registers and 64 keys of scores would not fit beside it
+// without spilling.
+
+constexpr int kBlockM2 = 32 * kWarps;  // query rows per block (v2)
+
+// Keys per softmax step at head_dim HD.
+template <int HD> constexpr int step_keys() { return HD <= 64 ? kBlockN : kBlockN / 2; }
+
+// 2^x by the hardware approximation, results below 2^-126 flushed to 0 (exp2f adds a subnormal
+// fix-up per call; probabilities that small do not matter). 2^-inf = 0.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Two floats as bf16 hi (rounded, packed as pack2 packs) and lo = what the rounding lost (rounded):
+// hi + lo keeps about 16 bits. x - hi is exact in fp32.
+__device__ __forceinline__ void split_bf16x2(float x, float y, uint32_t& hi, uint32_t& lo) {
+  hi = pack2<__nv_bfloat16>(x, y);
+  lo = pack2<__nv_bfloat16>(x - __uint_as_float(hi << 16), y - __uint_as_float(hi & 0xffff0000u));
+}
+
+// load_tile with each thread's column fixed: thread i copies 16-byte chunk i % (HD / 8) of rows
+// i / (HD / 8) + n kThreads / (HD / 8). A rolled loop with one moving pointer.
+template <typename T, int HD, int kRows>
+__device__ __forceinline__ void load_rows(T* dst /*(kRows, HD+kPad)*/, const T* src /*(rows, ., HD)*/,
+                                          int64_t row_stride, int valid_rows) {
+  constexpr int kChunks = HD / 8, kStep = kThreads / kChunks;
+  static_assert(kThreads % kChunks == 0 && kRows % kStep == 0, "load_rows: whole passes");
+  const int r = threadIdx.x / kChunks, c = (threadIdx.x % kChunks) * 8;
+  const T* gr = src + r * row_stride + c;
+  T* dr = dst + r * (HD + kPad) + c;
+  const int64_t step = kStep * row_stride;
+#pragma unroll 1
+  for (int i = r; i < kRows; i += kStep, gr += step, dr += kStep * (HD + kPad)) {
+    const bool ok = i < valid_rows;
+    cp_async16(dr, ok ? gr : src, ok);
+  }
+}
+
+// One K tile and its V tile (rows [0, kBlockN), as load_rows) into shared: K at dst, V at dst +
+// 2 kBlockN (HD + kPad) (the V buffers follow the K buffers). V's global rows sit v_bytes past K's,
+// so one moving pointer serves both (fewer registers held across the key loop).
+template <typename T, int HD>
+__device__ __forceinline__ void load_kv(T* dst /*(kBlockN, HD+kPad)*/, const T* ksrc /*(rows, ., HD)*/,
+                                        int64_t v_bytes, int64_t row_stride, int valid_rows) {
+  constexpr int kChunks = HD / 8, kStep = kThreads / kChunks, kS = HD + kPad;
+  static_assert(kThreads % kChunks == 0 && kBlockN % kStep == 0, "load_kv: whole passes");
+  const int r = threadIdx.x / kChunks, c = (threadIdx.x % kChunks) * 8;
+  const char* gr = reinterpret_cast<const char*>(ksrc + r * row_stride + c);
+  const char* g0 = reinterpret_cast<const char*>(ksrc);  // a valid address for the zero-filled rows
+  T* dr = dst + r * kS + c;
+  const int64_t step = kStep * row_stride * static_cast<int64_t>(sizeof(T));
+#pragma unroll 1
+  for (int i = r; i < kBlockN; i += kStep, gr += step, dr += kStep * kS) {
+    const bool ok = i < valid_rows;
+    cp_async16(dr, ok ? gr : g0, ok);
+    cp_async16(dr + 2 * kBlockN * kS, ok ? gr + v_bytes : g0, ok);
+  }
+}
+
+// S = Q K^T for one warp's 32 rows x kN keys: s[rt][nt][e] is row 16 rt + g (+ 8 for e >= 2) of the
+// warp, key nt * 8 + 2t + e % 2 of the step. ldmatrix lane patterns (matrix i = lane / 8 is
+// addressed by lanes 8i .. 8i + 7, one row each): Q (A) at q_lane, lane l at row (l % 8) + 8 ((l / 8)
+// % 2), column 8 (l / 16): registers a0 .. a3 (or from qf when kQRegs). K (B: rows = keys, columns =
+// dims) at k_lane, lane l at key (l % 8) + 8 (l / 16), dim 8 ((l / 8) % 2): registers b0, b1 of key
+// tile 2 np, then b0, b1 of key tile 2 np + 1 (pairs stay in aligned registers); each K fragment
+// feeds both row tiles.
+template <typename T, int HD, int kN, bool kQRegs>
+__device__ __forceinline__ void scores_v2(float (&s)[2][kN / 8][4], const uint32_t (&qf)[2][kQRegs ? HD / 16 : 1][4],
+                                          const T* q_lane /*(32, kS) this warp's Q rows, lane offset*/,
+                                          const T* k_lane /*(kN, kS) keys of the step, lane offset*/) {
+  constexpr int kS = HD + kPad;
+#pragma unroll
+  for (int rt = 0; rt < 2; ++rt)
+#pragma unroll
+    for (int nt = 0; nt < kN / 8; ++nt) s[rt][nt][0] = s[rt][nt][1] = s[rt][nt][2] = s[rt][nt][3] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < HD / 16; ++kk) {
+    uint32_t a[2][4];
+#pragma unroll
+    for (int rt = 0; rt < 2; ++rt) {
+      if constexpr (kQRegs) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) a[rt][r] = qf[rt][kk][r];
+      } else {
+        ldmatrix_x4(a[rt], q_lane + rt * 16 * kS + kk * 16);
+      }
+    }
+#pragma unroll
+    for (int np = 0; np < kN / 16; ++np) {
+      uint32_t kb[4];
+      ldmatrix_x4(kb, k_lane + np * 16 * kS + kk * 16);
+#pragma unroll
+      for (int rt = 0; rt < 2; ++rt) {
+        mma16816<T>(s[rt][2 * np], a[rt], kb[0], kb[1]);
+        mma16816<T>(s[rt][2 * np + 1], a[rt], kb[2], kb[3]);
+      }
+    }
+  }
+}
+
+// Scores of keys a row may not see to -inf: keys >= Tk_b and, when causal, keys past the row's
+// position (row r of the sequence sees keys < shift + r + 1). row0: the sequence row of rt 0, e 0..1
+// of this thread; key0: the key of nt 0, e 0 (first key of the step + 2t). Compared as offsets within
+// the step (immediates) against each row's limit minus key0.
+template <int kN>
+__device__ __forceinline__ void mask_v2(float (&s)[2][kN / 8][4], int row0, int key0, int shift, int tk, bool causal) {
+#pragma unroll
+  for (int rt = 0; rt < 2; ++rt)
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+      const int row = row0 + rt * 16 + hf * 8;
+      const int lim = (causal ? min(tk, shift + row + 1) : tk) - key0;  // step offsets >= lim are hidden
+#pragma unroll
+      for (int nt = 0; nt < kN / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+          if (nt * 8 + e >= lim) s[rt][nt][2 * hf + e] = -INFINITY;
+    }
+}
+
+// Online softmax over one step, exp2 domain: s (raw scores, masked ones -inf) becomes P; m (running
+// max, scaled) and l (this thread's partial row sums) update; corr: the factor O must be scaled by
+// (pv_v2 applies it). Row (rt, hf) of this thread: s[rt][.][2 hf + e].
+template <int kN>
+__device__ __forceinline__ void softmax_v2(float (&s)[2][kN / 8][4], float (&m)[2][2], float (&l)[2][2],
+                                           float (&corr)[2][2], float scale_log2) {
+#pragma unroll
+  for (int rt = 0; rt < 2; ++rt)
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < kN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[rt][nt][2 * hf], s[rt][nt][2 * hf + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float mn = fmaxf(m[rt][hf], mx * scale_log2);
+      const float base = mn == -INFINITY ? 0.f : mn;  // a row with no visible key yet: P = 0, no NaN
+      corr[rt][hf] = exp2_ftz(m[rt][hf] - base);
+      m[rt][hf] = mn;
+      float sum = l[rt][hf] * corr[rt][hf];
+#pragma unroll
+      for (int nt = 0; nt < kN / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float& x = s[rt][nt][2 * hf + e];
+          x = exp2_ftz(fmaf(x, scale_log2, -base));
+          sum += x;
+        }
+      l[rt][hf] = sum;
+    }
+}
+
+// O = corr O + P V, one k16 slice of keys at a time. O is rescaled only when some row of the warp has
+// a new maximum (corr != 1; warp-uniform branch): after the first steps that is rare. P's A
+// fragments come from the accumulators of key tiles 2 kk (a0, a1) and 2 kk + 1 (a2, a3). fp16: all
+// of P packed first (half the registers of S), one MMA per fragment pair; bf16: P as hi + lo (two
+// MMAs), converted slice by slice just before their MMAs (taking S's room as S is consumed). V by
+// ldmatrix.x4.trans at v_lane (Q's lane pattern with rows = keys, columns = dims; transposed:
+// registers b0, b1 of dim tile 2 dp, then of 2 dp + 1), each feeding both row tiles.
+template <typename T, int HD, int kN>
+__device__ __forceinline__ void pv_v2(float (&o)[2][HD / 8][4], const float (&s)[2][kN / 8][4],
+                                      const float (&corr)[2][2],
+                                      const T* v_lane /*(kN, kS) values of the step, lane offset*/) {
+  constexpr int kS = HD + kPad;
+  constexpr bool kSplit = std::is_same_v<T, __nv_bfloat16>;
+  uint32_t pa[2][kN / 16][4];  // fp16: P's A fragments (row tile, slice)
+#pragma unroll
+  for (int rt = 0; rt < 2; ++rt)
+#pragma unroll
+    for (int kk = 0; kk < kN / 16; ++kk)
+#pragma unroll
+      for (int r = 0; r < 4; ++r)
+        pa[rt][kk][r] =
+            kSplit ? 0u : pack2<T>(s[rt][2 * kk + r / 2][(r % 2) * 2], s[rt][2 * kk + r / 2][(r % 2) * 2 + 1]);
+  const bool same = corr[0][0] == 1.f && corr[0][1] == 1.f && corr[1][0] == 1.f && corr[1][1] == 1.f;
+  if (!__all_sync(0xffffffffu, same)) {
+#pragma unroll
+    for (int rt = 0; rt < 2; ++rt)
+#pragma unroll
+      for (int i = 0; i < HD / 8; ++i)
+        o[rt][i][0] *= corr[rt][0], o[rt][i][1] *= corr[rt][0], o[rt][i][2] *= corr[rt][1], o[rt][i][3] *= corr[rt][1];
+  }
+#pragma unroll
+  for (int kk = 0; kk < kN / 16; ++kk) {
+    uint32_t ph[2][4], pl[2][4];
+#pragma unroll
+    for (int rt = 0; rt < 2; ++rt)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        if constexpr (kSplit) {
+          split_bf16x2(s[rt][2 * kk + r / 2][(r % 2) * 2], s[rt][2 * kk + r / 2][(r % 2) * 2 + 1], ph[rt][r],
+                       pl[rt][r]);
+        } else {
+          ph[rt][r] = pa[rt][kk][r];
+          pl[rt][r] = 0u;
+        }
+      }
+#pragma unroll
+    for (int dp = 0; dp < HD / 16; ++dp) {
+      uint32_t vb[4];
+      ldmatrix_x4_trans(vb, v_lane + kk * 16 * kS + dp * 16);
+#pragma unroll
+      for (int rt = 0; rt < 2; ++rt) {
+        mma16816<T>(o[rt][2 * dp], ph[rt], vb[0], vb[1]);
+        mma16816<T>(o[rt][2 * dp + 1], ph[rt], vb[2], vb[3]);
+        if constexpr (kSplit) {
+          mma16816<T>(o[rt][2 * dp], pl[rt], vb[0], vb[1]);
+          mma16816<T>(o[rt][2 * dp + 1], pl[rt], vb[2], vb[3]);
+        }
+      }
+    }
+  }
+}
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(kThreads, 2) flash_prefill_tc2(FlashPrefillParams p, float scale_log2) {
+  constexpr int kS = HD + kPad;       // shared row stride, elements
+  constexpr int kN = step_keys<HD>();  // keys per softmax step
+  constexpr bool kQRegs = HD <= 64;   // Q fragments kept in registers (hd 64) or read per step (hd 128)
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* qs = reinterpret_cast<T*>(smem_raw);  // (kBlockM2, kS); warp w's rows 32w .. are its O staging at the end
+  T* ks = qs + kBlockM2 * kS;              // (2, kBlockN, kS)
+  T* vs = ks + 2 * kBlockN * kS;           // (2, kBlockN, kS)
+
+  const int b = blockIdx.z, h = blockIdx.x;
+  SeqTile st;
+  st.q0 = p.cu_seqlens_q[b], st.tq = static_cast<int>(p.cu_seqlens_q[b + 1] - st.q0);
+  key_range(p, b, st.k0, st.tk);
+  st.m0 = static_cast<int>(gridDim.y - 1 - blockIdx.y) * kBlockM2;  // heaviest causal tiles first
+  if (st.m0 >= st.tq) return;
+  const int kvh = h / (p.heads / p.kv_heads);
+  const int shift = st.tk - st.tq;  // query i sits at key position shift + i
+  const int last_row = min(st.m0 + kBlockM2, st.tq) - 1;
+  const int kend = p.causal ? min(st.tk, shift + last_row + 1) : st.tk;  // keys [0, kend) are needed
+  const int ntiles = (kend + kBlockN - 1) / kBlockN;
+
+  const int64_t q_stride = static_cast<int64_t>(p.heads) * HD, kv_stride = static_cast<int64_t>(p.kv_heads) * HD;
+  const T* qg = static_cast<const T*>(p.q) + (st.q0 + st.m0) * q_stride + h * HD;  // (rows, ., HD)
+  const T* kg = static_cast<const T*>(p.k) + st.k0 * kv_stride + kvh * HD;        // (Tk, ., HD)
+  const int64_t v_bytes = reinterpret_cast<intptr_t>(p.v) - reinterpret_cast<intptr_t>(p.k);  // V row - K row
+
+  load_rows<T, HD, kBlockM2>(qs, qg, q_stride, st.tq - st.m0);
+  load_kv<T, HD>(ks, kg, v_bytes, kv_stride, st.tk);
+  cp_async_commit();
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int w0 = st.m0 + warp * 32;  // this warp's first row in the sequence
+  // Keys [0, w_kend) this warp needs (none when all its rows are past Tq_b; causal steps past its
+  // last row's diagonal are all -inf and would leave m, l, o unchanged), and keys [0, w_kfree) that
+  // every row of the warp sees (steps inside need no mask).
+  const int w_last = min(w0 + 32, st.tq) - 1;
+  const int w_kend = w0 >= st.tq ? 0 : p.causal ? min(st.tk, shift + w_last + 1) : st.tk;
+  const int w_kfree = p.causal ? min(st.tk, shift + w0 + 1) : st.tk;
+
+  // ldmatrix lane offsets (see scores_v2): Q and V share one pattern, K has its own.
+  const int qv_off = (((lane >> 3) & 1) * 8 + (lane & 7)) * kS + (lane >> 4) * 8;
+  const int k_off = ((lane >> 4) * 8 + (lane & 7)) * kS + ((lane >> 3) & 1) * 8;
+  const T* q_lane = qs + warp * 32 * kS + qv_off;
+  uint32_t qf[2][kQRegs ? HD / 16 : 1][4];  // Q A fragments (kQRegs): row tile, k16 step
+  float o[2][HD / 8][4];                    // output accumulator: row tile, dim tile (C layout)
+  float m[2][2], l[2][2];                   // running max (scaled) and partial sum: row tile, g / g + 8
+#pragma unroll
+  for (int rt = 0; rt < 2; ++rt) {
+#pragma unroll
+    for (int i = 0; i < HD / 8; ++i) o[rt][i][0] = o[rt][i][1] = o[rt][i][2] = o[rt][i][3] = 0.f;
+    m[rt][0] = m[rt][1] = -INFINITY, l[rt][0] = l[rt][1] = 0.f;
+  }
+
+  for (int j = 0; j < ntiles; ++j) {
+    if (j + 1 < ntiles) {
+      const int nb = (j + 1) & 1, kn = (j + 1) * kBlockN;
+      load_kv<T, HD>(ks + nb * kBlockN * kS, kg + kn * kv_stride, v_bytes, kv_stride, st.tk - kn);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    if constexpr (kQRegs) {
+      if (j == 0 && w_kend > 0) {
+#pragma unroll
+        for (int rt = 0; rt < 2; ++rt)
+#pragma unroll
+          for (int kk = 0; kk < HD / 16; ++kk) ldmatrix_x4(qf[rt][kk], q_lane + rt * 16 * kS + kk * 16);
+      }
+    }
+#pragma unroll 1
+    for (int n0 = 0; n0 < kBlockN; n0 += kN) {
+      const int key0 = j * kBlockN + n0;  // first key of the step
+      if (key0 >= w_kend) break;          // warp-uniform
+      const int boff = (j & 1) * kBlockN * kS + n0 * kS;  // the step's rows in the K and V buffers
+      float s[2][kN / 8][4];
+      scores_v2<T, HD, kN, kQRegs>(s, qf, q_lane, ks + boff + k_off);
+      if (key0 + kN > w_kfree) mask_v2<kN>(s, w0 + g, key0 + 2 * t, shift, st.tk, p.causal);
+      float corr[2][2];
+      softmax_v2<kN>(s, m, l, corr, scale_log2);
+      pv_v2<T, HD, kN>(o, s, corr, vs + boff + qv_off);
+    }
+    __syncthreads();  // buffer j & 1 is refilled by iteration j + 1's prefetch
+  }
+  if (w_kend == 0) return;  // no rows of this warp inside the sequence (no barrier follows)
+
+  // Finish the row sums over the quad, normalise, stage O in this warp's own Q rows (only this warp
+  // ever read them), then 16-byte stores of the rows inside the sequence.
+  T* os = qs + warp * 32 * kS;  // (32, kS)
+#pragma unroll
+  for (int rt = 0; rt < 2; ++rt)
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+      float sum = l[rt][hf];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const float inv = 1.f / sum;
+      T* orow = os + (rt * 16 + hf * 8 + g) * kS + 2 * t;
+#pragma unroll
+      for (int i = 0; i < HD / 8; ++i)
+        *reinterpret_cast<uint32_t*>(orow + i * 8) = pack2<T>(o[rt][i][2 * hf] * inv, o[rt][i][2 * hf + 1] * inv);
+    }
+  __syncwarp();
+  constexpr int kChunks = HD / 8;  // 16-byte chunks per row
+  T* out = static_cast<T*>(p.out) + (st.q0 + w0) * q_stride + h * HD;  // (Tq - w0, ., HD)
+  const int rows = min(32, st.tq - w0);
+  for (int i = lane; i < rows * kChunks; i += 32) {
+    const int r = i / kChunks, c = (i % kChunks) * 8;
+    *reinterpret_cast<uint4*>(out + r * q_stride + c) = *reinterpret_cast<const uint4*>(os + r * kS + c);
+  }
+}
+
+// Prefill version for fp16 / bf16 at head_dim 64 and 128: v2 (the default), or v1.1 with the
+// environment variable MINFER_PREFILL=v1, for an A/B timing in one run. Read once.
+bool prefill_v1_selected() {
+  static const bool v1 = [] {
+    const char* v = std::getenv("MINFER_PREFILL");
+    return v && std::string(v) == "v1";
+  }();
+  return v1;
+}
+
+// Query tiles go on grid y (at most 65535 of them: Tq_b up to 8,388,480).
+template <typename T, int HD>
+Status launch_tc2(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
+  constexpr int kSmem = (kBlockM2 + 4 * kBlockN) * (HD + kPad) * static_cast<int>(sizeof(T));
+  const unsigned m_blocks = kern::blocks_for(p.max_seqlen_q, kBlockM2);
+  MINFER_CUDA_RETURN(
+      cudaFuncSetAttribute(flash_prefill_tc2<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  // Heads fastest, query tiles reversed: every head's heaviest causal tile is issued before any lighter one.
+  const dim3 grid(static_cast<unsigned>(p.heads), m_blocks, static_cast<unsigned>(p.batch));
+  flash_prefill_tc2<T, HD><<<grid, kThreads, kSmem, stream>>>(p, scale_log2);
+  MINFER_LAUNCH_RETURN();
+  return Status::ok();
+}
+
 // ---- scalar fp32 path ---------------------------------------------------------------------------
 
 constexpr int kRowsPerBlock = 4;  // one warp per query row
@@ -341,12 +719,23 @@ Status launch_f32(const FlashPrefillParams& p, float scale_log2, cudaStream_t st
   return Status::ok();
 }
 
+// fp16 / bf16: v2 at head_dim 64 and 128 unless MINFER_PREFILL=v1 (or a sequence has more query
+// tiles than v2's grid holds); v1.1 otherwise.
+template <typename T, int HD>
+Status launch_half(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
+  if constexpr (HD == 64 || HD == 128) {
+    if (!prefill_v1_selected() && kern::blocks_for(p.max_seqlen_q, kBlockM2) <= 65535)
+      return launch_tc2<T, HD>(p, scale_log2, stream);
+  }
+  return launch_tc<T, HD>(p, scale_log2, stream);
+}
+
 template <int HD>
 Status launch_hd(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
   switch (p.dtype) {
     case DType::F32: return launch_f32<HD>(p, scale_log2, stream);
-    case DType::F16: return launch_tc<__half, HD>(p, scale_log2, stream);
-    case DType::BF16: return launch_tc<__nv_bfloat16, HD>(p, scale_log2, stream);
+    case DType::F16: return launch_half<__half, HD>(p, scale_log2, stream);
+    case DType::BF16: return launch_half<__nv_bfloat16, HD>(p, scale_log2, stream);
   }
   return Status::error("dtype: unsupported value " + std::to_string(static_cast<int>(p.dtype)));
 }
