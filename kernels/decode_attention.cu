@@ -292,7 +292,6 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
         kern::mma16816<T>(s[nt], qf[kk], *reinterpret_cast<const uint32_t*>(kr + kk * 16),
                           *reinterpret_cast<const uint32_t*>(kr + kk * 16 + 8));
     }
-    float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
@@ -300,28 +299,8 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
         const bool ok = key0 + nt * 8 + t * 2 + e < kend;
         s[nt][e] = ok ? s[nt][e] * scale_log2 : -INFINITY;
         s[nt][2 + e] = ok ? s[nt][2 + e] * scale_log2 : -INFINITY;
-        mx_a = fmaxf(mx_a, s[nt][e]);
-        mx_b = fmaxf(mx_b, s[nt][2 + e]);
       }
-#pragma unroll
-    for (int off = 1; off < 4; off <<= 1) {
-      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
-      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
-    }
-    const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-    const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
-    const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
-    m_a = mn_a, m_b = mn_b;
-    l_a *= corr_a, l_b *= corr_b;
-#pragma unroll
-    for (int i = 0; i < HD / 8; ++i) o[i][0] *= corr_a, o[i][1] *= corr_a, o[i][2] *= corr_b, o[i][3] *= corr_b;
-#pragma unroll
-    for (int nt = 0; nt < 2; ++nt) {
-      s[nt][0] = exp2f(s[nt][0] - base_a), s[nt][1] = exp2f(s[nt][1] - base_a);
-      s[nt][2] = exp2f(s[nt][2] - base_b), s[nt][3] = exp2f(s[nt][3] - base_b);
-      l_a += s[nt][0] + s[nt][1];
-      l_b += s[nt][2] + s[nt][3];
-    }
+    kern::softmax_step(s, o, m_a, m_b, l_a, l_b);
 
     // O += P V over the 16 keys; P as hi + lo in T.
     const uint32_t ph[4] = {kern::pack2<T>(s[0][0], s[0][1]), kern::pack2<T>(s[0][2], s[0][3]),
@@ -474,13 +453,24 @@ int decode_waves() {
   return waves;
 }
 
+// Fewest keys per split: 128, or MINFER_DECODE_MIN_KEYS (16..65536) for an A/B timing (a larger value
+// leaves short caches with one split and no combine launch). Read once.
+int64_t min_keys_per_split() {
+  static const int64_t keys = [] {
+    const char* v = std::getenv("MINFER_DECODE_MIN_KEYS");
+    const int64_t k = v ? std::atoll(v) : kMinKeysPerSplit;
+    return k >= 16 && k <= 65536 ? k : int64_t{kMinKeysPerSplit};
+  }();
+  return keys;
+}
+
 }  // namespace
 
 int decode_attention_splits(int batch, int heads, int kv_heads, int max_kv_len, int num_sms) {
   const int groups = (heads / std::max(kv_heads, 1) + kMaxGroup - 1) / kMaxGroup;
   const int64_t work = static_cast<int64_t>(batch) * kv_heads * groups;  // blocks with one split
   const int64_t want = (decode_waves() * static_cast<int64_t>(num_sms) + work - 1) / std::max<int64_t>(work, 1);
-  const int64_t cap = (static_cast<int64_t>(max_kv_len) + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
+  const int64_t cap = (static_cast<int64_t>(max_kv_len) + min_keys_per_split() - 1) / min_keys_per_split();
   return static_cast<int>(std::clamp<int64_t>(std::min(want, cap), 1, kMaxSplits));
 }
 

@@ -45,7 +45,8 @@ struct DecodeAttentionParams {
 };
 
 // Splits for a work size: enough blocks to fill about two waves of num_sms (MINFER_DECODE_WAVES=N: N
-// waves, for A/B timing), each split at least 128 keys, at most 64 splits, at least 1.
+// waves, for A/B timing), each split at least 128 keys (MINFER_DECODE_MIN_KEYS=N: N), at most 64
+// splits, at least 1.
 int decode_attention_splits(int batch, int heads, int kv_heads, int max_kv_len, int num_sms);
 
 // Workspace the combine pass needs (0 when num_splits is 1): partial outputs and log-sum-exps.

@@ -86,8 +86,26 @@ __device__ __forceinline__ void key_range(const FlashPrefillParams& p, int b, in
 struct SeqTile {
   int64_t q0, k0;  // first query / key row of the sequence
   int tq, tk;      // Tq_b, Tk_b
-  int m0;          // first query row of this block within the sequence
+  int m0;          // first query row of this block within the sequence (>= tq: nothing to do)
+  int kvh;         // KV head of query head h
+  int shift;       // query i sits at key position shift + i (Tk_b - Tq_b)
+  int kend;        // keys [0, kend) are needed by some row of the block
+  int ntiles;      // key tiles of kBlockN covering [0, kend)
 };
+
+// The block of query rows [tile * block_m, + block_m) of sequence b and query head h.
+__device__ __forceinline__ SeqTile seq_tile(const FlashPrefillParams& p, int b, int h, int tile, int block_m) {
+  SeqTile st;
+  st.q0 = p.cu_seqlens_q[b], st.tq = static_cast<int>(p.cu_seqlens_q[b + 1] - st.q0);
+  key_range(p, b, st.k0, st.tk);
+  st.m0 = tile * block_m;
+  st.kvh = h / (p.heads / p.kv_heads);
+  st.shift = st.tk - st.tq;
+  const int last_row = min(st.m0 + block_m, st.tq) - 1;
+  st.kend = p.causal ? min(st.tk, st.shift + last_row + 1) : st.tk;
+  st.ntiles = (st.kend + kBlockN - 1) / kBlockN;
+  return st;
+}
 
 template <typename T, int HD>
 __global__ void __launch_bounds__(kThreads) flash_prefill_tc(FlashPrefillParams p, float scale_log2, bool k_ldsm) {
@@ -98,16 +116,9 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_tc(FlashPrefillParams 
   T* vs = ks + 2 * kBlockN * kS;           // (2, kBlockN, kS)
 
   const int b = blockIdx.z, h = blockIdx.y;
-  SeqTile st;
-  st.q0 = p.cu_seqlens_q[b], st.tq = static_cast<int>(p.cu_seqlens_q[b + 1] - st.q0);
-  key_range(p, b, st.k0, st.tk);
-  st.m0 = static_cast<int>(gridDim.x - 1 - blockIdx.x) * kBlockM;  // heaviest causal tiles first
+  const SeqTile st = seq_tile(p, b, h, static_cast<int>(gridDim.x - 1 - blockIdx.x), kBlockM);  // heaviest first
   if (st.m0 >= st.tq) return;
-  const int kvh = h / (p.heads / p.kv_heads);
-  const int shift = st.tk - st.tq;  // query i sits at key position shift + i
-  const int last_row = min(st.m0 + kBlockM, st.tq) - 1;
-  const int kend = p.causal ? min(st.tk, shift + last_row + 1) : st.tk;  // keys [0, kend) are needed
-  const int ntiles = (kend + kBlockN - 1) / kBlockN;
+  const int kvh = st.kvh, shift = st.shift, ntiles = st.ntiles;
 
   const int64_t q_stride = static_cast<int64_t>(p.heads) * HD, kv_stride = static_cast<int64_t>(p.kv_heads) * HD;
   const T* qg = static_cast<const T*>(p.q) + (st.q0 + st.m0) * q_stride + h * HD;  // (rows, ., HD)
@@ -181,10 +192,9 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_tc(FlashPrefillParams 
       }
     }
 
-    // Mask, scale to the exp2 domain, row maxima over the tile.
+    // Mask and scale to the exp2 domain, then the online-softmax step.
     const int lim_a = p.causal ? min(st.tk, shift + row_a + 1) : st.tk;  // keys < lim are visible
     const int lim_b = p.causal ? min(st.tk, shift + row_a + 9) : st.tk;
-    float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
     for (int nt = 0; nt < kBlockN / 8; ++nt) {
 #pragma unroll
@@ -192,29 +202,9 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_tc(FlashPrefillParams 
         const int key = j * kBlockN + nt * 8 + t * 2 + e;
         s[nt][e] = key < lim_a ? s[nt][e] * scale_log2 : -INFINITY;
         s[nt][2 + e] = key < lim_b ? s[nt][2 + e] * scale_log2 : -INFINITY;
-        mx_a = fmaxf(mx_a, s[nt][e]);
-        mx_b = fmaxf(mx_b, s[nt][2 + e]);
       }
     }
-#pragma unroll
-    for (int off = 1; off < 4; off <<= 1) {
-      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
-      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
-    }
-    const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-    const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
-    const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
-    m_a = mn_a, m_b = mn_b;
-    l_a *= corr_a, l_b *= corr_b;
-#pragma unroll
-    for (int i = 0; i < HD / 8; ++i) o[i][0] *= corr_a, o[i][1] *= corr_a, o[i][2] *= corr_b, o[i][3] *= corr_b;
-#pragma unroll
-    for (int nt = 0; nt < kBlockN / 8; ++nt) {
-      s[nt][0] = exp2f(s[nt][0] - base_a), s[nt][1] = exp2f(s[nt][1] - base_a);
-      s[nt][2] = exp2f(s[nt][2] - base_b), s[nt][3] = exp2f(s[nt][3] - base_b);
-      l_a += s[nt][0] + s[nt][1];
-      l_b += s[nt][2] + s[nt][3];
-    }
+    kern::softmax_step(s, o, m_a, m_b, l_a, l_b);
 
     // O += P V, 16 keys per step; P as hi + lo in T.
 #pragma unroll
@@ -517,16 +507,9 @@ __global__ void __launch_bounds__(kThreads, 2) flash_prefill_tc2(FlashPrefillPar
   T* vs = ks + 2 * kBlockN * kS;           // (2, kBlockN, kS)
 
   const int b = blockIdx.z, h = blockIdx.x;
-  SeqTile st;
-  st.q0 = p.cu_seqlens_q[b], st.tq = static_cast<int>(p.cu_seqlens_q[b + 1] - st.q0);
-  key_range(p, b, st.k0, st.tk);
-  st.m0 = static_cast<int>(gridDim.y - 1 - blockIdx.y) * kBlockM2;  // heaviest causal tiles first
+  const SeqTile st = seq_tile(p, b, h, static_cast<int>(gridDim.y - 1 - blockIdx.y), kBlockM2);  // heaviest first
   if (st.m0 >= st.tq) return;
-  const int kvh = h / (p.heads / p.kv_heads);
-  const int shift = st.tk - st.tq;  // query i sits at key position shift + i
-  const int last_row = min(st.m0 + kBlockM2, st.tq) - 1;
-  const int kend = p.causal ? min(st.tk, shift + last_row + 1) : st.tk;  // keys [0, kend) are needed
-  const int ntiles = (kend + kBlockN - 1) / kBlockN;
+  const int kvh = st.kvh, shift = st.shift, ntiles = st.ntiles;
 
   const int64_t q_stride = static_cast<int64_t>(p.heads) * HD, kv_stride = static_cast<int64_t>(p.kv_heads) * HD;
   const T* qg = static_cast<const T*>(p.q) + (st.q0 + st.m0) * q_stride + h * HD;  // (rows, ., HD)

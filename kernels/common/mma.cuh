@@ -1,9 +1,11 @@
 // kernels/common/mma.cuh: the tensor-core and async-copy primitives the attention kernels share
-// (kernels/flash_prefill.cu, kernels/decode_attention.cu): mma.sync m16n8k16 with fp32 accumulators
+// (kernels/flash_prefill.cu, kernels/decode_attention.cu): the two-row online-softmax step,
+// mma.sync m16n8k16 with fp32 accumulators
 // for fp16 and bf16, packing two floats into one register of the storage type (and the part that
 // rounding loses, for the hi + lo split of probabilities), cp.async 16-byte copies with zero fill,
 // and ldmatrix.x4.trans.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include <cuda_bf16.h>
@@ -47,6 +49,42 @@ template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float x, fl
 // x minus its rounding to T (the part pack2 loses).
 template <typename T> __device__ __forceinline__ float round_rest(float x) {
   return x - to_float(from_float<T>(x));
+}
+
+// One online-softmax step (FlashAttention-2, exp2 domain) for the rows a (g) and b (g + 8) of an m16
+// tile over NT key tiles of 8: s holds the scores in the C layout (s[nt][0..1] row a, s[nt][2..3]
+// row b), already masked (-inf) and scaled by log2(e) / sqrt(hd). Folds the rows' maxima over the
+// quad into m, rescales l and the output accumulator o (NO dim tiles of 8) by exp2(m_old - m_new),
+// and replaces s by exp2(s - m_new), adding this thread's part of the row sums to l. A row with every
+// key masked so far keeps m = -inf and gets zeros (its base is taken as 0).
+template <int NT, int NO>
+__device__ __forceinline__ void softmax_step(float (&s)[NT][4], float (&o)[NO][4], float& m_a, float& m_b, float& l_a,
+                                             float& l_b) {
+  float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    mx_a = fmaxf(mx_a, fmaxf(s[nt][0], s[nt][1]));
+    mx_b = fmaxf(mx_b, fmaxf(s[nt][2], s[nt][3]));
+  }
+#pragma unroll
+  for (int off = 1; off < 4; off <<= 1) {
+    mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
+    mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
+  }
+  const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
+  const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
+  const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
+  m_a = mn_a, m_b = mn_b;
+  l_a *= corr_a, l_b *= corr_b;
+#pragma unroll
+  for (int i = 0; i < NO; ++i) o[i][0] *= corr_a, o[i][1] *= corr_a, o[i][2] *= corr_b, o[i][3] *= corr_b;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    s[nt][0] = exp2f(s[nt][0] - base_a), s[nt][1] = exp2f(s[nt][1] - base_a);
+    s[nt][2] = exp2f(s[nt][2] - base_b), s[nt][3] = exp2f(s[nt][3] - base_b);
+    l_a += s[nt][0] + s[nt][1];
+    l_b += s[nt][2] + s[nt][3];
+  }
 }
 
 // 16 bytes global -> shared, asynchronously; zero-filled when !valid (src is then not read).
