@@ -45,6 +45,10 @@ struct GemvArgs {
   void* y;             // (R, N)
   const void* resid;   // (R, N) or null
   const void* norm_w;  // (K) or null
+  const float* rstd_in;     // (R) with norm_w
+  float* rstd_out;          // (R) or null: the residual epilogue also produces the new rows' rstd
+  float* partials;          // (R, gridDim.x) with rstd_out
+  unsigned* counters;       // (ceil(R / RT)) with rstd_out, zero between launches
   float eps;
   int64_t rows, in, out;
   int split;
@@ -58,63 +62,51 @@ __device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
     for (int off = 16; off > 0; off /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
 }
 
-// RMSNorm prologue: rows [r0, r0 + nr) of x into xs (nr, K), normalised and rounded to T.
-template <typename T, int RT>
-__device__ __forceinline__ void norm_rows(const T* __restrict__ x, const T* __restrict__ gamma, T* xs, int64_t in,
-                                          int nr, float eps) {
-  constexpr int V = kern::kVec16<T>;
-  using P = kern::Pack<T, V>;
-  __shared__ float red[kWarps][RT];
-  const int64_t packs = in / V;
-  const P* xp = reinterpret_cast<const P*>(x);
-  P* sp = reinterpret_cast<P*>(xs);
-  float ss[RT] = {};
-#pragma unroll
-  for (int r = 0; r < RT; ++r) {
-    if (r >= nr) break;
-    for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
-      const P v = load_ro(xp + r * packs + i);
-      sp[r * packs + i] = v;
-      float f[V];
-      kern::unpack(v, f);
-#pragma unroll
-      for (int j = 0; j < V; ++j) ss[r] += f[j] * f[j];
-    }
+// rstd_out[r] = 1 / sqrt(mean(row r of y)^2 + eps) for the rows of this block row, from every block's
+// partial sum of squares of its outputs (this block's: sq[j][r], j < per_block): each block writes its
+// partial, the last block to finish (a counter per block row) sums them in block order, so the result
+// does not depend on scheduling, writes rstd_out and resets the counter for the next launch.
+template <int RT>
+__device__ __forceinline__ void produce_rstd(const GemvArgs& a, const float (&sq)[kWarps][RT], int per_block,
+                                             int64_t r0, int nr) {
+  __shared__ float red[kThreads];
+  __shared__ bool last;
+  const int t = static_cast<int>(threadIdx.x);
+  if (t < nr) {
+    float s = 0.f;
+    for (int j = 0; j < per_block; ++j) s += sq[j][t];
+    a.partials[(r0 + t) * gridDim.x + blockIdx.x] = s;
   }
-  warp_sum(ss);
-  const int warp = static_cast<int>(threadIdx.x) / 32;
-  if (threadIdx.x % 32 == 0)
-#pragma unroll
-    for (int r = 0; r < RT; ++r) red[warp][r] = ss[r];
+  __threadfence();
   __syncthreads();
-  const P* gp = reinterpret_cast<const P*>(gamma);
-#pragma unroll
-  for (int r = 0; r < RT; ++r) {
-    if (r >= nr) break;
-    float tot = 0.f;
-#pragma unroll
-    for (int q = 0; q < kWarps; ++q) tot += red[q][r];
-    const float rstd = rsqrtf(tot / static_cast<float>(in) + eps);
-    for (int64_t i = threadIdx.x; i < packs; i += kThreads) {  // the packs this thread stored
-      float a[V], g[V];
-      kern::unpack(sp[r * packs + i], a);
-      kern::unpack(load_ro(gp + i), g);
-#pragma unroll
-      for (int j = 0; j < V; ++j) a[j] = a[j] * rstd * g[j];
-      sp[r * packs + i] = kern::pack<T, V>(a);
+  if (t == 0) last = atomicAdd(&a.counters[blockIdx.y], 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int r = 0; r < nr; ++r) {
+    float s = 0.f;
+    for (unsigned b = static_cast<unsigned>(t); b < gridDim.x; b += kThreads) s += __ldcg(&a.partials[(r0 + r) * gridDim.x + b]);
+    red[t] = s;
+    __syncthreads();
+    for (int stride = kThreads / 2; stride > 0; stride /= 2) {
+      if (t < stride) red[t] += red[t + stride];
+      __syncthreads();
     }
+    if (t == 0) a.rstd_out[r0 + r] = rsqrtf(red[0] / static_cast<float>(a.out) + a.eps);
+    __syncthreads();
   }
-  __syncthreads();
+  if (t == 0) a.counters[blockIdx.y] = 0u;
 }
 
 // grid (ceil(N / outputs per block), ceil(R / RT)). Warp w: virtual feature w / S of the block (a
 // SwiGLU output has two: gate, up), K slice w % S. Every block calls pdl_wait() (kernels/common/pdl.cuh).
+// NORM: x is normalised on the fly, round(x * rstd_in[r] * norm_w), as each warp reads its packs.
 template <typename T, int RT, bool NORM, int EPI>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
   constexpr int V = kern::kVec16<T>;
   using P = kern::Pack<T, V>;
-  extern __shared__ __align__(16) unsigned char gemv_xs[];  // NORM: (RT, K) normalised rows
   __shared__ float partial[kWarps][RT];
+  __shared__ float sq[kWarps][RT];  // residual epilogue with rstd_out: squares of the new rows
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int split = a.split, part = warp % split, vf = warp / split;
   const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);  // outputs per block
@@ -133,15 +125,13 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
     if (active && first + u * step < packs) wv[u] = load_stream(wp + first + u * step);
   kern::pdl_wait();
 
-  const T* xrows;  // (nr, K)
+  const P* xp = static_cast<const P*>(a.x) + r0 * packs;  // (nr, K / V)
+  const P* gp = static_cast<const P*>(a.norm_w);           // (K / V), NORM
+  float rs[RT] = {};                                        // NORM: rstd of each row
   if constexpr (NORM) {
-    T* xs = reinterpret_cast<T*>(gemv_xs);
-    norm_rows<T, RT>(static_cast<const T*>(a.x) + r0 * a.in, static_cast<const T*>(a.norm_w), xs, a.in, nr, a.eps);
-    xrows = xs;
-  } else {
-    xrows = static_cast<const T*>(a.x) + r0 * a.in;
+#pragma unroll
+    for (int r = 0; r < RT; ++r) rs[r] = r < nr ? a.rstd_in[r0 + r] : 0.f;
   }
-  const P* xp = reinterpret_cast<const P*>(xrows);
 
   float acc[RT] = {};
   if (active) {
@@ -155,14 +145,18 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t i = i0 + u * step;
         if (i >= packs) break;
-        float wf[V];
+        float wf[V], g[V];
         kern::unpack(wv[u], wf);
+        if constexpr (NORM) kern::unpack(load_ro(gp + i), g);
 #pragma unroll
         for (int r = 0; r < RT; ++r) {
           if (r >= nr) break;
           float xf[V];
-          if constexpr (NORM) kern::unpack(xp[r * packs + i], xf);
-          else kern::unpack(load_ro(xp + r * packs + i), xf);
+          kern::unpack(load_ro(xp + r * packs + i), xf);
+          if constexpr (NORM) {
+#pragma unroll
+            for (int j = 0; j < V; ++j) xf[j] = kern::to_float(kern::from_float<T>(xf[j] * rs[r] * g[j]));
+          }
 #pragma unroll
           for (int j = 0; j < V; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
         }
@@ -178,25 +172,37 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
   // Epilogue: thread t finishes output t / RT of the block for row t % RT.
   const int t = static_cast<int>(threadIdx.x), j = t / RT, r = t % RT;
   const int64_t oj = static_cast<int64_t>(blockIdx.x) * per_block + j;
-  if (j >= per_block || r >= nr || oj >= a.out) return;
+  const bool mine = j < per_block && r < nr && oj < a.out;
   const int64_t at = (r0 + r) * a.out + oj;
   T* y = static_cast<T*>(a.y);
   if constexpr (EPI == kSwiglu) {
+    if (!mine) return;
     float gs = 0.f, us = 0.f;
     for (int q = 0; q < split; ++q) gs += partial[(2 * j) * split + q][r], us += partial[(2 * j + 1) * split + q][r];
     gs = kern::to_float(kern::from_float<T>(gs));
     us = kern::to_float(kern::from_float<T>(us));
     y[at] = kern::from_float<T>(gs / (1.f + expf(-gs)) * us);
+  } else if constexpr (EPI == kResidual) {
+    float nv = 0.f;  // the new residual value, as stored
+    if (mine) {
+      float v = 0.f;
+      for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
+      if (a.bias) v += kern::to_float(static_cast<const T*>(a.bias)[oj]);
+      const float yr = kern::to_float(kern::from_float<T>(v));
+      const T stored = kern::from_float<T>(kern::to_float(static_cast<const T*>(a.resid)[at]) + yr);
+      y[at] = stored;
+      nv = kern::to_float(stored);
+    }
+    if (!a.rstd_out) return;  // uniform over the grid
+    if (j < kWarps) sq[j][r] = nv * nv;
+    __syncthreads();
+    produce_rstd<RT>(a, sq, per_block, r0, nr);
   } else {
+    if (!mine) return;
     float v = 0.f;
     for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
     if (a.bias) v += kern::to_float(static_cast<const T*>(a.bias)[oj]);
-    if constexpr (EPI == kResidual) {
-      const float yr = kern::to_float(kern::from_float<T>(v));
-      y[at] = kern::from_float<T>(kern::to_float(static_cast<const T*>(a.resid)[at]) + yr);
-    } else {
-      y[at] = kern::from_float<T>(v);
-    }
+    y[at] = kern::from_float<T>(v);
   }
 }
 
@@ -218,17 +224,14 @@ int sm_count() {
   return sms;
 }
 
-size_t norm_smem(const GemvParams& p) {
-  return p.norm_weight ? static_cast<size_t>(rows_tile(p.rows)) * static_cast<size_t>(p.in) * dtype_size(p.dtype)
-                       : 0;
-}
 
 template <typename T, int RT, bool NORM, int EPI>
 Status launch(const GemvParams& p, int split, cudaStream_t stream) {
   const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);
   const dim3 grid(kern::blocks_for(p.out, per_block), kern::blocks_for(p.rows, RT));
-  const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_weight, p.norm_eps, p.rows, p.in, p.out, split};
-  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, NORM, EPI>, grid, dim3(kThreads), norm_smem(p), stream, a));
+  const GemvArgs a{p.x,        p.w,         p.bias,      p.y,        p.residual, p.norm_weight, p.norm_rstd,
+                   p.rstd_out, p.rstd_partials, p.rstd_counters, p.norm_eps, p.rows, p.in, p.out, split};
+  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, NORM, EPI>, grid, dim3(kThreads), 0, stream, a));
   return Status::ok();
 }
 
@@ -278,10 +281,9 @@ Status check(const GemvParams& p, int split) {
   MINFER_REQUIRE(!(p.swiglu && p.residual), "residual", "not supported with swiglu");
   MINFER_REQUIRE(!(p.norm_weight && p.residual), "residual", "not supported with norm_weight");
   MINFER_REQUIRE(!p.swiglu || p.norm_weight, "norm_weight", "swiglu needs the RMSNorm prologue (the one fused form)");
-  MINFER_REQUIRE(norm_smem(p) <= kGemvNormSmemBytes, "rows",
-                 std::to_string(p.rows) + " rows of " + std::to_string(p.in) + " need " +
-                     std::to_string(norm_smem(p)) + " bytes of shared memory for the RMSNorm prologue (limit " +
-                     std::to_string(kGemvNormSmemBytes) + ")");
+  MINFER_REQUIRE(!p.norm_weight == !p.norm_rstd, "norm_rstd", "norm_weight and norm_rstd go together");
+  MINFER_REQUIRE(!p.rstd_out || (p.residual && p.rstd_partials && p.rstd_counters), "rstd_out",
+                 "needs residual, rstd_partials and rstd_counters");
   MINFER_REQUIRE(p.norm_eps >= 0.f, "norm_eps", "must be >= 0");
   return Status::ok();
 }

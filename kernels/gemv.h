@@ -1,14 +1,18 @@
 // kernels/gemv.h: the GEMV kernel for decode rows (R small), plain or fused with what surrounds a
 // projection in a decoder layer, so that a decode step needs no separate RMSNorm, residual-add or
 // SwiGLU launches. Versions: v1 (plain, in kernels/gemm.cu until it moved here), v2 (this one): the
-// same warp layout plus weight prefetch across programmatic dependent launch, an RMSNorm prologue,
-// and residual / SwiGLU epilogues.
+// same warp layout plus weight prefetch across programmatic dependent launch, RMSNorm applied to x
+// as it is read, and residual (+ next rstd) / SwiGLU epilogues.
 //
 // y (R, N) = x (R, K) W (N, K)^T (+ bias (N)), row-major, fp32 accumulation, with optionally:
-//  - norm_weight (K): x is first replaced by round(x * rstd(x) * norm_weight), rstd = 1 / sqrt(mean
-//    (x^2) + eps) per row: RMSNorm as kernels/rmsnorm computes and rounds it (ref::rmsnorm);
+//  - norm_weight (K) with norm_rstd (R): x is replaced by round(x * norm_rstd[r] * norm_weight), the
+//    RMSNorm of kernels/rmsnorm with its rstd = 1 / sqrt(mean(x^2) + eps) computed before (by
+//    kernels/rmsnorm's rstd_out, or by the residual epilogue below), applied as each warp reads x;
 //  - residual (R, N): y = round(residual + round(x W^T + bias)), the engine's residual add (y may
-//    alias residual: each element is read and written by one thread);
+//    alias residual: each element is read and written by one thread); with rstd_out it also writes
+//    the rstd of each new row (eps = norm_eps) for the next GEMV's norm: every block stores its
+//    partial sum of squares, the last block of each block row (an atomic counter) sums them in block
+//    order (deterministic) and resets the counter;
 //  - swiglu: W is (2N, K), rows [0, N) gate and [N, 2N) up; y = round(silu(g) * u) with g, u the
 //    rounded gate and up outputs (ref::swiglu over a fused [gate | up] projection).
 // Rounding points are the unfused sequence's: fused and unfused runs differ only in fp32 summation
@@ -18,8 +22,11 @@
 // summing one K slice; SwiGLU pairs a gate warp group with an up warp group, S <= 4) for RT rows
 // (RT in 1, 2, 4, 8, 16: the smallest covering R, more block rows beyond 16). Each lane streams
 // 16-byte packs of W (evict-first), 4 in flight; the first 4 are loaded before pdl_wait() (weights
-// do not depend on the previous kernel). x comes through
-// the read-only cache, or, with norm_weight, from shared memory where the block normalised it.
+// do not depend on the previous kernel). x (and norm_weight) come through the read-only cache.
+// History: the first fused version normalised x in a per-block prologue (two dependent L2 round
+// trips and barriers before the first FMA): measured slower than the unfused step on an H200
+// (qwen3-0.6b b1 1.16 vs 0.94 ms/step). This version (rstd computed once by the producer, the norm
+// applied in the loop) is compiled and CPU-tested, not yet timed.
 // Dimension legend: R rows, K in features, N out features, S split, V = elements per 16-byte pack.
 #pragma once
 #include <cstdint>
@@ -40,20 +47,20 @@ struct GemvParams {
   int64_t rows = 0;                   // R
   int64_t in = 0;                     // K
   int64_t out = 0;                    // N
-  const void* norm_weight = nullptr;  // (K) or null: RMSNorm prologue
-  float norm_eps = 0.f;
+  const void* norm_weight = nullptr;  // (K) or null: RMSNorm of x on the fly
+  const float* norm_rstd = nullptr;   // (R) with norm_weight: each row's 1 / sqrt(mean(x^2) + eps)
+  float norm_eps = 0.f;               // eps of the rstd that rstd_out produces
   const void* residual = nullptr;     // (R, N) or null: residual epilogue; may alias y
+  float* rstd_out = nullptr;          // (R) or null: with residual, the rstd of each new row
+  float* rstd_partials = nullptr;     // (R, N) fp32 scratch with rstd_out
+  unsigned* rstd_counters = nullptr;  // (R) with rstd_out: zero before the first launch; left zero
   bool swiglu = false;                // SwiGLU epilogue
   int split = 0;                      // S: 1, 2, 4 or 8 (<= 4 with swiglu); 0 picks one from N, K, SMs
 };
 
-// Largest shared memory the RMSNorm prologue may use (RT x K elements): beyond it the caller runs the
-// unfused sequence (gemv_fused_supports says which).
-inline constexpr size_t kGemvNormSmemBytes = 48 * 1024;
-
 // Checks the params (naming the field at fault), then launches on `stream` (with PDL where enabled).
 Status gemv_fused_forward(const GemvParams& p, cudaStream_t stream);
-// Whether gemv_fused_forward accepts p (alignment, K a multiple of V, prologue within shared memory).
+// Whether gemv_fused_forward accepts p (alignment, K a multiple of V, a fused form it holds).
 bool gemv_fused_supports(const GemvParams& p);
 // The split used when p.split is 0.
 int gemv_default_split(const GemvParams& p);
