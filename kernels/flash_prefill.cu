@@ -2,7 +2,8 @@
 // v2 tensor-core path (fp16, bf16 at head_dim 64 and 128: the default), v1.1 tensor-core path (fp16,
 // bf16 at head_dim 16 and 32, and at 64 and 128 when selected) and a scalar fp32 path.
 // Selection: the environment variable MINFER_PREFILL=v1 runs v1.1 where v2 would run (read once),
-// so one benchmark run can time both; MINFER_PREFILL_KFRAG=lds makes v1.1 load K fragments as v1 did.
+// so one benchmark run can time both; MINFER_PREFILL_KFRAG=lds makes v1.1 load K fragments as v1 did;
+// MINFER_PREFILL_PV=f16 makes bf16 v2 do P V in fp16 (see below; opt-in, untested on a GPU so far).
 // Both tensor-core paths: key/value tiles of 64 rows stream through shared memory with cp.async,
 // double-buffered; S = Q K^T with mma.sync m16n8k16, masking, the online softmax in fp32 (exp2
 // domain), then O += P V with P taken from the S accumulators and V fragments loaded by
@@ -22,6 +23,28 @@
 // diagonal or Tk_b; O rescaled only when a row maximum moved. O is staged in the warp's own Q rows
 // of shared memory and stored in 16-byte rows. Grid: heads fastest, query tiles reversed (every
 // head's heaviest causal tile is issued first).
+// v2 bf16 with P.V in fp16 (opt-in: MINFER_PREFILL_PV=f16, read once; bf16 at head_dim 64 and 128
+// only; fp16 and v1.1 unchanged; UNTESTED ON A GPU until the next GPU session): S = Q K^T stays bf16,
+// P is rounded once to fp16 (as the fp16 path: ~3e-4 relative) and O += P V runs as one fp16 MMA per
+// fragment pair instead of bf16 hi + lo. Each V tile is converted in place in shared memory, after
+// its cp.async lands and before any ldmatrix reads it, to V16 = fp16(V 2^E) with one power of two
+// per tile: the block max of |V| over the tile (bf16 bits & 0x7fff order like unsigned integers:
+// __vmaxu2, warp max, block max through shared memory) with exponent field f gives the tile's own
+// exponent 141 - f (clamped to <= 126), which brings the max into [2^14, 2^15); E = the smallest
+// exponent seen so far in the block (sentinel 127 until a nonzero tile), so it only falls and the
+// fp32 accumulator stays below 2^15 l. When E falls, O (per warp: the warp tracks the exponent its
+// O carries) is multiplied by 2^(E_new - E_old) in the existing rescale (folded into corr, so the
+// rescale also runs when E changes); at the end O is divided by 2^E (exact) before 1 / l; l is the
+// fp32 sum of probabilities as before. Exactness: bf16 has 8 significant bits, fp16 11 (and
+// subnormals down to 2^-24), so with the max scaled into [2^14, 2^15) every element within 2^29 of
+// the tile max converts exactly (in fact within 2^31: a scaled exponent >= -17 keeps all 8 bits);
+// smaller ones keep fp16's absolute precision 2^-24 2^-E, far below the tile max. Precision can be
+// lost only where V spans more than ~2^29 across the tiles of one block: a later tile whose values
+// are that much smaller than an earlier tile's max uses the running E, not its own (numpy emulation:
+// normwise 8e-4 at a 2^29 span carrying half the output, 9e-3 at 2^32; ~2e-4 otherwise, from the fp16
+// P). A drop of E by more than 126 in one tile flushes the earlier O (values 2^126 apart). All-zero
+// tiles keep E; inf / NaN give E = -114 and an inf / NaN result. Cost: two more barriers per key tile
+// (max, then conversion) and one extra read + write of the V tile in shared memory.
 // Scalar fp32 path: one warp per (query row, head); lane j scores key j of a 32-key chunk, the
 // warp keeps the running max and sum, lane d accumulates output dims d, d + 32, ...
 #include "kernels/flash_prefill.h"
@@ -440,13 +463,16 @@ __device__ __forceinline__ void softmax_v2(float (&s)[2][kN / 8][4], float (&m)[
 // of P packed first (half the registers of S), one MMA per fragment pair; bf16: P as hi + lo (two
 // MMAs), converted slice by slice just before their MMAs (taking S's room as S is consumed). V by
 // ldmatrix.x4.trans at v_lane (Q's lane pattern with rows = keys, columns = dims; transposed:
-// registers b0, b1 of dim tile 2 dp, then of 2 dp + 1), each feeding both row tiles.
-template <typename T, int HD, int kN>
+// registers b0, b1 of dim tile 2 dp, then of 2 dp + 1), each feeding both row tiles. kPvF16 (bf16
+// only): V in shared memory already holds fp16 (scaled, see v_tile_to_f16); P is rounded once to fp16
+// and the MMAs are fp16, as for T = fp16.
+template <typename T, int HD, int kN, bool kPvF16 = false>
 __device__ __forceinline__ void pv_v2(float (&o)[2][HD / 8][4], const float (&s)[2][kN / 8][4],
                                       const float (&corr)[2][2],
                                       const T* v_lane /*(kN, kS) values of the step, lane offset*/) {
   constexpr int kS = HD + kPad;
-  constexpr bool kSplit = std::is_same_v<T, __nv_bfloat16>;
+  using TP = std::conditional_t<kPvF16, __half, T>;  // the P.V MMA type
+  constexpr bool kSplit = std::is_same_v<TP, __nv_bfloat16>;
   uint32_t pa[2][kN / 16][4];  // fp16: P's A fragments (row tile, slice)
 #pragma unroll
   for (int rt = 0; rt < 2; ++rt)
@@ -455,7 +481,7 @@ __device__ __forceinline__ void pv_v2(float (&o)[2][HD / 8][4], const float (&s)
 #pragma unroll
       for (int r = 0; r < 4; ++r)
         pa[rt][kk][r] =
-            kSplit ? 0u : pack2<T>(s[rt][2 * kk + r / 2][(r % 2) * 2], s[rt][2 * kk + r / 2][(r % 2) * 2 + 1]);
+            kSplit ? 0u : pack2<TP>(s[rt][2 * kk + r / 2][(r % 2) * 2], s[rt][2 * kk + r / 2][(r % 2) * 2 + 1]);
   const bool same = corr[0][0] == 1.f && corr[0][1] == 1.f && corr[1][0] == 1.f && corr[1][1] == 1.f;
   if (!__all_sync(0xffffffffu, same)) {
 #pragma unroll
@@ -485,19 +511,70 @@ __device__ __forceinline__ void pv_v2(float (&o)[2][HD / 8][4], const float (&s)
       ldmatrix_x4_trans(vb, v_lane + kk * 16 * kS + dp * 16);
 #pragma unroll
       for (int rt = 0; rt < 2; ++rt) {
-        mma16816<T>(o[rt][2 * dp], ph[rt], vb[0], vb[1]);
-        mma16816<T>(o[rt][2 * dp + 1], ph[rt], vb[2], vb[3]);
+        mma16816<TP>(o[rt][2 * dp], ph[rt], vb[0], vb[1]);
+        mma16816<TP>(o[rt][2 * dp + 1], ph[rt], vb[2], vb[3]);
         if constexpr (kSplit) {
-          mma16816<T>(o[rt][2 * dp], pl[rt], vb[0], vb[1]);
-          mma16816<T>(o[rt][2 * dp + 1], pl[rt], vb[2], vb[3]);
+          mma16816<TP>(o[rt][2 * dp], pl[rt], vb[0], vb[1]);
+          mma16816<TP>(o[rt][2 * dp + 1], pl[rt], vb[2], vb[3]);
         }
       }
     }
   }
 }
 
-template <typename T, int HD>
+// ---- v2 bf16 with P.V in fp16 (kPvF16; MINFER_PREFILL_PV=f16) ------------------------------------
+
+constexpr int kPvExpNone = 127;  // V scale exponent before any nonzero V tile (above every tile's own, <= 126)
+
+// 2^d as a float for d <= 127; 0 below 2^-126 (no subnormals).
+__device__ __forceinline__ float pow2i(int d) { return d < -126 ? 0.f : __int_as_float((127 + d) << 23); }
+
+// Converts the V tile at vt (kBlockN rows x HD bf16, row stride HD + kPad; rows past Tk_b zero-filled)
+// in place to fp16(V 2^e) and returns e = min(e_run, the tile's own exponent). The tile's own exponent
+// brings its max |V| into [2^14, 2^15): 141 - f for the max's exponent field f (an all-zero tile:
+// kPvExpNone, so e = e_run), at most 126 so 2^e is a normal float (tiles with max < 2^-112 then keep
+// every element exact too). Max |V| on the bit patterns: bits & 0x7fff order like unsigned integers
+// (inf and NaN above every finite value: e = -114, the result is inf / NaN). Each thread takes the
+// chunks load_kv gives it (16 bytes per row, every kThreads / (HD / 8) rows); warp max by redux, block
+// max through shared memory. Called by every thread of the block after the barrier that publishes
+// the tile; two barriers of its own (max, then conversion before the ldmatrix reads). Block-uniform.
+template <int HD>
+__device__ __forceinline__ int v_tile_to_f16(__nv_bfloat16* vt /*(kBlockN, HD+kPad)*/, int e_run) {
+  constexpr int kChunks = HD / 8, kStep = kThreads / kChunks, kS = HD + kPad;
+  static_assert(kThreads % kChunks == 0 && kBlockN % kStep == 0, "v_tile_to_f16: whole passes");
+  __shared__ unsigned warp_max[kWarps];
+  uint4* c0 = reinterpret_cast<uint4*>(vt + (threadIdx.x / kChunks) * kS + (threadIdx.x % kChunks) * 8);
+  constexpr int kRowStep = kStep * kS / 8;  // uint4 per kStep rows
+  unsigned mx = 0;
+#pragma unroll
+  for (int i = 0; i < kBlockN / kStep; ++i) {
+    const uint4 w = c0[i * kRowStep];
+    constexpr unsigned kAbs = 0x7fff7fffu;  // |x| of both halves
+    mx = __vmaxu2(mx, __vmaxu2(__vmaxu2(w.x & kAbs, w.y & kAbs), __vmaxu2(w.z & kAbs, w.w & kAbs)));
+  }
+  mx = __reduce_max_sync(0xffffffffu, max(mx & 0xffffu, mx >> 16));
+  if (threadIdx.x % 32 == 0) warp_max[threadIdx.x / 32] = mx;
+  __syncthreads();
+  static_assert(kWarps == 4, "v_tile_to_f16: block max of 4 warps");
+  mx = max(max(warp_max[0], warp_max[1]), max(warp_max[2], warp_max[3]));
+  const int e = min(e_run, mx == 0u ? kPvExpNone : min(126, 141 - static_cast<int>(mx >> 7)));
+  const float sc = pow2i(e);  // e in [-114, 127]: exact multiplies
+#pragma unroll
+  for (int i = 0; i < kBlockN / kStep; ++i) {
+    uint4 w = c0[i * kRowStep];
+    uint32_t* wr = reinterpret_cast<uint32_t*>(&w);
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+      wr[k] = pack2<__half>(__uint_as_float(wr[k] << 16) * sc, __uint_as_float(wr[k] & 0xffff0000u) * sc);
+    c0[i * kRowStep] = w;
+  }
+  __syncthreads();
+  return e;
+}
+
+template <typename T, int HD, bool kPvF16 = false>
 __global__ void __launch_bounds__(kThreads, 2) flash_prefill_tc2(FlashPrefillParams p, float scale_log2) {
+  static_assert(!kPvF16 || std::is_same_v<T, __nv_bfloat16>, "kPvF16: bf16 only");
   constexpr int kS = HD + kPad;       // shared row stride, elements
   constexpr int kN = step_keys<HD>();  // keys per softmax step
   constexpr bool kQRegs = HD <= 64;   // Q fragments kept in registers (hd 64) or read per step (hd 128)
@@ -542,6 +619,9 @@ __global__ void __launch_bounds__(kThreads, 2) flash_prefill_tc2(FlashPrefillPar
     for (int i = 0; i < HD / 8; ++i) o[rt][i][0] = o[rt][i][1] = o[rt][i][2] = o[rt][i][3] = 0.f;
     m[rt][0] = m[rt][1] = -INFINITY, l[rt][0] = l[rt][1] = 0.f;
   }
+  // kPvF16: e_blk, the V scale exponent of the current tile (block-uniform, only falls); e_o, the one
+  // this warp's O carries (the warp stops at w_kend while e_blk may still fall).
+  int e_blk = kPvExpNone, e_o = kPvExpNone;
 
   for (int j = 0; j < ntiles; ++j) {
     if (j + 1 < ntiles) {
@@ -561,6 +641,7 @@ __global__ void __launch_bounds__(kThreads, 2) flash_prefill_tc2(FlashPrefillPar
           for (int kk = 0; kk < HD / 16; ++kk) ldmatrix_x4(qf[rt][kk], q_lane + rt * 16 * kS + kk * 16);
       }
     }
+    if constexpr (kPvF16) e_blk = v_tile_to_f16<HD>(vs + (j & 1) * kBlockN * kS, e_blk);
 #pragma unroll 1
     for (int n0 = 0; n0 < kBlockN; n0 += kN) {
       const int key0 = j * kBlockN + n0;  // first key of the step
@@ -571,7 +652,13 @@ __global__ void __launch_bounds__(kThreads, 2) flash_prefill_tc2(FlashPrefillPar
       if (key0 + kN > w_kfree) mask_v2<kN>(s, w0 + g, key0 + 2 * t, shift, st.tk, p.causal);
       float corr[2][2];
       softmax_v2<kN>(s, m, l, corr, scale_log2);
-      pv_v2<T, HD, kN>(o, s, corr, vs + boff + qv_off);
+      if constexpr (kPvF16) {  // O to this tile's V scale: 2^(e_blk - e_o) <= 1, 1 unless E fell (rescale runs)
+        const float fe = pow2i(e_blk - e_o);
+        e_o = e_blk;
+#pragma unroll
+        for (int rt = 0; rt < 2; ++rt) corr[rt][0] *= fe, corr[rt][1] *= fe;
+      }
+      pv_v2<T, HD, kN, kPvF16>(o, s, corr, vs + boff + qv_off);
     }
     __syncthreads();  // buffer j & 1 is refilled by iteration j + 1's prefetch
   }
@@ -589,9 +676,17 @@ __global__ void __launch_bounds__(kThreads, 2) flash_prefill_tc2(FlashPrefillPar
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
       const float inv = 1.f / sum;
       T* orow = os + (rt * 16 + hf * 8 + g) * kS + 2 * t;
+      if constexpr (kPvF16) {  // O / 2^e_o (exact; e_o = kPvExpNone only while O = 0), then / l
+        const float es = pow2i(-e_o);
 #pragma unroll
-      for (int i = 0; i < HD / 8; ++i)
-        *reinterpret_cast<uint32_t*>(orow + i * 8) = pack2<T>(o[rt][i][2 * hf] * inv, o[rt][i][2 * hf + 1] * inv);
+        for (int i = 0; i < HD / 8; ++i)
+          *reinterpret_cast<uint32_t*>(orow + i * 8) =
+              pack2<T>(o[rt][i][2 * hf] * es * inv, o[rt][i][2 * hf + 1] * es * inv);
+      } else {
+#pragma unroll
+        for (int i = 0; i < HD / 8; ++i)
+          *reinterpret_cast<uint32_t*>(orow + i * 8) = pack2<T>(o[rt][i][2 * hf] * inv, o[rt][i][2 * hf + 1] * inv);
+      }
     }
   __syncwarp();
   constexpr int kChunks = HD / 8;  // 16-byte chunks per row
@@ -613,18 +708,36 @@ bool prefill_v1_selected() {
   return v1;
 }
 
+// bf16 v2 with P.V in fp16 (P rounded once, V scaled per tile) instead of hi + lo: the environment
+// variable MINFER_PREFILL_PV=f16, for an A/B timing in one run. Read once.
+bool prefill_pv_f16_selected() {
+  static const bool f16 = [] {
+    const char* v = std::getenv("MINFER_PREFILL_PV");
+    return v && std::string(v) == "f16";
+  }();
+  return f16;
+}
+
 // Query tiles go on grid y (at most 65535 of them: Tq_b up to 8,388,480).
-template <typename T, int HD>
-Status launch_tc2(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
+template <typename T, int HD, bool kPvF16>
+Status launch_tc2_kernel(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
   constexpr int kSmem = (kBlockM2 + 4 * kBlockN) * (HD + kPad) * static_cast<int>(sizeof(T));
   const unsigned m_blocks = kern::blocks_for(p.max_seqlen_q, kBlockM2);
-  MINFER_CUDA_RETURN(
-      cudaFuncSetAttribute(flash_prefill_tc2<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  MINFER_CUDA_RETURN(cudaFuncSetAttribute(flash_prefill_tc2<T, HD, kPvF16>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   // Heads fastest, query tiles reversed: every head's heaviest causal tile is issued before any lighter one.
   const dim3 grid(static_cast<unsigned>(p.heads), m_blocks, static_cast<unsigned>(p.batch));
-  flash_prefill_tc2<T, HD><<<grid, kThreads, kSmem, stream>>>(p, scale_log2);
+  flash_prefill_tc2<T, HD, kPvF16><<<grid, kThreads, kSmem, stream>>>(p, scale_log2);
   MINFER_LAUNCH_RETURN();
   return Status::ok();
+}
+
+template <typename T, int HD>
+Status launch_tc2(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (prefill_pv_f16_selected()) return launch_tc2_kernel<T, HD, true>(p, scale_log2, stream);
+  }
+  return launch_tc2_kernel<T, HD, false>(p, scale_log2, stream);
 }
 
 // ---- scalar fp32 path ---------------------------------------------------------------------------
