@@ -20,23 +20,19 @@ constexpr int64_t kMaxGridY = 65535;
 
 enum Epi : int { kPlain = 0, kResidual = 1, kSwiglu = 2 };
 
-// 16-byte loads: W streamed once (evict-first), x through the read-only cache (reused by every warp).
-template <typename P>
-__device__ __forceinline__ P load_stream(const P* p) {
+// 16-byte loads: W streamed once (kStream: evict-first), x through the read-only cache (reused by
+// every warp).
+template <bool kStream, typename P>
+__device__ __forceinline__ P load16(const P* p) {
   static_assert(sizeof(P) == 16, "16-byte packs only");
-  const uint4 u = __ldcs(reinterpret_cast<const uint4*>(p));
+  const uint4* q = reinterpret_cast<const uint4*>(p);
+  const uint4 u = kStream ? __ldcs(q) : __ldg(q);
   P r;
   memcpy(&r, &u, sizeof r);
   return r;
 }
-template <typename P>
-__device__ __forceinline__ P load_ro(const P* p) {
-  static_assert(sizeof(P) == 16, "16-byte packs only");
-  const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
-  P r;
-  memcpy(&r, &u, sizeof r);
-  return r;
-}
+template <typename P> __device__ __forceinline__ P load_stream(const P* p) { return load16<true>(p); }
+template <typename P> __device__ __forceinline__ P load_ro(const P* p) { return load16<false>(p); }
 
 struct GemvArgs {
   const void* x;       // (R, K)
