@@ -1,0 +1,119 @@
+"""tests/cpu/test_ab_merge.py: tools/ab_merge.py (merging bench CSVs of A/B runs, the speed summary)
+and scripts/ab.sh's argument checks, on small CSVs in a temp dir (no GPU).
+Run: python3 -m unittest discover -s tests/cpu -p 'test_*.py' -v
+"""
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from csv_fixture import write_csv  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MERGE = os.path.join(ROOT, "tools", "ab_merge.py")
+AB = os.path.join(ROOT, "scripts", "ab.sh")
+COLS = ["sweep", "variant", "dtype", "seqlen", "causal", "label", "median_us", "tflops", "rel_err", "gpu", "commit",
+        "repro", "status"]
+
+
+def row(variant, seqlen, us, status="ok", causal=0):
+    return {"sweep": "attention", "variant": variant, "dtype": "bf16", "seqlen": seqlen, "causal": causal,
+            "median_us": us, "tflops": 1.0, "rel_err": 1e-4, "gpu": "h200", "commit": "abc", "status": status}
+
+
+def read(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+class AbMerge(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.d = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def run_merge(self, *args):
+        return subprocess.run([sys.executable, MERGE, *args], capture_output=True, text=True)
+
+    def test_merges_renames_and_summarises(self):
+        base = os.path.join(self.d, "base.csv")
+        fast = os.path.join(self.d, "fast.csv")
+        slow = os.path.join(self.d, "slow.csv")
+        write_csv(base, COLS, [row("minfer", 512, 100.0), row("minfer", 1024, 400.0), row("torch-flash", 512, 80.0)])
+        write_csv(fast, COLS, [row("minfer", 512, 50.0), row("minfer", 1024, 100.0), row("torch-flash", 512, 81.0)])
+        write_csv(slow, COLS, [row("minfer", 512, 200.0), row("minfer", 1024, 0, status="failed: check"),
+                               row("minfer", 2048, 10.0)])  # 2048: no baseline row
+        out = os.path.join(self.d, "ab", "ab.csv")
+        r = self.run_merge("--out", out, base, f"MINFER_X=1={fast}", f"MINFER_Y=0,MINFER_Z=2={slow}")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = read(out)
+        variants = [x["variant"] for x in rows]
+        self.assertEqual(variants.count("torch-flash"), 1)  # peers only from the baseline
+        self.assertEqual(variants.count("minfer"), 2)
+        self.assertEqual(variants.count("minfer[MINFER_X=1]"), 2)
+        self.assertEqual(variants.count("minfer[MINFER_Y=0,MINFER_Z=2]"), 3)
+        lines = r.stdout.splitlines()
+        x = next(line for line in lines if line.startswith("minfer[MINFER_X=1]"))
+        self.assertIn("2 cases vs baseline", x)
+        self.assertIn("geomean 2.828", x)  # sqrt(2 * 4)
+        self.assertIn("min 2.000", x)
+        self.assertIn("max 4.000", x)
+        y = next(line for line in lines if line.startswith("minfer[MINFER_Y=0,MINFER_Z=2]"))
+        self.assertIn("1 cases vs baseline", y)
+        self.assertIn("geomean 0.500", y)
+        self.assertIn("1 failed", y)
+
+    def test_bad_input_exits_2(self):
+        base = os.path.join(self.d, "base.csv")
+        write_csv(base, COLS, [row("minfer", 512, 100.0)])
+        other = os.path.join(self.d, "other.csv")
+        write_csv(other, COLS[:-1] + ["extra", "status"], [row("minfer", 512, 100.0)])
+        out = os.path.join(self.d, "ab.csv")
+        r = self.run_merge("--out", out, base, f"A=1={other}")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("columns differ", r.stderr)
+        r = self.run_merge("--out", out, os.path.join(self.d, "missing.csv"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("missing.csv", r.stderr)
+        r = self.run_merge("--out", out, base, "no-label.csv")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("LABEL=CSV", r.stderr)
+        nocol = os.path.join(self.d, "nocol.csv")
+        write_csv(nocol, ["sweep", "variant", "status"], [{"sweep": "x", "variant": "minfer", "status": "ok"}])
+        r = self.run_merge("--out", out, nocol)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("median_us", r.stderr)
+        self.assertFalse(os.path.exists(out))
+
+
+class AbScript(unittest.TestCase):
+    def run_ab(self, *args):
+        return subprocess.run(["bash", AB, *args], capture_output=True, text=True)
+
+    def test_usage_and_argument_errors(self):
+        r = self.run_ab("--help")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("Usage: scripts/ab.sh OUTDIR", r.stdout)
+        with tempfile.TemporaryDirectory() as d:
+            r = self.run_ab(d, "MINFER_PDL=0")
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("--sweep is required", r.stderr)
+            r = self.run_ab(d, "--sweep", "attention")
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("at least one VAR=VAL", r.stderr)
+            r = self.run_ab(d, "--sweep", "attention", "notasetting")
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("not a VAR=VAL", r.stderr)
+            r = self.run_ab(d, "--sweep", "attention", "--build", os.path.join(d, "nobuild"), "MINFER_PDL=0")
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("no ", r.stderr)
+            self.assertIn("bench_all", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
