@@ -417,7 +417,8 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
   }
   MINFER_LAUNCH_RETURN();
   if (splits > 1) {
-    MINFER_CUDA_RETURN(kern::launch_pdl(decode_combine<T, HD>, static_cast<unsigned>(p.batch * p.heads), HD, 0, stream, p, so));
+    const unsigned rows = static_cast<unsigned>(p.batch * p.heads);
+    MINFER_CUDA_RETURN(kern::launch_pdl(decode_combine<T, HD>, rows, HD, 0, stream, p, so));
     MINFER_LAUNCH_RETURN();
   }
   return Status::ok();

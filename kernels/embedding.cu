@@ -43,9 +43,9 @@ Status launch(const EmbeddingParams& p, cudaStream_t stream) {
   const int64_t nv = p.hidden / N;
   const dim3 grid(kern::blocks_for(nv, kThreads),
                   static_cast<unsigned>(p.num_tokens < kMaxGridY ? p.num_tokens : kMaxGridY));
-  MINFER_CUDA_RETURN(kern::launch_pdl(embedding_kernel<T, N>, grid, kThreads, 0, stream, p.ids, static_cast<const T*>(p.table),
-                                                        static_cast<T*>(p.out), p.num_tokens, p.vocab,
-                                                        p.hidden));
+  MINFER_CUDA_RETURN(kern::launch_pdl(embedding_kernel<T, N>, grid, kThreads, 0, stream, p.ids,
+                                      static_cast<const T*>(p.table), static_cast<T*>(p.out), p.num_tokens,
+                                      p.vocab, p.hidden));
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }

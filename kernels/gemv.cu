@@ -58,7 +58,7 @@ __device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
     for (int off = 16; off > 0; off /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
 }
 
-// rstd_out[r] = 1 / sqrt(mean(row r of y)^2 + eps) for the rows of this block row, from every block's
+// rstd_out[r] = 1 / sqrt(mean(y[r]^2) + eps) for the rows of this block row, from every block's
 // partial sum of squares of its outputs (this block's: sq[j][r], j < per_block): each block writes its
 // partial, the last block to finish (a counter per block row) sums them in block order, so the result
 // does not depend on scheduling, writes rstd_out and resets the counter for the next launch.
@@ -81,7 +81,8 @@ __device__ __forceinline__ void produce_rstd(const GemvArgs& a, const float (&sq
   __threadfence();
   for (int r = 0; r < nr; ++r) {
     float s = 0.f;
-    for (unsigned b = static_cast<unsigned>(t); b < gridDim.x; b += kThreads) s += __ldcg(&a.partials[(r0 + r) * gridDim.x + b]);
+    const float* row = a.partials + (r0 + r) * gridDim.x;  // (gridDim.x) partials of row r0 + r
+    for (unsigned b = static_cast<unsigned>(t); b < gridDim.x; b += kThreads) s += __ldcg(row + b);
     red[t] = s;
     __syncthreads();
     for (int stride = kThreads / 2; stride > 0; stride /= 2) {

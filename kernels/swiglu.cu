@@ -40,8 +40,9 @@ template <typename T, int N>
 Status launch(const SwigluParams& p, cudaStream_t stream) {
   const dim3 grid(kern::blocks_for(p.inter / N, kThreads),
                   static_cast<unsigned>(p.rows < kMaxGridY ? p.rows : kMaxGridY));
-  MINFER_CUDA_RETURN(kern::launch_pdl(swiglu_kernel<T, N>, grid, kThreads, 0, stream, static_cast<const T*>(p.gate_up), static_cast<T*>(p.out),
-                                                     p.rows, p.inter, p.in_stride, p.out_stride));
+  MINFER_CUDA_RETURN(kern::launch_pdl(swiglu_kernel<T, N>, grid, kThreads, 0, stream,
+                                      static_cast<const T*>(p.gate_up), static_cast<T*>(p.out), p.rows, p.inter,
+                                      p.in_stride, p.out_stride));
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }

@@ -138,7 +138,8 @@ struct Problem {
     std::vector<float> got(static_cast<size_t>(R));
     std::vector<unsigned> counters(static_cast<size_t>(R));
     MINFER_CUDA_CHECK(cudaMemcpyAsync(got.data(), drstd_out.get(), got.size() * 4, cudaMemcpyDeviceToHost, s));
-    MINFER_CUDA_CHECK(cudaMemcpyAsync(counters.data(), dcounters.get(), counters.size() * 4, cudaMemcpyDeviceToHost, s));
+    MINFER_CUDA_CHECK(
+        cudaMemcpyAsync(counters.data(), dcounters.get(), counters.size() * 4, cudaMemcpyDeviceToHost, s));
     MINFER_CUDA_CHECK(cudaStreamSynchronize(s));
     for (int64_t r = 0; r < R; ++r) {
       EXPECT_NEAR(got[static_cast<size_t>(r)], rstd_ref[static_cast<size_t>(r)], 1e-5 * rstd_ref[static_cast<size_t>(r)])
@@ -150,7 +151,10 @@ struct Problem {
     std::vector<float> out(static_cast<size_t>(rows));
     for (int64_t r = 0; r < rows; ++r) {
       double ss = 0;
-      for (int64_t i = 0; i < width; ++i) ss += static_cast<double>(v[static_cast<size_t>(r * width + i)]) * v[static_cast<size_t>(r * width + i)];
+      for (int64_t i = 0; i < width; ++i) {
+        const double e = v[static_cast<size_t>(r * width + i)];
+        ss += e * e;
+      }
       out[static_cast<size_t>(r)] = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(width) + kEps));
     }
     return out;
