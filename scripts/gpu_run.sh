@@ -3,14 +3,16 @@
 # Stages, in order: build (release preset, sm_90a only, build dir build/gpu), test (ctest, all
 # labels incl. gpu), validate (validate_all per sweep -> OUTDIR/validate_<sweep>.csv), bench
 # (bench_all per sweep with peers -> OUTDIR/<sweep>.csv), profile (minfer generate --profile: one
-# decode step per kernel -> OUTDIR/profile_<model>.csv), fixtures (tools/make_hf_fixtures.py).
+# decode step per kernel -> OUTDIR/profile_<model>.csv), fixtures (tools/make_hf_fixtures.py); and,
+# only when named in --only, ab (the opt-in switches: their tests and validation, then scripts/ab.sh
+# timings against the default -> OUTDIR/ab/).
 # Sweeps: op sweeps embedding, norm, rope, swiglu, and the attention sweeps attention (prefill) and
 # decode (validate and bench; their bench grids are timed in bf16 when --bench-dtype is all, the fp32
 # attention path being a correctness path); model (validate only: whole-model logits against the
 # reference); e2e (bench only: TTFT, prefill/decode rates, peer).
 # Each stage is logged to OUTDIR/logs/<stage>.log with its wall time; a failing stage does not stop
 # the later ones, but the script exits non-zero at the end if any failed.
-# Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures]
+# Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...]
 set -u -o pipefail
@@ -42,7 +44,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 for s in ${ONLY//,/ }; do
-  case "$s" in build|test|validate|bench|profile|fixtures) ;; *) echo "gpu_run.sh: unknown stage '$s'" >&2; exit 2 ;; esac
+  case "$s" in build|test|validate|bench|profile|fixtures|ab) ;; *) echo "gpu_run.sh: unknown stage '$s'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -116,6 +118,22 @@ stage_profile() {
   return $rc
 }
 
+# Opt-in switches not yet on by default (README.md lists them): correctness under each (GPU tests,
+# validate), then its timing against the default on the quick grids (scripts/ab.sh -> OUTDIR/ab/).
+# Not in the default stage list: --only ab (after build).
+stage_ab() {
+  local rc=0
+  MINFER_PREFILL_PV=f16 "$BUILD/tests/test_attention" || rc=1
+  MINFER_PREFILL_PV=f16 "$BUILD/validate/validate_all" --sweep attention --quick \
+    --csv "$OUTDIR/validate_attention_pv_f16.csv" || rc=1
+  MINFER_FUSED_MAX_ROWS=16 "$BUILD/validate/validate_all" --sweep model --csv "$OUTDIR/validate_model_fused.csv" || rc=1
+  bash scripts/ab.sh "$OUTDIR/ab" --build "$BUILD" --sweep attention --dtype bf16 --quick \
+    MINFER_PREFILL_PV=f16 MINFER_PREFILL=v1 || rc=1
+  bash scripts/ab.sh "$OUTDIR/ab" --build "$BUILD" --sweep e2e --quick MINFER_FUSED_MAX_ROWS=16 MINFER_PDL=0 || rc=1
+  bash scripts/ab.sh "$OUTDIR/ab" --build "$BUILD" --sweep decode --dtype bf16 --quick MINFER_DECODE_MIN_KEYS=256 || rc=1
+  return $rc
+}
+
 stage_fixtures() {
   python3 tools/make_hf_fixtures.py --out "$OUTDIR/fixtures"
 }
@@ -131,6 +149,7 @@ run_stage validate stage_validate
 run_stage bench stage_bench
 run_stage profile stage_profile
 run_stage fixtures stage_fixtures
+run_stage ab stage_ab
 
 if [ ${#FAILED[@]} -gt 0 ]; then
   echo "gpu_run.sh: failed stages: ${FAILED[*]} (see $OUTDIR/logs)" | tee -a "$SUMMARY" >&2
