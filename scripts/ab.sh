@@ -12,13 +12,8 @@
 # Example: scripts/ab.sh out/ab --sweep attention --dtype bf16 --cases cases.txt MINFER_PREFILL=v1 MINFER_PREFILL_PV=f16
 set -u -o pipefail
 
-usage() {
-  sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
-  exit 2
-}
-
-[ $# -ge 1 ] || usage
-case "$1" in -h|--help|-*) usage ;; esac
+. "$(dirname "$0")/lib.sh"
+outdir_first "$@"
 OUTDIR=$1; shift
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/build/gpu

@@ -17,13 +17,8 @@
 #        [--profile-models qwen3-0.6b,...]
 set -u -o pipefail
 
-usage() {
-  sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
-  exit 2
-}
-
-[ $# -ge 1 ] || usage
-case "$1" in -h|--help|-*) usage ;; esac
+. "$(dirname "$0")/lib.sh"
+outdir_first "$@"
 OUTDIR=$1; shift
 ONLY="build,test,validate,bench,profile,fixtures"
 SWEEPS="embedding norm rope swiglu attention decode model e2e"
