@@ -210,8 +210,9 @@ void Model::attend_decode(void* k_cache, void* v_cache, int rows) {
   MINFER_STATUS_CHECK(decode_attention_forward(p, stream_));
 }
 
-// One fused decode GEMV (kernels/gemv.h) of layer L: which = 0 qkv (RMSNorm prologue), 1 o (residual
-// epilogue into res), 2 gate/up (RMSNorm prologue, SwiGLU epilogue), 3 down (residual epilogue).
+// One fused decode GEMV (kernels/gemv.h) of layer L: which = 0 qkv (RMSNorm of res with rstd), 1 o
+// (residual epilogue into res, writing rstd), 2 gate/up (RMSNorm with rstd, SwiGLU epilogue), 3 down
+// (residual epilogue, writing rstd).
 GemvParams Model::fused_params(int which, const LayerLayout& L, int64_t rows) const {
   RunState& s = *state_;
   const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
