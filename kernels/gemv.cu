@@ -2,6 +2,7 @@
 // Also implements gemm.h's gemv_forward / gemv_supports (the plain GEMV the GEMM tuner times).
 #include "kernels/gemv.h"
 
+#include <algorithm>
 #include <string>
 
 #include "kernels/common/dispatch.cuh"
@@ -17,6 +18,8 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kUnroll = 4;  // W packs in flight per lane
 constexpr int kMaxSplit = kWarps;
 constexpr int64_t kMaxGridY = 65535;
+constexpr size_t kDefaultSmem = 48 * 1024;     // dynamic shared memory without the opt-in attribute
+constexpr size_t kMaxStageBytes = 96 * 1024;   // NORM forms: the staged x of a block at most
 
 enum Epi : int { kPlain = 0, kResidual = 1, kSwiglu = 2 };
 
@@ -122,12 +125,25 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
     if (active && first + u * step < packs) wv[u] = load_stream(wp + first + u * step);
   kern::pdl_wait();
 
-  const P* xp = static_cast<const P*>(a.x) + r0 * packs;  // (nr, K / V)
-  const P* gp = static_cast<const P*>(a.norm_w);           // (K / V), NORM
-  float rs[RT] = {};                                        // NORM: rstd of each row
+  // NORM: the block normalises its rows of x once into shared memory, round(x * rstd_in[r] * norm_w)
+  // (the unfused rmsnorm's rounding), before the first FMA; the weight packs above are in flight.
+  const P* xg = static_cast<const P*>(a.x) + r0 * packs;  // (nr, K / V)
+  extern __shared__ __align__(16) unsigned char gemv_smem[];
+  P* xs = reinterpret_cast<P*>(gemv_smem);  // NORM: (nr, K / V)
   if constexpr (NORM) {
+    const P* gp = static_cast<const P*>(a.norm_w);  // (K / V)
+    for (int r = 0; r < nr; ++r) {
+      const float rs = a.rstd_in[r0 + r];
+      for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
+        float xf[V], g[V];
+        kern::unpack(load_ro(xg + r * packs + i), xf);
+        kern::unpack(load_ro(gp + i), g);
 #pragma unroll
-    for (int r = 0; r < RT; ++r) rs[r] = r < nr ? a.rstd_in[r0 + r] : 0.f;
+        for (int j = 0; j < V; ++j) xf[j] = xf[j] * rs * g[j];
+        xs[r * packs + i] = kern::pack<T, V>(xf);
+      }
+    }
+    __syncthreads();
   }
 
   float acc[RT] = {};
@@ -142,18 +158,13 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t i = i0 + u * step;
         if (i >= packs) break;
-        float wf[V], g[V];
+        float wf[V];
         kern::unpack(wv[u], wf);
-        if constexpr (NORM) kern::unpack(load_ro(gp + i), g);
 #pragma unroll
         for (int r = 0; r < RT; ++r) {
           if (r >= nr) break;
           float xf[V];
-          kern::unpack(load_ro(xp + r * packs + i), xf);
-          if constexpr (NORM) {
-#pragma unroll
-            for (int j = 0; j < V; ++j) xf[j] = kern::to_float(kern::from_float<T>(xf[j] * rs[r] * g[j]));
-          }
+          kern::unpack(NORM ? xs[r * packs + i] : load_ro(xg + r * packs + i), xf);
 #pragma unroll
           for (int j = 0; j < V; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
         }
@@ -210,6 +221,12 @@ int rows_tile(int64_t rows) {
   return rt;
 }
 
+// Shared memory of a NORM block: its rows of normalised x, min(R, RT) x K elements.
+size_t stage_bytes(const GemvParams& p) {
+  const int64_t rt = std::min<int64_t>(p.rows, rows_tile(p.rows));
+  return static_cast<size_t>(rt * p.in) * dtype_size(p.dtype);
+}
+
 int sm_count() {
   static const int sms = [] {
     int dev = 0, n = 0;
@@ -226,9 +243,16 @@ template <typename T, int RT, bool NORM, int EPI>
 Status launch(const GemvParams& p, int split, cudaStream_t stream) {
   const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);
   const dim3 grid(kern::blocks_for(p.out, per_block), kern::blocks_for(p.rows, RT));
+  const size_t smem = NORM ? stage_bytes(p) : 0;
+  if (smem > kDefaultSmem) {  // once per instantiation (the check below keeps smem <= kMaxStageBytes)
+    static const cudaError_t set = cudaFuncSetAttribute(gemv_kernel<T, RT, NORM, EPI>,
+                                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                        static_cast<int>(kMaxStageBytes));
+    MINFER_CUDA_RETURN(set);
+  }
   const GemvArgs a{p.x,        p.w,         p.bias,      p.y,        p.residual, p.norm_weight, p.norm_rstd,
                    p.rstd_out, p.rstd_partials, p.rstd_counters, p.norm_eps, p.rows, p.in, p.out, split};
-  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, NORM, EPI>, grid, dim3(kThreads), 0, stream, a));
+  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, NORM, EPI>, grid, dim3(kThreads), smem, stream, a));
   return Status::ok();
 }
 
@@ -282,6 +306,9 @@ Status check(const GemvParams& p, int split) {
   MINFER_REQUIRE(!p.rstd_out || (p.residual && p.rstd_partials && p.rstd_counters), "rstd_out",
                  "needs residual, rstd_partials and rstd_counters");
   MINFER_REQUIRE(p.norm_eps >= 0.f, "norm_eps", "must be >= 0");
+  MINFER_REQUIRE(!p.norm_weight || stage_bytes(p) <= kMaxStageBytes, "rows",
+                 "with norm_weight, min(rows, 16) x in x element size must be <= 96 KiB (staged in shared "
+                 "memory), got " + std::to_string(stage_bytes(p)) + " bytes");
   return Status::ok();
 }
 

@@ -1,13 +1,12 @@
 // kernels/gemv.h: the GEMV kernel for decode rows (R small), plain or fused with what surrounds a
 // projection in a decoder layer, so that a decode step needs no separate RMSNorm, residual-add or
-// SwiGLU launches. Versions: v1 (plain, in kernels/gemm.cu until it moved here), v2 (this one): the
-// same warp layout plus weight prefetch across programmatic dependent launch, RMSNorm applied to x
-// as it is read, and residual (+ next rstd) / SwiGLU epilogues.
+// SwiGLU launches. The plain form is one of the GEMM tuner's candidates (kernels/gemm.h); the fused
+// forms serve the engine's decode step (engine/model/model.cpp).
 //
 // y (R, N) = x (R, K) W (N, K)^T (+ bias (N)), row-major, fp32 accumulation, with optionally:
 //  - norm_weight (K) with norm_rstd (R): x is replaced by round(x * norm_rstd[r] * norm_weight), the
 //    RMSNorm of kernels/rmsnorm with its rstd = 1 / sqrt(mean(x^2) + eps) computed before (by
-//    kernels/rmsnorm's rstd_out, or by the residual epilogue below), applied as each warp reads x;
+//    kernels/rmsnorm's rstd_out, or by the residual epilogue below), staged per block (below);
 //  - residual (R, N): y = round(residual + round(x W^T + bias)), the engine's residual add (y may
 //    alias residual: each element is read and written by one thread); with rstd_out it also writes
 //    the rstd of each new row (eps = norm_eps) for the next GEMV's norm: every block stores its
@@ -23,10 +22,14 @@
 // (RT in 1, 2, 4, 8, 16: the smallest covering R, more block rows beyond 16). Each lane streams
 // 16-byte packs of W (evict-first), 4 in flight; the first 4 are loaded before pdl_wait() (weights
 // do not depend on the previous kernel). x (and norm_weight) come through the read-only cache.
-// History: the first fused version normalised x in a per-block prologue (two dependent L2 round
-// trips and barriers before the first FMA): measured slower than the unfused step on an H200
-// (qwen3-0.6b b1 1.16 vs 0.94 ms/step). This version (rstd computed once by the producer, the norm
-// applied in the loop) is compiled and CPU-tested, not yet timed.
+// NORM forms (v3): after pdl_wait() each block writes its rows of normalised x to shared memory
+// (min(R, 16) x K elements, at most 96 KiB; larger is refused), then every warp reads x from there.
+// History: v1 normalised x in a per-block prologue that also computed the rstd (two dependent L2
+// round trips and barriers before the first FMA): slower than the unfused step on an H200
+// (qwen3-0.6b b1 1.16 vs 0.94 ms/step). v2 took the rstd from the producer but normalised x in
+// every warp's inner loop, i.e. once per output feature: ALU bound, slower again (qwen3-0.6b 1.26 vs
+// 0.94 ms, llama-3.1-8b 5.69 vs 4.69). v3 (this one) keeps v2's rstd handoff and v1's per-block
+// staging, which now costs one L2 read of x while the first weight packs are in flight.
 // Dimension legend: R rows, K in features, N out features, S split, V = elements per 16-byte pack.
 #pragma once
 #include <cstdint>
