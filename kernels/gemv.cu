@@ -44,10 +44,6 @@ struct GemvArgs {
   void* y;             // (R, N)
   const void* resid;   // (R, N) or null
   const void* norm_w;  // (K) or null
-  const float* rstd_in;     // (R) with norm_w
-  float* rstd_out;          // (R) or null: the residual epilogue also produces the new rows' rstd
-  float* partials;          // (R, gridDim.x) with rstd_out
-  unsigned* counters;       // (ceil(R / RT)) with rstd_out, zero between launches
   float eps;
   int64_t rows, in, out;
   int split;
@@ -61,52 +57,14 @@ __device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
     for (int off = 16; off > 0; off /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
 }
 
-// rstd_out[r] = 1 / sqrt(mean(y[r]^2) + eps) for the rows of this block row, from every block's
-// partial sum of squares of its outputs (this block's: sq[j][r], j < per_block): each block writes its
-// partial, the last block to finish (a counter per block row) sums them in block order, so the result
-// does not depend on scheduling, writes rstd_out and resets the counter for the next launch.
-template <int RT>
-__device__ __forceinline__ void produce_rstd(const GemvArgs& a, const float (&sq)[kWarps][RT], int per_block,
-                                             int64_t r0, int nr) {
-  __shared__ float red[kThreads];
-  __shared__ bool last;
-  const int t = static_cast<int>(threadIdx.x);
-  if (t < nr) {
-    float s = 0.f;
-    for (int j = 0; j < per_block; ++j) s += sq[j][t];
-    a.partials[(r0 + t) * gridDim.x + blockIdx.x] = s;
-  }
-  __threadfence();
-  __syncthreads();
-  if (t == 0) last = atomicAdd(&a.counters[blockIdx.y], 1u) == gridDim.x - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (int r = 0; r < nr; ++r) {
-    float s = 0.f;
-    const float* row = a.partials + (r0 + r) * gridDim.x;  // (gridDim.x) partials of row r0 + r
-    for (unsigned b = static_cast<unsigned>(t); b < gridDim.x; b += kThreads) s += __ldcg(row + b);
-    red[t] = s;
-    __syncthreads();
-    for (int stride = kThreads / 2; stride > 0; stride /= 2) {
-      if (t < stride) red[t] += red[t + stride];
-      __syncthreads();
-    }
-    if (t == 0) a.rstd_out[r0 + r] = rsqrtf(red[0] / static_cast<float>(a.out) + a.eps);
-    __syncthreads();
-  }
-  if (t == 0) a.counters[blockIdx.y] = 0u;
-}
-
 // grid (ceil(N / outputs per block), ceil(R / RT)). Warp w: virtual feature w / S of the block (a
 // SwiGLU output has two: gate, up), K slice w % S. Every block calls pdl_wait() (kernels/common/pdl.cuh).
-// NORM: x is normalised on the fly, round(x * rstd_in[r] * norm_w), as each warp reads its packs.
+// NORM: x is the RMSNorm of the rows read (staged in shared memory, below).
 template <typename T, int RT, bool NORM, int EPI>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
   constexpr int V = kern::kVec16<T>;
   using P = kern::Pack<T, V>;
   __shared__ float partial[kWarps][RT];
-  __shared__ float sq[kWarps][RT];  // residual epilogue with rstd_out: squares of the new rows
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int split = a.split, part = warp % split, vf = warp / split;
   const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);  // outputs per block
@@ -125,18 +83,42 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
     if (active && first + u * step < packs) wv[u] = load_stream(wp + first + u * step);
   kern::pdl_wait();
 
-  // NORM: the block normalises its rows of x once into shared memory, round(x * rstd_in[r] * norm_w)
-  // (the unfused rmsnorm's rounding), before the first FMA; the weight packs above are in flight.
+  // NORM: the block copies its rows of x to shared memory, sums their squares (fixed order: every
+  // block gets the same rstd = 1 / sqrt(mean(x^2) + eps)), then normalises them in place,
+  // round(x * rstd * norm_w) (kernels/rmsnorm's rounding), before the first FMA; the weight packs
+  // above are in flight meanwhile.
   const P* xg = static_cast<const P*>(a.x) + r0 * packs;  // (nr, K / V)
   extern __shared__ __align__(16) unsigned char gemv_smem[];
   P* xs = reinterpret_cast<P*>(gemv_smem);  // NORM: (nr, K / V)
   if constexpr (NORM) {
+    __shared__ float ssq[kWarps][RT];
+    float ss[RT] = {};
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      if (r >= nr) break;
+      for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
+        const P v = load_ro(xg + r * packs + i);
+        xs[r * packs + i] = v;
+        float xf[V];
+        kern::unpack(v, xf);
+#pragma unroll
+        for (int j = 0; j < V; ++j) ss[r] = fmaf(xf[j], xf[j], ss[r]);
+      }
+    }
+    warp_sum(ss);
+    if (lane == 0)
+#pragma unroll
+      for (int r = 0; r < RT; ++r) ssq[warp][r] = ss[r];
+    __syncthreads();
     const P* gp = static_cast<const P*>(a.norm_w);  // (K / V)
     for (int r = 0; r < nr; ++r) {
-      const float rs = a.rstd_in[r0 + r];
+      float tot = 0.f;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) tot += ssq[w][r];
+      const float rs = rsqrtf(tot / static_cast<float>(a.in) + a.eps);
       for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
         float xf[V], g[V];
-        kern::unpack(load_ro(xg + r * packs + i), xf);
+        kern::unpack(xs[r * packs + i], xf);
         kern::unpack(load_ro(gp + i), g);
 #pragma unroll
         for (int j = 0; j < V; ++j) xf[j] = xf[j] * rs * g[j];
@@ -191,20 +173,12 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
     us = kern::to_float(kern::from_float<T>(us));
     y[at] = kern::from_float<T>(gs / (1.f + expf(-gs)) * us);
   } else if constexpr (EPI == kResidual) {
-    float nv = 0.f;  // the new residual value, as stored
-    if (mine) {
-      float v = 0.f;
-      for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
-      if (a.bias) v += kern::to_float(static_cast<const T*>(a.bias)[oj]);
-      const float yr = kern::to_float(kern::from_float<T>(v));
-      const T stored = kern::from_float<T>(kern::to_float(static_cast<const T*>(a.resid)[at]) + yr);
-      y[at] = stored;
-      nv = kern::to_float(stored);
-    }
-    if (!a.rstd_out) return;  // uniform over the grid
-    if (j < kWarps) sq[j][r] = nv * nv;
-    __syncthreads();
-    produce_rstd<RT>(a, sq, per_block, r0, nr);
+    if (!mine) return;
+    float v = 0.f;
+    for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
+    if (a.bias) v += kern::to_float(static_cast<const T*>(a.bias)[oj]);
+    const float yr = kern::to_float(kern::from_float<T>(v));
+    y[at] = kern::from_float<T>(kern::to_float(static_cast<const T*>(a.resid)[at]) + yr);
   } else {
     if (!mine) return;
     float v = 0.f;
@@ -250,8 +224,7 @@ Status launch(const GemvParams& p, int split, cudaStream_t stream) {
                                                         static_cast<int>(kMaxStageBytes));
     MINFER_CUDA_RETURN(set);
   }
-  const GemvArgs a{p.x,        p.w,         p.bias,      p.y,        p.residual, p.norm_weight, p.norm_rstd,
-                   p.rstd_out, p.rstd_partials, p.rstd_counters, p.norm_eps, p.rows, p.in, p.out, split};
+  const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_weight, p.norm_eps, p.rows, p.in, p.out, split};
   MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, NORM, EPI>, grid, dim3(kThreads), smem, stream, a));
   return Status::ok();
 }
@@ -302,9 +275,6 @@ Status check(const GemvParams& p, int split) {
   MINFER_REQUIRE(!(p.swiglu && p.residual), "residual", "not supported with swiglu");
   MINFER_REQUIRE(!(p.norm_weight && p.residual), "residual", "not supported with norm_weight");
   MINFER_REQUIRE(!p.swiglu || p.norm_weight, "norm_weight", "swiglu needs the RMSNorm prologue (the one fused form)");
-  MINFER_REQUIRE(!p.norm_weight == !p.norm_rstd, "norm_rstd", "norm_weight and norm_rstd go together");
-  MINFER_REQUIRE(!p.rstd_out || (p.residual && p.rstd_partials && p.rstd_counters), "rstd_out",
-                 "needs residual, rstd_partials and rstd_counters");
   MINFER_REQUIRE(p.norm_eps >= 0.f, "norm_eps", "must be >= 0");
   MINFER_REQUIRE(!p.norm_weight || stage_bytes(p) <= kMaxStageBytes, "rows",
                  "with norm_weight, min(rows, 16) x in x element size must be <= 96 KiB (staged in shared "

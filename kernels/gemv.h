@@ -4,14 +4,11 @@
 // forms serve the engine's decode step (engine/model/model.cpp).
 //
 // y (R, N) = x (R, K) W (N, K)^T (+ bias (N)), row-major, fp32 accumulation, with optionally:
-//  - norm_weight (K) with norm_rstd (R): x is replaced by round(x * norm_rstd[r] * norm_weight), the
-//    RMSNorm of kernels/rmsnorm with its rstd = 1 / sqrt(mean(x^2) + eps) computed before (by
-//    kernels/rmsnorm's rstd_out, or by the residual epilogue below), staged per block (below);
+//  - norm_weight (K): x is replaced by its RMSNorm, round(x * rstd[r] * norm_weight) with
+//    rstd = 1 / sqrt(mean(x[r]^2) + norm_eps), kernels/rmsnorm's rounding (each block computes it for
+//    its rows while staging them in shared memory, below);
 //  - residual (R, N): y = round(residual + round(x W^T + bias)), the engine's residual add (y may
-//    alias residual: each element is read and written by one thread); with rstd_out it also writes
-//    the rstd of each new row (eps = norm_eps) for the next GEMV's norm: every block stores its
-//    partial sum of squares, the last block of each block row (an atomic counter) sums them in block
-//    order (deterministic) and resets the counter;
+//    alias residual: each element is read and written by one thread);
 //  - swiglu: W is (2N, K), rows [0, N) gate and [N, 2N) up; y = round(silu(g) * u) with g, u the
 //    rounded gate and up outputs (ref::swiglu over a fused [gate | up] projection).
 // Rounding points are the unfused sequence's: fused and unfused runs differ only in fp32 summation
@@ -22,14 +19,15 @@
 // (RT in 1, 2, 4, 8, 16: the smallest covering R, more block rows beyond 16). Each lane streams
 // 16-byte packs of W (evict-first), 4 in flight; the first 4 are loaded before pdl_wait() (weights
 // do not depend on the previous kernel). x (and norm_weight) come through the read-only cache.
-// NORM forms (v3): after pdl_wait() each block writes its rows of normalised x to shared memory
-// (min(R, 16) x K elements, at most 96 KiB; larger is refused), then every warp reads x from there.
-// History: v1 normalised x in a per-block prologue that also computed the rstd (two dependent L2
-// round trips and barriers before the first FMA): slower than the unfused step on an H200
-// (qwen3-0.6b b1 1.16 vs 0.94 ms/step). v2 took the rstd from the producer but normalised x in
-// every warp's inner loop, i.e. once per output feature: ALU bound, slower again (qwen3-0.6b 1.26 vs
-// 0.94 ms, llama-3.1-8b 5.69 vs 4.69). v3 (this one) keeps v2's rstd handoff and v1's per-block
-// staging, which now costs one L2 read of x while the first weight packs are in flight.
+// NORM forms (v3): after pdl_wait() each block copies its rows of x to shared memory (min(R, 16) x K
+// elements, at most 96 KiB; larger is refused), sums their squares in a fixed order (every block gets
+// the same rstd), normalises them in place, then every warp reads x from there.
+// History: v1 normalised x in a per-block prologue with two dependent L2 round trips and barriers:
+// slower than the unfused step on an H200 (qwen3-0.6b b1 1.16 vs 0.94 ms/step). v2 took each row's
+// rstd from the previous GEMV (per-block partial sums, the last block summing them: a grid-wide
+// atomic tail) and normalised x in every warp's inner loop, i.e. once per output feature: ALU bound,
+// slower again (qwen3-0.6b 1.26 vs 0.94 ms, llama-3.1-8b 5.69 vs 4.69). v3 (this one): one L2 read of
+// x per block, overlapped with the first weight packs in flight; no grid-wide tail.
 // Dimension legend: R rows, K in features, N out features, S split, V = elements per 16-byte pack.
 #pragma once
 #include <cstdint>
@@ -51,12 +49,8 @@ struct GemvParams {
   int64_t in = 0;                     // K
   int64_t out = 0;                    // N
   const void* norm_weight = nullptr;  // (K) or null: RMSNorm of x on the fly
-  const float* norm_rstd = nullptr;   // (R) with norm_weight: each row's 1 / sqrt(mean(x^2) + eps)
-  float norm_eps = 0.f;               // eps of the rstd that rstd_out produces
+  float norm_eps = 0.f;               // eps of the norm
   const void* residual = nullptr;     // (R, N) or null: residual epilogue; may alias y
-  float* rstd_out = nullptr;          // (R) or null: with residual, the rstd of each new row
-  float* rstd_partials = nullptr;     // (R, N) fp32 scratch with rstd_out
-  unsigned* rstd_counters = nullptr;  // (R) with rstd_out: zero before the first launch; left zero
   bool swiglu = false;                // SwiGLU epilogue
   int split = 0;                      // S: 1, 2, 4 or 8 (<= 4 with swiglu); 0 picks one from N, K, SMs
 };

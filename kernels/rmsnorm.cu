@@ -26,8 +26,7 @@ __global__ void __launch_bounds__(kMaxThreads) rmsnorm_kernel(const T* x,       
                                T* residual_out,       // (R, H) when RESID; may alias residual_in
                                const T* __restrict__ weight,  // (H)
                                T* out,                // (R, H); may alias x
-                               int64_t hidden, float eps,
-                               float* rstd_out) {     // (R) or null
+                               int64_t hidden, float eps) {
   kern::pdl_launch_dependents();
   kern::pdl_wait();  // every read and write below depends on the previous kernel
   using P = kern::Pack<T, N>;
@@ -67,7 +66,6 @@ __global__ void __launch_bounds__(kMaxThreads) rmsnorm_kernel(const T* x,       
     }
   }
   const float rstd = rsqrtf(kern::block_sum(ss) / static_cast<float>(hidden) + eps);
-  if (rstd_out && threadIdx.x == 0) rstd_out[blockIdx.x] = rstd;
   // Pass 2: the row from shared memory, the weight (L2-resident across rows), one store.
   for (int64_t i0 = threadIdx.x; i0 < nv; i0 += kU * step) {
     P wp[kU];
@@ -112,7 +110,7 @@ Status launch(const RmsNormParams& p, cudaStream_t stream) {
   MINFER_CUDA_RETURN(kern::launch_pdl(
       kernel, rows, threads_for(p.hidden / N), smem, stream, static_cast<const T*>(p.x),
       static_cast<const T*>(p.residual_in), static_cast<T*>(p.residual_out), static_cast<const T*>(p.weight),
-      static_cast<T*>(p.out), p.hidden, p.eps, p.rstd_out));
+      static_cast<T*>(p.out), p.hidden, p.eps));
   return Status::ok();
 }
 

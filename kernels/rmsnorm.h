@@ -26,7 +26,6 @@ struct RmsNormParams {
   int64_t rows = 0;                   // R
   int64_t hidden = 0;                 // H
   float eps = 1e-6f;
-  float* rstd_out = nullptr;          // (R) fp32 or null: each row's 1 / sqrt(mean(s^2) + eps) (for the fused GEMVs)
 };
 
 Status rmsnorm_forward(const RmsNormParams& p, cudaStream_t stream);

@@ -139,10 +139,6 @@ WorkspaceLayout plan_workspace(const ModelConfig& c, DType dtype, const RunShape
   w.cu_seqlens = take((T + 1) * 4); w.cache_lens = take(T * 4); w.slot = take(T * 4);
   w.counters = take(T * 8);
   w.cos_sin = take(static_cast<uint64_t>(s.context) * static_cast<uint64_t>(c.head_dim) * 4);
-  const uint64_t Bb = static_cast<uint64_t>(bucket_for(s.batch, s.batch));
-  w.rstd = take(Bb * 4);
-  w.norm_counters = take(Bb * 4);
-  w.norm_partials = take(Bb * H * 4);
   w.attn = take(s.attention == AttentionBackend::Flash ? s.decode_workspace_bytes : 0);
   w.gemm = take(kGemmWorkspaceBytes);
   w.bytes = next;

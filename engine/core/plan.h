@@ -106,9 +106,6 @@ struct WorkspaceLayout {
   uint64_t ids = 0, positions = 0, token_slot = 0, cu_seqlens = 0, cache_lens = 0, slot = 0;  // int32 (Tm [+1])
   uint64_t counters = 0;             // uint64 (Tm)
   uint64_t cos_sin = 0;              // fp32 (C, hd/2, 2)
-  uint64_t rstd = 0;                 // fp32 (Bb): RMSNorm rstd handed between the fused decode GEMVs
-  uint64_t norm_counters = 0;        // uint32 (Bb): their block-row counters
-  uint64_t norm_partials = 0;        // fp32 (Bb, H): their per-block partial sums of squares
   uint64_t attn = 0;                 // flash decode split workspace: RunShape::decode_workspace_bytes (may be 0)
   uint64_t gemm = 0;                 // kGemmWorkspaceBytes
   uint64_t bytes = 0;                // total

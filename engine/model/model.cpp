@@ -51,8 +51,8 @@ RunShape complete_shape(const ModelConfig& cfg, const RunShape& shape) {
 // H200 (bf16, batch 1, CUDA graphs with PDL, 2026-11-22): qwen3-0.6b 1.16 vs 0.94 ms, llama-3.1-8b
 // 5.62 vs 4.77 ms, qwen2.5-0.5b 0.83 vs 0.80 ms (two dependent L2 round trips and barriers per block
 // before the first FMA; cuBLASLt streams the large llama weights at 3.4-3.8 TB/s, the fused GEMV at
-// 2.2-3.1). The current version takes each row's rstd from the previous GEMV's epilogue and applies
-// the norm as x is read: not yet timed. MINFER_FUSED_MAX_ROWS=N turns the path on for steps of at most
+// 2.2-3.1). Version v3 (kernels/gemv.h: the norm computed per block from x staged in shared memory):
+// not yet timed. MINFER_FUSED_MAX_ROWS=N turns the path on for steps of at most
 // N rows (A/B timing in one run); MINFER_FUSED=0 forces it off.
 constexpr int kFusedMaxRows = 0;
 
@@ -108,11 +108,9 @@ void Model::gemm(const char* name, const void* x, int64_t w_off, int64_t b_off, 
   mark_end(name, static_cast<double>(out * in + rows * in + rows * out) * static_cast<double>(dtype_size(dtype_)));
 }
 
-// a = rmsnorm(x) (residual null), or residual = residual + x; a = rmsnorm(residual); each row's rstd
-// into rstd_out when set.
-void Model::norm(const void* x, void* residual, int64_t w_off, int64_t rows, float* rstd_out) {
+// a = rmsnorm(x) (residual null), or residual = residual + x; a = rmsnorm(residual).
+void Model::norm(const void* x, void* residual, int64_t w_off, int64_t rows) {
   RmsNormParams p;
-  p.rstd_out = rstd_out;
   p.dtype = dtype_;
   p.x = x;
   p.residual_in = residual;
@@ -210,9 +208,8 @@ void Model::attend_decode(void* k_cache, void* v_cache, int rows) {
   MINFER_STATUS_CHECK(decode_attention_forward(p, stream_));
 }
 
-// One fused decode GEMV (kernels/gemv.h) of layer L: which = 0 qkv (RMSNorm of res with rstd), 1 o
-// (residual epilogue into res, writing rstd), 2 gate/up (RMSNorm with rstd, SwiGLU epilogue), 3 down
-// (residual epilogue, writing rstd).
+// One fused decode GEMV (kernels/gemv.h) of layer L: which = 0 qkv (RMSNorm of res), 1 o (residual
+// epilogue into res), 2 gate/up (RMSNorm of res, SwiGLU epilogue), 3 down (residual epilogue).
 GemvParams Model::fused_params(int which, const LayerLayout& L, int64_t rows) const {
   RunState& s = *state_;
   const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
@@ -232,8 +229,6 @@ GemvParams Model::fused_params(int which, const LayerLayout& L, int64_t rows) co
       break;
     default: p.x = s.act, p.w = weights_->at(L.wdown), p.y = s.res, p.residual = s.res, p.in = I, p.out = H; break;
   }
-  if (p.norm_weight) p.norm_rstd = s.rstd;  // from the rmsnorm before layer 0, or the last residual GEMV
-  if (p.residual) p.rstd_out = s.rstd, p.rstd_partials = s.norm_partials, p.rstd_counters = s.norm_counters;
   return p;
 }
 
@@ -260,8 +255,7 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   RunState& s = *state_;
   const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
   const double es = static_cast<double>(dtype_size(dtype_));
-  if (fused_) {  // res is complete here (the previous down GEMV added its output and wrote its rstd)
-    if (l == 0) norm(s.res, nullptr, L.attn_norm, T, s.rstd);  // only its rstd is used
+  if (fused_) {  // res is complete here (the embedding, or the previous down GEMV added its output)
     fused_gemv("gemv.qkv+norm", fused_params(0, L, T));
   } else {
     if (l == 0) norm(s.res, nullptr, L.attn_norm, T); else norm(s.y, s.res, L.attn_norm, T);

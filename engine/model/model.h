@@ -17,11 +17,10 @@
 // The same points as the reference in every dtype: no rounding point is skipped or added.
 // Opt-in (MINFER_FUSED_MAX_ROWS=N, see model.cpp for why it is off by default): decode steps of at most
 // N rows that the fused GEMVs take (kernels/gemv.h) run each layer as four GEMVs plus rope and
-// attention, with the same rounding points (rstd: each row's 1 / sqrt(mean(res^2) + eps), handed on):
-//   qkv = norm(res) Wqkv^T + b (norm applied as res is read) | qkv_rope_cache | attention |
-//   res = res + att Wo^T, and its rstd (residual epilogue) | act = swiglu(norm(res) Wgu^T) |
-//   res = res + act Wdown^T, and its rstd; before layer 0 an rmsnorm gives the first rstd, after the
-//   last layer a = final_norm(res).
+// attention, with the same rounding points:
+//   qkv = norm(res) Wqkv^T + b (each block normalises res itself) | qkv_rope_cache | attention |
+//   res = res + att Wo^T (residual epilogue) | act = swiglu(norm(res) Wgu^T) |
+//   res = res + act Wdown^T; after the last layer a = final_norm(res).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -93,7 +92,7 @@ class Model {
   void enqueue_logits(const void* x, int64_t rows);
   void gemm(const char* name, const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in,
             int64_t out);
-  void norm(const void* x, void* residual, int64_t w_off, int64_t rows, float* rstd_out = nullptr);
+  void norm(const void* x, void* residual, int64_t w_off, int64_t rows);
   GemvParams fused_params(int which, const LayerLayout& L, int64_t rows) const;
   bool fused_fits(int64_t rows) const;  // the fused decode GEMVs take every layer shape at `rows`
   void fused_gemv(const char* name, const GemvParams& p);

@@ -45,9 +45,6 @@ class RunState {
   int32_t* slot = nullptr;        // (Tm) cache slot per sequence (< 0: padding / finished)
   uint64_t* counters = nullptr;   // (Tm) sampler draw counters
   float* cos_sin = nullptr;       // (C, hd/2, 2)
-  float* rstd = nullptr;          // (Bb) fused decode GEMVs: rstd of the residual rows
-  uint32_t* norm_counters = nullptr;  // (Bb) their block-row counters (zero between launches)
-  float* norm_partials = nullptr; // (Bb, H) their partial sums of squares
   void* gemm_workspace = nullptr; // kGemmWorkspaceBytes
   float* attn_workspace = nullptr; // flash decode: (Bb, nh, splits, hd + 1) fp32 split partials, or null
   void* k_cache = nullptr;        // (L, B, C, nkv, hd)
