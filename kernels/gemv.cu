@@ -76,20 +76,34 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
   const int64_t packs = a.in / V, first = lane + 32 * part, step = 32 * split;
   const P* wp = static_cast<const P*>(a.w) + (active ? wrow : 0) * packs;
 
+  // Epilogue: thread t finishes output t / RT of the block for row t % RT.
+  const int t = static_cast<int>(threadIdx.x), j = t / RT, r = t % RT;
+  const int64_t oj = static_cast<int64_t>(blockIdx.x) * per_block + j;
+  const bool mine = j < per_block && r < nr && oj < a.out;
+  const int64_t at = (r0 + r) * a.out + oj;
+
+  // Before the wait, what does not depend on the previous kernel: the first group of weight packs, the
+  // bias, and (NORM) the norm weight into shared memory.
   kern::pdl_launch_dependents();
-  P wv[kUnroll] = {};  // weights do not depend on the previous kernel: the first group before the wait
+  P wv[kUnroll] = {};
 #pragma unroll
   for (int u = 0; u < kUnroll; ++u)
     if (active && first + u * step < packs) wv[u] = load_stream(wp + first + u * step);
+  const float bv = EPI != kSwiglu && mine && a.bias ? kern::to_float(static_cast<const T*>(a.bias)[oj]) : 0.f;
+  extern __shared__ __align__(16) unsigned char gemv_smem[];
+  P* xs = reinterpret_cast<P*>(gemv_smem);  // NORM: (nr, K / V) normalised x, then (K / V) norm weight
+  P* gs = xs + nr * packs;
+  if constexpr (NORM)
+    for (int64_t i = threadIdx.x; i < packs; i += kThreads) gs[i] = load_ro(static_cast<const P*>(a.norm_w) + i);
   kern::pdl_wait();
+  // The residual element of this thread's output, read before the K loop (one fewer round trip after it).
+  const float rv = EPI == kResidual && mine ? kern::to_float(static_cast<const T*>(a.resid)[at]) : 0.f;
 
   // NORM: the block copies its rows of x to shared memory, sums their squares (fixed order: every
   // block gets the same rstd = 1 / sqrt(mean(x^2) + eps)), then normalises them in place,
   // round(x * rstd * norm_w) (kernels/rmsnorm's rounding), before the first FMA; the weight packs
   // above are in flight meanwhile.
   const P* xg = static_cast<const P*>(a.x) + r0 * packs;  // (nr, K / V)
-  extern __shared__ __align__(16) unsigned char gemv_smem[];
-  P* xs = reinterpret_cast<P*>(gemv_smem);  // NORM: (nr, K / V)
   if constexpr (NORM) {
     __shared__ float ssq[kWarps][RT];
     float ss[RT] = {};
@@ -110,7 +124,6 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
 #pragma unroll
       for (int r = 0; r < RT; ++r) ssq[warp][r] = ss[r];
     __syncthreads();
-    const P* gp = static_cast<const P*>(a.norm_w);  // (K / V)
     for (int r = 0; r < nr; ++r) {
       float tot = 0.f;
 #pragma unroll
@@ -119,7 +132,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
       for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
         float xf[V], g[V];
         kern::unpack(xs[r * packs + i], xf);
-        kern::unpack(load_ro(gp + i), g);
+        kern::unpack(gs[i], g);
 #pragma unroll
         for (int j = 0; j < V; ++j) xf[j] = xf[j] * rs * g[j];
         xs[r * packs + i] = kern::pack<T, V>(xf);
@@ -159,11 +172,6 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
     for (int r = 0; r < RT; ++r) partial[warp][r] = acc[r];
   __syncthreads();
 
-  // Epilogue: thread t finishes output t / RT of the block for row t % RT.
-  const int t = static_cast<int>(threadIdx.x), j = t / RT, r = t % RT;
-  const int64_t oj = static_cast<int64_t>(blockIdx.x) * per_block + j;
-  const bool mine = j < per_block && r < nr && oj < a.out;
-  const int64_t at = (r0 + r) * a.out + oj;
   T* y = static_cast<T*>(a.y);
   if constexpr (EPI == kSwiglu) {
     if (!mine) return;
@@ -176,15 +184,13 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
     if (!mine) return;
     float v = 0.f;
     for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
-    if (a.bias) v += kern::to_float(static_cast<const T*>(a.bias)[oj]);
-    const float yr = kern::to_float(kern::from_float<T>(v));
-    y[at] = kern::from_float<T>(kern::to_float(static_cast<const T*>(a.resid)[at]) + yr);
+    const float yr = kern::to_float(kern::from_float<T>(v + bv));
+    y[at] = kern::from_float<T>(rv + yr);
   } else {
     if (!mine) return;
     float v = 0.f;
     for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
-    if (a.bias) v += kern::to_float(static_cast<const T*>(a.bias)[oj]);
-    y[at] = kern::from_float<T>(v);
+    y[at] = kern::from_float<T>(v + bv);
   }
 }
 
@@ -195,10 +201,11 @@ int rows_tile(int64_t rows) {
   return rt;
 }
 
-// Shared memory of a NORM block: its rows of normalised x, min(R, RT) x K elements.
+// Shared memory of a NORM block: its rows of normalised x and the norm weight, (min(R, RT) + 1) x K
+// elements.
 size_t stage_bytes(const GemvParams& p) {
   const int64_t rt = std::min<int64_t>(p.rows, rows_tile(p.rows));
-  return static_cast<size_t>(rt * p.in) * dtype_size(p.dtype);
+  return static_cast<size_t>((rt + 1) * p.in) * dtype_size(p.dtype);
 }
 
 int sm_count() {
@@ -277,8 +284,8 @@ Status check(const GemvParams& p, int split) {
   MINFER_REQUIRE(!p.swiglu || p.norm_weight, "norm_weight", "swiglu needs the RMSNorm prologue (the one fused form)");
   MINFER_REQUIRE(p.norm_eps >= 0.f, "norm_eps", "must be >= 0");
   MINFER_REQUIRE(!p.norm_weight || stage_bytes(p) <= kMaxStageBytes, "rows",
-                 "with norm_weight, min(rows, 16) x in x element size must be <= 96 KiB (staged in shared "
-                 "memory), got " + std::to_string(stage_bytes(p)) + " bytes");
+                 "with norm_weight, (min(rows, 16) + 1) x in x element size must be <= 96 KiB (staged in "
+                 "shared memory), got " + std::to_string(stage_bytes(p)) + " bytes");
   return Status::ok();
 }
 

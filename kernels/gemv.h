@@ -19,9 +19,11 @@
 // (RT in 1, 2, 4, 8, 16: the smallest covering R, more block rows beyond 16). Each lane streams
 // 16-byte packs of W (evict-first), 4 in flight; the first 4 are loaded before pdl_wait() (weights
 // do not depend on the previous kernel). x (and norm_weight) come through the read-only cache.
-// NORM forms (v3): after pdl_wait() each block copies its rows of x to shared memory (min(R, 16) x K
-// elements, at most 96 KiB; larger is refused), sums their squares in a fixed order (every block gets
-// the same rstd), normalises them in place, then every warp reads x from there.
+// NORM forms (v3): before pdl_wait() each block copies the norm weight to shared memory, after it its
+// rows of x ((min(R, 16) + 1) x K elements in all, at most 96 KiB; larger is refused), sums their
+// squares in a fixed order (every block gets the same rstd), normalises them in place, then every
+// warp reads x from there. The bias (before the wait) and the residual (after it, before the K loop)
+// are read early too.
 // History: v1 normalised x in a per-block prologue with two dependent L2 round trips and barriers:
 // slower than the unfused step on an H200 (qwen3-0.6b b1 1.16 vs 0.94 ms/step). v2 took each row's
 // rstd from the previous GEMV (per-block partial sums, the last block summing them: a grid-wide
