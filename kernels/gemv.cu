@@ -3,12 +3,10 @@
 #include "kernels/gemv.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <string>
 
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
-#include "kernels/common/mma.cuh"
 #include "kernels/common/pdl.cuh"
 #include "kernels/gemm.h"
 
@@ -17,13 +15,11 @@ namespace {
 
 constexpr int kWarps = 8;  // warps per block
 constexpr int kThreads = kWarps * 32;
+constexpr int kUnroll = 4;  // W packs in flight per lane
 constexpr int kMaxSplit = kWarps;
-constexpr int kUnroll = 4;  // W packs per group and lane
-constexpr int kRing = 2 * kUnroll;  // ASYNC: slots per thread (two groups in flight)
 constexpr int64_t kMaxGridY = 65535;
 constexpr size_t kDefaultSmem = 48 * 1024;     // dynamic shared memory without the opt-in attribute
 constexpr size_t kMaxStageBytes = 96 * 1024;   // NORM forms: the staged x of a block at most
-constexpr size_t kRingBytes = size_t{kRing} * kThreads * 16;  // ASYNC: kRing x kThreads 16-byte slots
 
 enum Epi : int { kPlain = 0, kResidual = 1, kSwiglu = 2 };
 
@@ -64,10 +60,7 @@ __device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
 // grid (ceil(N / outputs per block), ceil(R / RT)). Warp w: virtual feature w / S of the block (a
 // SwiGLU output has two: gate, up), K slice w % S. Every block calls pdl_wait() (kernels/common/pdl.cuh).
 // NORM: x is the RMSNorm of the rows read (staged in shared memory, below).
-// ASYNC (MINFER_GEMV_ASYNC=1, A/B): W goes through a per-thread ring of kRing 16-byte slots in shared
-// memory by cp.async (two groups of kUnroll in flight per lane without holding registers); otherwise
-// kUnroll packs per lane are loaded into registers, then used.
-template <typename T, int RT, bool NORM, int EPI, bool ASYNC>
+template <typename T, int RT, bool NORM, int EPI>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
   constexpr int V = kern::kVec16<T>;
   using P = kern::Pack<T, V>;
@@ -92,26 +85,13 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
   // Before the wait, what does not depend on the previous kernel: the first group of weight packs, the
   // bias, and (NORM) the norm weight into shared memory.
   kern::pdl_launch_dependents();
-  extern __shared__ __align__(16) unsigned char gemv_smem[];
-  [[maybe_unused]] P* ring = reinterpret_cast<P*>(gemv_smem) + threadIdx.x;  // ASYNC: slot q of this thread at ring[q * kThreads]
-  [[maybe_unused]] const int n = active && first < packs ? static_cast<int>((packs - first + step - 1) / step) : 0;  // my packs
-  [[maybe_unused]] auto issue = [&](int k) {  // ASYNC: pack k of this lane into its slot
-    if (k < n) kern::cp_async16(ring + (k % kRing) * kThreads, wp + first + k * step, true);
-  };
   P wv[kUnroll] = {};
-  if constexpr (ASYNC) {
-    for (int k = 0; k < kRing; ++k) {
-      issue(k);
-      if (k % kUnroll == kUnroll - 1) kern::cp_async_commit();
-    }
-  } else {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
-      if (active && first + u * step < packs) wv[u] = load_stream(wp + first + u * step);
-  }
+  for (int u = 0; u < kUnroll; ++u)
+    if (active && first + u * step < packs) wv[u] = load_stream(wp + first + u * step);
   const float bv = EPI != kSwiglu && mine && a.bias ? kern::to_float(static_cast<const T*>(a.bias)[oj]) : 0.f;
-  // NORM: (nr, K / V) normalised x, then (K / V) norm weight, after the ring (ASYNC).
-  P* xs = reinterpret_cast<P*>(gemv_smem) + (ASYNC ? kRing * kThreads : 0);
+  extern __shared__ __align__(16) unsigned char gemv_smem[];
+  P* xs = reinterpret_cast<P*>(gemv_smem);  // NORM: (nr, K / V) normalised x, then (K / V) norm weight
   P* gs = xs + nr * packs;
   if constexpr (NORM)
     for (int64_t i = threadIdx.x; i < packs; i += kThreads) gs[i] = load_ro(static_cast<const P*>(a.norm_w) + i);
@@ -162,33 +142,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
   }
 
   float acc[RT] = {};
-  // acc[r] += W pack k (as floats) . x pack i of row r
-  auto fma_pack = [&](const float (&wf)[V], int64_t i) {
-#pragma unroll
-    for (int r = 0; r < RT; ++r) {
-      if (r >= nr) break;
-      float xf[V];
-      kern::unpack(NORM ? xs[r * packs + i] : load_ro(xg + r * packs + i), xf);
-#pragma unroll
-      for (int j = 0; j < V; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
-    }
-  };
-  if constexpr (ASYNC) {
-    for (int g = 0; g * kUnroll < n; ++g) {
-      kern::cp_async_wait<kRing / kUnroll - 1>();  // group g has landed (the later one may be in flight)
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int k = g * kUnroll + u;
-        if (k >= n) break;
-        float wf[V];
-        kern::unpack(ring[(k % kRing) * kThreads], wf);
-        fma_pack(wf, first + k * step);
-      }
-      for (int u = 0; u < kUnroll; ++u) issue((g + kRing / kUnroll) * kUnroll + u);  // refill group g's slots
-      kern::cp_async_commit();
-    }
-    kern::cp_async_wait<0>();
-  } else if (active) {
+  if (active) {
     for (int64_t i0 = first; i0 < packs; i0 += step * kUnroll) {
       if (i0 != first) {
 #pragma unroll
@@ -201,7 +155,14 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
         if (i >= packs) break;
         float wf[V];
         kern::unpack(wv[u], wf);
-        fma_pack(wf, i);
+#pragma unroll
+        for (int r = 0; r < RT; ++r) {
+          if (r >= nr) break;
+          float xf[V];
+          kern::unpack(NORM ? xs[r * packs + i] : load_ro(xg + r * packs + i), xf);
+#pragma unroll
+          for (int j = 0; j < V; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
+        }
       }
     }
   }
@@ -259,35 +220,20 @@ int sm_count() {
 }
 
 
-// The cp.async variant (MINFER_GEMV_ASYNC=1; A/B timing; read once).
-bool gemv_async() {
-  static const bool on = [] {
-    const char* v = std::getenv("MINFER_GEMV_ASYNC");
-    return v && std::string(v) == "1";
-  }();
-  return on;
-}
-
-template <typename T, int RT, bool NORM, int EPI, bool ASYNC>
-Status launch_u(const GemvParams& p, int split, cudaStream_t stream) {
+template <typename T, int RT, bool NORM, int EPI>
+Status launch(const GemvParams& p, int split, cudaStream_t stream) {
   const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);
   const dim3 grid(kern::blocks_for(p.out, per_block), kern::blocks_for(p.rows, RT));
-  const size_t smem = (NORM ? stage_bytes(p) : 0) + (ASYNC ? kRingBytes : 0);
-  if (smem > kDefaultSmem - 1024) {  // once per instantiation (check() keeps the staging <= kMaxStageBytes)
-    static const cudaError_t set = cudaFuncSetAttribute(gemv_kernel<T, RT, NORM, EPI, ASYNC>,
+  const size_t smem = NORM ? stage_bytes(p) : 0;
+  if (smem > kDefaultSmem) {  // once per instantiation (the check below keeps smem <= kMaxStageBytes)
+    static const cudaError_t set = cudaFuncSetAttribute(gemv_kernel<T, RT, NORM, EPI>,
                                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                        static_cast<int>(kMaxStageBytes + kRingBytes));
+                                                        static_cast<int>(kMaxStageBytes));
     MINFER_CUDA_RETURN(set);
   }
   const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_weight, p.norm_eps, p.rows, p.in, p.out, split};
-  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, NORM, EPI, ASYNC>, grid, dim3(kThreads), smem, stream, a));
+  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, NORM, EPI>, grid, dim3(kThreads), smem, stream, a));
   return Status::ok();
-}
-
-template <typename T, int RT, bool NORM, int EPI>
-Status launch(const GemvParams& p, int split, cudaStream_t stream) {
-  if (gemv_async()) return launch_u<T, RT, NORM, EPI, true>(p, split, stream);
-  return launch_u<T, RT, NORM, EPI, false>(p, split, stream);
 }
 
 // Instantiated: plain for every RT (the GEMM tuner's candidate, any decode batch); fused variants
