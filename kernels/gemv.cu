@@ -3,6 +3,7 @@
 #include "kernels/gemv.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "kernels/common/dispatch.cuh"
@@ -57,9 +58,11 @@ __device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
     for (int off = 16; off > 0; off /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
 }
 
-// grid (ceil(N / outputs per block), ceil(R / RT)). Warp w: virtual feature w / S of the block (a
-// SwiGLU output has two: gate, up), K slice w % S. Every block calls pdl_wait() (kernels/common/pdl.cuh).
-// NORM: x is the RMSNorm of the rows read (staged in shared memory, below).
+// grid (G, ceil(R / RT)); block tiles of per_block outputs: block x takes tiles x, x + G, ... (G = the
+// tile count for the plain and residual forms: one tile per block; NORM forms run fewer blocks, at
+// most one resident wave, so that each block stages and normalises x once for several tiles). Warp w:
+// virtual feature w / S of the tile (a SwiGLU output has two: gate, up), K slice w % S. Every block
+// calls pdl_wait() (kernels/common/pdl.cuh).
 template <typename T, int RT, bool NORM, int EPI>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
   constexpr int V = kern::kVec16<T>;
@@ -67,37 +70,40 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
   __shared__ float partial[kWarps][RT];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int split = a.split, part = warp % split, vf = warp / split;
-  const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);  // outputs per block
-  const int64_t o = static_cast<int64_t>(blockIdx.x) * per_block + (EPI == kSwiglu ? vf / 2 : vf);
-  const bool active = o < a.out;
-  const int64_t wrow = EPI == kSwiglu && (vf & 1) ? a.out + o : o;  // this warp's weight row
+  const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);  // outputs per tile
+  const int64_t tiles = (a.out + per_block - 1) / per_block;
   const int64_t r0 = static_cast<int64_t>(blockIdx.y) * RT;
   const int nr = static_cast<int>(a.rows - r0 < RT ? a.rows - r0 : RT);
   const int64_t packs = a.in / V, first = lane + 32 * part, step = 32 * split;
-  const P* wp = static_cast<const P*>(a.w) + (active ? wrow : 0) * packs;
-
-  // Epilogue: thread t finishes output t / RT of the block for row t % RT.
+  // Epilogue: thread t finishes output t / RT of the tile for row t % RT.
   const int t = static_cast<int>(threadIdx.x), j = t / RT, r = t % RT;
-  const int64_t oj = static_cast<int64_t>(blockIdx.x) * per_block + j;
-  const bool mine = j < per_block && r < nr && oj < a.out;
-  const int64_t at = (r0 + r) * a.out + oj;
-
-  // Before the wait, what does not depend on the previous kernel: the first group of weight packs, the
-  // bias, and (NORM) the norm weight into shared memory.
-  kern::pdl_launch_dependents();
+  // This warp's weight row in tile `tile` (the row of output 0 when the warp has none there).
+  auto wrow_of = [&](int64_t tile) -> const P* {
+    const int64_t o = tile * per_block + (EPI == kSwiglu ? vf / 2 : vf);
+    const int64_t row = o >= a.out ? 0 : EPI == kSwiglu && (vf & 1) ? a.out + o : o;
+    return static_cast<const P*>(a.w) + row * packs;
+  };
+  auto active_in = [&](int64_t tile) { return tile * per_block + (EPI == kSwiglu ? vf / 2 : vf) < a.out; };
   P wv[kUnroll] = {};
+  auto first_group = [&](int64_t tile) {  // the first kUnroll packs of this lane in `tile`
+    const P* wp = wrow_of(tile);
+    const bool act = tile < tiles && active_in(tile);
 #pragma unroll
-  for (int u = 0; u < kUnroll; ++u)
-    if (active && first + u * step < packs) wv[u] = load_stream(wp + first + u * step);
-  const float bv = EPI != kSwiglu && mine && a.bias ? kern::to_float(static_cast<const T*>(a.bias)[oj]) : 0.f;
+    for (int u = 0; u < kUnroll; ++u)
+      if (act && first + u * step < packs) wv[u] = load_stream(wp + first + u * step);
+  };
+
+  // Before the wait, what does not depend on the previous kernel: the first group of weight packs and
+  // (NORM) the norm weight into shared memory.
+  kern::pdl_launch_dependents();
+  int64_t tile = blockIdx.x;
+  first_group(tile);
   extern __shared__ __align__(16) unsigned char gemv_smem[];
   P* xs = reinterpret_cast<P*>(gemv_smem);  // NORM: (nr, K / V) normalised x, then (K / V) norm weight
   P* gs = xs + nr * packs;
   if constexpr (NORM)
     for (int64_t i = threadIdx.x; i < packs; i += kThreads) gs[i] = load_ro(static_cast<const P*>(a.norm_w) + i);
   kern::pdl_wait();
-  // The residual element of this thread's output, read before the K loop (one fewer round trip after it).
-  const float rv = EPI == kResidual && mine ? kern::to_float(static_cast<const T*>(a.resid)[at]) : 0.f;
 
   // NORM: the block copies its rows of x to shared memory, sums their squares (fixed order: every
   // block gets the same rstd = 1 / sqrt(mean(x^2) + eps)), then normalises them in place,
@@ -108,89 +114,101 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
     __shared__ float ssq[kWarps][RT];
     float ss[RT] = {};
 #pragma unroll
-    for (int r = 0; r < RT; ++r) {
-      if (r >= nr) break;
+    for (int q = 0; q < RT; ++q) {
+      if (q >= nr) break;
       for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
-        const P v = load_ro(xg + r * packs + i);
-        xs[r * packs + i] = v;
+        const P v = load_ro(xg + q * packs + i);
+        xs[q * packs + i] = v;
         float xf[V];
         kern::unpack(v, xf);
 #pragma unroll
-        for (int j = 0; j < V; ++j) ss[r] = fmaf(xf[j], xf[j], ss[r]);
+        for (int e = 0; e < V; ++e) ss[q] = fmaf(xf[e], xf[e], ss[q]);
       }
     }
     warp_sum(ss);
     if (lane == 0)
 #pragma unroll
-      for (int r = 0; r < RT; ++r) ssq[warp][r] = ss[r];
+      for (int q = 0; q < RT; ++q) ssq[warp][q] = ss[q];
     __syncthreads();
-    for (int r = 0; r < nr; ++r) {
+    for (int q = 0; q < nr; ++q) {
       float tot = 0.f;
 #pragma unroll
-      for (int w = 0; w < kWarps; ++w) tot += ssq[w][r];
+      for (int w = 0; w < kWarps; ++w) tot += ssq[w][q];
       const float rs = rsqrtf(tot / static_cast<float>(a.in) + a.eps);
       for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
         float xf[V], g[V];
-        kern::unpack(xs[r * packs + i], xf);
+        kern::unpack(xs[q * packs + i], xf);
         kern::unpack(gs[i], g);
 #pragma unroll
-        for (int j = 0; j < V; ++j) xf[j] = xf[j] * rs * g[j];
-        xs[r * packs + i] = kern::pack<T, V>(xf);
+        for (int e = 0; e < V; ++e) xf[e] = xf[e] * rs * g[e];
+        xs[q * packs + i] = kern::pack<T, V>(xf);
       }
     }
     __syncthreads();
   }
 
-  float acc[RT] = {};
-  if (active) {
-    for (int64_t i0 = first; i0 < packs; i0 += step * kUnroll) {
-      if (i0 != first) {
+  T* y = static_cast<T*>(a.y);
+  for (; tile < tiles; tile += gridDim.x) {
+    const int64_t oj = tile * per_block + j;
+    const bool mine = j < per_block && r < nr && oj < a.out;
+    const int64_t at = (r0 + r) * a.out + oj;
+    // The bias and residual elements of this thread's output, read before the K loop.
+    const float bv = EPI != kSwiglu && mine && a.bias ? kern::to_float(static_cast<const T*>(a.bias)[oj]) : 0.f;
+    const float rv = EPI == kResidual && mine ? kern::to_float(static_cast<const T*>(a.resid)[at]) : 0.f;
+    const P* wp = wrow_of(tile);
+    float acc[RT] = {};
+    if (active_in(tile)) {
+      for (int64_t i0 = first; i0 < packs; i0 += step * kUnroll) {
+        if (i0 != first) {
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u)
-          if (i0 + u * step < packs) wv[u] = load_stream(wp + i0 + u * step);
-      }
+          for (int u = 0; u < kUnroll; ++u)
+            if (i0 + u * step < packs) wv[u] = load_stream(wp + i0 + u * step);
+        }
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int64_t i = i0 + u * step;
-        if (i >= packs) break;
-        float wf[V];
-        kern::unpack(wv[u], wf);
+        for (int u = 0; u < kUnroll; ++u) {
+          const int64_t i = i0 + u * step;
+          if (i >= packs) break;
+          float wf[V];
+          kern::unpack(wv[u], wf);
 #pragma unroll
-        for (int r = 0; r < RT; ++r) {
-          if (r >= nr) break;
-          float xf[V];
-          kern::unpack(NORM ? xs[r * packs + i] : load_ro(xg + r * packs + i), xf);
+          for (int q = 0; q < RT; ++q) {
+            if (q >= nr) break;
+            float xf[V];
+            kern::unpack(NORM ? xs[q * packs + i] : load_ro(xg + q * packs + i), xf);
 #pragma unroll
-          for (int j = 0; j < V; ++j) acc[r] = fmaf(wf[j], xf[j], acc[r]);
+            for (int e = 0; e < V; ++e) acc[q] = fmaf(wf[e], xf[e], acc[q]);
+          }
         }
       }
     }
-  }
-  warp_sum(acc);
-  if (lane == 0)
+    if constexpr (NORM)  // the next tile's first packs, in flight during the epilogue
+      if (tile + gridDim.x < tiles) first_group(tile + gridDim.x);
+    warp_sum(acc);
+    if (lane == 0)
 #pragma unroll
-    for (int r = 0; r < RT; ++r) partial[warp][r] = acc[r];
-  __syncthreads();
+      for (int q = 0; q < RT; ++q) partial[warp][q] = acc[q];
+    __syncthreads();
 
-  T* y = static_cast<T*>(a.y);
-  if constexpr (EPI == kSwiglu) {
-    if (!mine) return;
-    float gs = 0.f, us = 0.f;
-    for (int q = 0; q < split; ++q) gs += partial[(2 * j) * split + q][r], us += partial[(2 * j + 1) * split + q][r];
-    gs = kern::to_float(kern::from_float<T>(gs));
-    us = kern::to_float(kern::from_float<T>(us));
-    y[at] = kern::from_float<T>(gs / (1.f + expf(-gs)) * us);
-  } else if constexpr (EPI == kResidual) {
-    if (!mine) return;
-    float v = 0.f;
-    for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
-    const float yr = kern::to_float(kern::from_float<T>(v + bv));
-    y[at] = kern::from_float<T>(rv + yr);
-  } else {
-    if (!mine) return;
-    float v = 0.f;
-    for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
-    y[at] = kern::from_float<T>(v + bv);
+    if (mine) {
+      if constexpr (EPI == kSwiglu) {
+        float g = 0.f, u = 0.f;
+        for (int q = 0; q < split; ++q) g += partial[(2 * j) * split + q][r], u += partial[(2 * j + 1) * split + q][r];
+        g = kern::to_float(kern::from_float<T>(g));
+        u = kern::to_float(kern::from_float<T>(u));
+        y[at] = kern::from_float<T>(g / (1.f + expf(-g)) * u);
+      } else {
+        float v = 0.f;
+        for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
+        if constexpr (EPI == kResidual) {
+          const float yr = kern::to_float(kern::from_float<T>(v + bv));
+          y[at] = kern::from_float<T>(rv + yr);
+        } else {
+          y[at] = kern::from_float<T>(v + bv);
+        }
+      }
+    }
+    if (!NORM) break;  // one tile per block
+    if (tile + gridDim.x < tiles) __syncthreads();  // partial[] is rewritten by the next tile (uniform)
   }
 }
 
@@ -220,10 +238,20 @@ int sm_count() {
 }
 
 
+// NORM forms: one resident wave of blocks looping over tiles (MINFER_GEMV_PERSIST=0: one block per
+// tile, for A/B timing). Read once.
+bool gemv_persistent() {
+  static const bool on = [] {
+    const char* v = std::getenv("MINFER_GEMV_PERSIST");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+
 template <typename T, int RT, bool NORM, int EPI>
 Status launch(const GemvParams& p, int split, cudaStream_t stream) {
   const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);
-  const dim3 grid(kern::blocks_for(p.out, per_block), kern::blocks_for(p.rows, RT));
+  const unsigned tiles = kern::blocks_for(p.out, per_block), row_blocks = kern::blocks_for(p.rows, RT);
   const size_t smem = NORM ? stage_bytes(p) : 0;
   if (smem > kDefaultSmem) {  // once per instantiation (the check below keeps smem <= kMaxStageBytes)
     static const cudaError_t set = cudaFuncSetAttribute(gemv_kernel<T, RT, NORM, EPI>,
@@ -231,6 +259,16 @@ Status launch(const GemvParams& p, int split, cudaStream_t stream) {
                                                         static_cast<int>(kMaxStageBytes));
     MINFER_CUDA_RETURN(set);
   }
+  unsigned gx = tiles;
+  if (NORM && gemv_persistent()) {  // at most one resident wave, tiles spread evenly over the blocks
+    int per_sm = 0;
+    MINFER_CUDA_RETURN(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel<T, RT, NORM, EPI>, kThreads, smem));
+    const unsigned wave = std::max(1u, static_cast<unsigned>(std::max(per_sm, 1) * sm_count()) / row_blocks);
+    const unsigned rounds = (tiles + wave - 1) / wave;
+    gx = (tiles + rounds - 1) / rounds;
+  }
+  const dim3 grid(gx, row_blocks);
   const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_weight, p.norm_eps, p.rows, p.in, p.out, split};
   MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, NORM, EPI>, grid, dim3(kThreads), smem, stream, a));
   return Status::ok();
