@@ -22,14 +22,15 @@
 // NORM forms (v3): before pdl_wait() each block copies the norm weight to shared memory, after it its
 // rows of x ((min(R, 16) + 1) x K elements in all, at most 96 KiB; larger is refused), sums their
 // squares in a fixed order (every block gets the same rstd), normalises them in place, then every
-// warp reads x from there. The bias (before the wait) and the residual (after it, before the K loop)
-// are read early too.
-// History: v1 normalised x in a per-block prologue with two dependent L2 round trips and barriers:
-// slower than the unfused step on an H200 (qwen3-0.6b b1 1.16 vs 0.94 ms/step). v2 took each row's
-// rstd from the previous GEMV (per-block partial sums, the last block summing them: a grid-wide
-// atomic tail) and normalised x in every warp's inner loop, i.e. once per output feature: ALU bound,
-// slower again (qwen3-0.6b 1.26 vs 0.94 ms, llama-3.1-8b 5.69 vs 4.69). v3 (this one): one L2 read of
-// x per block, overlapped with the first weight packs in flight; no grid-wide tail.
+// warp reads x from there. The launch runs one resident wave of blocks (occupancy x SMs, tiles spread
+// evenly), each looping over its tiles of outputs, so x is staged once per block; the next tile's
+// first weight packs load during the epilogue. The bias and residual are read before the K loop.
+// History (H200, bf16 b1 decode, fused vs unfused step in one run): v1 normalised x in a per-block
+// prologue with two dependent L2 round trips: qwen3-0.6b 1.16 vs 0.94 ms. v2 took each row's rstd
+// from the previous GEMV (per-block partial sums, the last block summing them: a grid-wide atomic
+// tail) and normalised x in every warp's inner loop, once per output feature: ALU bound, 1.26 vs
+// 0.94 ms, llama-3.1-8b 5.69 vs 4.69. v3 one block per tile: 1.22 vs 0.93; v3 one wave: 1.10 vs 0.93,
+// llama 5.60 vs 4.77. Still opt-in (engine/model/model.cpp says why).
 // Dimension legend: R rows, K in features, N out features, S split, V = elements per 16-byte pack.
 #pragma once
 #include <cstdint>

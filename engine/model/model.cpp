@@ -46,14 +46,17 @@ RunShape complete_shape(const ModelConfig& cfg, const RunShape& shape) {
 
 }  // namespace
 
-// Decode steps of at most this many rows use the fused GEMVs (kernels/gemv.h). Off by default: the
-// first fused version (a per-block RMSNorm prologue) measured slower than the tuned unfused step on an
-// H200 (bf16, batch 1, CUDA graphs with PDL, 2026-11-22): qwen3-0.6b 1.16 vs 0.94 ms, llama-3.1-8b
-// 5.62 vs 4.77 ms, qwen2.5-0.5b 0.83 vs 0.80 ms (two dependent L2 round trips and barriers per block
-// before the first FMA; cuBLASLt streams the large llama weights at 3.4-3.8 TB/s, the fused GEMV at
-// 2.2-3.1). Version v3 (kernels/gemv.h: the norm computed per block from x staged in shared memory):
-// not yet timed. MINFER_FUSED_MAX_ROWS=N turns the path on for steps of at most
-// N rows (A/B timing in one run); MINFER_FUSED=0 forces it off.
+// Decode steps of at most this many rows use the fused GEMVs (kernels/gemv.h). Off by default: no
+// version so far beats the tuned unfused step (cuBLASLt or the plain GEMV per shape, rmsnorm with the
+// residual add, swiglu) inside the replayed decode graph with PDL. H200, bf16, batch 1, prompt 128,
+// ms/step fused vs unfused in one run (scripts/ab.sh): v1 (per-block RMSNorm prologue) qwen3-0.6b
+// 1.16 vs 0.94, llama-3.1-8b 5.62 vs 4.77; v2 (norm applied per output feature) 1.26 vs 0.94 and 5.69
+// vs 4.69; v3 (x staged and normalised once per block, one resident wave looping over tiles) 1.10 vs
+// 0.93, qwen2.5-0.5b 0.87 vs 0.81, llama-3.1-8b 5.60 vs 4.77 (commit 9061d30). Timed alone by ncu the
+// fused qwen3 kernels sum to less than the unfused ones (1723 vs 1851 us per step at ncu's clocks),
+// so what the fused step loses is overlap between kernels in the graph, not kernel time.
+// MINFER_FUSED_MAX_ROWS=N turns the path on for steps of at most N rows (A/B timing in one run);
+// MINFER_FUSED=0 forces it off.
 constexpr int kFusedMaxRows = 0;
 
 int fused_decode_max_rows() {
