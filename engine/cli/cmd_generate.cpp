@@ -30,7 +30,9 @@ namespace minfer::cli {
 CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
   CLI::App* c = app.add_subcommand("generate", "Greedy generation from token ids; prints the new ids per sequence "
                                                "and a timing summary (prefill ms, decode tokens/s).");
-  c->add_option("--model", o.model, "Checkpoint directory, .safetensors file, or preset:NAME")->required();
+  c->add_option("--model", o.model,
+                "Checkpoint directory, .safetensors file, .gguf file (dequantized on load), or preset:NAME")
+      ->required();
   c->add_option("--prompt-tokens", o.prompt_tokens, "Prompt token ids: 1,2,3 (one prompt) or 1,2;3,4,5 (several)")
       ->required();
   c->add_option("--batch", o.batch, "Sequences (prompts reused in turn; default: one per prompt)");

@@ -13,7 +13,9 @@ namespace minfer::cli {
 CLI::App* add_info_command(CLI::App& app, InfoOptions& o) {
   CLI::App* c = app.add_subcommand("info", "Print a model's config summary and parameter count, then load "
                                            "every weight (names, shapes, finite values) to prove it complete.");
-  c->add_option("--model", o.model, "Checkpoint directory, .safetensors file, or preset:NAME")->required();
+  c->add_option("--model", o.model,
+                "Checkpoint directory, .safetensors file, .gguf file (dequantized on load), or preset:NAME")
+      ->required();
   c->add_option("--dtype", o.dtype, "Storage dtype for the load: bf16, fp16 or fp32 (default: the config's)");
   c->add_option("--weight-seed", o.weight_seed, "Weight seed for preset models (0: the preset's own)");
   return c;

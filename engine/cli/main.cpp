@@ -22,8 +22,8 @@ std::string one_line(std::string s) {
 int run(int argc, char** argv) {
   using namespace minfer::cli;
   CLI::App app{"minfer: LLM inference engine (llama, qwen2, qwen3, qwen3_moe, mixtral, olmoe) with a scalar "
-               "CPU reference.\nModels are a checkpoint directory (config.json + safetensors) or preset:NAME "
-               "(deterministic random weights; see `minfer presets`).\nExit codes: 0 ok, 1 check failed, "
+               "CPU reference.\nModels are a checkpoint directory (config.json + safetensors), a .gguf file, or "
+               "preset:NAME (deterministic random weights; see `minfer presets`).\nExit codes: 0 ok, 1 check failed, "
                "2 bad usage or bad input, 3 internal error.",
                "minfer"};
   app.require_subcommand(1);

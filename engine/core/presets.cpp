@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/core/error.h"
+#include "engine/core/gguf_model.h"
 #include "engine/core/rng.h"
 #include "engine/core/safetensors.h"
 
@@ -353,7 +354,14 @@ LoadedModel open_model(const std::string& spec, DType storage, uint64_t seed) {
     return m;
   }
   fs::path p(spec);
-  if (!fs::exists(p)) throw BadInput(spec, "(path)", "no such file or directory (expected a checkpoint or preset:NAME)");
+  if (!fs::exists(p))
+    throw BadInput(spec, "(path)", "no such file or directory (expected a checkpoint, a .gguf file or preset:NAME)");
+  if (is_gguf_path(spec) && fs::is_regular_file(p)) {
+    auto file = std::make_shared<const GgufFile>(spec);
+    m.config = config_from_gguf(*file);
+    m.source = gguf_tensor_source(file, m.config);
+    return m;
+  }
   fs::path dir = fs::is_directory(p) ? p : p.parent_path();
   if (dir.empty()) dir = ".";
   m.config = load_config_json((dir / "config.json").string());
