@@ -47,16 +47,22 @@ bool split_layer_name(const std::string& name, const std::string& prefix, const 
   return kind == "weight" || kind == "bias";
 }
 
-// The HF name of a GGUF tensor name, or "" for a tensor the engine does not read.
-std::string hf_name_for(const std::string& g) {
-  if (g == "token_embd.weight") return "model.embed_tokens.weight";
-  if (g == "output_norm.weight") return "model.norm.weight";
-  if (g == "output.weight") return "lm_head.weight";
+// A tensor name mapped between the GGUF scheme and the HF one (to_hf: GGUF -> HF), or "" when the
+// name has no counterpart (a tensor the engine does not read).
+std::string map_name(const std::string& name, bool to_hf) {
+  static const std::pair<const char*, const char*> kGlobal[] = {
+      {"token_embd.weight", "model.embed_tokens.weight"},
+      {"output_norm.weight", "model.norm.weight"},
+      {"output.weight", "lm_head.weight"},
+  };
+  for (const auto& [g, h] : kGlobal)
+    if (name == (to_hf ? g : h)) return to_hf ? h : g;
+  const std::string from = to_hf ? "blk." : "model.layers.", to = to_hf ? "model.layers." : "blk.";
   int layer = 0;
   std::string part, kind;
-  if (!split_layer_name(g, "blk.", ".", layer, part, kind)) return "";
-  for (const auto& [gp, hp] : kLayerParts)
-    if (part == gp) return "model.layers." + std::to_string(layer) + "." + hp + "." + kind;
+  if (!split_layer_name(name, from, ".", layer, part, kind)) return "";
+  for (const auto& [g, h] : kLayerParts)
+    if (part == (to_hf ? g : h)) return to + std::to_string(layer) + "." + (to_hf ? h : g) + "." + kind;
   return "";
 }
 
@@ -79,7 +85,7 @@ class GgufSource : public TensorSource {
   GgufSource(std::shared_ptr<const GgufFile> f, const ModelConfig& c)
       : f_(std::move(f)), heads_(c.heads), kv_heads_(c.kv_heads), permute_qk_(c.arch == Arch::Llama) {
     for (const GgufTensorInfo& t : f_->tensors()) {
-      const std::string hf = hf_name_for(t.name);
+      const std::string hf = map_name(t.name, true);
       if (!hf.empty()) by_hf_[hf] = t.name;
     }
   }
@@ -128,17 +134,7 @@ class GgufSource : public TensorSource {
 
 bool is_gguf_path(const std::string& spec) { return ends_with(spec, ".gguf"); }
 
-std::string gguf_name_for(const std::string& hf) {
-  if (hf == "model.embed_tokens.weight") return "token_embd.weight";
-  if (hf == "model.norm.weight") return "output_norm.weight";
-  if (hf == "lm_head.weight") return "output.weight";
-  int layer = 0;
-  std::string part, kind;
-  if (!split_layer_name(hf, "model.layers.", ".", layer, part, kind)) return "";
-  for (const auto& [gp, hp] : kLayerParts)
-    if (part == hp) return "blk." + std::to_string(layer) + "." + gp + "." + kind;
-  return "";
-}
+std::string gguf_name_for(const std::string& hf) { return map_name(hf, false); }
 
 ModelConfig config_from_gguf(const GgufFile& f) {
   const std::string arch = f.get_string("general.architecture");
