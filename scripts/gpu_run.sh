@@ -72,8 +72,11 @@ stage_build() {
   cmake --build "$BUILD" -j "$JOBS"
 }
 
+# The GPU machine has no network: tests/cpu/test_smollm2 skips (saying so) unless the model was
+# carried over into the model cache (scripts/fetch_smollm2.sh --wheel PATH there).
 stage_test() {
-  ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" --output-junit "$OUTDIR/logs/ctest.xml"
+  MINFER_ALLOW_MISSING_MODEL=${MINFER_ALLOW_MISSING_MODEL:-1} \
+    ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" --output-junit "$OUTDIR/logs/ctest.xml"
 }
 
 # One CSV per sweep; every sweep runs even if an earlier one failed, the stage fails if any did.
