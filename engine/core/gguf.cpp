@@ -460,40 +460,15 @@ std::vector<int64_t> GgufTensorInfo::shape() const { return {ne.rbegin(), ne.ren
 
 // ---------------------------------------------------------------- GgufFile
 
-GgufFile::GgufFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw BadInput(path, "file", "cannot open: " + errno_text());
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw BadInput(path, "file", "not a regular file");
-  }
-  size_ = static_cast<size_t>(st.st_size);
-  if (size_ < 4) {
-    ::close(fd);
-    throw BadInput(path, "magic", "file has " + u2s(size_) + " bytes, fewer than the 4-byte magic \"GGUF\"");
-  }
-  map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (map_ == MAP_FAILED) {
-    map_ = nullptr;
-    throw BadInput(path, "file", "mmap failed: " + errno_text());
-  }
-  try {
-    parse();
-  } catch (...) {
-    ::munmap(map_, size_);
-    map_ = nullptr;
-    throw;
-  }
+GgufFile::GgufFile(const std::string& path)
+    : path_(path), file_(path, 4, "magic", "the 4-byte magic \"GGUF\""), size_(file_.size()) {
+  parse();
 }
 
-GgufFile::~GgufFile() {
-  if (map_ != nullptr) ::munmap(map_, size_);
-}
+GgufFile::~GgufFile() = default;
 
 void GgufFile::parse() {
-  Cursor c(path_, static_cast<const uint8_t*>(map_), size_);
+  Cursor c(path_, file_.data(), size_);
   version_ = read_magic_and_version(c);
   const uint64_t tensor_count = c.u64("tensor_count", "tensor_count");
   const uint64_t kv_count = c.u64("kv_count", "kv_count");
@@ -643,7 +618,7 @@ const GgufTensorInfo& GgufFile::info(const std::string& name) const {
 
 const uint8_t* GgufFile::data(const std::string& name) const {
   const GgufTensorInfo& t = info(name);
-  return static_cast<const uint8_t*>(map_) + data_offset_ + t.offset;
+  return file_.data() + data_offset_ + t.offset;
 }
 
 std::string GgufFile::describe() const {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "engine/core/ggml_types.h"
+#include "engine/core/mapped_file.h"
 
 namespace minfer {
 
@@ -124,8 +125,8 @@ class GgufFile {
   std::string field_of_key(const std::string& key) const;
 
   std::string path_;
-  void* map_ = nullptr;
-  size_t size_ = 0;
+  MappedFile file_;
+  size_t size_ = 0;  // file_.size()
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;

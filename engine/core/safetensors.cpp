@@ -161,34 +161,18 @@ size_t safetensors_dtype_size(const std::string& dtype) {
   return 0;
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw BadInput(path, "file", "cannot open: " + errno_text());
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw BadInput(path, "file", "not a regular file");
-  }
-  size_ = static_cast<size_t>(st.st_size);
-  if (size_ < 8) {
-    ::close(fd);
-    throw BadInput(path, "header length", "file has " + std::to_string(size_) + " bytes, fewer than the 8-byte header length");
-  }
-  map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (map_ == MAP_FAILED) {
-    map_ = nullptr;
-    throw BadInput(path, "file", "mmap failed: " + errno_text());
-  }
-  try {
-    const auto* base = static_cast<const uint8_t*>(map_);
+SafetensorsFile::SafetensorsFile(const std::string& path)
+    : path_(path), file_(path, 8, "header length", "the 8-byte header length") {
+  const size_t size = file_.size();
+  {
+    const uint8_t* base = file_.data();
     const uint64_t n = read_le_u64(base);
     if (n > kMaxHeaderBytes)
       throw BadInput(path, "header length", std::to_string(n) + " bytes exceeds the 100,000,000-byte limit");
-    if (n > size_ - 8)
+    if (n > size - 8)
       throw BadInput(path, "header length", std::to_string(n) + " bytes runs past the end of the file (" +
-                                               std::to_string(size_) + " bytes)");
-    const uint64_t data_size = size_ - 8 - n;
+                                               std::to_string(size) + " bytes)");
+    const uint64_t data_size = size - 8 - n;
     data_base_ = base + 8 + n;
     json j = parse_header_json(path, reinterpret_cast<const char*>(base + 8), n);
 
@@ -216,16 +200,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     }
     std::sort(spans.begin(), spans.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
     check_tiling(path, spans, data_size);
-  } catch (...) {
-    ::munmap(map_, size_);
-    map_ = nullptr;
-    throw;
   }
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  if (map_ != nullptr) ::munmap(map_, size_);
-}
+SafetensorsFile::~SafetensorsFile() = default;
 
 std::vector<std::string> SafetensorsFile::names() const {
   std::vector<std::string> out;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/mapped_file.h"
 #include "engine/core/weights.h"
 
 namespace minfer {
@@ -35,8 +36,7 @@ class SafetensorsFile {
  private:
   struct Entry { TensorMeta meta; uint64_t begin = 0, end = 0; };
   std::string path_;
-  void* map_ = nullptr;
-  size_t size_ = 0;
+  MappedFile file_;
   const uint8_t* data_base_ = nullptr;
   std::map<std::string, Entry> entries_;
   std::map<std::string, std::string> metadata_;
