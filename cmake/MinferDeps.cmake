@@ -21,3 +21,21 @@ if(MINFER_BUILD_BENCH)
     message(FATAL_ERROR "Google Benchmark not found: install it (Debian: apt-get install libbenchmark-dev) or configure with -DMINFER_BUILD_BENCH=OFF")
   endif()
 endif()
+# PCRE2 (the tokenizer's pre-tokenizer regexes), linked statically so binaries run where it is not
+# installed (the GPU machine). MINFER_PCRE2_ROOT may point at a staged copy (include/pcre2.h and
+# lib/libpcre2-8.a, as scripts/stage_pcre2.sh makes); the default is the system's (Debian: libpcre2-dev).
+set(MINFER_PCRE2_ROOT "" CACHE PATH "A directory with include/pcre2.h and lib/libpcre2-8.a (default: system)")
+if(MINFER_PCRE2_ROOT)
+  find_path(MINFER_PCRE2_INCLUDE pcre2.h PATHS ${MINFER_PCRE2_ROOT}/include NO_DEFAULT_PATH)
+  find_library(MINFER_PCRE2_LIB NAMES libpcre2-8.a PATHS ${MINFER_PCRE2_ROOT}/lib NO_DEFAULT_PATH)
+else()
+  find_path(MINFER_PCRE2_INCLUDE pcre2.h)
+  find_library(MINFER_PCRE2_LIB NAMES libpcre2-8.a)
+endif()
+if(NOT MINFER_PCRE2_INCLUDE OR NOT MINFER_PCRE2_LIB)
+  message(FATAL_ERROR "PCRE2 (static, 8-bit) not found: install it (Debian: apt-get install libpcre2-dev) or set "
+                      "MINFER_PCRE2_ROOT to a directory with include/pcre2.h and lib/libpcre2-8.a")
+endif()
+add_library(minfer_pcre2 STATIC IMPORTED)
+set_target_properties(minfer_pcre2 PROPERTIES IMPORTED_LOCATION ${MINFER_PCRE2_LIB}
+                      INTERFACE_INCLUDE_DIRECTORIES ${MINFER_PCRE2_INCLUDE})
