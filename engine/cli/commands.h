@@ -1,6 +1,7 @@
-// engine/cli/commands.h: the `minfer` subcommands (presets, info, export, generate): their options,
-// their registration on the CLI11 app, and their run functions. Each run function returns the exit
-// code (0 ok) and throws minfer::Error for bad input (mapped to its exit code by main.cpp).
+// engine/cli/commands.h: the `minfer` subcommands (presets, info, export, generate, tokenize, chat,
+// perplexity): their options, their registration on the CLI11 app, and their run functions. Each run
+// function returns the exit code (0 ok) and throws minfer::Error for bad input (mapped to its exit code
+// by main.cpp).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -26,6 +27,10 @@ struct ExportOptions {
 struct GenerateOptions {
   std::string model;
   std::string prompt_tokens;  // "1,2,3" (one prompt) or "1,2;3,4,5" (several)
+  std::string prompt;         // text (needs the model's tokenizer); exclusive with prompt_tokens
+  bool chat = false;          // wrap `prompt` as a user turn in the model's chat template
+  std::string system;         // with chat: a system message
+  bool no_think = false;      // with chat on a Qwen3 model: enable_thinking = false
   int batch = 0;              // 0 = one sequence per prompt
   int max_new_tokens = 16;
   std::string backend = "reference";
@@ -42,12 +47,55 @@ struct GenerateOptions {
   std::string attention = "auto";  // backend cuda: attention kernels, auto, simple or flash (engine/core/plan.h)
 };
 
+struct TokenizeOptions {
+  std::string model;
+  std::string text;
+  std::string file;
+  std::string decode;        // ids to decode instead
+  bool add_special = false;  // the post-processor's BOS
+  bool no_parse_special = false;
+  bool pieces = false;       // one line per token: id and its text
+};
+
+struct ChatCmdOptions {
+  std::string model;
+  std::string backend = "reference";
+  std::string dtype = "fp32";
+  std::string system;
+  int max_new_tokens = 512;
+  int ctx = 2048;
+  float temperature = 0.0f;
+  int top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+  bool no_think = false;
+  std::string attention = "auto";
+};
+
+struct PerplexityOptions {
+  std::string model;
+  std::string text;          // a UTF-8 text file
+  int ctx = 512;
+  int64_t max_tokens = 0;    // 0: all
+  std::string backend = "reference";
+  std::string dtype = "fp32";
+  std::string json;          // also write the result here
+  std::string attention = "auto";
+};
+
 CLI::App* add_presets_command(CLI::App& app);
 CLI::App* add_info_command(CLI::App& app, InfoOptions& o);
 CLI::App* add_export_command(CLI::App& app, ExportOptions& o);
 CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o);
 
+CLI::App* add_tokenize_command(CLI::App& app, TokenizeOptions& o);
+CLI::App* add_chat_command(CLI::App& app, ChatCmdOptions& o);
+CLI::App* add_perplexity_command(CLI::App& app, PerplexityOptions& o);
+
 int run_presets();
+int run_tokenize(const TokenizeOptions& o);
+int run_chat(const ChatCmdOptions& o);
+int run_perplexity(const PerplexityOptions& o);
 int run_info(const InfoOptions& o);
 int run_export(const ExportOptions& o);
 int run_generate(const GenerateOptions& o);

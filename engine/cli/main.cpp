@@ -1,5 +1,6 @@
-// engine/cli/main.cpp: the `minfer` command line: subcommands presets, info, export, generate
-// (commands.h). Exit codes: 0 ok, 1 a check failed, 2 bad usage or bad input (CLI11 errors too),
+// engine/cli/main.cpp: the `minfer` command line: subcommands presets, info, export, generate, tokenize,
+// chat, perplexity (commands.h). Exit codes: 0 ok, 1 a check failed, 2 bad usage or bad input (CLI11
+// errors too),
 // 3 internal error. Every failure is one line on stderr; no exception escapes.
 #include <filesystem>
 #include <iostream>
@@ -33,16 +34,23 @@ int run(int argc, char** argv) {
   InfoOptions info;
   ExportOptions exp;
   GenerateOptions gen;
+  TokenizeOptions tokz;
+  ChatCmdOptions chat;
+  PerplexityOptions ppl;
   CLI::App* c_presets = add_presets_command(app);
   CLI::App* c_info = add_info_command(app, info);
   CLI::App* c_export = add_export_command(app, exp);
   CLI::App* c_generate = add_generate_command(app, gen);
+  CLI::App* c_tokenize = add_tokenize_command(app, tokz);
+  CLI::App* c_chat = add_chat_command(app, chat);
+  CLI::App* c_ppl = add_perplexity_command(app, ppl);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     for (const CLI::App* sub : app.get_subcommands({})) known = known || sub->get_name() == argv[1];
     if (!known) {
       throw minfer::UsageError(std::string("unknown subcommand \"") + argv[1] +
-                               "\" (presets, info, export, generate; run with --help for usage)");
+                               "\" (presets, info, export, generate, tokenize, chat, perplexity; run with --help "
+                               "for usage)");
     }
   }
   try {
@@ -55,6 +63,9 @@ int run(int argc, char** argv) {
   if (c_info->parsed()) return run_info(info);
   if (c_export->parsed()) return run_export(exp);
   if (c_generate->parsed()) return run_generate(gen);
+  if (c_tokenize->parsed()) return run_tokenize(tokz);
+  if (c_chat->parsed()) return run_chat(chat);
+  if (c_ppl->parsed()) return run_perplexity(ppl);
   return 2;
 }
 

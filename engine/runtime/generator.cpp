@@ -2,6 +2,8 @@
 // bucket (see generator.h). Timing is host wall clock around synchronised regions.
 #include "engine/runtime/generator.h"
 
+#include <algorithm>
+
 #include <chrono>
 
 #include "engine/core/error.h"
@@ -137,11 +139,16 @@ GenerateResult Generator::generate(const GenerateRequest& r) {
   if (r.on_logits) r.on_logits(0, m_.logits_host(B));
   out.prefill_tok_s = out.ttft_ms > 0 ? static_cast<double>(prompt_tokens) / (out.ttft_ms / 1e3) : 0.0;
 
+  const auto stops = [&r](int32_t id) {
+    return id == r.eos_token_id || std::find(r.stop_token_ids.begin(), r.stop_token_ids.end(), id) !=
+                                       r.stop_token_ids.end();
+  };
   std::vector<bool> finished(static_cast<size_t>(B), false);
   int live = 0;
   for (int b = 0; b < B; ++b) {
     out.tokens[static_cast<size_t>(b)].push_back(ids[static_cast<size_t>(b)]);
-    finished[static_cast<size_t>(b)] = ids[static_cast<size_t>(b)] == r.eos_token_id || r.max_new_tokens == 1;
+    if (r.on_token) r.on_token(b, ids[static_cast<size_t>(b)]);
+    finished[static_cast<size_t>(b)] = stops(ids[static_cast<size_t>(b)]) || r.max_new_tokens == 1;
     live += finished[static_cast<size_t>(b)] ? 0 : 1;
   }
   if (live == 0) return out;
@@ -160,8 +167,9 @@ GenerateResult Generator::generate(const GenerateRequest& r) {
       auto& toks = out.tokens[static_cast<size_t>(b)];
       if (finished[static_cast<size_t>(b)]) continue;
       toks.push_back(ids[static_cast<size_t>(b)]);
+      if (r.on_token) r.on_token(b, ids[static_cast<size_t>(b)]);
       ++decoded;
-      if (ids[static_cast<size_t>(b)] == r.eos_token_id || static_cast<int>(toks.size()) == r.max_new_tokens) {
+      if (stops(ids[static_cast<size_t>(b)]) || static_cast<int>(toks.size()) == r.max_new_tokens) {
         finished[static_cast<size_t>(b)] = true;
         m_.finish_row(b);
         --live;

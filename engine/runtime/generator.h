@@ -22,6 +22,10 @@ struct GenerateRequest {
   int max_new_tokens = 16;
   SamplerConfig sampler;
   int eos_token_id = -1;   // < 0: none
+  std::vector<int32_t> stop_token_ids;  // more ids that end a sequence like eos (a chat's end-of-turn)
+  // Called on the host with each sequence's new token as soon as it is known (streaming output), in
+  // step order; a stop token is passed too.
+  std::function<void(int seq, int32_t token)> on_token;
   bool use_graph = true;   // false: every decode step eager (for tests)
   // Observer of the per-step logits (validation): called with host fp32 logits after the prefill
   // (step 0: (B, V), one row per sequence) and after each decode step s >= 1 ((Bb, V); rows past B

@@ -4,6 +4,7 @@
 // the reference backend (token count, determinism, batches).
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/core/presets.h"
+#include "tests/cpu/model_cache.h"
 
 namespace fs = std::filesystem;
 
@@ -79,12 +81,25 @@ class CliTest : public ::testing::Test {
 TEST_F(CliTest, HelpExitsZeroAndIsComplete) {
   Result r = run("--help");
   EXPECT_EQ(r.rc, 0);
-  for (const char* sub : {"presets", "info", "export", "generate"}) EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
+  for (const char* sub : {"presets", "info", "export", "generate", "tokenize", "chat", "perplexity"}) {
+    EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
+  }
   Result g = run("generate --help");
   EXPECT_EQ(g.rc, 0);
   for (const char* flag : {"--model", "--prompt-tokens", "--batch", "--max-new-tokens", "--backend", "--dtype", "--seed",
-                           "--weight-seed", "--temperature", "--top-k", "--top-p", "--attention"}) {
+                           "--weight-seed", "--temperature", "--top-k", "--top-p", "--attention", "--prompt", "--chat",
+                           "--system", "--no-think"}) {
     EXPECT_NE(g.out.find(flag), std::string::npos) << flag;
+  }
+  const std::vector<std::pair<std::string, std::vector<std::string>>> text_cmds = {
+      {"tokenize", {"--model", "--text", "--file", "--decode", "--add-special", "--no-parse-special", "--pieces"}},
+      {"chat", {"--model", "--backend", "--dtype", "--system", "--max-new-tokens", "--ctx", "--temperature", "--top-k",
+                "--top-p", "--seed", "--no-think", "/reset", "/exit"}},
+      {"perplexity", {"--model", "--text", "--ctx", "--max-tokens", "--backend", "--dtype", "--json"}}};
+  for (const auto& [cmd, flags] : text_cmds) {
+    Result h = run(cmd + " --help");
+    EXPECT_EQ(h.rc, 0) << cmd;
+    for (const auto& f : flags) EXPECT_NE(h.out.find(f), std::string::npos) << cmd << " " << f;
   }
   Result e = run("export --help");
   EXPECT_EQ(e.rc, 0);
@@ -265,4 +280,72 @@ TEST_F(CliTest, GenerateMatchesTransformersOnExports) {
   }
 }
 
+// The text commands on a tokenizer without a model: tests/fixtures/tokenizer/llama3 (tokenizer.json trained
+// with HF tokenizers; its expected ids come from `tokenizers` itself).
+TEST_F(CliTest, TokenizeMatchesTheFixtureAndDecodesBack) {
+  const fs::path fx = fs::path(MINFER_SOURCE_DIR) / "tests" / "fixtures" / "tokenizer";
+  const std::string text = "Hello world! The quick brown fox jumps over the lazy dog.";
+  {
+    std::ofstream f(dir_ / "in.txt", std::ios::binary);
+    f << text;
+  }
+  Result r = run("tokenize --model '" + (fx / "llama3").string() + "' --file '" + (dir_ / "in.txt").string() + "'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  // The fixture's ids for this text ("ascii"), from HF tokenizers.
+  std::ifstream in(fx / "llama3" / "expected.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string exp = ss.str();
+  const size_t at = exp.find("\"name\": \"ascii\"");
+  ASSERT_NE(at, std::string::npos);
+  const size_t b = exp.find("\"ids_no_special\": [", at);
+  const size_t e = exp.find(']', b);
+  std::string want = exp.substr(b + 19, e - b - 19);
+  want.erase(std::remove(want.begin(), want.end(), ' '), want.end());
+  EXPECT_EQ(r.out, want + "\n");
+  Result d = run("tokenize --model '" + (fx / "llama3").string() + "' --decode " + want);
+  ASSERT_EQ(d.rc, 0) << d.err;
+  EXPECT_EQ(d.out, text + "\n");
+  Result p = run("tokenize --model '" + (fx / "llama3").string() + "' --text 'a<|eot_id|>' --pieces --add-special");
+  ASSERT_EQ(p.rc, 0) << p.err;
+  EXPECT_NE(p.out.find("<|begin_of_text|>"), std::string::npos) << p.out;
+  EXPECT_NE(p.out.find("<|eot_id|>"), std::string::npos) << p.out;
+}
+
+TEST_F(CliTest, TextCommandsRefuseClearly) {
+  const fs::path fx = fs::path(MINFER_SOURCE_DIR) / "tests" / "fixtures" / "tokenizer";
+  expect_error(run("generate --model preset:tiny --prompt hi"), 2, {"preset:tiny", "no tokenizer"});
+  expect_error(run("generate --model preset:tiny"), 2, {"--prompt"});
+  expect_error(run("generate --model preset:tiny --prompt hi --prompt-tokens 1,2"), 2, {"--prompt"});
+  expect_error(run("generate --model preset:tiny --prompt-tokens 1,2 --chat"), 2, {"--chat"});
+  expect_error(run("tokenize --model '" + dir_.string() + "' --text hi"), 2, {"tokenizer.json", "absent"});
+  {
+    std::ofstream f(dir_ / "bad.txt", std::ios::binary);
+    f << "ok\xC3(";
+  }
+  expect_error(run("tokenize --model '" + (fx / "qwen2").string() + "' --file '" + (dir_ / "bad.txt").string() + "'"),
+               2, {"bad.txt", "UTF-8", "byte 2"});
+  // A tokenizer without a chat template cannot chat.
+  expect_error(run("chat --model '" + (fx / "qwen2").string() + "' </dev/null"), 2, {"tokenizer.json", "chat_template"});
+  expect_error(run("perplexity --model '" + (fx / "qwen2").string() + "' --text '" + (dir_ / "none.txt").string() +
+                   "'"),
+               2, {"none.txt", "no such file"});
+}
+
+// The real model through the CLI on the reference backend (slow: about 15 s).
+TEST_F(CliTest, ChatWithSmolLM2OnTheReference) {
+  MINFER_REQUIRE_SMOLLM2(model);
+  {
+    std::ofstream f(dir_ / "turns.txt");
+    f << "What is the capital of France?\n/exit\n";
+  }
+  Result r = run("chat --model '" + model.string() + "' --max-new-tokens 24 <'" + (dir_ / "turns.txt").string() + "'");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("Paris"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("SmolLM2 ChatML"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[turn 1: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("tokens/s"), std::string::npos) << r.err;
+}
+
 }  // namespace
+

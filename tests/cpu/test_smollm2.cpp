@@ -8,9 +8,9 @@
 // when MINFER_ALLOW_MISSING_MODEL=1.
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -19,7 +19,11 @@
 
 #include "engine/core/presets.h"
 #include "engine/core/weights.h"
+#include "engine/core/gguf.h"
+#include "engine/core/perplexity.h"
+#include "engine/core/tokenizer.h"
 #include "reference/model.h"
+#include "tests/cpu/model_cache.h"
 
 namespace minfer {
 namespace {
@@ -27,21 +31,8 @@ namespace {
 namespace fs = std::filesystem;
 constexpr double kTol = 1e-3;
 
-fs::path model_path() {
-  const char* cache = std::getenv("MINFER_MODEL_CACHE");
-  const fs::path base = cache && *cache ? fs::path(cache) : fs::path(MINFER_SOURCE_DIR) / "models";
-  return base / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf";
-}
-
 TEST(SmolLM2, ReferenceMatchesTransformersOnTheSameGguf) {
-  const fs::path model = model_path();
-  if (!fs::exists(model)) {
-    const std::string msg = model.string() + " is missing: run scripts/fetch_smollm2.sh, or set "
-                                             "MINFER_ALLOW_MISSING_MODEL=1 to skip";
-    const char* allow = std::getenv("MINFER_ALLOW_MISSING_MODEL");
-    if (allow != nullptr && std::string(allow) == "1") GTEST_SKIP() << msg;
-    FAIL() << msg;
-  }
+  MINFER_REQUIRE_SMOLLM2(model);
   const fs::path fixture = fs::path(MINFER_SOURCE_DIR) / "tests" / "fixtures" / "smollm2" / "expected.json";
   std::ifstream in(fixture);
   ASSERT_TRUE(in) << fixture;
@@ -92,6 +83,55 @@ TEST(SmolLM2, ReferenceMatchesTransformersOnTheSameGguf) {
     }
     EXPECT_EQ(got, hf_greedy) << "greedy continuation";
   }
+}
+
+// Perplexity over a real text (tests/fixtures/text/ruth_kjv.txt, the Book of Ruth from Debian's
+// bible-kjv-text): our tokenizer gives the ids HF's tokenizers give for SmolLM2's pipeline, and the
+// reference's perplexity over the first 256 of them (windows of 128) is HF transformers' within 1e-3
+// relative (tests/fixtures/smollm2/perplexity.json, tools/hf_perplexity.py).
+TEST(SmolLM2, PerplexityMatchesTransformers) {
+  MINFER_REQUIRE_SMOLLM2(model);
+  const fs::path dir = fs::path(MINFER_SOURCE_DIR) / "tests" / "fixtures";
+  std::ifstream in(dir / "smollm2" / "perplexity.json");
+  ASSERT_TRUE(in);
+  const nlohmann::json all = nlohmann::json::parse(in);
+  const nlohmann::json* want = nullptr;
+  for (const auto& r : all) {
+    if (r.contains("ids") && r.value("tokenization", "") == "model") want = &r;
+  }
+  ASSERT_NE(want, nullptr) << "no entry with ids";
+  std::ifstream tin(dir / "text" / "ruth_kjv.txt", std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(tin)), std::istreambuf_iterator<char>());
+  GgufFile f(model.string());
+  const Tokenizer tok = Tokenizer::from_gguf(f);
+  std::vector<int32_t> ids = tok.encode(text, false);
+  for (const auto& r : all) {  // the whole-text entries count every token
+    if (!r.contains("ids") && r.value("tokenization", "") == "model") {
+      EXPECT_EQ(static_cast<int64_t>(ids.size()), r["n_tokens"].get<int64_t>()) << "tokens of the whole text";
+    }
+  }
+  const auto want_ids = (*want)["ids"].get<std::vector<int32_t>>();
+  ASSERT_GE(ids.size(), want_ids.size());
+  ids.resize(want_ids.size());
+  ASSERT_EQ(ids, want_ids);
+
+  const LoadedModel m = open_model(model.string(), DType::F32);
+  const ModelWeights w = load_weights(m.config, *m.source, DType::F32);
+  ref::Model ref(m.config, w, DType::F32);
+  PerplexityResult r;
+  for (const auto& [b, e] : perplexity_windows(static_cast<int64_t>(ids.size()), (*want)["ctx"].get<int64_t>())) {
+    const std::vector<int32_t> win(ids.begin() + b, ids.begin() + e);
+    ref.reset(1);
+    const std::vector<float> logits = ref.forward({win});
+    const auto [nll, n] = window_nll(logits.data(), e - b, m.config.vocab, win.data());
+    r.nll_sum += nll;
+    r.n_predicted += n;
+  }
+  EXPECT_EQ(r.n_predicted, (*want)["n_predicted"].get<int64_t>());
+  const double hf = (*want)["ppl"].get<double>();
+  std::printf("perplexity: reference %.6f, HF transformers %.6f (relative difference %.2e)\n", r.ppl(), hf,
+              std::abs(r.ppl() - hf) / hf);
+  EXPECT_LE(std::abs(r.ppl() - hf) / hf, kTol);
 }
 
 }  // namespace
