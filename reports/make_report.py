@@ -57,6 +57,8 @@ def load(data_dir):
             if not name.endswith(".csv"):
                 continue
             df = pd.read_csv(os.path.join(folder, name), dtype={"commit": str})
+            if "sweep" not in df.columns:
+                continue  # not a bench/validate sweep CSV
             for sweep in df["sweep"].dropna().unique() if "sweep" in df.columns else []:
                 AXIS_ORDER.setdefault(sweep, [c for c in df.columns if c not in NON_AXES])
             df["source"] = f"{gpu}/{name}"
@@ -331,6 +333,34 @@ def gpu_section(bench, val, gpu, plots_dir, report_dir):
     return out + validation_section(val, gpu) + model_validation_section(val, gpu)
 
 
+def tokenizer_section(data_dir):
+    """Encoding speed, minfer's tokenizer against HF tokenizers in the same run
+    (reports/data/<host>/tokenizer/tokenizer.csv from scripts/bench_tokenizer.sh; a folder of its own, out of
+    the sweep CSVs' <gpu>/*.csv that the gate reads), one table per file."""
+    lines = []
+    for host in sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else []:
+        path = os.path.join(data_dir, host, "tokenizer", "tokenizer.csv")
+        if not os.path.isfile(path):
+            continue
+        df = pd.read_csv(path)
+        need = {"tokenizer", "text", "impl", "mb_per_s", "tokens", "text_bytes", "cpu_model"}
+        if not need <= set(df.columns):
+            raise ValueError(f"{path}: missing columns {sorted(need - set(df.columns))}")
+        if not lines:
+            lines += ["## Tokenizer encoding speed", "",
+                      "One thread, warm word caches, the whole text per encode; HF tokenizers timed in the same run "
+                      "(scripts/bench_tokenizer.sh). Both give the same token count for every case.", ""]
+        lines += [f"### {host}/tokenizer/tokenizer.csv ({df['cpu_model'].iloc[0]})", "",
+                  "| tokenizer | text | bytes | tokens | minfer MB/s | HF tokenizers MB/s | ratio |", "|---|---|---|---|---|---|---|"]
+        piv = df.pivot_table(index=["tokenizer", "text", "text_bytes", "tokens"], columns="impl", values="mb_per_s")
+        for (tok, text, nb, nt), r in piv.iterrows():
+            ours, hf = r.get("minfer"), r.get("hf_tokenizers")
+            ratio = f"{ours / hf:.2f}x" if pd.notna(ours) and pd.notna(hf) and hf > 0 else "-"
+            lines.append(f"| {tok} | {text} | {nb} | {nt} | {ours:.2f} | {hf:.2f} | {ratio} |")
+        lines.append("")
+    return lines
+
+
 def build_report(data_dir, out_path, plots_dir):
     bench, val = load(data_dir)
     os.makedirs(plots_dir, exist_ok=True)
@@ -344,6 +374,7 @@ def build_report(data_dir, out_path, plots_dir):
         lines += ["No data found under " + data_dir + ".", ""]
     for gpu in gpus:
         lines += gpu_section(bench, val, gpu, plots_dir, report_dir)
+    lines += tokenizer_section(data_dir)
     tmp = out_path + ".tmp"
     with open(tmp, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
