@@ -102,7 +102,9 @@ inline char32_t decode(const unsigned char* s, std::size_t n, std::size_t& i) {
   return c;
 }
 
-void encode(char32_t c, std::string& out) {
+}  // namespace
+
+void utf8_append(std::string& out, char32_t c) {
   if (c < 0x80) {
     out.push_back(static_cast<char>(c));
   } else if (c < 0x800) {
@@ -118,6 +120,8 @@ void encode(char32_t c, std::string& out) {
     out.append(b, 4);
   }
 }
+
+namespace {
 
 struct Unit {
   char32_t cp;
@@ -221,7 +225,7 @@ void normalize_segment(const unsigned char* s, std::size_t begin, std::size_t en
   for (std::size_t i = begin; i < end;) decompose(decode(s, end, i), buf);
   canonical_order(buf);
   compose(buf);
-  for (const Unit& u : buf) encode(u.cp, out);
+  for (const Unit& u : buf) utf8_append(out, u.cp);
 }
 
 // Advances pos over code points while the quick check answers Yes. On entry pos starts a code point and

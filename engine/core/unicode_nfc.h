@@ -23,6 +23,9 @@ std::string nfc(std::string_view utf8);
 // unchanged; false when it is not in NFC or might not be (Maybe: e.g. "e" + U+0301, which composes).
 bool is_nfc_quick(std::string_view utf8);
 
+// Appends the UTF-8 encoding of code point c (at most U+10FFFF) to out.
+void utf8_append(std::string& out, char32_t c);
+
 // The Unicode version of the tables, e.g. "14.0.0".
 const char* nfc_unicode_version();
 
