@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <iterator>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/core/chat_template.h"
 #include "engine/core/error.h"
 #include "engine/core/gguf.h"
 #include "engine/core/tokenizer.h"
@@ -189,6 +191,35 @@ TEST(Tokenizer, DecodeOfEncodeGivesTheTextBack) {
     ASSERT_EQ(llama3.decode(llama3.encode(s, true)), "<|begin_of_text|>" + s);
     ASSERT_EQ(qwen2.decode(qwen2.encode(s, false)), nfc(s));
   }
+}
+
+// An HF model directory: tokenizer.json beside tokenizer_config.json, which gives bos, eos and the chat template
+// (here Llama-3.1's, from tests/fixtures/chat); Tokenizer::load finds both.
+TEST(Tokenizer, HfDirectoryGivesBosEosAndChatTemplate) {
+  const fs::path dir = fs::temp_directory_path() / ("minfer_tokdir_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::copy_file(kDir / "llama3" / "tokenizer.json", dir / "tokenizer.json", fs::copy_options::overwrite_existing);
+  std::ifstream tin(fs::path(MINFER_SOURCE_DIR) / "tests" / "fixtures" / "chat" / "templates" / "llama3.jinja");
+  const std::string tmpl((std::istreambuf_iterator<char>(tin)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(tmpl.empty());
+  std::ofstream(dir / "tokenizer_config.json")
+      << json{{"bos_token", "<|begin_of_text|>"}, {"eos_token", {{"content", "<|eot_id|>"}}}, {"chat_template", tmpl}}
+             .dump();
+  const Tokenizer tok = Tokenizer::load(dir.string());
+  EXPECT_EQ(tok.chat_template(), tmpl);
+  EXPECT_EQ(tok.bos_id(), *tok.find_token("<|begin_of_text|>"));
+  EXPECT_EQ(tok.eos_id(), *tok.find_token("<|eot_id|>"));
+  EXPECT_EQ(recognise_chat_template(tok.chat_template(), tok.source()), ChatFormat::Llama3);
+  // An eos the vocabulary lacks is refused naming tokenizer_config.json and the key.
+  std::ofstream(dir / "tokenizer_config.json") << json{{"eos_token", "<|no_such_token|>"}}.dump();
+  try {
+    (void)Tokenizer::load(dir.string());
+    ADD_FAILURE() << "accepted";
+  } catch (const BadInput& e) {
+    EXPECT_NE(e.file().find("tokenizer_config.json"), std::string::npos);
+    EXPECT_EQ(e.field(), "eos_token");
+  }
+  fs::remove_all(dir);
 }
 
 TEST(Tokenizer, Utf8RepairFollowsMaximalSubparts) {
