@@ -4,11 +4,11 @@
 # and tools/bench_hf_tokenizer.py (the median of 7), checks that both produced the same token count for
 # every case (a mismatch fails: exit 1), and writes OUTDIR/tokenizer.csv:
 #   host,cpu_model,tokenizer,text,text_bytes,tokens,impl,mb_per_s,tokens_per_s,threads
-# Usage: scripts/bench_tokenizer.sh OUTDIR [--bin PATH]   (default PATH: build/ci/bench/tokenizer/bench_tokenizer,
-#        else build/release/...)
+# Usage: scripts/bench_tokenizer.sh OUTDIR [--bin PATH]   (default PATH: the first that exists of
+#        build/{ci,release,gpu}/bench/tokenizer/bench_tokenizer)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-[ $# -ge 1 ] && [ "${1#-}" = "$1" ] || { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 1 ] && [ "${1#-}" = "$1" ] || { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 OUT=$1; shift
 BIN=""
 while [ $# -gt 0 ]; do
@@ -34,7 +34,7 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 host = socket.gethostname()
 ours = json.load(open(os.path.join(out, "tokenizer_minfer.json")))
 hf = json.load(open(os.path.join(out, "tokenizer_hf.json")))
-rows, ok = [], True
+rows, ok, n_agree = [], True, 0
 mine = {}
 for b in ours["benchmarks"]:
     if b.get("aggregate_name") != "median" or b.get("error_occurred"):
@@ -53,9 +53,14 @@ for r in hf["rows"]:
         print(f"bench_tokenizer.sh: {r['tokenizer']}/{r['text']}: token counts differ: minfer {int(m['tokens'])} "
               f"vs HF {r['tokens']}", file=sys.stderr); ok = False
     else:
+        n_agree += 1
         print(f"{r['tokenizer']:8s} {r['text']:13s} minfer {m['bytes_per_second'] / 1e6:7.2f} MB/s, "
               f"HF tokenizers {r['mb_per_s']:7.2f} MB/s ({m['bytes_per_second'] / 1e6 / r['mb_per_s']:.2f}x), "
               f"{r['tokens']} tokens")
+for tok, text in sorted(set(mine) - {(r["tokenizer"], r["text"]) for r in hf["rows"]}):
+    print(f"bench_tokenizer.sh: {tok}/{text}: no HF tokenizers figure", file=sys.stderr); ok = False
+print(f"bench_tokenizer.sh: token counts of minfer and HF tokenizers agree on {n_agree}/{len(hf['rows'])} cases"
+      + ("" if ok else "; MISMATCH (see above)"))
 with open(os.path.join(out, "tokenizer.csv"), "w", newline="") as f:
     w = csv.writer(f)
     w.writerow(["host", "cpu_model", "tokenizer", "text", "text_bytes", "tokens", "impl", "mb_per_s", "tokens_per_s",
