@@ -195,6 +195,7 @@ struct Tokenizer::Impl {
   bool nfc = false;  // normalizer NFC (engine/core/unicode_nfc.h) on the text between added tokens
   std::vector<SplitStep> splits;
   std::vector<AddedToken> added;  // longest content first (matching order)
+  std::array<std::vector<uint32_t>, 256> added_by_first;  // first byte -> indices into added, longest first
   std::unordered_map<int32_t, size_t> added_by_id;
   std::vector<int32_t> prefix_ids, suffix_ids;  // post-processor specials around the sequence
   int32_t bos = -1, eos = -1;
@@ -228,6 +229,12 @@ struct Tokenizer::Impl {
                      [](const AddedToken& x, const AddedToken& y) { return x.content.size() > y.content.size(); });
     added_by_id.clear();
     for (size_t i = 0; i < added.size(); ++i) added_by_id[added[i].id] = i;
+    for (auto& v : added_by_first) v.clear();
+    for (size_t i = 0; i < added.size(); ++i) {
+      if (!added[i].content.empty()) {
+        added_by_first[static_cast<unsigned char>(added[i].content[0])].push_back(static_cast<uint32_t>(i));
+      }
+    }
   }
 
   // field_prefix names the list ("model.merges", "key 'tokenizer.ggml.merges'"); the index is appended.
@@ -384,10 +391,10 @@ struct Tokenizer::Impl {
   // Finds the leftmost (then longest) added-token match at or after `from`; returns added index or -1.
   int find_added(std::string_view text, size_t from, bool parse_special, size_t* mstart, size_t* mend) const {
     for (size_t pos = from; pos < text.size(); ++pos) {
-      for (size_t k = 0; k < added.size(); ++k) {
+      for (uint32_t k : added_by_first[static_cast<unsigned char>(text[pos])]) {
         const AddedToken& t = added[k];
         if (t.special && !parse_special) continue;
-        if (t.content.empty() || text.compare(pos, t.content.size(), t.content) != 0) continue;
+        if (text.compare(pos, t.content.size(), t.content) != 0) continue;
         size_t s = pos, e = pos + t.content.size();
         if (t.single_word && (is_word_char_before(text, s) || is_word_char_at(text, e))) continue;
         if (t.lstrip) {
