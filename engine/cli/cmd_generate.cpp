@@ -19,6 +19,7 @@
 #include "engine/cli/text_backend.h"
 #include "engine/cli/text_util.h"
 #include "engine/cli/util.h"
+#include "engine/core/atomic_file.h"
 #include "engine/core/error.h"
 #include "engine/core/plan.h"
 #include "engine/core/presets.h"
@@ -170,12 +171,7 @@ void print_cuda_summary(const GenerateOptions& o, DType dt, AttentionBackend att
 void report_profile(const GenerateOptions& o, const StepProfile& p) {
   std::printf("profile: one eager decode step\n%s", format_profile(p).c_str());
   if (o.profile_csv.empty()) return;
-  const std::string tmp = o.profile_csv + ".tmp";
-  {
-    std::ofstream f(tmp);
-    if (!f || !(f << profile_csv(p)) || !f.flush()) throw BadInput(o.profile_csv, "(file)", "cannot write");
-  }
-  std::filesystem::rename(tmp, o.profile_csv);
+  write_file_atomic(o.profile_csv, profile_csv(p));
   std::printf("profile: written to %s\n", o.profile_csv.c_str());
 }
 

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/core/atomic_file.h"
 #include "engine/core/error.h"
 
 namespace minfer::cli {
@@ -21,14 +22,7 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-void write_text_file(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    if (!f || !(f << content) || !f.flush()) throw BadInput(path, "file", "cannot write");
-  }
-  std::filesystem::rename(tmp, path);
-}
+void write_text_file(const std::string& path, const std::string& content) { write_file_atomic(path, content); }
 
 std::string printable_piece(const std::string& bytes) {
   const std::string s = utf8_lossy(bytes);

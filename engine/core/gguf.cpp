@@ -25,6 +25,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "engine/core/atomic_file.h"
 #include "engine/core/dtype.h"
 #include "engine/core/error.h"
 
@@ -131,7 +132,6 @@ std::string dims_str(const std::vector<uint64_t>& ne) {
   return s + "]";
 }
 
-std::string errno_text() { return std::strerror(errno); }
 
 // Reads little-endian fields of a mapped file, every read bounds-checked. Errors name `field`
 // and `what` (and the array element, when one is given).
@@ -656,18 +656,6 @@ void put_str(std::string& b, std::string_view s) {
   b.append(s);
 }
 
-void write_all(std::FILE* f, const std::string& path, const void* p, size_t n) {
-  if (n != 0 && std::fwrite(p, 1, n, f) != n) throw BadInput(path, "file", "write failed: " + errno_text());
-}
-
-void write_zeros(std::FILE* f, const std::string& path, uint64_t n) {
-  static const char kZeros[4096] = {};
-  while (n > 0) {
-    const auto chunk = static_cast<size_t>(std::min<uint64_t>(n, sizeof kZeros));
-    write_all(f, path, kZeros, chunk);
-    n -= chunk;
-  }
-}
 
 // The bytes of a tensor to write (n_dims 1..4, dims >= 0, a known type whose block divides ne[0]),
 // which must equal `given`.
@@ -835,33 +823,15 @@ std::string GgufWriter::layout(const std::string& path, std::vector<uint64_t>& o
 void GgufWriter::write(const std::string& path) const {
   std::vector<uint64_t> offsets;  // (tensors) in the data section
   const std::string header = layout(path, offsets);
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) throw BadInput(tmp, "file", "cannot create: " + errno_text());
-  try {
-    write_all(f, tmp, header.data(), header.size());
-    uint64_t at = 0;  // bytes of the data section written
-    for (size_t k = 0; k < tensors_.size(); ++k) {
-      write_zeros(f, tmp, offsets[k] - at);
-      write_all(f, tmp, tensors_[k].bytes.data(), tensors_[k].bytes.size());
-      at = offsets[k] + tensors_[k].bytes.size();
-    }
-    if (std::fflush(f) != 0 || std::ferror(f)) throw BadInput(tmp, "file", "write failed: " + errno_text());
-  } catch (...) {
-    std::fclose(f);
-    std::remove(tmp.c_str());
-    throw;
+  AtomicFile f(path);
+  f.write(header);
+  uint64_t at = 0;  // bytes of the data section written
+  for (size_t k = 0; k < tensors_.size(); ++k) {
+    f.write_zeros(offsets[k] - at);
+    f.write(tensors_[k].bytes.data(), tensors_[k].bytes.size());
+    at = offsets[k] + tensors_[k].bytes.size();
   }
-  if (std::fclose(f) != 0) {
-    std::remove(tmp.c_str());
-    throw BadInput(tmp, "file", "close failed: " + errno_text());
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw BadInput(path, "file", "rename from " + tmp + " failed: " + ec.message());
-  }
+  f.commit();
 }
 
 }  // namespace minfer

@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/core/atomic_file.h"
 #include "engine/core/error.h"
 #include "engine/core/gguf_model.h"
 #include "engine/core/rng.h"
@@ -247,17 +248,7 @@ std::vector<float> PresetSource::read_f32(const std::string& name) const {
 
 const char* st_dtype(DType t) { return t == DType::F32 ? "F32" : t == DType::F16 ? "F16" : "BF16"; }
 
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw BadInput(tmp.string(), "(file)", "cannot create");
-    out << text;
-    if (!out.flush()) throw BadInput(tmp.string(), "(file)", "write failed");
-  }
-  fs::rename(tmp, path);
-}
+void write_text_atomic(const fs::path& path, const std::string& text) { write_file_atomic(path.string(), text); }
 
 std::string shard_name(size_t i, size_t n) {
   char buf[64];

@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/core/atomic_file.h"
 #include "engine/core/error.h"
 
 namespace minfer {
@@ -151,7 +152,6 @@ void check_tiling(const std::string& path, const std::vector<std::pair<std::stri
   }
 }
 
-std::string errno_text() { return std::strerror(errno); }
 
 }  // namespace
 
@@ -389,9 +389,6 @@ std::string layout_header(const std::string& path, const std::vector<TensorToWri
   return s;
 }
 
-void write_all(std::FILE* f, const std::string& path, const void* p, size_t n) {
-  if (n != 0 && std::fwrite(p, 1, n, f) != n) throw BadInput(path, "file", "write failed: " + errno_text());
-}
 
 }  // namespace
 
@@ -399,36 +396,18 @@ void write_safetensors(const std::string& path, std::vector<TensorToWrite> tenso
                        const std::map<std::string, std::string>& metadata) {
   std::vector<uint64_t> sizes;
   const std::string header = layout_header(path, tensors, metadata, sizes);
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) throw BadInput(tmp, "file", "cannot create: " + errno_text());
-  try {
-    uint8_t len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(header.size()) >> (8 * i));
-    write_all(f, tmp, len, 8);
-    write_all(f, tmp, header.data(), header.size());
-    std::vector<uint8_t> buf;  // (nbytes) of one tensor at a time
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      buf.assign(sizes[i], 0);
-      if (tensors[i].fill) tensors[i].fill(buf.data(), buf.size());
-      write_all(f, tmp, buf.data(), buf.size());
-    }
-    if (std::fflush(f) != 0 || std::ferror(f)) throw BadInput(tmp, "file", "write failed: " + errno_text());
-  } catch (...) {
-    std::fclose(f);
-    std::remove(tmp.c_str());
-    throw;
+  AtomicFile f(path);
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(header.size()) >> (8 * i));
+  f.write(len, 8);
+  f.write(header);
+  std::vector<uint8_t> buf;  // (nbytes) of one tensor at a time
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    buf.assign(sizes[i], 0);
+    if (tensors[i].fill) tensors[i].fill(buf.data(), buf.size());
+    f.write(buf.data(), buf.size());
   }
-  if (std::fclose(f) != 0) {
-    std::remove(tmp.c_str());
-    throw BadInput(tmp, "file", "close failed: " + errno_text());
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw BadInput(path, "file", "rename from " + tmp + " failed: " + ec.message());
-  }
+  f.commit();
 }
 
 }  // namespace minfer
