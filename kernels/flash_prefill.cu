@@ -59,6 +59,7 @@
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
 #include "kernels/common/mma.cuh"
+#include "kernels/flash_prefill_sm90.h"
 
 namespace minfer {
 namespace {
@@ -700,14 +701,19 @@ __global__ void __launch_bounds__(kThreads, 2) flash_prefill_tc2(FlashPrefillPar
   }
 }
 
-// Prefill version for fp16 / bf16 at head_dim 64 and 128: v2 (the default), or v1.1 with the
-// environment variable MINFER_PREFILL=v1, for an A/B timing in one run. Read once.
-bool prefill_v1_selected() {
-  static const bool v1 = [] {
-    const char* v = std::getenv("MINFER_PREFILL");
-    return v && std::string(v) == "v1";
+// Prefill version for fp16 / bf16 at head_dim 64 and 128: v3 (kernels/flash_prefill_sm90, on a
+// compute capability 9.0 device: the default there), v2 (the default elsewhere), or v1.1. The
+// environment variable MINFER_PREFILL=v2 or v1 selects one of the older versions where v3 would run,
+// for an A/B timing in one run. Read once.
+enum class PrefillVersion { kAuto, kV2, kV1 };
+PrefillVersion prefill_version_selected() {
+  static const PrefillVersion v = [] {
+    const char* e = std::getenv("MINFER_PREFILL");
+    if (e && std::string(e) == "v1") return PrefillVersion::kV1;
+    if (e && std::string(e) == "v2") return PrefillVersion::kV2;
+    return PrefillVersion::kAuto;
   }();
-  return v1;
+  return v;
 }
 
 // bf16 v2 with P.V in fp16 (P rounded once, V scaled per tile) instead of hi + lo: the environment
@@ -817,12 +823,16 @@ Status launch_f32(const FlashPrefillParams& p, float scale_log2, cudaStream_t st
   return Status::ok();
 }
 
-// fp16 / bf16: v2 at head_dim 64 and 128 unless MINFER_PREFILL=v1 (or a sequence has more query
-// tiles than v2's grid holds); v1.1 otherwise.
+// fp16 / bf16 at head_dim 64 and 128: v3 on compute capability 9.0, else v2, as
+// prefill_version_selected() says (v1.1 where a sequence has more query tiles than v2's grid holds);
+// v1.1 at the other head dims.
 template <typename T, int HD>
 Status launch_half(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
   if constexpr (HD == 64 || HD == 128) {
-    if (!prefill_v1_selected() && kern::blocks_for(p.max_seqlen_q, kBlockM2) <= 65535)
+    const PrefillVersion v = prefill_version_selected();
+    if (v == PrefillVersion::kAuto && flash_prefill_sm90_applies(p))
+      return flash_prefill_sm90_forward(p, scale_log2, stream);
+    if (v != PrefillVersion::kV1 && kern::blocks_for(p.max_seqlen_q, kBlockM2) <= 65535)
       return launch_tc2<T, HD>(p, scale_log2, stream);
   }
   return launch_tc<T, HD>(p, scale_log2, stream);

@@ -1,5 +1,6 @@
 // kernels/flash_prefill.h: fused prefill attention (FlashAttention-2 algorithm) for a ragged batch,
-// with optional cached prefix (chunked prefill). Versions: v2 (fp16/bf16 at head_dim 64 and 128: one
+// with optional cached prefix (chunked prefill). Versions: v3 (fp16/bf16 at head_dim 64 and 128 on a
+// compute capability 9.0 device: wgmma, kernels/flash_prefill_sm90.cu), v2 (the same elsewhere: one
 // block of 4 warps per 128 query rows of one head, 32 rows per warp, tiles of 64 keys, mma.sync
 // m16n8k16 on tensor cores, online softmax in fp32, no N x N buffer), v1.1 (fp16/bf16 at head_dim 16
 // and 32, or everywhere with MINFER_PREFILL=v1: 64 query rows per block, 16 per warp), and a scalar

@@ -1,0 +1,358 @@
+// kernels/flash_prefill_sm90.cu: prefill attention v3 for Hopper (sm_90a): the FlashAttention-2
+// algorithm of kernels/flash_prefill.cu with both matrix products on warpgroup MMAs (wgmma) instead
+// of mma.sync. Same arguments, masking, rounding points and precision policy as v2 (see
+// flash_prefill.h); fp16 / bf16 at head_dim 64 and 128.
+// Block: 2 warpgroups (256 threads), 128 query rows of one (sequence, head); warpgroup w owns rows
+// 64 w .. 64 w + 63. Key/value tiles of 64 rows stream through shared memory with cp.async (4
+// stages, copies issued 3 tiles ahead; all 256 threads copy), stored in the 128-byte swizzled layout
+// wgmma reads (kernels/common/wgmma.cuh); Q stays in shared memory for the whole block. Per key tile
+// and warpgroup: S (64 x 64, fp32 registers) = Q K^T by HD / 16 wgmma m64n64k16 from shared memory
+// (both K-major); mask; online softmax in the exp2 domain (as v2); O (64 x HD, fp32 registers)
+// rescaled, then O += P V by wgmma m64nHDk16 with P from registers (the accumulator layout of S is
+// the A-fragment layout) and V read N-major from shared memory (V's rows are keys: no transpose
+// pass). Software pipeline inside a warpgroup: S of the next tile and P V of this one are issued back
+// to back, and the softmax of the next tile runs while P V does (see the main loop). bf16: P as
+// hi + lo (two MMAs per key step, as v2: rounding P to bf16 alone costs ~2e-3); fp16: P rounded once.
+// Causal: a warpgroup skips the tiles none of its rows can see and masks only the tiles that cross
+// its rows' diagonal or Tk_b. Grid: heads fastest, query tiles reversed (heaviest causal tiles
+// first). Shared memory: Q 128 x HD plus 4 K and 4 V tiles of 64 x HD (160 KiB at head_dim 128), one
+// block per SM. H100, bf16, 8 cases of lengths 512-8192 in one run with the peers (2026-11-22):
+// 1.01-1.63x v2 (reports/logs/h100/ab/).
+#include "kernels/flash_prefill_sm90.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <type_traits>
+
+#include "kernels/common/dispatch.cuh"
+#include "kernels/common/dtype_traits.cuh"
+#include "kernels/common/mma.cuh"
+#include "kernels/common/wgmma.cuh"
+
+namespace minfer {
+namespace {
+
+constexpr int kGroups = 2;              // warpgroups per block
+constexpr int kThreads = 128 * kGroups;
+constexpr int kBM = 64 * kGroups;       // query rows per block
+constexpr int kStages = 4;              // K/V tiles in shared memory (see the main loop)
+
+// Keys per tile at head_dim HD.
+template <int HD> constexpr int tile_keys() { return 64; }
+
+// Shared-memory plan (bytes) at head_dim HD: Q, then kStages K tiles, then kStages V tiles, each a
+// multiple of 1024 bytes (the swizzle atom) from a 1024-aligned base.
+template <int HD> struct Plan {
+  static constexpr int kBN = tile_keys<HD>();
+  static constexpr uint32_t kQ = kBM * HD * 2;
+  static constexpr uint32_t kTile = kBN * HD * 2;
+  static constexpr uint32_t kBytes = kQ + 2 * kStages * kTile + 1024;  // + room to align the base
+};
+
+#if defined(MINFER_WGMMA)  // device helpers of the sm_90a kernel body
+__device__ __forceinline__ void cp_async16_to(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+
+// Rows [0, ROWS) of one head (HD 16-bit elements, global row r at src + r * row_bytes) into the
+// swizzled tile at dst; rows >= valid_rows zero-filled (src is then not read). Thread i copies chunk
+// i % (HD / 8) of rows i / (HD / 8) + n kThreads / (HD / 8): its swizzle term (row % 8) is the same
+// for every n, so its shared offsets are one base plus multiples of the pass size.
+template <int HD, int ROWS>
+__device__ __forceinline__ void load_swizzled(uint32_t dst, const char* src, int64_t row_bytes, int valid_rows) {
+  constexpr int kChunks = HD / 8, kRowsPerPass = kThreads / kChunks;
+  static_assert(ROWS % kRowsPerPass == 0 && kRowsPerPass % 8 == 0, "whole passes of whole swizzle atoms");
+  const int r = static_cast<int>(threadIdx.x) / kChunks, c = static_cast<int>(threadIdx.x) % kChunks;
+  const uint32_t d = dst + kern::swz128_offset(ROWS, r, c);
+  const char* g = src + r * row_bytes + c * 16;
+  const int64_t pass_bytes = kRowsPerPass * row_bytes;
+#pragma unroll
+  for (int n = 0; n < ROWS / kRowsPerPass; ++n) {
+    const bool ok = r + n * kRowsPerPass < valid_rows;
+    cp_async16_to(d + n * kRowsPerPass * 128, ok ? g + n * pass_bytes : src, ok);
+  }
+}
+
+// Two floats packed as pack2 packs them (fp16: rounded once); for bf16 also lo = what the rounding
+// lost, rounded (hi + lo keeps about 16 bits; x - hi is exact in fp32): one packed conversion per
+// pair for hi, the bf16 halves widened by shifts.
+template <typename T>
+__device__ __forceinline__ void split2(float x, float y, uint32_t& hi, uint32_t& lo) {
+  hi = kern::pack2<T>(x, y);
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    lo = kern::pack2<T>(x - __uint_as_float(hi << 16), y - __uint_as_float(hi & 0xffff0000u));
+}
+
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+#endif  // MINFER_WGMMA
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90(FlashPrefillParams p, float scale_log2) {
+#if defined(MINFER_WGMMA)
+  using PlanT = Plan<HD>;
+  constexpr int kBN = PlanT::kBN;
+  constexpr bool kSplitP = std::is_same_v<T, __nv_bfloat16>;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t base = (static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) + 1023u) & ~1023u;
+  const uint32_t q_s = base, k_s = base + PlanT::kQ, v_s = k_s + kStages * PlanT::kTile;
+
+  // Geometry (as v2's seq_tile, with 128-row blocks and kBN-key tiles).
+  const int b = static_cast<int>(blockIdx.z), h = static_cast<int>(blockIdx.x);
+  const int64_t q0 = p.cu_seqlens_q[b];
+  const int tq = static_cast<int>(p.cu_seqlens_q[b + 1] - q0);
+  int64_t k0 = 0;
+  int tk = 0;
+  if (p.k_lens) {
+    k0 = static_cast<int64_t>(b) * p.k_seq_stride;
+    tk = p.k_lens[b];
+  } else {
+    k0 = p.cu_seqlens_k[b];
+    tk = static_cast<int>(p.cu_seqlens_k[b + 1] - k0);
+  }
+  const int m0 = static_cast<int>(gridDim.y - 1 - blockIdx.y) * kBM;  // heaviest first
+  if (m0 >= tq) return;
+  const int kvh = h / (p.heads / p.kv_heads), shift = tk - tq;
+  const int kend = p.causal ? min(tk, shift + min(m0 + kBM, tq)) : tk;
+  const int ntiles = (kend + kBN - 1) / kBN;
+
+  const int64_t q_stride = static_cast<int64_t>(p.heads) * HD, kv_stride = static_cast<int64_t>(p.kv_heads) * HD;
+  const char* qg = reinterpret_cast<const char*>(static_cast<const T*>(p.q) + (q0 + m0) * q_stride + h * HD);
+  const char* kg = reinterpret_cast<const char*>(static_cast<const T*>(p.k) + k0 * kv_stride + kvh * HD);
+  const char* vg = reinterpret_cast<const char*>(static_cast<const T*>(p.v) + k0 * kv_stride + kvh * HD);
+  const int64_t q_bytes = q_stride * 2, kv_bytes = kv_stride * 2;
+  // Tile i (keys i kBN ..) into stage i % kStages, as one cp.async group (empty past the last tile).
+  auto load_tile = [&](int i) {
+    if (i < ntiles) {
+      const int kn = i * kBN;
+      const uint32_t off = (i % kStages) * PlanT::kTile;
+      load_swizzled<HD, kBN>(k_s + off, kg + kn * kv_bytes, kv_bytes, tk - kn);
+      load_swizzled<HD, kBN>(v_s + off, vg + kn * kv_bytes, kv_bytes, tk - kn);
+    }
+    kern::cp_async_commit();
+  };
+
+  const int wg = static_cast<int>(threadIdx.x) / 128, warp = (static_cast<int>(threadIdx.x) % 128) / 32;
+  const int lane = static_cast<int>(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
+  const int w0 = m0 + 64 * wg;                 // first row of this warpgroup (in the sequence)
+  const int row_a = w0 + 16 * warp + g;        // this thread's rows: row_a, row_a + 8
+  // Keys [0, w_kend) are seen by some row of the warpgroup (none when it has no rows); keys < w_kfree
+  // by every row of it. Both warpgroup-uniform.
+  const int w_kend = w0 >= tq ? 0 : (p.causal ? min(tk, shift + min(w0 + 64, tq)) : tk);
+  const int w_kfree = p.causal ? min(tk, shift + w0 + 1) : tk;
+  const int lim_a = p.causal ? min(tk, shift + row_a + 1) : tk;  // row_a sees keys < lim_a
+  const int lim_b = p.causal ? min(tk, shift + row_a + 9) : tk;
+
+  // Descriptors of stage 0 / this warpgroup's Q rows at k-step 0; later stages and k-steps add their
+  // byte offset / 16 to the start-address field (no carry: shared addresses are below 256 KiB).
+  const uint64_t desc_q = kern::wgmma_desc(q_s + wg * 64 * 128, 16, 1024);
+  const uint64_t desc_k = kern::wgmma_desc(k_s, 16, 1024);
+  const uint64_t desc_v = kern::wgmma_desc(v_s, kBN * 128, 1024);
+  // Byte offset / 16 of K-step kk in a K-major swizzled tile of `rows` rows.
+  auto kstep = [](int rows, int kk) { return static_cast<uint64_t>(((kk / 4) * rows * 128 + (kk % 4) * 32) >> 4); };
+
+  // S (64 x kBN) = Q K^T of tile i for this warpgroup, issued (not waited for).
+  auto issue_scores = [&](float (&s)[kBN / 2], int i) {
+#pragma unroll
+    for (int n = 0; n < kBN / 2; ++n) s[n] = 0.f;
+    const uint64_t dk = desc_k + (((i % kStages) * PlanT::kTile) >> 4);
+    kern::wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk) kern::wgmma_ss<T, kBN>(s, desc_q + kstep(kBM, kk), dk + kstep(kBN, kk), 1);
+    kern::wgmma_commit();
+  };
+
+  float o[HD / 2];
+#pragma unroll
+  for (int i = 0; i < HD / 2; ++i) o[i] = 0.f;
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+  // Mask and online softmax (exp2 domain) of tile `key0`'s scores s (s[4n + e] is key key0 + 8n + 2t
+  // + e % 2 of row row_a (e < 2) or row_a + 8): updates the running max and sums, gives the factor
+  // O must be scaled by before this tile's P V, and P's A fragments for key step kk (keys 16 kk ..):
+  // chunks 2 kk (a0 row a, a1 row b) and 2 kk + 1 (a2, a3); bf16 as hi + lo.
+  using PFrag = uint32_t[kBN / 16][4];  // (pl: unused for fp16)
+  auto softmax_tile = [&](float (&s)[kBN / 2], int key0, PFrag& ph, PFrag& pl, float& corr_a, float& corr_b) {
+    if (key0 + kBN > w_kfree) {
+      const int la = lim_a - key0 - 2 * t, lb = lim_b - key0 - 2 * t;
+#pragma unroll
+      for (int n = 0; n < kBN / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          if (8 * n + e >= la) s[4 * n + e] = -INFINITY;
+          if (8 * n + e >= lb) s[4 * n + 2 + e] = -INFINITY;
+        }
+    }
+    float ma[kBN / 8], mb[kBN / 8];  // row maxima by a pairwise tree (short dependency chains)
+#pragma unroll
+    for (int n = 0; n < kBN / 8; ++n) {
+      ma[n] = fmaxf(s[4 * n], s[4 * n + 1]);
+      mb[n] = fmaxf(s[4 * n + 2], s[4 * n + 3]);
+    }
+#pragma unroll
+    for (int w = kBN / 16; w > 0; w /= 2)
+#pragma unroll
+      for (int n = 0; n < w; ++n) ma[n] = fmaxf(ma[n], ma[n + w]), mb[n] = fmaxf(mb[n], mb[n + w]);
+    float mx_a = ma[0], mx_b = mb[0];
+#pragma unroll
+    for (int off = 1; off < 4; off <<= 1) {
+      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
+      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
+    }
+    const float mn_a = fmaxf(m_a, mx_a * scale_log2), mn_b = fmaxf(m_b, mx_b * scale_log2);
+    const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
+    corr_a = exp2_approx(m_a - base_a), corr_b = exp2_approx(m_b - base_b);
+    m_a = mn_a, m_b = mn_b;
+    float sum_a = 0.f, sum_b = 0.f;
+#pragma unroll
+    for (int n = 0; n < kBN / 8; ++n) {
+      s[4 * n] = exp2_approx(fmaf(s[4 * n], scale_log2, -base_a));
+      s[4 * n + 1] = exp2_approx(fmaf(s[4 * n + 1], scale_log2, -base_a));
+      s[4 * n + 2] = exp2_approx(fmaf(s[4 * n + 2], scale_log2, -base_b));
+      s[4 * n + 3] = exp2_approx(fmaf(s[4 * n + 3], scale_log2, -base_b));
+      sum_a += s[4 * n] + s[4 * n + 1];
+      sum_b += s[4 * n + 2] + s[4 * n + 3];
+    }
+    l_a = l_a * corr_a + sum_a;
+    l_b = l_b * corr_b + sum_b;
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        split2<T>(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1], ph[kk][r], pl[kk][r]);
+      }
+  };
+
+  // Prologue: Q and tiles 0, 1 and 2 in flight (one cp.async group each, Q with tile 0; a group
+  // without a tile is empty); S of tile 0 and its softmax.
+  load_swizzled<HD, kBM>(q_s, qg, q_bytes, tq - m0);
+  load_tile(0);
+  load_tile(1);
+  load_tile(2);
+  kern::cp_async_wait<2>();
+  kern::fence_proxy_async();
+  __syncthreads();
+  PFrag ph, pl;  // P of the current tile (pl unused for fp16)
+  float corr_a = 1.f, corr_b = 1.f;
+  if (0 < w_kend) {
+    float s[kBN / 2];
+    issue_scores(s, 0);
+    kern::wgmma_wait<0>();
+    kern::reg_fence<kBN / 2>(s);
+    softmax_tile(s, 0, ph, pl, corr_a, corr_b);
+  }
+
+  // Iteration j, P of tile j in (ph, pl): issue S of tile j + 1, rescale O, issue O += P V of tile j;
+  // wait for S (P V runs on), mask and softmax it into (nh, nl) while P V runs, then wait for P V.
+  // Both MMA groups are done by the end of the iteration. At its start tile j + 1 has landed (the
+  // newest group, tile j + 2, may still be in flight), and tile j + 3 is copied into the stage of
+  // tile j - 1 (every thread is past iteration j - 1 at the barrier). S of tile j + 1 is issued even
+  // past the last tile this warpgroup needs (the stage then holds an older tile or one being copied;
+  // the result is unused): unconditional MMAs and waits keep ptxas from serialising the pipeline.
+  // Returns false past the warpgroup's last tile. The loop runs two iterations per pass with the P
+  // buffers swapped, so that no registers are copied.
+  auto iteration = [&](int j, PFrag& ph, PFrag& pl, PFrag& nh, PFrag& nl) {
+    if (j + 1 < ntiles) {
+      kern::cp_async_wait<1>();
+      kern::fence_proxy_async();
+      __syncthreads();
+      load_tile(j + 3);
+    }
+    const int key0 = j * kBN;
+    if (key0 >= w_kend) return;  // warpgroup-uniform; so is every later tile
+    float sn[kBN / 2];
+    issue_scores(sn, j + 1);
+#pragma unroll
+    for (int i = 0; i < HD / 8; ++i) {
+      o[4 * i] *= corr_a, o[4 * i + 1] *= corr_a;
+      o[4 * i + 2] *= corr_b, o[4 * i + 3] *= corr_b;
+    }
+    const uint64_t dv = desc_v + (((j % kStages) * PlanT::kTile) >> 4);
+    kern::wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk) {
+      kern::wgmma_rs_tb<T, HD>(o, ph[kk], dv + kk * 128);  // 16 rows of 128 bytes per k-step
+      if constexpr (kSplitP) kern::wgmma_rs_tb<T, HD>(o, pl[kk], dv + kk * 128);
+    }
+    kern::wgmma_commit();
+    kern::wgmma_wait<1>();  // S of tile j + 1 (P V of tile j may still run)
+    kern::reg_fence<kBN / 2>(sn);
+    if (key0 + kBN < w_kend) softmax_tile(sn, key0 + kBN, nh, nl, corr_a, corr_b);
+    kern::wgmma_wait<0>();
+    kern::reg_fence<HD / 2>(o);
+    kern::reg_fence(ph);  // P of tile j stays in its registers until its MMAs are done
+    if constexpr (kSplitP) kern::reg_fence(pl);
+  };
+  PFrag ph2, pl2;
+#pragma unroll 1
+  for (int j = 0; j < ntiles; j += 2) {
+    iteration(j, ph, pl, ph2, pl2);
+    if (j + 1 < ntiles) iteration(j + 1, ph2, pl2, ph, pl);
+  }
+  // The loop's last barrier may be skipped by warpgroups that finished early: no shared memory is
+  // written after it, so none is needed here.
+  if (w_kend == 0) return;
+
+  // Finish the row sums over the quad, normalise, store the rows inside the sequence.
+#pragma unroll
+  for (int off = 1; off < 4; off <<= 1) {
+    l_a += __shfl_xor_sync(0xffffffffu, l_a, off);
+    l_b += __shfl_xor_sync(0xffffffffu, l_b, off);
+  }
+  const float inv_a = 1.f / l_a, inv_b = 1.f / l_b;
+  T* out = static_cast<T*>(p.out) + (q0 + row_a) * q_stride + h * HD + 2 * t;  // row_a, this lane's dims
+#pragma unroll
+  for (int i = 0; i < HD / 8; ++i) {
+    if (row_a < tq) *reinterpret_cast<uint32_t*>(out + i * 8) = kern::pack2<T>(o[4 * i] * inv_a, o[4 * i + 1] * inv_a);
+    if (row_a + 8 < tq)
+      *reinterpret_cast<uint32_t*>(out + 8 * q_stride + i * 8) =
+          kern::pack2<T>(o[4 * i + 2] * inv_b, o[4 * i + 3] * inv_b);
+  }
+#endif  // MINFER_WGMMA
+}
+
+template <typename T, int HD>
+Status launch(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
+  constexpr uint32_t kSmem = Plan<HD>::kBytes;
+  MINFER_CUDA_RETURN(
+      cudaFuncSetAttribute(flash_prefill_sm90<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, kBM), static_cast<unsigned>(p.batch));
+  flash_prefill_sm90<T, HD><<<grid, kThreads, kSmem, stream>>>(p, scale_log2);
+  MINFER_LAUNCH_RETURN();
+  return Status::ok();
+}
+
+// Whether the current device runs the sm_90a code (compute capability 9.0). Read once per process.
+bool device_is_sm90() {
+  static const bool sm90 = [] {
+    int dev = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
+    if (cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) return false;
+    return major == 9 && minor == 0;
+  }();
+  return sm90;
+}
+
+}  // namespace
+
+bool flash_prefill_sm90_applies(const FlashPrefillParams& p) {
+  return (p.dtype == DType::F16 || p.dtype == DType::BF16) && (p.head_dim == 64 || p.head_dim == 128) &&
+         kern::blocks_for(p.max_seqlen_q, kBM) <= 65535 && device_is_sm90();
+}
+
+Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
+  MINFER_REQUIRE(flash_prefill_sm90_applies(p), "head_dim",
+                 "the sm_90 prefill takes fp16 / bf16 at head_dim 64 or 128 on a compute capability 9.0 device");
+  if (p.head_dim == 64) {
+    if (p.dtype == DType::F16) return launch<__half, 64>(p, scale_log2, stream);
+    return launch<__nv_bfloat16, 64>(p, scale_log2, stream);
+  }
+  if (p.dtype == DType::F16) return launch<__half, 128>(p, scale_log2, stream);
+  return launch<__nv_bfloat16, 128>(p, scale_log2, stream);
+}
+
+}  // namespace minfer
