@@ -192,10 +192,15 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90(FlashPrefillPa
       ma[n] = fmaxf(s[4 * n], s[4 * n + 1]);
       mb[n] = fmaxf(s[4 * n + 2], s[4 * n + 3]);
     }
+    constexpr int kLevels = kBN == 128 ? 4 : 3;  // log2(kBN / 8)
+    static_assert((8 << kLevels) == kBN, "tile_keys: 64 or 128");
 #pragma unroll
-    for (int w = kBN / 16; w > 0; w /= 2)
+    for (int lv = 0; lv < kLevels; ++lv)
 #pragma unroll
-      for (int n = 0; n < w; ++n) ma[n] = fmaxf(ma[n], ma[n + w]), mb[n] = fmaxf(mb[n], mb[n + w]);
+      for (int n = 0; n < (kBN / 16 >> lv); ++n) {
+        ma[n] = fmaxf(ma[n], ma[n + (kBN / 16 >> lv)]);
+        mb[n] = fmaxf(mb[n], mb[n + (kBN / 16 >> lv)]);
+      }
     float mx_a = ma[0], mx_b = mb[0];
 #pragma unroll
     for (int off = 1; off < 4; off <<= 1) {
@@ -265,10 +270,12 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90(FlashPrefillPa
     if (key0 >= w_kend) return;  // warpgroup-uniform; so is every later tile
     float sn[kBN / 2];
     issue_scores(sn, j + 1);
+    if (!__all_sync(0xffffffffu, corr_a == 1.f && corr_b == 1.f)) {  // some row maximum of the warp moved
 #pragma unroll
-    for (int i = 0; i < HD / 8; ++i) {
-      o[4 * i] *= corr_a, o[4 * i + 1] *= corr_a;
-      o[4 * i + 2] *= corr_b, o[4 * i + 3] *= corr_b;
+      for (int i = 0; i < HD / 8; ++i) {
+        o[4 * i] *= corr_a, o[4 * i + 1] *= corr_a;
+        o[4 * i + 2] *= corr_b, o[4 * i + 3] *= corr_b;
+      }
     }
     const uint64_t dv = desc_v + (((j % kStages) * PlanT::kTile) >> 4);
     kern::wgmma_fence();
