@@ -823,14 +823,22 @@ Status launch_f32(const FlashPrefillParams& p, float scale_log2, cudaStream_t st
   return Status::ok();
 }
 
-// fp16 / bf16 at head_dim 64 and 128: v3 on compute capability 9.0, else v2, as
+// v3 runs where the longest sequence has more query rows than this (v2 at or below it): its one
+// 256-thread block per SM and its pipeline fill cost more than they save on short sequences. H100,
+// bf16, 32 cases in one run (reports/logs/h100/ab/ab_attention_v3_short.csv), v2 time / v3 time:
+// head_dim 64: 0.78-1.07 at 128 rows, at 512 0.92 non-causal and 1.12-1.20 causal, 0.99-1.05 at
+// 1024 (and 1.10 at 8192 in ab_attention_prefill_v3.csv); head_dim 128: 0.90-1.13 at 128, 1.13-1.53
+// at 512, 1.25-1.34 at 1024.
+int v3_min_rows(int head_dim, bool causal) { return head_dim == 64 && !causal ? 512 : 128; }
+
+// fp16 / bf16 at head_dim 64 and 128: v3 on compute capability 9.0 (past v3_min_rows), else v2, as
 // prefill_version_selected() says (v1.1 where a sequence has more query tiles than v2's grid holds);
 // v1.1 at the other head dims.
 template <typename T, int HD>
 Status launch_half(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
   if constexpr (HD == 64 || HD == 128) {
     const PrefillVersion v = prefill_version_selected();
-    if (v == PrefillVersion::kAuto && flash_prefill_sm90_applies(p))
+    if (v == PrefillVersion::kAuto && p.max_seqlen_q > v3_min_rows(HD, p.causal) && flash_prefill_sm90_applies(p))
       return flash_prefill_sm90_forward(p, scale_log2, stream);
     if (v != PrefillVersion::kV1 && kern::blocks_for(p.max_seqlen_q, kBlockM2) <= 65535)
       return launch_tc2<T, HD>(p, scale_log2, stream);
