@@ -704,13 +704,15 @@ __global__ void __launch_bounds__(kThreads, 2) flash_prefill_tc2(FlashPrefillPar
 // Prefill version for fp16 / bf16 at head_dim 64 and 128: v3 (kernels/flash_prefill_sm90, on a
 // compute capability 9.0 device: the default there), v2 (the default elsewhere), or v1.1. The
 // environment variable MINFER_PREFILL=v2 or v1 selects one of the older versions where v3 would run,
-// for an A/B timing in one run. Read once.
-enum class PrefillVersion { kAuto, kV2, kV1 };
+// and MINFER_PREFILL=v3 runs v3 wherever it can (also at or below v3_min_rows), for A/B timings in
+// one run. Read once.
+enum class PrefillVersion { kAuto, kV3, kV2, kV1 };
 PrefillVersion prefill_version_selected() {
   static const PrefillVersion v = [] {
     const char* e = std::getenv("MINFER_PREFILL");
     if (e && std::string(e) == "v1") return PrefillVersion::kV1;
     if (e && std::string(e) == "v2") return PrefillVersion::kV2;
+    if (e && std::string(e) == "v3") return PrefillVersion::kV3;
     return PrefillVersion::kAuto;
   }();
   return v;
@@ -823,13 +825,11 @@ Status launch_f32(const FlashPrefillParams& p, float scale_log2, cudaStream_t st
   return Status::ok();
 }
 
-// v3 runs where the longest sequence has more query rows than this (v2 at or below it): its one
-// 256-thread block per SM and its pipeline fill cost more than they save on short sequences. H100,
-// bf16, 32 cases in one run (reports/logs/h100/ab/ab_attention_v3_short.csv), v2 time / v3 time:
-// head_dim 64: 0.78-1.07 at 128 rows, at 512 0.92 non-causal and 1.12-1.20 causal, 0.99-1.05 at
-// 1024 (and 1.10 at 8192 in ab_attention_prefill_v3.csv); head_dim 128: 0.90-1.13 at 128, 1.13-1.53
-// at 512, 1.25-1.34 at 1024.
-int v3_min_rows(int head_dim, bool causal) { return head_dim == 64 && !causal ? 512 : 128; }
+// v3 runs where the longest sequence has more query rows than this (v2 at or below it): on short
+// sequences its pipeline fill costs about what it saves. H100, bf16, one run each, v2 time / v3
+// time (reports/logs/h100/ab/): at 128 rows 0.90-1.13 (head_dim 128) and 0.93-1.14 (64); at 512
+// 1.13-1.53 (128) and 1.11-1.21 (64); at 1024 and more 1.23-1.34 (128) and 1.22-1.34 (64).
+int v3_min_rows() { return 128; }
 
 // fp16 / bf16 at head_dim 64 and 128: v3 on compute capability 9.0 (past v3_min_rows), else v2, as
 // prefill_version_selected() says (v1.1 where a sequence has more query tiles than v2's grid holds);
@@ -838,7 +838,8 @@ template <typename T, int HD>
 Status launch_half(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
   if constexpr (HD == 64 || HD == 128) {
     const PrefillVersion v = prefill_version_selected();
-    if (v == PrefillVersion::kAuto && p.max_seqlen_q > v3_min_rows(HD, p.causal) && flash_prefill_sm90_applies(p))
+    const bool v3 = v == PrefillVersion::kV3 || (v == PrefillVersion::kAuto && p.max_seqlen_q > v3_min_rows());
+    if (v3 && flash_prefill_sm90_applies(p))
       return flash_prefill_sm90_forward(p, scale_log2, stream);
     if (v != PrefillVersion::kV1 && kern::blocks_for(p.max_seqlen_q, kBlockM2) <= 65535)
       return launch_tc2<T, HD>(p, scale_log2, stream);

@@ -15,8 +15,8 @@
 // hi + lo (two MMAs per key step, as v2: rounding P to bf16 alone costs ~2e-3); fp16: P rounded once.
 // Causal: a warpgroup skips the tiles none of its rows can see and masks only the tiles that cross
 // its rows' diagonal or Tk_b. Grid: heads fastest, query tiles reversed (heaviest causal tiles
-// first). Shared memory: Q 128 x HD plus 4 K and 4 V tiles of 64 x HD (160 KiB at head_dim 128), one
-// block per SM. H100, bf16, 8 cases of lengths 512-8192 in one run with the peers (2026-11-22):
+// first). Shared memory: Q 128 x HD plus 4 K and 4 V tiles of 64 x HD (160 KiB at head_dim 128): one
+// block per SM at head_dim 128; two at 64 (80 KiB, at most 128 registers: one P buffer, see kOneP). H100, bf16, 8 cases of lengths 512-8192 in one run with the peers (2026-11-22):
 // 1.01-1.63x v2 (reports/logs/h100/ab/).
 #include "kernels/flash_prefill_sm90.h"
 
@@ -91,12 +91,18 @@ __device__ __forceinline__ float exp2_approx(float x) {
 }
 #endif  // MINFER_WGMMA
 
+// Blocks per SM: 2 at head_dim 64 (at most 128 registers a thread), 1 at 128.
+template <int HD> constexpr int blocks_per_sm() { return HD == 64 ? 2 : 1; }
+
 template <typename T, int HD>
-__global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90(FlashPrefillParams p, float scale_log2) {
+__global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>()) flash_prefill_sm90(FlashPrefillParams p, float scale_log2) {
 #if defined(MINFER_WGMMA)
   using PlanT = Plan<HD>;
   constexpr int kBN = PlanT::kBN;
   constexpr bool kSplitP = std::is_same_v<T, __nv_bfloat16>;
+  // One P buffer (packed after P V of the tile before is done) where two blocks share an SM and
+  // registers are short; otherwise two, swapped between iterations (packing overlaps P V).
+  constexpr bool kOneP = blocks_per_sm<HD>() > 1;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) + 1023u) & ~1023u;
   const uint32_t q_s = base, k_s = base + PlanT::kQ, v_s = k_s + kStages * PlanT::kTile;
@@ -175,7 +181,7 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90(FlashPrefillPa
   // O must be scaled by before this tile's P V, and P's A fragments for key step kk (keys 16 kk ..):
   // chunks 2 kk (a0 row a, a1 row b) and 2 kk + 1 (a2, a3); bf16 as hi + lo.
   using PFrag = uint32_t[kBN / 16][4];  // (pl: unused for fp16)
-  auto softmax_tile = [&](float (&s)[kBN / 2], int key0, PFrag& ph, PFrag& pl, float& corr_a, float& corr_b) {
+  auto softmax_tile = [&](float (&s)[kBN / 2], int key0, float& corr_a, float& corr_b) {
     if (key0 + kBN > w_kfree) {
       const int la = lim_a - key0 - 2 * t, lb = lim_b - key0 - 2 * t;
 #pragma unroll
@@ -223,12 +229,12 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90(FlashPrefillPa
     }
     l_a = l_a * corr_a + sum_a;
     l_b = l_b * corr_b + sum_b;
+  };
+  auto pack_p = [&](const float (&s)[kBN / 2], PFrag& ph, PFrag& pl) {
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk)
 #pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        split2<T>(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1], ph[kk][r], pl[kk][r]);
-      }
+      for (int r = 0; r < 4; ++r) split2<T>(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1], ph[kk][r], pl[kk][r]);
   };
 
   // Prologue: Q and tiles 0, 1 and 2 in flight (one cp.async group each, Q with tile 0; a group
@@ -247,7 +253,8 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90(FlashPrefillPa
     issue_scores(s, 0);
     kern::wgmma_wait<0>();
     kern::reg_fence<kBN / 2>(s);
-    softmax_tile(s, 0, ph, pl, corr_a, corr_b);
+    softmax_tile(s, 0, corr_a, corr_b);
+    pack_p(s, ph, pl);
   }
 
   // Iteration j, P of tile j in (ph, pl): issue S of tile j + 1, rescale O, issue O += P V of tile j;
@@ -287,17 +294,29 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_sm90(FlashPrefillPa
     kern::wgmma_commit();
     kern::wgmma_wait<1>();  // S of tile j + 1 (P V of tile j may still run)
     kern::reg_fence<kBN / 2>(sn);
-    if (key0 + kBN < w_kend) softmax_tile(sn, key0 + kBN, nh, nl, corr_a, corr_b);
+    const bool more = key0 + kBN < w_kend;
+    if (more) softmax_tile(sn, key0 + kBN, corr_a, corr_b);
+    if constexpr (!kOneP) {
+      if (more) pack_p(sn, nh, nl);
+    }
     kern::wgmma_wait<0>();
     kern::reg_fence<HD / 2>(o);
     kern::reg_fence(ph);  // P of tile j stays in its registers until its MMAs are done
     if constexpr (kSplitP) kern::reg_fence(pl);
+    if constexpr (kOneP) {  // P of tile j + 1 into the registers P of tile j has left
+      if (more) pack_p(sn, nh, nl);
+    }
   };
-  PFrag ph2, pl2;
+  if constexpr (kOneP) {
 #pragma unroll 1
-  for (int j = 0; j < ntiles; j += 2) {
-    iteration(j, ph, pl, ph2, pl2);
-    if (j + 1 < ntiles) iteration(j + 1, ph2, pl2, ph, pl);
+    for (int j = 0; j < ntiles; ++j) iteration(j, ph, pl, ph, pl);
+  } else {
+    PFrag ph2, pl2;
+#pragma unroll 1
+    for (int j = 0; j < ntiles; j += 2) {
+      iteration(j, ph, pl, ph2, pl2);
+      if (j + 1 < ntiles) iteration(j + 1, ph2, pl2, ph, pl);
+    }
   }
   // The loop's last barrier may be skipped by warpgroups that finished early: no shared memory is
   // written after it, so none is needed here.
