@@ -828,7 +828,7 @@ Status launch_f32(const FlashPrefillParams& p, float scale_log2, cudaStream_t st
 // v3 runs where the longest sequence has more query rows than this (v2 at or below it): on short
 // sequences its pipeline fill costs about what it saves. H100, bf16, one run each, v2 time / v3
 // time (reports/logs/h100/ab/): at 128 rows 0.90-1.13 (head_dim 128) and 0.93-1.14 (64); at 512
-// 1.13-1.53 (128) and 1.11-1.21 (64); at 1024 and more 1.23-1.34 (128) and 1.22-1.34 (64).
+// 1.13-1.53 (128) and 1.11-1.21 (64); at 1024 and more 1.25-1.45 (128) and 1.22-1.34 (64).
 int v3_min_rows() { return 128; }
 
 // fp16 / bf16 at head_dim 64 and 128: v3 on compute capability 9.0 (past v3_min_rows), else v2, as
