@@ -97,17 +97,6 @@ __device__ __forceinline__ void load_tile(T* dst /*(kRows, HD+kPad)*/, const T* 
   }
 }
 
-// First key row and key count of sequence b (cu_seqlens_k, or a per-sequence cache with k_lens).
-__device__ __forceinline__ void key_range(const FlashPrefillParams& p, int b, int64_t& k0, int& tk) {
-  if (p.k_lens) {
-    k0 = static_cast<int64_t>(b) * p.k_seq_stride;
-    tk = p.k_lens[b];
-  } else {
-    k0 = p.cu_seqlens_k[b];
-    tk = static_cast<int>(p.cu_seqlens_k[b + 1] - k0);
-  }
-}
-
 // Sequence geometry of one block.
 struct SeqTile {
   int64_t q0, k0;  // first query / key row of the sequence
@@ -123,7 +112,7 @@ struct SeqTile {
 __device__ __forceinline__ SeqTile seq_tile(const FlashPrefillParams& p, int b, int h, int tile, int block_m) {
   SeqTile st;
   st.q0 = p.cu_seqlens_q[b], st.tq = static_cast<int>(p.cu_seqlens_q[b + 1] - st.q0);
-  key_range(p, b, st.k0, st.tk);
+  prefill_key_range(p, b, st.k0, st.tk);
   st.m0 = tile * block_m;
   st.kvh = h / (p.heads / p.kv_heads);
   st.shift = st.tk - st.tq;
@@ -763,7 +752,7 @@ __global__ void __launch_bounds__(kRowsPerBlock * 32) flash_prefill_f32(FlashPre
   const int tq = static_cast<int>(p.cu_seqlens_q[b + 1] - q0);
   int64_t k0 = 0;
   int tk = 0;
-  key_range(p, b, k0, tk);
+  prefill_key_range(p, b, k0, tk);
   const int row = blockIdx.x * kRowsPerBlock + warp;
   if (row >= tq) return;  // whole warp leaves together
   const int64_t q_stride = static_cast<int64_t>(p.heads) * HD, kv_stride = static_cast<int64_t>(p.kv_heads) * HD;

@@ -16,8 +16,8 @@
 // Causal: a warpgroup skips the tiles none of its rows can see and masks only the tiles that cross
 // its rows' diagonal or Tk_b. Grid: heads fastest, query tiles reversed (heaviest causal tiles
 // first). Shared memory: Q 128 x HD plus 4 K and 4 V tiles of 64 x HD (160 KiB at head_dim 128): one
-// block per SM at head_dim 128; two at 64 (80 KiB, at most 128 registers: one P buffer, see kOneP). H100, bf16, 8 cases of lengths 512-8192 in one run with the peers (2026-11-22):
-// 1.01-1.63x v2 (reports/logs/h100/ab/).
+// block per SM at head_dim 128; two at 64 (80 KiB, at most 128 registers: one P buffer, see kOneP).
+// H100, bf16, v3 vs v2 in one run: 1.11-1.53x at 512-8192 rows (reports/logs/h100/ab/).
 #include "kernels/flash_prefill_sm90.h"
 
 #include <cmath>
@@ -95,7 +95,8 @@ __device__ __forceinline__ float exp2_approx(float x) {
 template <int HD> constexpr int blocks_per_sm() { return HD == 64 ? 2 : 1; }
 
 template <typename T, int HD>
-__global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>()) flash_prefill_sm90(FlashPrefillParams p, float scale_log2) {
+__global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
+    flash_prefill_sm90(FlashPrefillParams p, float scale_log2) {
 #if defined(MINFER_WGMMA)
   using PlanT = Plan<HD>;
   constexpr int kBN = PlanT::kBN;
@@ -113,13 +114,7 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>()) flash_prefill_s
   const int tq = static_cast<int>(p.cu_seqlens_q[b + 1] - q0);
   int64_t k0 = 0;
   int tk = 0;
-  if (p.k_lens) {
-    k0 = static_cast<int64_t>(b) * p.k_seq_stride;
-    tk = p.k_lens[b];
-  } else {
-    k0 = p.cu_seqlens_k[b];
-    tk = static_cast<int>(p.cu_seqlens_k[b + 1] - k0);
-  }
+  prefill_key_range(p, b, k0, tk);
   const int m0 = static_cast<int>(gridDim.y - 1 - blockIdx.y) * kBM;  // heaviest first
   if (m0 >= tq) return;
   const int kvh = h / (p.heads / p.kv_heads), shift = tk - tq;
@@ -345,7 +340,8 @@ Status launch(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream
   constexpr uint32_t kSmem = Plan<HD>::kBytes;
   MINFER_CUDA_RETURN(
       cudaFuncSetAttribute(flash_prefill_sm90<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-  const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, kBM), static_cast<unsigned>(p.batch));
+  const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, kBM),
+                  static_cast<unsigned>(p.batch));
   flash_prefill_sm90<T, HD><<<grid, kThreads, kSmem, stream>>>(p, scale_log2);
   MINFER_LAUNCH_RETURN();
   return Status::ok();

@@ -2,6 +2,8 @@
 // kernels/flash_prefill's tensor-core path, on warpgroup MMAs (kernels/flash_prefill_sm90.cu has the
 // details). Called by flash_prefill_forward (the default where it applies); not a public entry point.
 #pragma once
+#include <cstdint>
+
 #include <cuda_runtime.h>
 
 #include "kernels/common/status.h"
@@ -16,5 +18,19 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p);
 // Launches v3 on `stream` (p already checked by flash_prefill_forward; scale_log2 = log2(e) /
 // sqrt(head_dim)). Refuses params flash_prefill_sm90_applies() rejects.
 Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream);
+
+#if defined(__CUDACC__)
+// First key row and key count of sequence b (cu_seqlens_k, or a per-sequence cache with k_lens):
+// shared by the prefill kernels.
+__device__ __forceinline__ void prefill_key_range(const FlashPrefillParams& p, int b, int64_t& k0, int& tk) {
+  if (p.k_lens) {
+    k0 = static_cast<int64_t>(b) * p.k_seq_stride;
+    tk = p.k_lens[b];
+  } else {
+    k0 = p.cu_seqlens_k[b];
+    tk = static_cast<int>(p.cu_seqlens_k[b + 1] - k0);
+  }
+}
+#endif
 
 }  // namespace minfer
