@@ -75,6 +75,8 @@ constexpr int kBlockN = 64;           // keys per tile
 constexpr int kPad = 8;               // elements of padding per shared row (16 bytes)
 
 using kern::cp_async16;
+using kern::exp2_ftz;
+using kern::split_bf16x2;
 using kern::cp_async_commit;
 using kern::cp_async_wait;
 using kern::ldmatrix_x4;
@@ -301,21 +303,6 @@ constexpr int kBlockM2 = 32 * kWarps;  // query rows per block (v2)
 
 // Keys per softmax step at head_dim HD.
 template <int HD> constexpr int step_keys() { return HD <= 64 ? kBlockN : kBlockN / 2; }
-
-// 2^x by the hardware approximation, results below 2^-126 flushed to 0 (exp2f adds a subnormal
-// fix-up per call; probabilities that small do not matter). 2^-inf = 0.
-__device__ __forceinline__ float exp2_ftz(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
-// Two floats as bf16 hi (rounded, packed as pack2 packs) and lo = what the rounding lost (rounded):
-// hi + lo keeps about 16 bits. x - hi is exact in fp32.
-__device__ __forceinline__ void split_bf16x2(float x, float y, uint32_t& hi, uint32_t& lo) {
-  hi = pack2<__nv_bfloat16>(x, y);
-  lo = pack2<__nv_bfloat16>(x - __uint_as_float(hi << 16), y - __uint_as_float(hi & 0xffff0000u));
-}
 
 // load_tile with each thread's column fixed: thread i copies 16-byte chunk i % (HD / 8) of rows
 // i / (HD / 8) + n kThreads / (HD / 8). A rolled loop with one moving pointer.

@@ -74,20 +74,11 @@ __device__ __forceinline__ void load_swizzled(uint32_t dst, const char* src, int
   }
 }
 
-// Two floats packed as pack2 packs them (fp16: rounded once); for bf16 also lo = what the rounding
-// lost, rounded (hi + lo keeps about 16 bits; x - hi is exact in fp32): one packed conversion per
-// pair for hi, the bf16 halves widened by shifts.
+// Two floats as P's A-fragment register(s): bf16 hi + lo (kern::split_bf16x2), fp16 rounded once.
 template <typename T>
 __device__ __forceinline__ void split2(float x, float y, uint32_t& hi, uint32_t& lo) {
-  hi = kern::pack2<T>(x, y);
-  if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    lo = kern::pack2<T>(x - __uint_as_float(hi << 16), y - __uint_as_float(hi & 0xffff0000u));
-}
-
-__device__ __forceinline__ float exp2_approx(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) kern::split_bf16x2(x, y, hi, lo);
+  else hi = kern::pack2<T>(x, y);
 }
 #endif  // MINFER_WGMMA
 
@@ -210,15 +201,15 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
     }
     const float mn_a = fmaxf(m_a, mx_a * scale_log2), mn_b = fmaxf(m_b, mx_b * scale_log2);
     const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
-    corr_a = exp2_approx(m_a - base_a), corr_b = exp2_approx(m_b - base_b);
+    corr_a = kern::exp2_ftz(m_a - base_a), corr_b = kern::exp2_ftz(m_b - base_b);
     m_a = mn_a, m_b = mn_b;
     float sum_a = 0.f, sum_b = 0.f;
 #pragma unroll
     for (int n = 0; n < kBN / 8; ++n) {
-      s[4 * n] = exp2_approx(fmaf(s[4 * n], scale_log2, -base_a));
-      s[4 * n + 1] = exp2_approx(fmaf(s[4 * n + 1], scale_log2, -base_a));
-      s[4 * n + 2] = exp2_approx(fmaf(s[4 * n + 2], scale_log2, -base_b));
-      s[4 * n + 3] = exp2_approx(fmaf(s[4 * n + 3], scale_log2, -base_b));
+      s[4 * n] = kern::exp2_ftz(fmaf(s[4 * n], scale_log2, -base_a));
+      s[4 * n + 1] = kern::exp2_ftz(fmaf(s[4 * n + 1], scale_log2, -base_a));
+      s[4 * n + 2] = kern::exp2_ftz(fmaf(s[4 * n + 2], scale_log2, -base_b));
+      s[4 * n + 3] = kern::exp2_ftz(fmaf(s[4 * n + 3], scale_log2, -base_b));
       sum_a += s[4 * n] + s[4 * n + 1];
       sum_b += s[4 * n + 2] + s[4 * n + 3];
     }

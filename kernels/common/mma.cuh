@@ -87,6 +87,22 @@ __device__ __forceinline__ void softmax_step(float (&s)[NT][4], float (&o)[NO][4
   }
 }
 
+// Two floats as bf16 hi (rounded, packed as pack2 packs) and lo = what the rounding lost (rounded):
+// hi + lo keeps about 16 bits (x - hi is exact in fp32). One packed conversion for hi, its halves
+// widened by shifts.
+__device__ __forceinline__ void split_bf16x2(float x, float y, uint32_t& hi, uint32_t& lo) {
+  hi = pack2<__nv_bfloat16>(x, y);
+  lo = pack2<__nv_bfloat16>(x - __uint_as_float(hi << 16), y - __uint_as_float(hi & 0xffff0000u));
+}
+
+// 2^x by the hardware approximation, results below 2^-126 flushed to 0 (exp2f adds a subnormal
+// fix-up per call; probabilities that small do not matter). 2^-inf = 0.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // 16 bytes global -> shared, asynchronously; zero-filled when !valid (src is then not read).
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
