@@ -9,6 +9,7 @@
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
 #include "kernels/common/pdl.cuh"
+#include "kernels/common/prefetch.cuh"
 #include "kernels/gemm.h"
 
 namespace minfer {
@@ -48,6 +49,7 @@ struct GemvArgs {
   float eps;
   int64_t rows, in, out;
   int split;
+  int l2_prefetch;  // 1: each block prefetches its whole weight slice to L2 before pdl_wait()
 };
 
 template <int RT>
@@ -93,10 +95,21 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
       if (act && first + u * step < packs) wv[u] = load_stream(wp + first + u * step);
   };
 
-  // Before the wait, what does not depend on the previous kernel: the first group of weight packs and
-  // (NORM) the norm weight into shared memory.
+  // Before the wait, what does not depend on the previous kernel: the first group of weight packs,
+  // (l2_prefetch) the rest of the block's weight rows into L2, and (NORM) the norm weight into shared
+  // memory.
   kern::pdl_launch_dependents();
   int64_t tile = blockIdx.x;
+  if (a.l2_prefetch && blockIdx.y == 0 && threadIdx.x == 0) {
+    const size_t row_bytes = static_cast<size_t>(a.in) * sizeof(T);
+    for (int64_t t2 = tile; t2 < tiles; t2 += NORM ? gridDim.x : tiles) {
+      const int64_t o0 = t2 * per_block, n = (a.out - o0 < per_block ? a.out - o0 : per_block);
+      const unsigned char* base = static_cast<const unsigned char*>(a.w);
+      kern::l2_prefetch(base + static_cast<size_t>(o0) * row_bytes, static_cast<size_t>(n) * row_bytes);
+      if constexpr (EPI == kSwiglu)
+        kern::l2_prefetch(base + static_cast<size_t>(a.out + o0) * row_bytes, static_cast<size_t>(n) * row_bytes);
+    }
+  }
   first_group(tile);
   extern __shared__ __align__(16) unsigned char gemv_smem[];
   P* xs = reinterpret_cast<P*>(gemv_smem);  // NORM: (nr, K / V) normalised x, then (K / V) norm weight
@@ -248,6 +261,16 @@ bool gemv_persistent() {
   return on;
 }
 
+// Whether GEMV blocks prefetch their weight rows to L2 before pdl_wait() (MINFER_GEMV_L2=1|0). Read
+// once.
+bool gemv_l2_prefetch() {
+  static const bool on = [] {
+    const char* v = std::getenv("MINFER_GEMV_L2");
+    return v && std::string(v) == "1";
+  }();
+  return on;
+}
+
 template <typename T, int RT, bool NORM, int EPI>
 Status launch(const GemvParams& p, int split, cudaStream_t stream) {
   const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);
@@ -269,7 +292,8 @@ Status launch(const GemvParams& p, int split, cudaStream_t stream) {
     gx = (tiles + rounds - 1) / rounds;
   }
   const dim3 grid(gx, row_blocks);
-  const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_weight, p.norm_eps, p.rows, p.in, p.out, split};
+  const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_weight, p.norm_eps, p.rows, p.in, p.out, split,
+                    gemv_l2_prefetch() ? 1 : 0};
   MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, NORM, EPI>, grid, dim3(kThreads), smem, stream, a));
   return Status::ok();
 }
