@@ -20,8 +20,6 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kUnroll = 4;  // W packs in flight per lane
 constexpr int kMaxSplit = kWarps;
 constexpr int64_t kMaxGridY = 65535;
-constexpr size_t kDefaultSmem = 48 * 1024;     // dynamic shared memory without the opt-in attribute
-constexpr size_t kMaxStageBytes = 96 * 1024;   // NORM forms: the staged x of a block at most
 
 enum Epi : int { kPlain = 0, kResidual = 1, kSwiglu = 2 };
 
@@ -60,11 +58,11 @@ __device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
     for (int off = 16; off > 0; off /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
 }
 
-// grid (G, ceil(R / RT)); block tiles of per_block outputs: block x takes tiles x, x + G, ... (G = the
-// tile count for the plain and residual forms: one tile per block; NORM forms run fewer blocks, at
-// most one resident wave, so that each block stages and normalises x once for several tiles). Warp w:
-// virtual feature w / S of the tile (a SwiGLU output has two: gate, up), K slice w % S. Every block
-// calls pdl_wait() (kernels/common/pdl.cuh).
+// grid (tiles, ceil(R / RT)): block x computes tile x (per_block outputs) for RT rows. Warp w: virtual
+// feature w / S of the tile (a SwiGLU output has two: gate, up), K slice w % S. NORM forms: every
+// warp first sums the squares of its rows of x over the whole K (rstd per row; fixed order, so every
+// warp and block gets the same value), then normalises each x element it uses as kernels/rmsnorm
+// does, round(x * rstd * norm_w), before the FMA. Every block calls pdl_wait() (kernels/common/pdl.cuh).
 template <typename T, int RT, bool NORM, int EPI>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
   constexpr int V = kern::kVec16<T>;
@@ -73,155 +71,115 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int split = a.split, part = warp % split, vf = warp / split;
   const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);  // outputs per tile
-  const int64_t tiles = (a.out + per_block - 1) / per_block;
+  const int64_t tile = blockIdx.x;
   const int64_t r0 = static_cast<int64_t>(blockIdx.y) * RT;
   const int nr = static_cast<int>(a.rows - r0 < RT ? a.rows - r0 : RT);
   const int64_t packs = a.in / V, first = lane + 32 * part, step = 32 * split;
   // Epilogue: thread t finishes output t / RT of the tile for row t % RT.
   const int t = static_cast<int>(threadIdx.x), j = t / RT, r = t % RT;
-  // This warp's weight row in tile `tile` (the row of output 0 when the warp has none there).
-  auto wrow_of = [&](int64_t tile) -> const P* {
-    const int64_t o = tile * per_block + (EPI == kSwiglu ? vf / 2 : vf);
-    const int64_t row = o >= a.out ? 0 : EPI == kSwiglu && (vf & 1) ? a.out + o : o;
-    return static_cast<const P*>(a.w) + row * packs;
-  };
-  auto active_in = [&](int64_t tile) { return tile * per_block + (EPI == kSwiglu ? vf / 2 : vf) < a.out; };
-  P wv[kUnroll] = {};
-  auto first_group = [&](int64_t tile) {  // the first kUnroll packs of this lane in `tile`
-    const P* wp = wrow_of(tile);
-    const bool act = tile < tiles && active_in(tile);
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
-      if (act && first + u * step < packs) wv[u] = load_stream(wp + first + u * step);
-  };
+  // This warp's weight row (the row of output 0 when the warp has none: it loads nothing then).
+  const int64_t o = tile * per_block + (EPI == kSwiglu ? vf / 2 : vf);
+  const bool active = o < a.out;
+  const P* wp = static_cast<const P*>(a.w) + (!active ? 0 : EPI == kSwiglu && (vf & 1) ? a.out + o : o) * packs;
 
-  // Before the wait, what does not depend on the previous kernel: the first group of weight packs,
-  // (l2_prefetch) the rest of the block's weight rows into L2, and (NORM) the norm weight into shared
-  // memory.
+  // Before the wait, what does not depend on the previous kernel: the first kUnroll weight packs of
+  // each lane and (l2_prefetch) the rest of the block's weight rows into L2.
   kern::pdl_launch_dependents();
-  int64_t tile = blockIdx.x;
   if (a.l2_prefetch && blockIdx.y == 0 && threadIdx.x == 0) {
     const size_t row_bytes = static_cast<size_t>(a.in) * sizeof(T);
-    for (int64_t t2 = tile; t2 < tiles; t2 += NORM ? gridDim.x : tiles) {
-      const int64_t o0 = t2 * per_block, n = (a.out - o0 < per_block ? a.out - o0 : per_block);
-      const unsigned char* base = static_cast<const unsigned char*>(a.w);
-      kern::l2_prefetch(base + static_cast<size_t>(o0) * row_bytes, static_cast<size_t>(n) * row_bytes);
-      if constexpr (EPI == kSwiglu)
-        kern::l2_prefetch(base + static_cast<size_t>(a.out + o0) * row_bytes, static_cast<size_t>(n) * row_bytes);
-    }
+    const int64_t o0 = tile * per_block, n = (a.out - o0 < per_block ? a.out - o0 : per_block);
+    const unsigned char* base = static_cast<const unsigned char*>(a.w);
+    kern::l2_prefetch(base + static_cast<size_t>(o0) * row_bytes, static_cast<size_t>(n) * row_bytes);
+    if constexpr (EPI == kSwiglu)
+      kern::l2_prefetch(base + static_cast<size_t>(a.out + o0) * row_bytes, static_cast<size_t>(n) * row_bytes);
   }
-  first_group(tile);
-  extern __shared__ __align__(16) unsigned char gemv_smem[];
-  P* xs = reinterpret_cast<P*>(gemv_smem);  // NORM: (nr, K / V) normalised x, then (K / V) norm weight
-  P* gs = xs + nr * packs;
-  if constexpr (NORM)
-    for (int64_t i = threadIdx.x; i < packs; i += kThreads) gs[i] = load_ro(static_cast<const P*>(a.norm_w) + i);
+  P wv[kUnroll] = {};
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u)
+    if (active && first + u * step < packs) wv[u] = load_stream(wp + first + u * step);
   kern::pdl_wait();
 
-  // NORM: the block copies its rows of x to shared memory, sums their squares (fixed order: every
-  // block gets the same rstd = 1 / sqrt(mean(x^2) + eps)), then normalises them in place,
-  // round(x * rstd * norm_w) (kernels/rmsnorm's rounding), before the first FMA; the weight packs
-  // above are in flight meanwhile.
   const P* xg = static_cast<const P*>(a.x) + r0 * packs;  // (nr, K / V)
+  // NORM: rstd of each row from the whole row (every lane sums the packs lane, lane + 32, ...).
+  float rs[RT];
+#pragma unroll
+  for (int q = 0; q < RT; ++q) rs[q] = 1.f;
   if constexpr (NORM) {
-    __shared__ float ssq[kWarps][RT];
     float ss[RT] = {};
 #pragma unroll
     for (int q = 0; q < RT; ++q) {
       if (q >= nr) break;
-      for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
-        const P v = load_ro(xg + q * packs + i);
-        xs[q * packs + i] = v;
+      for (int64_t i = lane; i < packs; i += 32) {
         float xf[V];
-        kern::unpack(v, xf);
+        kern::unpack(load_ro(xg + q * packs + i), xf);
 #pragma unroll
         for (int e = 0; e < V; ++e) ss[q] = fmaf(xf[e], xf[e], ss[q]);
       }
     }
     warp_sum(ss);
-    if (lane == 0)
 #pragma unroll
-      for (int q = 0; q < RT; ++q) ssq[warp][q] = ss[q];
-    __syncthreads();
-    for (int q = 0; q < nr; ++q) {
-      float tot = 0.f;
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) tot += ssq[w][q];
-      const float rs = rsqrtf(tot / static_cast<float>(a.in) + a.eps);
-      for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
-        float xf[V], g[V];
-        kern::unpack(xs[q * packs + i], xf);
-        kern::unpack(gs[i], g);
-#pragma unroll
-        for (int e = 0; e < V; ++e) xf[e] = xf[e] * rs * g[e];
-        xs[q * packs + i] = kern::pack<T, V>(xf);
-      }
-    }
-    __syncthreads();
+    for (int q = 0; q < RT; ++q) rs[q] = rsqrtf(ss[q] / static_cast<float>(a.in) + a.eps);
   }
 
   T* y = static_cast<T*>(a.y);
-  for (; tile < tiles; tile += gridDim.x) {
-    const int64_t oj = tile * per_block + j;
-    const bool mine = j < per_block && r < nr && oj < a.out;
-    const int64_t at = (r0 + r) * a.out + oj;
-    // The bias and residual elements of this thread's output, read before the K loop.
-    const float bv = EPI != kSwiglu && mine && a.bias ? kern::to_float(static_cast<const T*>(a.bias)[oj]) : 0.f;
-    const float rv = EPI == kResidual && mine ? kern::to_float(static_cast<const T*>(a.resid)[at]) : 0.f;
-    const P* wp = wrow_of(tile);
-    float acc[RT] = {};
-    if (active_in(tile)) {
-      for (int64_t i0 = first; i0 < packs; i0 += step * kUnroll) {
-        if (i0 != first) {
+  const int64_t oj = tile * per_block + j;
+  const bool mine = j < per_block && r < nr && oj < a.out;
+  const int64_t at = (r0 + r) * a.out + oj;
+  // The bias and residual elements of this thread's output, read before the K loop.
+  const float bv = EPI != kSwiglu && mine && a.bias ? kern::to_float(static_cast<const T*>(a.bias)[oj]) : 0.f;
+  const float rv = EPI == kResidual && mine ? kern::to_float(static_cast<const T*>(a.resid)[at]) : 0.f;
+  float acc[RT] = {};
+  if (active) {
+    for (int64_t i0 = first; i0 < packs; i0 += step * kUnroll) {
+      if (i0 != first) {
 #pragma unroll
-          for (int u = 0; u < kUnroll; ++u)
-            if (i0 + u * step < packs) wv[u] = load_stream(wp + i0 + u * step);
-        }
+        for (int u = 0; u < kUnroll; ++u)
+          if (i0 + u * step < packs) wv[u] = load_stream(wp + i0 + u * step);
+      }
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-          const int64_t i = i0 + u * step;
-          if (i >= packs) break;
-          float wf[V];
-          kern::unpack(wv[u], wf);
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t i = i0 + u * step;
+        if (i >= packs) break;
+        float wf[V], g[V];
+        kern::unpack(wv[u], wf);
+        if constexpr (NORM) kern::unpack(load_ro(static_cast<const P*>(a.norm_w) + i), g);
 #pragma unroll
-          for (int q = 0; q < RT; ++q) {
-            if (q >= nr) break;
-            float xf[V];
-            kern::unpack(NORM ? xs[q * packs + i] : load_ro(xg + q * packs + i), xf);
+        for (int q = 0; q < RT; ++q) {
+          if (q >= nr) break;
+          float xf[V];
+          kern::unpack(load_ro(xg + q * packs + i), xf);
+          if constexpr (NORM) {
 #pragma unroll
-            for (int e = 0; e < V; ++e) acc[q] = fmaf(wf[e], xf[e], acc[q]);
+            for (int e = 0; e < V; ++e) xf[e] = kern::to_float(kern::from_float<T>(xf[e] * rs[q] * g[e]));
           }
-        }
-      }
-    }
-    if constexpr (NORM)  // the next tile's first packs, in flight during the epilogue
-      if (tile + gridDim.x < tiles) first_group(tile + gridDim.x);
-    warp_sum(acc);
-    if (lane == 0)
 #pragma unroll
-      for (int q = 0; q < RT; ++q) partial[warp][q] = acc[q];
-    __syncthreads();
-
-    if (mine) {
-      if constexpr (EPI == kSwiglu) {
-        float g = 0.f, u = 0.f;
-        for (int q = 0; q < split; ++q) g += partial[(2 * j) * split + q][r], u += partial[(2 * j + 1) * split + q][r];
-        g = kern::to_float(kern::from_float<T>(g));
-        u = kern::to_float(kern::from_float<T>(u));
-        y[at] = kern::from_float<T>(g / (1.f + expf(-g)) * u);
-      } else {
-        float v = 0.f;
-        for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
-        if constexpr (EPI == kResidual) {
-          const float yr = kern::to_float(kern::from_float<T>(v + bv));
-          y[at] = kern::from_float<T>(rv + yr);
-        } else {
-          y[at] = kern::from_float<T>(v + bv);
+          for (int e = 0; e < V; ++e) acc[q] = fmaf(wf[e], xf[e], acc[q]);
         }
       }
     }
-    if (!NORM) break;  // one tile per block
-    if (tile + gridDim.x < tiles) __syncthreads();  // partial[] is rewritten by the next tile (uniform)
+  }
+  warp_sum(acc);
+  if (lane == 0)
+#pragma unroll
+    for (int q = 0; q < RT; ++q) partial[warp][q] = acc[q];
+  __syncthreads();
+
+  if (!mine) return;
+  if constexpr (EPI == kSwiglu) {
+    float g = 0.f, u = 0.f;
+    for (int q = 0; q < split; ++q) g += partial[(2 * j) * split + q][r], u += partial[(2 * j + 1) * split + q][r];
+    g = kern::to_float(kern::from_float<T>(g));
+    u = kern::to_float(kern::from_float<T>(u));
+    y[at] = kern::from_float<T>(g / (1.f + expf(-g)) * u);
+  } else {
+    float v = 0.f;
+    for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
+    if constexpr (EPI == kResidual) {
+      const float yr = kern::to_float(kern::from_float<T>(v + bv));
+      y[at] = kern::from_float<T>(rv + yr);
+    } else {
+      y[at] = kern::from_float<T>(v + bv);
+    }
   }
 }
 
@@ -230,13 +188,6 @@ int rows_tile(int64_t rows) {
   int rt = 1;
   while (rt < 16 && rt < rows) rt *= 2;
   return rt;
-}
-
-// Shared memory of a NORM block: its rows of normalised x and the norm weight, (min(R, RT) + 1) x K
-// elements.
-size_t stage_bytes(const GemvParams& p) {
-  const int64_t rt = std::min<int64_t>(p.rows, rows_tile(p.rows));
-  return static_cast<size_t>((rt + 1) * p.in) * dtype_size(p.dtype);
 }
 
 int sm_count() {
@@ -251,16 +202,6 @@ int sm_count() {
 }
 
 
-// NORM forms: one resident wave of blocks looping over tiles (MINFER_GEMV_PERSIST=0: one block per
-// tile, for A/B timing). Read once.
-bool gemv_persistent() {
-  static const bool on = [] {
-    const char* v = std::getenv("MINFER_GEMV_PERSIST");
-    return !(v && std::string(v) == "0");
-  }();
-  return on;
-}
-
 // Whether GEMV blocks prefetch their weight rows to L2 before pdl_wait() (MINFER_GEMV_L2=1|0). Read
 // once.
 bool gemv_l2_prefetch() {
@@ -274,27 +215,10 @@ bool gemv_l2_prefetch() {
 template <typename T, int RT, bool NORM, int EPI>
 Status launch(const GemvParams& p, int split, cudaStream_t stream) {
   const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);
-  const unsigned tiles = kern::blocks_for(p.out, per_block), row_blocks = kern::blocks_for(p.rows, RT);
-  const size_t smem = NORM ? stage_bytes(p) : 0;
-  if (smem > kDefaultSmem) {  // once per instantiation (the check below keeps smem <= kMaxStageBytes)
-    static const cudaError_t set = cudaFuncSetAttribute(gemv_kernel<T, RT, NORM, EPI>,
-                                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                        static_cast<int>(kMaxStageBytes));
-    MINFER_CUDA_RETURN(set);
-  }
-  unsigned gx = tiles;
-  if (NORM && gemv_persistent()) {  // at most one resident wave, tiles spread evenly over the blocks
-    int per_sm = 0;
-    MINFER_CUDA_RETURN(
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel<T, RT, NORM, EPI>, kThreads, smem));
-    const unsigned wave = std::max(1u, static_cast<unsigned>(std::max(per_sm, 1) * sm_count()) / row_blocks);
-    const unsigned rounds = (tiles + wave - 1) / wave;
-    gx = (tiles + rounds - 1) / rounds;
-  }
-  const dim3 grid(gx, row_blocks);
+  const dim3 grid(kern::blocks_for(p.out, per_block), kern::blocks_for(p.rows, RT));
   const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_weight, p.norm_eps, p.rows, p.in, p.out, split,
-                    gemv_l2_prefetch() ? 1 : 0};
-  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, NORM, EPI>, grid, dim3(kThreads), smem, stream, a));
+                   gemv_l2_prefetch() ? 1 : 0};
+  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, NORM, EPI>, grid, dim3(kThreads), 0, stream, a));
   return Status::ok();
 }
 
@@ -345,9 +269,6 @@ Status check(const GemvParams& p, int split) {
   MINFER_REQUIRE(!(p.norm_weight && p.residual), "residual", "not supported with norm_weight");
   MINFER_REQUIRE(!p.swiglu || p.norm_weight, "norm_weight", "swiglu needs the RMSNorm prologue (the one fused form)");
   MINFER_REQUIRE(p.norm_eps >= 0.f, "norm_eps", "must be >= 0");
-  MINFER_REQUIRE(!p.norm_weight || stage_bytes(p) <= kMaxStageBytes, "rows",
-                 "with norm_weight, (min(rows, 16) + 1) x in x element size must be <= 96 KiB (staged in "
-                 "shared memory), got " + std::to_string(stage_bytes(p)) + " bytes");
   return Status::ok();
 }
 

@@ -5,8 +5,8 @@
 //
 // y (R, N) = x (R, K) W (N, K)^T (+ bias (N)), row-major, fp32 accumulation, with optionally:
 //  - norm_weight (K): x is replaced by its RMSNorm, round(x * rstd[r] * norm_weight) with
-//    rstd = 1 / sqrt(mean(x[r]^2) + norm_eps), kernels/rmsnorm's rounding (each block computes it for
-//    its rows while staging them in shared memory, below);
+//    rstd = 1 / sqrt(mean(x[r]^2) + norm_eps), kernels/rmsnorm's rounding (below: every warp computes
+//    rstd itself and normalises the x elements it uses on the fly);
 //  - residual (R, N): y = round(residual + round(x W^T + bias)), the engine's residual add (y may
 //    alias residual: each element is read and written by one thread);
 //  - swiglu: W is (2N, K), rows [0, N) gate and [N, 2N) up; y = round(silu(g) * u) with g, u the
@@ -14,23 +14,23 @@
 // Rounding points are the unfused sequence's: fused and unfused runs differ only in fp32 summation
 // order. Reference: ref::linear, ref::rmsnorm, ref::swiglu composed.
 //
-// Layout (v2): a block of 8 warps covers 8 / S output features (S = split: warps per feature, each
+// Layout: a block of 8 warps covers 8 / S output features (S = split: warps per feature, each
 // summing one K slice; SwiGLU pairs a gate warp group with an up warp group, S <= 4) for RT rows
-// (RT in 1, 2, 4, 8, 16: the smallest covering R, more block rows beyond 16). Each lane streams
-// 16-byte packs of W (evict-first), 4 in flight; the first 4 are loaded before pdl_wait() (weights
-// do not depend on the previous kernel). x (and norm_weight) come through the read-only cache.
-// NORM forms (v3): before pdl_wait() each block copies the norm weight to shared memory, after it its
-// rows of x ((min(R, 16) + 1) x K elements in all, at most 96 KiB; larger is refused), sums their
-// squares in a fixed order (every block gets the same rstd), normalises them in place, then every
-// warp reads x from there. The launch runs one resident wave of blocks (occupancy x SMs, tiles spread
-// evenly), each looping over its tiles of outputs, so x is staged once per block; the next tile's
-// first weight packs load during the epilogue. The bias and residual are read before the K loop.
+// (RT in 1, 2, 4, 8, 16: the smallest covering R, more block rows beyond 16), one tile of outputs
+// per block. Each lane streams 16-byte packs of W (evict-first), 4 in flight; the first 4 are loaded
+// before pdl_wait() (weights do not depend on the previous kernel; MINFER_GEMV_L2=1 also prefetches
+// the rest of the block's rows into L2 there). x (and norm_weight) come through the read-only cache.
+// NORM forms (v4): after pdl_wait() every warp sums the squares of its rows of x over the whole K
+// (each lane the packs lane, lane + 32, ...: a fixed order, so every warp gets the same rstd), then
+// in the K loop each x element is normalised and rounded as kernels/rmsnorm rounds it before its FMA.
+// Nothing is staged and no barrier comes before the K loop: a NORM GEMV has the plain one's critical
+// path plus one pass over x (which the K loop then finds in L1).
 // History (H200, bf16 b1 decode, fused vs unfused step in one run): v1 normalised x in a per-block
 // prologue with two dependent L2 round trips: qwen3-0.6b 1.16 vs 0.94 ms. v2 took each row's rstd
 // from the previous GEMV (per-block partial sums, the last block summing them: a grid-wide atomic
-// tail) and normalised x in every warp's inner loop, once per output feature: ALU bound, 1.26 vs
-// 0.94 ms, llama-3.1-8b 5.69 vs 4.69. v3 one block per tile: 1.22 vs 0.93; v3 one wave: 1.10 vs 0.93,
-// llama 5.60 vs 4.77. Still opt-in (engine/model/model.cpp says why).
+// tail): 1.26 vs 0.94 ms. v3 staged x in shared memory, normalised once per block (two barriers
+// before the K loop), one resident wave of blocks looping over tiles: 1.10 vs 0.93 (H100 at 66cda28:
+// 1.175 vs 1.114 ms; the plain GEMV forced for every decode GEMM, unfused: 1.025).
 // Dimension legend: R rows, K in features, N out features, S split, V = elements per 16-byte pack.
 #pragma once
 #include <cstdint>
