@@ -116,6 +116,12 @@ GemmOptions GemmOptions::from_env() {
     else if (v == "gemv") o.path = GemmPath::Gemv;
     else throw std::runtime_error("MINFER_GEMM_PATH: unknown value '" + v + "' (auto, cublaslt, gemv)");
   }
+  if (const char* f = std::getenv("MINFER_GEMV_FAVOUR")) {
+    char* end = nullptr;
+    o.gemv_favour = std::strtof(f, &end);
+    if (end == f || *end != '\0' || !(o.gemv_favour > 0.f))
+      throw std::runtime_error("MINFER_GEMV_FAVOUR: expected a positive number, got '" + std::string(f) + "'");
+  }
   return o;
 }
 
@@ -274,7 +280,7 @@ Status Gemm::tune(const GemmParams& p, Plan& plan, cudaStream_t stream) {
     if (Status s = time_one(p, plan, -split, stream, us); !s) return s;
     if (us > 0 && (best_gemv < 0 || us < kTuneMargin * best_gemv)) best_gemv = us, plan.gemv_split = split;
   }
-  plan.gemv_wins = plan.gemv_forced || (best_gemv > 0 && (best < 0 || best_gemv < kTuneMargin * best));
+  plan.gemv_wins = plan.gemv_forced || (best_gemv > 0 && (best < 0 || best_gemv < options_.gemv_favour * best));
   plan.best_us = plan.gemv_wins ? best_gemv : best;
   plan.tuned = true;
   return Status::ok();

@@ -21,6 +21,7 @@
 // Environment overrides for A/B measurement without code changes (read by GemmOptions::from_env):
 //   MINFER_GEMM_TUNE=1|0          time candidates (and the GEMV) per shape (default) | heuristic's first only (v1)
 //   MINFER_GEMM_PATH=cublaslt|gemv force one path (gemv fails for shapes it cannot take)
+//   MINFER_GEMV_FAVOUR=F          the GEMV wins a tuned shape when its time < F x cuBLASLt's best
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -58,6 +59,7 @@ struct GemmOptions {
   int max_candidates = 8;              // cuBLASLt heuristic results requested per shape (<= 32)
   int samples = 5;                     // timed runs per candidate (median kept), after one warm-up
   bool flush = true;                   // overwrite a 2 x L2 scratch before each sample (cold weights, as in a step)
+  float gemv_favour = 0.95f;           // the GEMV wins when its time < gemv_favour x cuBLASLt's best
   GemmPath path = GemmPath::Auto;      // Auto: tuned choice; otherwise only that path runs
   static GemmOptions from_env();       // defaults, with MINFER_GEMM_TUNE / MINFER_GEMM_PATH applied
 };

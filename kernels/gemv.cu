@@ -19,6 +19,7 @@ constexpr int kWarps = 8;  // warps per block
 constexpr int kThreads = kWarps * 32;
 constexpr int kUnroll = 4;  // W packs in flight per lane
 constexpr int kMaxSplit = kWarps;
+constexpr int kXBatch = 8;  // NORM: x packs per lane loaded together for the sum of squares
 constexpr int64_t kMaxGridY = 65535;
 
 enum Epi : int { kPlain = 0, kResidual = 1, kSwiglu = 2 };
@@ -109,11 +110,19 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
 #pragma unroll
     for (int q = 0; q < RT; ++q) {
       if (q >= nr) break;
-      for (int64_t i = lane; i < packs; i += 32) {
-        float xf[V];
-        kern::unpack(load_ro(xg + q * packs + i), xf);
+      for (int64_t i0 = lane; i0 < packs; i0 += 32 * kXBatch) {  // kXBatch loads in flight per lane
+        P xv[kXBatch];
 #pragma unroll
-        for (int e = 0; e < V; ++e) ss[q] = fmaf(xf[e], xf[e], ss[q]);
+        for (int u = 0; u < kXBatch; ++u)
+          if (i0 + 32 * u < packs) xv[u] = load_ro(xg + q * packs + i0 + 32 * u);
+#pragma unroll
+        for (int u = 0; u < kXBatch; ++u) {
+          if (i0 + 32 * u >= packs) break;
+          float xf[V];
+          kern::unpack(xv[u], xf);
+#pragma unroll
+          for (int e = 0; e < V; ++e) ss[q] = fmaf(xf[e], xf[e], ss[q]);
+        }
       }
     }
     warp_sum(ss);
