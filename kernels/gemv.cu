@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
@@ -19,7 +20,8 @@ constexpr int kWarps = 8;  // warps per block
 constexpr int kThreads = kWarps * 32;
 constexpr int kUnroll = 4;  // W packs in flight per lane
 constexpr int kMaxSplit = kWarps;
-constexpr int kXBatch = 8;  // NORM: x packs per lane loaded together for the sum of squares
+constexpr int kXBatch = 4;  // NORM: x packs per lane loaded together for the sum of squares
+constexpr int kMinBlocks = 4;  // RT = 1: resident blocks per SM the registers must allow (64 per thread)
 constexpr int64_t kMaxGridY = 65535;
 
 enum Epi : int { kPlain = 0, kResidual = 1, kSwiglu = 2 };
@@ -51,6 +53,25 @@ struct GemvArgs {
   int l2_prefetch;  // 1: each block prefetches its whole weight slice to L2 before pdl_wait()
 };
 
+// v rounded to T and back (kernels/rmsnorm's rounding of the normalised x).
+template <typename T>
+__device__ __forceinline__ float round_trip(float v) {
+  return kern::to_float(kern::from_float<T>(v));
+}
+
+// kern::unpack, with bf16 widened by bit operations (the library conversion costs registers here).
+template <typename T, typename P, int V>
+__device__ __forceinline__ void widen(const P& p, float (&f)[V]) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    uint32_t w[V / 2];
+    memcpy(w, &p, sizeof w);
+#pragma unroll
+    for (int k = 0; k < V / 2; ++k) f[2 * k] = __uint_as_float(w[k] << 16), f[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+  } else {
+    kern::unpack(p, f);
+  }
+}
+
 template <int RT>
 __device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
 #pragma unroll
@@ -65,7 +86,7 @@ __device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
 // warp and block gets the same value), then normalises each x element it uses as kernels/rmsnorm
 // does, round(x * rstd * norm_w), before the FMA. Every block calls pdl_wait() (kernels/common/pdl.cuh).
 template <typename T, int RT, bool NORM, int EPI>
-__global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
+__global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kernel(GemvArgs a) {
   constexpr int V = kern::kVec16<T>;
   using P = kern::Pack<T, V>;
   __shared__ float partial[kWarps][RT];
@@ -119,7 +140,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
         for (int u = 0; u < kXBatch; ++u) {
           if (i0 + 32 * u >= packs) break;
           float xf[V];
-          kern::unpack(xv[u], xf);
+          widen<T>(xv[u], xf);
 #pragma unroll
           for (int e = 0; e < V; ++e) ss[q] = fmaf(xf[e], xf[e], ss[q]);
         }
@@ -150,16 +171,16 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(GemvArgs a) {
         const int64_t i = i0 + u * step;
         if (i >= packs) break;
         float wf[V], g[V];
-        kern::unpack(wv[u], wf);
-        if constexpr (NORM) kern::unpack(load_ro(static_cast<const P*>(a.norm_w) + i), g);
+        widen<T>(wv[u], wf);
+        if constexpr (NORM) widen<T>(load_ro(static_cast<const P*>(a.norm_w) + i), g);
 #pragma unroll
         for (int q = 0; q < RT; ++q) {
           if (q >= nr) break;
           float xf[V];
-          kern::unpack(load_ro(xg + q * packs + i), xf);
+          widen<T>(load_ro(xg + q * packs + i), xf);
           if constexpr (NORM) {
 #pragma unroll
-            for (int e = 0; e < V; ++e) xf[e] = kern::to_float(kern::from_float<T>(xf[e] * rs[q] * g[e]));
+            for (int e = 0; e < V; ++e) xf[e] = round_trip<T>(xf[e] * rs[q] * g[e]);
           }
 #pragma unroll
           for (int e = 0; e < V; ++e) acc[q] = fmaf(wf[e], xf[e], acc[q]);
