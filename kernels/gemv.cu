@@ -10,7 +10,7 @@
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
 #include "kernels/common/pdl.cuh"
-#include "kernels/common/prefetch.cuh"
+#include "kernels/common/reduce.cuh"
 #include "kernels/gemm.h"
 
 namespace minfer {
@@ -20,11 +20,10 @@ constexpr int kWarps = 8;  // warps per block
 constexpr int kThreads = kWarps * 32;
 constexpr int kUnroll = 4;  // W packs in flight per lane
 constexpr int kMaxSplit = kWarps;
-constexpr int kXBatch = 4;  // NORM: x packs per lane loaded together for the sum of squares
 constexpr int kMinBlocks = 4;  // RT = 1: resident blocks per SM the registers must allow (64 per thread)
 constexpr int64_t kMaxGridY = 65535;
 
-enum Epi : int { kPlain = 0, kResidual = 1, kSwiglu = 2 };
+enum Epi : int { kPlain = 0, kResidual = 1, kSwiglu = 2, kResidualNorm = 3 };
 
 // 16-byte loads: W streamed once (kStream: evict-first), x through the read-only cache (reused by
 // every warp).
@@ -46,18 +45,13 @@ struct GemvArgs {
   const void* bias;    // (N) or null
   void* y;             // (R, N)
   const void* resid;   // (R, N) or null
-  const void* norm_w;  // (K) or null
   float eps;
   int64_t rows, in, out;
   int split;
-  int l2_prefetch;  // 1: each block prefetches its whole weight slice to L2 before pdl_wait()
+  void* norm_out;         // kResidualNorm: (R, N)
+  const void* out_norm_w; // kResidualNorm: (N)
+  unsigned* counters;     // kResidualNorm: one per block row, zero between launches
 };
-
-// v rounded to T and back (kernels/rmsnorm's rounding of the normalised x).
-template <typename T>
-__device__ __forceinline__ float round_trip(float v) {
-  return kern::to_float(kern::from_float<T>(v));
-}
 
 // kern::unpack, with bf16 widened by bit operations (the library conversion costs registers here).
 template <typename T, typename P, int V>
@@ -80,12 +74,77 @@ __device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
     for (int off = 16; off > 0; off /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
 }
 
+// Thread (j, r)'s output: the split partial sums, then the form's epilogue.
+template <typename T, int EPI, int RT>
+__device__ __forceinline__ void epilogue(const GemvArgs& a, const float (&partial)[kWarps][RT], int split, int j,
+                                         int r, int64_t at, float bv, float rv) {
+  T* y = static_cast<T*>(a.y);
+  if constexpr (EPI == kSwiglu) {
+    float g = 0.f, u = 0.f;
+    for (int q = 0; q < split; ++q) g += partial[(2 * j) * split + q][r], u += partial[(2 * j + 1) * split + q][r];
+    g = kern::to_float(kern::from_float<T>(g));
+    u = kern::to_float(kern::from_float<T>(u));
+    y[at] = kern::from_float<T>(g / (1.f + expf(-g)) * u);
+  } else {
+    float v = 0.f;
+    for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
+    if constexpr (EPI == kResidual || EPI == kResidualNorm) {
+      const float yr = kern::to_float(kern::from_float<T>(v + bv));
+      y[at] = kern::from_float<T>(rv + yr);
+    } else {
+      y[at] = kern::from_float<T>(v + bv);
+    }
+  }
+}
+
+// kResidualNorm: the last block of each block row to finish (a counter per block row, the
+// threadfence-reduction pattern) computes norm_out = RMSNorm(y) for the row block's rows, as
+// kernels/rmsnorm rounds it, from y read through L2 (other blocks wrote it), then re-arms the counter.
+template <typename T, int RT>
+__device__ __forceinline__ void last_block_norm(const GemvArgs& a, int64_t r0, int nr) {
+  constexpr int V = kern::kVec16<T>;
+  using P = kern::Pack<T, V>;
+  __shared__ bool last;
+  __threadfence();  // this block's y stores are visible device-wide before it is counted
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&a.counters[blockIdx.y], 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const int64_t packs = a.out / V;
+  for (int q = 0; q < nr; ++q) {
+    const uint4* yrow = reinterpret_cast<const uint4*>(static_cast<const T*>(a.y) + (r0 + q) * a.out);
+    float ss = 0.f;
+    for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
+      const uint4 u = __ldcg(yrow + i);
+      P v;
+      memcpy(&v, &u, sizeof v);
+      float f[V];
+      kern::unpack(v, f);
+#pragma unroll
+      for (int e = 0; e < V; ++e) ss += f[e] * f[e];
+    }
+    const float rstd = rsqrtf(kern::block_sum(ss) / static_cast<float>(a.out) + a.eps);
+    P* orow = static_cast<P*>(a.norm_out) + (r0 + q) * packs;
+    for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
+      const uint4 u = __ldcg(yrow + i);
+      P v;
+      memcpy(&v, &u, sizeof v);
+      float f[V], g[V];
+      kern::unpack(v, f);
+      kern::unpack(load_ro(static_cast<const P*>(a.out_norm_w) + i), g);
+#pragma unroll
+      for (int e = 0; e < V; ++e) f[e] = f[e] * rstd * g[e];
+      orow[i] = kern::pack<T, V>(f);
+    }
+  }
+  if (threadIdx.x == 0) a.counters[blockIdx.y] = 0;  // ready for the next launch
+}
+
 // grid (tiles, ceil(R / RT)): block x computes tile x (per_block outputs) for RT rows. Warp w: virtual
-// feature w / S of the tile (a SwiGLU output has two: gate, up), K slice w % S. NORM forms: every
-// warp first sums the squares of its rows of x over the whole K (rstd per row; fixed order, so every
-// warp and block gets the same value), then normalises each x element it uses as kernels/rmsnorm
-// does, round(x * rstd * norm_w), before the FMA. Every block calls pdl_wait() (kernels/common/pdl.cuh).
-template <typename T, int RT, bool NORM, int EPI>
+// feature w / S of the tile (a SwiGLU output has two: gate, up), K slice w % S. Every block calls
+// pdl_wait() (kernels/common/pdl.cuh).
+template <typename T, int RT, int EPI>
 __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kernel(GemvArgs a) {
   constexpr int V = kern::kVec16<T>;
   using P = kern::Pack<T, V>;
@@ -105,16 +164,8 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
   const P* wp = static_cast<const P*>(a.w) + (!active ? 0 : EPI == kSwiglu && (vf & 1) ? a.out + o : o) * packs;
 
   // Before the wait, what does not depend on the previous kernel: the first kUnroll weight packs of
-  // each lane and (l2_prefetch) the rest of the block's weight rows into L2.
+  // each lane.
   kern::pdl_launch_dependents();
-  if (a.l2_prefetch && blockIdx.y == 0 && threadIdx.x == 0) {
-    const size_t row_bytes = static_cast<size_t>(a.in) * sizeof(T);
-    const int64_t o0 = tile * per_block, n = (a.out - o0 < per_block ? a.out - o0 : per_block);
-    const unsigned char* base = static_cast<const unsigned char*>(a.w);
-    kern::l2_prefetch(base + static_cast<size_t>(o0) * row_bytes, static_cast<size_t>(n) * row_bytes);
-    if constexpr (EPI == kSwiglu)
-      kern::l2_prefetch(base + static_cast<size_t>(a.out + o0) * row_bytes, static_cast<size_t>(n) * row_bytes);
-  }
   P wv[kUnroll] = {};
 #pragma unroll
   for (int u = 0; u < kUnroll; ++u)
@@ -122,42 +173,13 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
   kern::pdl_wait();
 
   const P* xg = static_cast<const P*>(a.x) + r0 * packs;  // (nr, K / V)
-  // NORM: rstd of each row from the whole row (every lane sums the packs lane, lane + 32, ...).
-  float rs[RT];
-#pragma unroll
-  for (int q = 0; q < RT; ++q) rs[q] = 1.f;
-  if constexpr (NORM) {
-    float ss[RT] = {};
-#pragma unroll
-    for (int q = 0; q < RT; ++q) {
-      if (q >= nr) break;
-      for (int64_t i0 = lane; i0 < packs; i0 += 32 * kXBatch) {  // kXBatch loads in flight per lane
-        P xv[kXBatch];
-#pragma unroll
-        for (int u = 0; u < kXBatch; ++u)
-          if (i0 + 32 * u < packs) xv[u] = load_ro(xg + q * packs + i0 + 32 * u);
-#pragma unroll
-        for (int u = 0; u < kXBatch; ++u) {
-          if (i0 + 32 * u >= packs) break;
-          float xf[V];
-          widen<T>(xv[u], xf);
-#pragma unroll
-          for (int e = 0; e < V; ++e) ss[q] = fmaf(xf[e], xf[e], ss[q]);
-        }
-      }
-    }
-    warp_sum(ss);
-#pragma unroll
-    for (int q = 0; q < RT; ++q) rs[q] = rsqrtf(ss[q] / static_cast<float>(a.in) + a.eps);
-  }
 
-  T* y = static_cast<T*>(a.y);
   const int64_t oj = tile * per_block + j;
   const bool mine = j < per_block && r < nr && oj < a.out;
   const int64_t at = (r0 + r) * a.out + oj;
   // The bias and residual elements of this thread's output, read before the K loop.
   const float bv = EPI != kSwiglu && mine && a.bias ? kern::to_float(static_cast<const T*>(a.bias)[oj]) : 0.f;
-  const float rv = EPI == kResidual && mine ? kern::to_float(static_cast<const T*>(a.resid)[at]) : 0.f;
+  const float rv = (EPI == kResidual || EPI == kResidualNorm) && mine ? kern::to_float(static_cast<const T*>(a.resid)[at]) : 0.f;
   float acc[RT] = {};
   if (active) {
     for (int64_t i0 = first; i0 < packs; i0 += step * kUnroll) {
@@ -170,18 +192,13 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t i = i0 + u * step;
         if (i >= packs) break;
-        float wf[V], g[V];
+        float wf[V];
         widen<T>(wv[u], wf);
-        if constexpr (NORM) widen<T>(load_ro(static_cast<const P*>(a.norm_w) + i), g);
 #pragma unroll
         for (int q = 0; q < RT; ++q) {
           if (q >= nr) break;
           float xf[V];
           widen<T>(load_ro(xg + q * packs + i), xf);
-          if constexpr (NORM) {
-#pragma unroll
-            for (int e = 0; e < V; ++e) xf[e] = round_trip<T>(xf[e] * rs[q] * g[e]);
-          }
 #pragma unroll
           for (int e = 0; e < V; ++e) acc[q] = fmaf(wf[e], xf[e], acc[q]);
         }
@@ -194,23 +211,8 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
     for (int q = 0; q < RT; ++q) partial[warp][q] = acc[q];
   __syncthreads();
 
-  if (!mine) return;
-  if constexpr (EPI == kSwiglu) {
-    float g = 0.f, u = 0.f;
-    for (int q = 0; q < split; ++q) g += partial[(2 * j) * split + q][r], u += partial[(2 * j + 1) * split + q][r];
-    g = kern::to_float(kern::from_float<T>(g));
-    u = kern::to_float(kern::from_float<T>(u));
-    y[at] = kern::from_float<T>(g / (1.f + expf(-g)) * u);
-  } else {
-    float v = 0.f;
-    for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
-    if constexpr (EPI == kResidual) {
-      const float yr = kern::to_float(kern::from_float<T>(v + bv));
-      y[at] = kern::from_float<T>(rv + yr);
-    } else {
-      y[at] = kern::from_float<T>(v + bv);
-    }
-  }
+  if (mine) epilogue<T, EPI>(a, partial, split, j, r, at, bv, rv);
+  if constexpr (EPI == kResidualNorm) last_block_norm<T, RT>(a, r0, nr);
 }
 
 // Rows per block row: the smallest of 1, 2, 4, 8, 16 covering R (16 for larger R).
@@ -232,42 +234,24 @@ int sm_count() {
 }
 
 
-// Whether GEMV blocks prefetch their weight rows to L2 before pdl_wait() (MINFER_GEMV_L2=1|0). Read
-// once.
-bool gemv_l2_prefetch() {
-  static const bool on = [] {
-    const char* v = std::getenv("MINFER_GEMV_L2");
-    return v && std::string(v) == "1";
-  }();
-  return on;
-}
-
-template <typename T, int RT, bool NORM, int EPI>
+template <typename T, int RT, int EPI>
 Status launch(const GemvParams& p, int split, cudaStream_t stream) {
   const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);
   const dim3 grid(kern::blocks_for(p.out, per_block), kern::blocks_for(p.rows, RT));
-  const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_weight, p.norm_eps, p.rows, p.in, p.out, split,
-                   gemv_l2_prefetch() ? 1 : 0};
-  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, NORM, EPI>, grid, dim3(kThreads), 0, stream, a));
+  const GemvArgs a{p.x,   p.w,  p.bias, p.y,     p.residual, p.norm_eps,        p.rows,
+                   p.in,  p.out, split, p.norm_out, p.norm_weight, p.counters};
+  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, EPI>, grid, dim3(kThreads), 0, stream, a));
   return Status::ok();
 }
 
-// Instantiated: plain for every RT (the GEMM tuner's candidate, any decode batch); fused variants
-// for the engine's decode step only: NORM + plain (qkv, lm_head), residual (o, down), NORM + SwiGLU
-// (gate/up). Other combinations are refused by check().
+// Instantiated: plain for every RT (the GEMM tuner's candidate, any decode batch); the fused forms
+// for the engine's decode step: SwiGLU (gate/up), residual + RMSNorm (o, down) and residual alone.
 template <typename T, int RT>
 Status dispatch_epi(const GemvParams& p, int split, cudaStream_t stream) {
-  const bool norm = p.norm_weight != nullptr;
-  if (p.swiglu) {
-    if (!norm) return Status::error("gemv: swiglu without norm_weight is not instantiated");
-    return launch<T, RT, true, kSwiglu>(p, split, stream);
-  }
-  if (p.residual) {
-    if (norm) return Status::error("gemv: norm_weight with residual is not instantiated");
-    return launch<T, RT, false, kResidual>(p, split, stream);
-  }
-  if (norm) return launch<T, RT, true, kPlain>(p, split, stream);
-  return launch<T, RT, false, kPlain>(p, split, stream);
+  if (p.swiglu) return launch<T, RT, kSwiglu>(p, split, stream);
+  if (p.residual && p.norm_out) return launch<T, RT, kResidualNorm>(p, split, stream);
+  if (p.residual) return launch<T, RT, kResidual>(p, split, stream);
+  return launch<T, RT, kPlain>(p, split, stream);
 }
 
 template <typename T>
@@ -290,14 +274,20 @@ Status check(const GemvParams& p, int split) {
                  "gemv needs a multiple of " + std::to_string(v) + " (16-byte packs), got " + std::to_string(p.in));
   MINFER_REQUIRE(kern::aligned16(p.x) && kern::aligned16(p.w), "x/w", "gemv needs 16-byte aligned pointers");
   MINFER_REQUIRE(!p.norm_weight || kern::aligned16(p.norm_weight), "norm_weight", "gemv needs 16-byte alignment");
+  MINFER_REQUIRE(!p.norm_out || kern::aligned16(p.y), "y", "the RMSNorm epilogue needs 16-byte alignment");
   MINFER_REQUIRE((p.rows + 15) / 16 <= kMaxGridY, "rows", "too many for gemv: " + std::to_string(p.rows));
   MINFER_REQUIRE(split == 1 || split == 2 || split == 4 || split == 8, "split",
                  "must be 1, 2, 4 or 8, got " + std::to_string(split));
   MINFER_REQUIRE(!p.swiglu || split <= 4, "split", "must be <= 4 with swiglu, got " + std::to_string(split));
   MINFER_REQUIRE(!p.swiglu || !p.bias, "bias", "not supported with swiglu");
   MINFER_REQUIRE(!(p.swiglu && p.residual), "residual", "not supported with swiglu");
-  MINFER_REQUIRE(!(p.norm_weight && p.residual), "residual", "not supported with norm_weight");
-  MINFER_REQUIRE(!p.swiglu || p.norm_weight, "norm_weight", "swiglu needs the RMSNorm prologue (the one fused form)");
+  MINFER_REQUIRE(!p.norm_out || p.residual, "norm_out", "the RMSNorm epilogue needs the residual form");
+  MINFER_REQUIRE(!p.norm_out || (p.norm_weight && p.counters), "norm_weight/counters",
+                 "the RMSNorm epilogue needs norm_weight and counters");
+  MINFER_REQUIRE(p.norm_out || !p.norm_weight, "norm_weight", "set without norm_out (no prologue norm)");
+  MINFER_REQUIRE(!p.norm_out || kern::aligned16(p.norm_out), "norm_out", "gemv needs 16-byte alignment");
+  MINFER_REQUIRE(!p.norm_out || p.out % v == 0, "out",
+                 "the RMSNorm epilogue needs a multiple of " + std::to_string(v) + ", got " + std::to_string(p.out));
   MINFER_REQUIRE(p.norm_eps >= 0.f, "norm_eps", "must be >= 0");
   return Status::ok();
 }

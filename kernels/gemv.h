@@ -4,11 +4,13 @@
 // forms serve the engine's decode step (engine/model/model.cpp).
 //
 // y (R, N) = x (R, K) W (N, K)^T (+ bias (N)), row-major, fp32 accumulation, with optionally:
-//  - norm_weight (K): x is replaced by its RMSNorm, round(x * rstd[r] * norm_weight) with
-//    rstd = 1 / sqrt(mean(x[r]^2) + norm_eps), kernels/rmsnorm's rounding (below: every warp computes
-//    rstd itself and normalises the x elements it uses on the fly);
 //  - residual (R, N): y = round(residual + round(x W^T + bias)), the engine's residual add (y may
 //    alias residual: each element is read and written by one thread);
+//  - with residual, norm_out (R, N): also norm_out = round(y * rstd[r] * norm_weight (N)) with
+//    rstd = 1 / sqrt(mean(y[r]^2) + norm_eps), kernels/rmsnorm's RMSNorm of the new residual, so the
+//    next projection's input is ready when the kernel ends. The last block of each block row to finish
+//    computes it (a counter per block row in `counters`: zero before the launch, left zero after; a
+//    block counts itself after a threadfence and the last one reads y through L2);
 //  - swiglu: W is (2N, K), rows [0, N) gate and [N, 2N) up; y = round(silu(g) * u) with g, u the
 //    rounded gate and up outputs (ref::swiglu over a fused [gate | up] projection).
 // Rounding points are the unfused sequence's: fused and unfused runs differ only in fp32 summation
@@ -18,19 +20,18 @@
 // summing one K slice; SwiGLU pairs a gate warp group with an up warp group, S <= 4) for RT rows
 // (RT in 1, 2, 4, 8, 16: the smallest covering R, more block rows beyond 16), one tile of outputs
 // per block. Each lane streams 16-byte packs of W (evict-first), 4 in flight; the first 4 are loaded
-// before pdl_wait() (weights do not depend on the previous kernel; MINFER_GEMV_L2=1 also prefetches
-// the rest of the block's rows into L2 there). x (and norm_weight) come through the read-only cache.
-// NORM forms (v4): after pdl_wait() every warp sums the squares of its rows of x over the whole K
-// (each lane the packs lane, lane + 32, ...: a fixed order, so every warp gets the same rstd), then
-// in the K loop each x element is normalised and rounded as kernels/rmsnorm rounds it before its FMA.
-// Nothing is staged and no barrier comes before the K loop: a NORM GEMV has the plain one's critical
-// path plus one pass over x (which the K loop then finds in L1).
-// History (H200, bf16 b1 decode, fused vs unfused step in one run): v1 normalised x in a per-block
-// prologue with two dependent L2 round trips: qwen3-0.6b 1.16 vs 0.94 ms. v2 took each row's rstd
-// from the previous GEMV (per-block partial sums, the last block summing them: a grid-wide atomic
-// tail): 1.26 vs 0.94 ms. v3 staged x in shared memory, normalised once per block (two barriers
-// before the K loop), one resident wave of blocks looping over tiles: 1.10 vs 0.93 (H100 at 66cda28:
-// 1.175 vs 1.114 ms; the plain GEMV forced for every decode GEMM, unfused: 1.025).
+// before pdl_wait() (weights do not depend on the previous kernel). x comes through the read-only
+// cache. RT = 1 keeps to 64 registers (4 blocks of 256 threads per SM: one wave for the projections
+// of the models we run); bf16 packs are widened by bit operations, which saves registers.
+// History (bf16 b1 decode, fused vs unfused step, one run each; scripts/ab.sh): the norm used to be a
+// prologue of the next GEMV (x normalised on the fly). v1 (per-block prologue, two dependent L2 round
+// trips) H200 qwen3-0.6b 1.16 vs 0.94 ms; v2 (rstd from partial sums of the previous GEMV, a grid-wide
+// atomic tail) 1.26 vs 0.94; v3 (x staged in shared memory, one resident wave looping over tiles)
+// 1.10 vs 0.93; v4 (every warp computes rstd and normalises x in its K loop; 126 registers, then 64)
+// H100 1.087-1.134 vs 1.021, llama-3.1-8b 6.46 vs 5.67 (the redundant normalisation costs issue slots
+// and L1 traffic in every warp). Hence the norm moved to the producing GEMV's last block (above).
+// An L2 bulk prefetch of each block's weight rows before pdl_wait() was also tried: H100 e2e geomean
+// 1.004 unfused, 0.96 fused; not kept.
 // Dimension legend: R rows, K in features, N out features, S split, V = elements per 16-byte pack.
 #pragma once
 #include <cstdint>
@@ -51,9 +52,11 @@ struct GemvParams {
   int64_t rows = 0;                   // R
   int64_t in = 0;                     // K
   int64_t out = 0;                    // N
-  const void* norm_weight = nullptr;  // (K) or null: RMSNorm of x on the fly
-  float norm_eps = 0.f;               // eps of the norm
   const void* residual = nullptr;     // (R, N) or null: residual epilogue; may alias y
+  void* norm_out = nullptr;           // (R, N) or null: RMSNorm of the new residual (with residual only)
+  const void* norm_weight = nullptr;  // (N): its weight (with norm_out only)
+  float norm_eps = 0.f;               // its eps
+  unsigned* counters = nullptr;       // with norm_out: ceil(R / 16) zeroed counters, left zeroed
   bool swiglu = false;                // SwiGLU epilogue
   int split = 0;                      // S: 1, 2, 4 or 8 (<= 4 with swiglu); 0 picks one from N, K, SMs
 };

@@ -46,17 +46,11 @@ RunShape complete_shape(const ModelConfig& cfg, const RunShape& shape) {
 
 }  // namespace
 
-// Decode steps of at most this many rows use the fused GEMVs (kernels/gemv.h). Off by default: no
-// version so far beats the tuned unfused step (cuBLASLt or the plain GEMV per shape, rmsnorm with the
-// residual add, swiglu) inside the replayed decode graph with PDL. H200, bf16, batch 1, prompt 128,
-// ms/step fused vs unfused in one run (scripts/ab.sh): v1 (per-block RMSNorm prologue) qwen3-0.6b
-// 1.16 vs 0.94, llama-3.1-8b 5.62 vs 4.77; v2 (norm applied per output feature) 1.26 vs 0.94 and 5.69
-// vs 4.69; v3 (x staged and normalised once per block, one resident wave looping over tiles) 1.10 vs
-// 0.93, qwen2.5-0.5b 0.87 vs 0.81, llama-3.1-8b 5.60 vs 4.77 (commit 9061d30). Timed alone by ncu the
-// fused qwen3 kernels sum to less than the unfused ones (1723 vs 1851 us per step at ncu's clocks),
-// so what the fused step loses is overlap between kernels in the graph, not kernel time.
-// MINFER_FUSED_MAX_ROWS=N turns the path on for steps of at most N rows (A/B timing in one run);
-// MINFER_FUSED=0 forces it off.
+// Decode steps of at most this many rows use the fused GEMVs (kernels/gemv.h: the RMSNorms done by
+// the last block of the o and down GEMVs, the SwiGLU by the gate/up GEMV; model.h lists the step).
+// MINFER_FUSED_MAX_ROWS=N sets it (A/B timing in one run: scripts/ab.sh); MINFER_FUSED=0 turns the
+// path off. Earlier versions put the norm in the next GEMV's prologue and lost (kernels/gemv.h has
+// their figures).
 constexpr int kFusedMaxRows = 0;
 
 int fused_decode_max_rows() {
@@ -211,42 +205,46 @@ void Model::attend_decode(void* k_cache, void* v_cache, int rows) {
   MINFER_STATUS_CHECK(decode_attention_forward(p, stream_));
 }
 
-// One fused decode GEMV (kernels/gemv.h) of layer L: which = 0 qkv (RMSNorm of res), 1 o (residual
-// epilogue into res), 2 gate/up (RMSNorm of res, SwiGLU epilogue), 3 down (residual epilogue).
-GemvParams Model::fused_params(int which, const LayerLayout& L, int64_t rows) const {
+// One fused decode GEMV (kernels/gemv.h) of layer l: which = 1 o (residual epilogue into res, then
+// a = ffn_norm(res)), 2 gate/up (SwiGLU epilogue), 3 down (residual epilogue into res, then a = the
+// next layer's attention norm of res, or the final norm after the last layer).
+GemvParams Model::fused_params(int which, int l, int64_t rows) const {
   RunState& s = *state_;
-  const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
+  const auto& layers = weights_->layout().layers;
+  const LayerLayout& L = layers[static_cast<size_t>(l)];
+  const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), I = cfg_.intermediate;
   GemvParams p;
   p.dtype = dtype_;
   p.rows = rows;
   p.norm_eps = static_cast<float>(cfg_.rms_eps);
-  switch (which) {
-    case 0:
-      p.x = s.res, p.norm_weight = weights_->at(L.attn_norm), p.w = weights_->at(L.wqkv), p.bias = weights_->at(L.bqkv);
-      p.y = s.qkv, p.in = H, p.out = Q + 2 * KV;
-      break;
-    case 1: p.x = s.att, p.w = weights_->at(L.wo), p.y = s.res, p.residual = s.res, p.in = Q, p.out = H; break;
-    case 2:
-      p.x = s.res, p.norm_weight = weights_->at(L.ffn_norm), p.w = weights_->at(L.wgu), p.swiglu = true;
-      p.y = s.act, p.in = H, p.out = I;
-      break;
-    default: p.x = s.act, p.w = weights_->at(L.wdown), p.y = s.res, p.residual = s.res, p.in = I, p.out = H; break;
+  if (which == 2) {
+    p.x = s.a, p.w = weights_->at(L.wgu), p.swiglu = true, p.y = s.act, p.in = H, p.out = I;
+    return p;
   }
+  p.x = which == 1 ? s.att : s.act;
+  p.w = weights_->at(which == 1 ? L.wo : L.wdown);
+  p.in = which == 1 ? Q : I;
+  p.y = s.res, p.residual = s.res, p.out = H;
+  p.norm_out = s.a;
+  p.counters = s.gemv_counters;
+  const bool last = l + 1 == cfg_.layers;
+  p.norm_weight = weights_->at(which == 1   ? L.ffn_norm
+                               : last       ? weights_->layout().final_norm
+                                            : layers[static_cast<size_t>(l + 1)].attn_norm);
   return p;
 }
 
 bool Model::fused_fits(int64_t rows) const {
   if (rows > fused_max_rows_ || cfg_.layers < 1) return false;
-  const LayerLayout& L = weights_->layout().layers[0];
-  for (int which = 0; which < 4; ++which)
-    if (!gemv_fused_supports(fused_params(which, L, rows))) return false;
+  for (int which = 1; which <= 3; ++which)
+    if (!gemv_fused_supports(fused_params(which, 0, rows))) return false;
   return true;
 }
 
 void Model::fused_gemv(const char* name, const GemvParams& p) {
   const double es = static_cast<double>(dtype_size(dtype_));
   const double w_rows = static_cast<double>(p.swiglu ? 2 * p.out : p.out);
-  const double streams = static_cast<double>(p.rows) * (static_cast<double>(p.in) + (p.residual ? 2.0 : 1.0) *
+  const double streams = static_cast<double>(p.rows) * (static_cast<double>(p.in) + (p.residual ? 3.0 : 1.0) *
                                                                                          static_cast<double>(p.out));
   mark_begin();
   MINFER_STATUS_CHECK(gemv_fused_forward(p, stream_));
@@ -258,12 +256,10 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   RunState& s = *state_;
   const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
   const double es = static_cast<double>(dtype_size(dtype_));
-  if (fused_) {  // res is complete here (the embedding, or the previous down GEMV added its output)
-    fused_gemv("gemv.qkv+norm", fused_params(0, L, T));
-  } else {
-    if (l == 0) norm(s.res, nullptr, L.attn_norm, T); else norm(s.y, s.res, L.attn_norm, T);
-    gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV);
-  }
+  // Fused, a = attn_norm(res) came from the previous layer's down GEMV.
+  if (l == 0) norm(s.res, nullptr, L.attn_norm, T);
+  else if (!fused_) norm(s.y, s.res, L.attn_norm, T);
+  gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV);
   QkvRopeParams r;
   r.dtype = dtype_;
   r.qkv = s.qkv;
@@ -287,9 +283,9 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   mark_end("qkv_rope_cache", static_cast<double>(T * (2 * Q + 4 * KV)) * es);
   attend(r.k_cache, r.v_cache, T, nseq);
   if (fused_) {
-    fused_gemv("gemv.o+residual", fused_params(1, L, T));
-    fused_gemv("gemv.gate_up+norm+swiglu", fused_params(2, L, T));
-    fused_gemv("gemv.down+residual", fused_params(3, L, T));
+    fused_gemv("gemv.o+residual+norm", fused_params(1, l, T));
+    fused_gemv("gemv.gate_up+swiglu", fused_params(2, l, T));
+    fused_gemv("gemv.down+residual+norm", fused_params(3, l, T));
     return;
   }
   gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H);
@@ -309,8 +305,7 @@ void Model::enqueue_body(int64_t T, int nseq) {
   MINFER_STATUS_CHECK(embedding_forward(e, stream_));
   mark_end("embedding", static_cast<double>(2 * T * cfg_.hidden) * static_cast<double>(dtype_size(dtype_)));
   for (int l = 0; l < cfg_.layers; ++l) enqueue_layer(l, T, nseq);
-  if (fused_) norm(s.res, nullptr, weights_->layout().final_norm, T);  // res holds every layer's output
-  else norm(s.y, s.res, weights_->layout().final_norm, T);
+  if (!fused_) norm(s.y, s.res, weights_->layout().final_norm, T);  // fused: the last down GEMV did it
 }
 
 void Model::enqueue_logits(const void* x, int64_t rows) {

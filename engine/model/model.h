@@ -15,12 +15,13 @@
 //   act = swiglu(gu) [11]; y = act Wdown^T [12]
 // End: res = res + y [14]; a = final_norm(res) [15]; logits = a Whead^T [16].
 // The same points as the reference in every dtype: no rounding point is skipped or added.
-// Opt-in (MINFER_FUSED_MAX_ROWS=N, see model.cpp for why it is off by default): decode steps of at most
-// N rows that the fused GEMVs take (kernels/gemv.h) run each layer as four GEMVs plus rope and
-// attention, with the same rounding points:
-//   qkv = norm(res) Wqkv^T + b (each block normalises res itself) | qkv_rope_cache | attention |
-//   res = res + att Wo^T (residual epilogue) | act = swiglu(norm(res) Wgu^T) |
-//   res = res + act Wdown^T; after the last layer a = final_norm(res).
+// Decode steps of at most fused_decode_max_rows() rows (model.cpp says why and what it measured) run
+// each layer with the fused GEMVs of kernels/gemv.h, with the same rounding points:
+//   [layer 0 only: a = rmsnorm(res)] | qkv = a Wqkv^T + b (the GEMM) | qkv_rope_cache | attention |
+//   res = res + att Wo^T; a = norm(res) (one GEMV: residual epilogue, its last block normalises) |
+//   act = swiglu(a Wgu^T) (one GEMV) | res = res + act Wdown^T; a = next norm(res) (one GEMV: the next
+//   layer's attention norm, or the final norm after the last layer).
+// Three launches fewer per layer than the unfused step (two RMSNorms and the SwiGLU).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -93,7 +94,7 @@ class Model {
   void gemm(const char* name, const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in,
             int64_t out);
   void norm(const void* x, void* residual, int64_t w_off, int64_t rows);
-  GemvParams fused_params(int which, const LayerLayout& L, int64_t rows) const;
+  GemvParams fused_params(int which, int l, int64_t rows) const;
   bool fused_fits(int64_t rows) const;  // the fused decode GEMVs take every layer shape at `rows`
   void fused_gemv(const char* name, const GemvParams& p);
   void attend(void* k_cache, void* v_cache, int64_t T, int nseq);

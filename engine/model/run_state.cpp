@@ -36,6 +36,7 @@ RunState::RunState(const ModelConfig& c, DType dtype, const RunShape& s, uint64_
   token_slot = static_cast<int32_t*>(at(w.token_slot)); cu_seqlens = static_cast<int32_t*>(at(w.cu_seqlens));
   cache_lens = static_cast<int32_t*>(at(w.cache_lens)); slot = static_cast<int32_t*>(at(w.slot));
   counters = static_cast<uint64_t*>(at(w.counters)); cos_sin = static_cast<float*>(at(w.cos_sin));
+  gemv_counters = static_cast<unsigned*>(at(w.gemv_counters));
   gemm_workspace = at(w.gemm);
   attn_workspace = w.gemm > w.attn ? static_cast<float*>(at(w.attn)) : nullptr;
   k_cache = kv_;

@@ -1,9 +1,10 @@
 // tests/gpu/test_gemv.cpp: the fused decode GEMVs (kernels/gemv.h) against the reference composed
-// the way the unfused engine runs it (ref::rmsnorm, ref::linear, ref::swiglu, the residual add with
-// its rounding), normwise rel err <= 1e-3 in fp32, fp16 and bf16: RMSNorm of x (qkv-like, with and
-// without bias), the residual epilogue (in place, y aliasing the residual), the RMSNorm + SwiGLU
-// form; rows 1, 3, 16 and 17 (two block rows); odd K and N; a long K (rstd over 4096 features); every split the
-// form allows; a grid of several waves (N large); argument errors naming the field.
+// the way the unfused engine runs it (ref::linear, ref::swiglu, the residual add with its rounding,
+// ref::rmsnorm), normwise rel err <= 1e-3 in fp32, fp16 and bf16: plain with bias, the residual
+// epilogue (in place, y aliasing the residual), residual + RMSNorm of the new residual (the last
+// block's norm; its counters re-armed, checked by running it twice), SwiGLU; rows 1, 3, 16 and 17
+// (two block rows); odd K and N; every split the form allows; a grid of several waves (N large);
+// argument errors naming the field.
 // Outputs are NaN-poisoned before each run. GPU tests skip without a CUDA device.
 // Legend: R rows, K in features, N out features (I for SwiGLU outputs).
 #include <cmath>
@@ -28,49 +29,53 @@ constexpr double kTol = 1e-3;
 const DType kDtypes[] = {DType::F32, DType::F16, DType::BF16};
 constexpr float kEps = 1e-6f;
 
-enum class Form { Norm, NormBias, Residual, Swiglu };
+enum class Form { Bias, Residual, ResidualNorm, Swiglu };
 
 const char* form_name(Form f) {
   switch (f) {
-    case Form::Norm: return "norm";
-    case Form::NormBias: return "norm+bias";
+    case Form::Bias: return "bias";
     case Form::Residual: return "residual";
-    case Form::Swiglu: return "norm+swiglu";
+    case Form::ResidualNorm: return "residual+norm";
+    case Form::Swiglu: return "swiglu";
   }
   return "?";
 }
 
-// One fused problem: host inputs rounded to t, the reference output, device copies.
+bool residual_form(Form f) { return f == Form::Residual || f == Form::ResidualNorm; }
+
+// One fused problem: host inputs rounded to t, the reference outputs, device copies.
 struct Problem {
   DType t;
   Form form;
   int64_t R, K, N;
-  std::vector<float> x, gamma, w, b, res, ref;
-  val::DeviceBuffer dx, dg, dw, db, dres, dy;
+  std::vector<float> x, gamma, w, b, res, ref, ref_norm;
+  val::DeviceBuffer dx, dg, dw, db, dy, dnorm, dcount;
 
   Problem(DType t_, Form f, int64_t r, int64_t k, int64_t n, uint64_t seed) : t(t_), form(f), R(r), K(k), N(n) {
     std::mt19937_64 rng(seed);
     const int64_t wrows = form == Form::Swiglu ? 2 * N : N;
     x = val::random_rounded(t, static_cast<size_t>(R * K), rng, -2.f, 2.f);
-    gamma = val::random_rounded(t, static_cast<size_t>(K), rng, 0.5f, 1.5f);
+    gamma = val::random_rounded(t, static_cast<size_t>(N), rng, 0.5f, 1.5f);
     w = val::random_rounded(t, static_cast<size_t>(wrows * K), rng, -0.5f, 0.5f);
     b = val::random_rounded(t, static_cast<size_t>(N), rng, -1.f, 1.f);
     res = val::random_rounded(t, static_cast<size_t>(R * N), rng, -4.f, 4.f);
     ref.resize(static_cast<size_t>(R * N));
-    std::vector<float> a(x.size());
-    if (form != Form::Residual) ref::rmsnorm(t, x.data(), nullptr, nullptr, gamma.data(), a.data(), R, K, kEps);
     switch (form) {
-      case Form::Norm: ref::linear(t, a.data(), w.data(), nullptr, ref.data(), R, K, N); break;
-      case Form::NormBias: ref::linear(t, a.data(), w.data(), b.data(), ref.data(), R, K, N); break;
-      case Form::Residual: {
+      case Form::Bias: ref::linear(t, x.data(), w.data(), b.data(), ref.data(), R, K, N); break;
+      case Form::Residual:
+      case Form::ResidualNorm: {
         std::vector<float> y(ref.size());
         ref::linear(t, x.data(), w.data(), nullptr, y.data(), R, K, N);
         for (size_t i = 0; i < y.size(); ++i) ref[i] = round_to(t, res[i] + y[i]);
+        if (form == Form::ResidualNorm) {
+          ref_norm.resize(ref.size());
+          ref::rmsnorm(t, ref.data(), nullptr, nullptr, gamma.data(), ref_norm.data(), R, N, kEps);
+        }
         break;
       }
       case Form::Swiglu: {
         std::vector<float> gu(static_cast<size_t>(R * 2 * N));
-        ref::linear(t, a.data(), w.data(), nullptr, gu.data(), R, K, 2 * N);
+        ref::linear(t, x.data(), w.data(), nullptr, gu.data(), R, K, 2 * N);
         ref::swiglu(t, gu.data(), ref.data(), R, N, 2 * N, N);
         break;
       }
@@ -79,8 +84,10 @@ struct Problem {
     dg = val::upload(t, gamma);
     dw = val::upload(t, w);
     db = val::upload(t, b);
-    dres = val::upload(t, res);
-    dy = form == Form::Residual ? val::upload(t, res) : val::DeviceBuffer(ref.size() * dtype_size(t));
+    dy = residual_form(form) ? val::upload(t, res) : val::DeviceBuffer(ref.size() * dtype_size(t));
+    dnorm = val::DeviceBuffer(ref.size() * dtype_size(t));
+    dcount = val::DeviceBuffer(static_cast<size_t>((R + 15) / 16) * sizeof(unsigned));
+    MINFER_CUDA_CHECK(cudaMemset(dcount.get(), 0, dcount.bytes()));
   }
   GemvParams params(int split) const {
     GemvParams p;
@@ -92,10 +99,14 @@ struct Problem {
     p.in = K;
     p.out = N;
     p.split = split;
-    p.norm_eps = kEps;
-    if (form != Form::Residual) p.norm_weight = dg.get();
-    if (form == Form::NormBias) p.bias = db.get();
-    if (form == Form::Residual) p.residual = dy.get();  // in place, as the engine runs it
+    if (form == Form::Bias) p.bias = db.get();
+    if (residual_form(form)) p.residual = dy.get();  // in place, as the engine runs it
+    if (form == Form::ResidualNorm) {
+      p.norm_out = dnorm.get();
+      p.norm_weight = dg.get();
+      p.norm_eps = kEps;
+      p.counters = static_cast<unsigned*>(dcount.get());
+    }
     p.swiglu = form == Form::Swiglu;
     return p;
   }
@@ -103,20 +114,29 @@ struct Problem {
     return std::string(dtype_name(t)) + " " + form_name(form) + " R" + std::to_string(R) + " K" + std::to_string(K) +
            " N" + std::to_string(N) + " split " + std::to_string(split);
   }
-  // The residual form runs in place: restore y = res first; the others are NaN-poisoned.
+  // The residual forms run in place: restore y = res first; the other outputs are NaN-poisoned.
   void reset(cudaStream_t s) const {
-    if (form == Form::Residual) {
-      const std::vector<float>& r = res;
-      val::DeviceBuffer fresh = val::upload(t, r);
+    if (residual_form(form)) {
+      const val::DeviceBuffer fresh = val::upload(t, res);
       MINFER_CUDA_CHECK(cudaMemcpyAsync(dy.get(), fresh.get(), dy.bytes(), cudaMemcpyDeviceToDevice, s));
       MINFER_CUDA_CHECK(cudaStreamSynchronize(s));
     } else {
       val::poison(dy.get(), dy.bytes(), s);
     }
+    val::poison(dnorm.get(), dnorm.bytes(), s);
   }
-  val::ErrorStats check(cudaStream_t s) const {
+  // y, then (residual + norm) norm_out, each within tol; the counters back at zero.
+  void expect_close(cudaStream_t s, double tol) const {
     const std::vector<float> out = val::download(t, dy.get(), ref.size(), s);
-    return val::compare(out.data(), ref.data(), static_cast<int64_t>(out.size()));
+    const val::ErrorStats e = val::compare(out.data(), ref.data(), static_cast<int64_t>(out.size()));
+    EXPECT_TRUE(e.pass(tol)) << "y: " << e.summary();
+    if (form != Form::ResidualNorm) return;
+    const std::vector<float> nout = val::download(t, dnorm.get(), ref_norm.size(), s);
+    const val::ErrorStats en = val::compare(nout.data(), ref_norm.data(), static_cast<int64_t>(nout.size()));
+    EXPECT_TRUE(en.pass(tol)) << "norm_out: " << en.summary();
+    std::vector<unsigned> c(dcount.bytes() / sizeof(unsigned));
+    MINFER_CUDA_CHECK(cudaMemcpy(c.data(), dcount.get(), dcount.bytes(), cudaMemcpyDeviceToHost));
+    for (unsigned v : c) EXPECT_EQ(v, 0u) << "counters not re-armed";
   }
 };
 
@@ -129,19 +149,21 @@ class GemvTest : public ::testing::Test {
   void TearDown() override {
     if (stream_) cudaStreamDestroy(stream_);
   }
-  // Runs p at split 0 (default) and every split the form allows; each result within kTol.
+  // Runs p at split 0 (default) and every split the form allows, twice each (the second run checks
+  // that the first left the counters re-armed); each result within kTol.
   void run_all_splits(const Problem& pr) {
     const int max_split = pr.form == Form::Swiglu ? 4 : 8;
     for (int split = 0; split <= max_split; split = split == 0 ? 1 : 2 * split) {
       SCOPED_TRACE(pr.name(split));
       const GemvParams p = pr.params(split);
       ASSERT_TRUE(gemv_fused_supports(p));
-      pr.reset(stream_);
-      const Status s = gemv_fused_forward(p, stream_);
-      ASSERT_TRUE(s.is_ok()) << s.message();
-      MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      const val::ErrorStats e = pr.check(stream_);
-      EXPECT_TRUE(e.pass(kTol)) << e.summary();
+      for (int rep = 0; rep < 2; ++rep) {
+        pr.reset(stream_);
+        const Status s = gemv_fused_forward(p, stream_);
+        ASSERT_TRUE(s.is_ok()) << s.message();
+        MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        pr.expect_close(stream_, kTol);
+      }
     }
   }
   cudaStream_t stream_ = nullptr;
@@ -154,21 +176,22 @@ TEST_F(GemvTest, FusedFormsMatchTheUnfusedReference) {
   const Shape shapes[] = {{1, 896, 1152}, {3, 1024, 96}, {16, 512, 200}, {17, 256, 72}, {2, 4096, 40}};
   uint64_t seed = 1;
   for (DType t : kDtypes)
-    for (Form f : {Form::Norm, Form::NormBias, Form::Residual, Form::Swiglu})
+    for (Form f : {Form::Bias, Form::Residual, Form::ResidualNorm, Form::Swiglu})
       for (const Shape& sh : shapes) run_all_splits(Problem(t, f, sh.R, sh.K, sh.N, seed++));
 }
 
 TEST_F(GemvTest, ManyOutputBlocks) {
-  // 40000 outputs at split 1: 5000 blocks of 8 outputs, several waves (each computes rstd).
-  for (DType t : {DType::BF16, DType::F32}) {
-    const Problem pr(t, Form::Norm, 1, 256, 40000, 99);
-    SCOPED_TRACE(pr.name(1));
-    pr.reset(stream_);
-    ASSERT_TRUE(gemv_fused_forward(pr.params(1), stream_).is_ok());
-    MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    const val::ErrorStats e = pr.check(stream_);
-    EXPECT_TRUE(e.pass(kTol)) << e.summary();
-  }
+  // 40000 outputs at split 1: 5000 blocks of 8 outputs, several waves; with the norm epilogue the
+  // last of them normalises the row.
+  for (DType t : {DType::BF16, DType::F32})
+    for (Form f : {Form::Bias, Form::ResidualNorm}) {
+      const Problem pr(t, f, 1, 256, 40000, 99);
+      SCOPED_TRACE(pr.name(1));
+      pr.reset(stream_);
+      ASSERT_TRUE(gemv_fused_forward(pr.params(1), stream_).is_ok());
+      MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      pr.expect_close(stream_, kTol);
+    }
 }
 
 TEST_F(GemvTest, ArgumentErrorsNameTheField) {
@@ -182,19 +205,23 @@ TEST_F(GemvTest, ArgumentErrorsNameTheField) {
   s = gemv_fused_forward(p, stream_);
   ASSERT_FALSE(s.is_ok());
   EXPECT_NE(s.message().find("in"), std::string::npos) << s.message();
-  const Problem rp(DType::BF16, Form::Residual, 1, 64, 16, 6);
-  p = rp.params(0);
-  p.norm_weight = pr.params(0).norm_weight;  // norm with residual is not a fused form
+  const Problem rn(DType::BF16, Form::ResidualNorm, 1, 64, 16, 6);
+  p = rn.params(0);
+  p.residual = nullptr;  // the norm epilogue without the residual form
   EXPECT_FALSE(gemv_fused_supports(p));
   s = gemv_fused_forward(p, stream_);
   ASSERT_FALSE(s.is_ok());
-  EXPECT_NE(s.message().find("residual"), std::string::npos) << s.message();
-  p = pr.params(0);
-  p.norm_weight = nullptr;  // SwiGLU alone is not a fused form
-  EXPECT_FALSE(gemv_fused_supports(p));
+  EXPECT_NE(s.message().find("norm_out"), std::string::npos) << s.message();
+  p = rn.params(0);
+  p.counters = nullptr;
   s = gemv_fused_forward(p, stream_);
   ASSERT_FALSE(s.is_ok());
-  EXPECT_NE(s.message().find("norm_weight"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("counters"), std::string::npos) << s.message();
+  p = rn.params(0);
+  p.out = 12;  // not a multiple of the 8-element packs the norm reads
+  s = gemv_fused_forward(p, stream_);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("out"), std::string::npos) << s.message();
 }
 
 }  // namespace
