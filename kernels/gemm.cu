@@ -116,6 +116,13 @@ GemmOptions GemmOptions::from_env() {
     else if (v == "gemv") o.path = GemmPath::Gemv;
     else throw std::runtime_error("MINFER_GEMM_PATH: unknown value '" + v + "' (auto, cublaslt, gemv)");
   }
+  if (const char* r = std::getenv("MINFER_GEMV_ALWAYS_ROWS")) {
+    char* end = nullptr;
+    const long v = std::strtol(r, &end, 10);
+    if (end == r || *end != '\0' || v < 0)
+      throw std::runtime_error("MINFER_GEMV_ALWAYS_ROWS: expected a row count >= 0, got '" + std::string(r) + "'");
+    o.gemv_always_rows = v;
+  }
   if (const char* f = std::getenv("MINFER_GEMV_FAVOUR")) {
     char* end = nullptr;
     o.gemv_favour = std::strtof(f, &end);
@@ -280,7 +287,8 @@ Status Gemm::tune(const GemmParams& p, Plan& plan, cudaStream_t stream) {
     if (Status s = time_one(p, plan, -split, stream, us); !s) return s;
     if (us > 0 && (best_gemv < 0 || us < kTuneMargin * best_gemv)) best_gemv = us, plan.gemv_split = split;
   }
-  plan.gemv_wins = plan.gemv_forced || (best_gemv > 0 && (best < 0 || best_gemv < options_.gemv_favour * best));
+  plan.gemv_wins = plan.gemv_forced || (best_gemv > 0 && (best < 0 || p.rows <= options_.gemv_always_rows ||
+                                                         best_gemv < options_.gemv_favour * best));
   plan.best_us = plan.gemv_wins ? best_gemv : best;
   plan.tuned = true;
   return Status::ok();

@@ -22,6 +22,13 @@
 //   MINFER_GEMM_TUNE=1|0          time candidates (and the GEMV) per shape (default) | heuristic's first only (v1)
 //   MINFER_GEMM_PATH=cublaslt|gemv force one path (gemv fails for shapes it cannot take)
 //   MINFER_GEMV_FAVOUR=F          the GEMV wins a tuned shape when its time < F x cuBLASLt's best
+//   MINFER_GEMV_ALWAYS_ROWS=N     the GEMV wins every shape of R <= N it supports (default 1; 0: timing decides)
+// Why R = 1 always takes the GEMV: timed alone, cuBLASLt wins some single-row shapes by a few percent,
+// but in the decode graph the GEMV loads its first weights before waiting on the previous kernel (PDL,
+// kernels/common/pdl.cuh) and cuBLASLt's kernels do not. H100, bf16 batch-1 decode, the GEMV forced
+// vs the tuner's choice in the same run (scripts/ab.sh, four runs): qwen2.5-0.5b 0.78-0.86 vs
+// 0.87-0.91 ms/step, qwen3-0.6b 1.02-1.05 vs 1.06-1.11, llama-3.1-8b 5.72-6.05 vs 5.68-6.30; at
+// batch 4 the forced GEMV lost (1.50-1.72 vs 1.34-1.35), so R > 1 keeps the timing.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -60,6 +67,7 @@ struct GemmOptions {
   int samples = 5;                     // timed runs per candidate (median kept), after one warm-up
   bool flush = true;                   // overwrite a 2 x L2 scratch before each sample (cold weights, as in a step)
   float gemv_favour = 0.95f;           // the GEMV wins when its time < gemv_favour x cuBLASLt's best
+  int64_t gemv_always_rows = 1;        // ... and always at R <= this (in a step it overlaps; see below)
   GemmPath path = GemmPath::Auto;      // Auto: tuned choice; otherwise only that path runs
   static GemmOptions from_env();       // defaults, with MINFER_GEMM_TUNE / MINFER_GEMM_PATH applied
 };

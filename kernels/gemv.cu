@@ -60,7 +60,10 @@ __device__ __forceinline__ void widen(const P& p, float (&f)[V]) {
     uint32_t w[V / 2];
     memcpy(w, &p, sizeof w);
 #pragma unroll
-    for (int k = 0; k < V / 2; ++k) f[2 * k] = __uint_as_float(w[k] << 16), f[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+    for (int k = 0; k < V / 2; ++k) {
+      f[2 * k] = __uint_as_float(w[k] << 16);
+      f[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+    }
   } else {
     kern::unpack(p, f);
   }
@@ -179,7 +182,8 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
   const int64_t at = (r0 + r) * a.out + oj;
   // The bias and residual elements of this thread's output, read before the K loop.
   const float bv = EPI != kSwiglu && mine && a.bias ? kern::to_float(static_cast<const T*>(a.bias)[oj]) : 0.f;
-  const float rv = (EPI == kResidual || EPI == kResidualNorm) && mine ? kern::to_float(static_cast<const T*>(a.resid)[at]) : 0.f;
+  constexpr bool kResid = EPI == kResidual || EPI == kResidualNorm;
+  const float rv = kResid && mine ? kern::to_float(static_cast<const T*>(a.resid)[at]) : 0.f;
   float acc[RT] = {};
   if (active) {
     for (int64_t i0 = first; i0 < packs; i0 += step * kUnroll) {

@@ -686,11 +686,11 @@ void profile_times_every_launch(AttentionBackend attn, int copies, bool fused_on
   EXPECT_EQ(calls["qkv_rope_cache"], L);
   EXPECT_EQ(calls["gemm.lm_head"], 1);
   if (fused) {
-    for (const char* k : {"gemv.qkv+norm", "gemv.o+residual", "gemv.gate_up+norm+swiglu", "gemv.down+residual"})
+    for (const char* k : {"gemm.qkv", "gemv.o+residual+norm", "gemv.gate_up+swiglu", "gemv.down+residual+norm"})
       EXPECT_EQ(calls[k], L) << k;
-    EXPECT_EQ(calls["rmsnorm"], 1);       // the final norm
-    EXPECT_EQ(total, 1 + L * 6 + 1 + 1);  // per layer: 4 fused GEMVs, rope, attention
-    EXPECT_NE(format_profile(p).find("gemv.gate_up+norm+swiglu"), std::string::npos);
+    EXPECT_EQ(calls["rmsnorm"], 1);       // layer 0's attention norm (the others come from the GEMVs)
+    EXPECT_EQ(total, 1 + 1 + L * 6 + 1);  // embedding, norm; per layer: 4 projections, rope, attention
+    EXPECT_NE(format_profile(p).find("gemv.gate_up+swiglu"), std::string::npos);
   } else {
     EXPECT_EQ(calls["gemm.qkv"], L);
     EXPECT_EQ(calls["rmsnorm"], 2 * L + 1);
