@@ -9,10 +9,12 @@
 // flash attention backend (flash_prefill reading the engine's per-sequence cache, split-KV
 // decode_attention in decode steps, with and without the graph), beside direct checks of those two
 // kernels at the tiny models' head_dim. Every test skips when no CUDA device is present.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -545,6 +547,41 @@ TEST_F(Engine, SamplerDistribution) {
   EXPECT_EQ(p5[0] + p5[1], 0.0);
   EXPECT_NEAR(p5[3], 4.0 / 7.0, 0.02);
   cudaFree(counters);
+}
+
+// Greedy rows over a vocab of 151939: the argmax, ties to the lowest id, in every dtype, with rows
+// that start 16-byte aligned (ld 151944: the packed scan, then the element-wise tail) and rows that do
+// not (ld 151941: rows 1-5 element-wise); the maximum planted twice per row, at ids in the packed
+// part, in the tail and across.
+TEST_F(Engine, GreedyArgmaxTiesToTheLowestId) {
+  const int rows = 6;
+  const int64_t V = 151939;
+  const int64_t plant[rows][2] = {{7, 151930}, {151936, 151938}, {0, 1}, {80000, 80001}, {5, 151938}, {151937, 9}};
+  for (int64_t ld : {V + 5, V + 2}) {
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    std::vector<float> logits(static_cast<size_t>(rows * ld), 3.f);  // padding above the maximum: never read
+    for (int r = 0; r < rows; ++r) {
+      for (int64_t i = 0; i < V; ++i) logits[static_cast<size_t>(r * ld + i)] = u(rng);
+      for (int64_t id : plant[r]) logits[static_cast<size_t>(r * ld + id)] = 2.f;
+    }
+    for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+      DevBuf dl(t, logits), dids(std::vector<int32_t>(rows, -1));
+      SampleParams p;
+      p.dtype = t;
+      p.logits = dl.p;
+      p.out_ids = static_cast<int32_t*>(dids.p);
+      p.rows = rows;
+      p.vocab = V;
+      p.ld = ld;
+      MINFER_STATUS_CHECK(sample_forward(p, nullptr));
+      std::vector<int32_t> ids(rows);
+      MINFER_CUDA_CHECK(cudaMemcpy(ids.data(), dids.p, rows * 4, cudaMemcpyDeviceToHost));
+      for (int r = 0; r < rows; ++r)
+        EXPECT_EQ(ids[static_cast<size_t>(r)], std::min(plant[r][0], plant[r][1]))
+            << dtype_name(t) << " ld " << ld << " row " << r;
+    }
+  }
 }
 
 TEST_F(Engine, KvCacheRefusalNamesTheLimit) {
