@@ -51,33 +51,10 @@ template <typename T>
 __device__ int64_t block_argmax(const T* row, int64_t V, float* redv, int64_t* redi) {
   float best = -INFINITY;
   int64_t bi = V;
-  // Each thread sees its ids in increasing order, so its first hit of its maximum is its lowest id.
-  auto see = [&](float v, int64_t i) {
-    if (v > best || bi == V) { best = v; bi = i; }
-  };
-  int64_t done = 0;  // ids below this were seen as 16-byte packs, kU loads in flight per thread
-  if ((reinterpret_cast<uintptr_t>(row) & 15u) == 0) {
-    constexpr int N = kern::kVec16<T>, kU = 4;
-    using P = kern::Pack<T, N>;
-    const P* rp = reinterpret_cast<const P*>(row);
-    const int64_t packs = V / N;
-    for (int64_t i0 = threadIdx.x; i0 < packs; i0 += static_cast<int64_t>(kThreads) * kU) {
-      P v[kU];
-#pragma unroll
-      for (int u = 0; u < kU; ++u)
-        if (i0 + u * kThreads < packs) v[u] = rp[i0 + u * kThreads];
-#pragma unroll
-      for (int u = 0; u < kU; ++u) {
-        if (i0 + u * kThreads >= packs) break;
-        float f[N];
-        kern::unpack(v[u], f);
-#pragma unroll
-        for (int e = 0; e < N; ++e) see(f[e], (i0 + u * kThreads) * N + e);
-      }
-    }
-    done = packs * N;
+  for (int64_t i = threadIdx.x; i < V; i += kThreads) {
+    const float v = logit(row, i);
+    if (v > best || bi == V) { best = v; bi = i; }  // strided order: first hit per thread is its lowest id
   }
-  for (int64_t i = done + threadIdx.x; i < V; i += kThreads) see(logit(row, i), i);
   for (int o = 16; o > 0; o >>= 1) {
     const float ov = __shfl_xor_sync(0xffffffffu, best, o);
     const int64_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
