@@ -2,8 +2,10 @@
 # scripts/gpu_run.sh: the one script run on the GPU machine (Ubuntu 24.04, CUDA 13.0, cmake 4.x).
 # Stages, in order: build (release preset, sm_90a only, build dir build/gpu), test (ctest, all
 # labels incl. gpu), validate (validate_all per sweep -> OUTDIR/validate_<sweep>.csv), bench
-# (bench_all per sweep with peers -> OUTDIR/<sweep>.csv), profile (minfer generate --profile: one
-# decode step per kernel -> OUTDIR/profile_<model>.csv), fixtures (tools/make_hf_fixtures.py), smollm2
+# (bench_all per sweep with peers -> OUTDIR/<sweep>.csv), profile (one decode step per kernel:
+# minfer generate --profile-csv -> OUTDIR/profile_<model>.csv, and where ncu exists the last CUDA-graph
+# step under ncu -> OUTDIR/ncu_<model>.csv, summarised by tools/ncu_step.py -> OUTDIR/ncu_step_<model>.csv),
+# fixtures (tools/make_hf_fixtures.py), smollm2
 # (the real model: parity tests, chat, perplexity -> OUTDIR/smollm2/); and,
 # only when named in --only, ab (the opt-in switches: their tests and validation, then scripts/ab.sh
 # timings against the default -> OUTDIR/ab/).
@@ -15,7 +17,7 @@
 # the later ones, but the script exits non-zero at the end if any failed.
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
-#        [--profile-models qwen3-0.6b,...]
+#        [--profile-models qwen3-0.6b,...] [--profile-batch N]
 set -u -o pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -24,6 +26,7 @@ OUTDIR=$1; shift
 ONLY="build,test,validate,bench,profile,fixtures,smollm2"
 SWEEPS="embedding norm rope swiglu attention decode model e2e"
 PROFILE_MODELS="qwen3-0.6b qwen2.5-0.5b"
+PROFILE_BATCH=1
 QUICK=""
 BENCH_DTYPE=all
 JOBS=$(nproc 2>/dev/null || echo 8)
@@ -35,6 +38,7 @@ while [ $# -gt 0 ]; do
     --jobs) JOBS=${2:?--jobs needs a number}; shift 2 ;;
     --bench-dtype) BENCH_DTYPE=${2:?--bench-dtype needs a dtype}; shift 2 ;;
     --profile-models) PROFILE_MODELS=${2:?--profile-models needs a list}; PROFILE_MODELS=${PROFILE_MODELS//,/ }; shift 2 ;;
+    --profile-batch) PROFILE_BATCH=${2:?--profile-batch needs a number}; shift 2 ;;
     -h|--help) usage ;;
     *) echo "gpu_run.sh: unknown argument '$1'" >&2; usage ;;
   esac
@@ -139,13 +143,20 @@ stage_bench() {
   return $rc
 }
 
-# One eager decode step per kernel (bf16, batch 4, 128-token prompts) for each profiled model.
+# One decode step per kernel (bf16, PROFILE_BATCH sequences of 128-token prompts) for each profiled
+# model: eagerly with CUDA events around each launch, then (where ncu exists) the last CUDA-graph replay
+# of a 4-token generate with each kernel timed alone by ncu.
 stage_profile() {
   local rc=0 m prompt
   prompt=$(seq -s, 11 138)
   for m in $PROFILE_MODELS; do
-    "$BUILD/engine/minfer" generate --model "preset:$m" --backend cuda --dtype bf16 --batch 4 \
+    "$BUILD/engine/minfer" generate --model "preset:$m" --backend cuda --dtype bf16 --batch "$PROFILE_BATCH" \
       --prompt-tokens "$prompt" --max-new-tokens 16 --profile-csv "$OUTDIR/profile_$m.csv" || rc=1
+    command -v ncu > /dev/null || { echo "ncu not found: no per-kernel ncu breakdown"; continue; }
+    ncu --clock-control none --graph-profiling node --metrics gpu__time_duration.sum --csv \
+      "$BUILD/engine/minfer" generate --model "preset:$m" --backend cuda --dtype bf16 --batch "$PROFILE_BATCH" \
+      --prompt-tokens "$prompt" --max-new-tokens 4 > "$OUTDIR/ncu_$m.csv" || rc=1
+    python3 "$ROOT/tools/ncu_step.py" "$OUTDIR/ncu_$m.csv" --out "$OUTDIR/ncu_step_$m.csv" || rc=1
   done
   return $rc
 }
