@@ -117,24 +117,24 @@ __device__ __forceinline__ void last_block_norm(const GemvArgs& a, int64_t r0, i
   const int64_t packs = a.out / V;
   for (int q = 0; q < nr; ++q) {
     const uint4* yrow = reinterpret_cast<const uint4*>(static_cast<const T*>(a.y) + (r0 + q) * a.out);
-    float ss = 0.f;
-    for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
+    auto y_pack = [&](int64_t i, float (&f)[V]) {  // through L2: other blocks wrote y
       const uint4 u = __ldcg(yrow + i);
       P v;
       memcpy(&v, &u, sizeof v);
-      float f[V];
       kern::unpack(v, f);
+    };
+    float ss = 0.f;
+    for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
+      float f[V];
+      y_pack(i, f);
 #pragma unroll
       for (int e = 0; e < V; ++e) ss += f[e] * f[e];
     }
     const float rstd = rsqrtf(kern::block_sum(ss) / static_cast<float>(a.out) + a.eps);
     P* orow = static_cast<P*>(a.norm_out) + (r0 + q) * packs;
     for (int64_t i = threadIdx.x; i < packs; i += kThreads) {
-      const uint4 u = __ldcg(yrow + i);
-      P v;
-      memcpy(&v, &u, sizeof v);
       float f[V], g[V];
-      kern::unpack(v, f);
+      y_pack(i, f);
       kern::unpack(load_ro(static_cast<const P*>(a.out_norm_w) + i), g);
 #pragma unroll
       for (int e = 0; e < V; ++e) f[e] = f[e] * rstd * g[e];
