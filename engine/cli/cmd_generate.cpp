@@ -63,7 +63,8 @@ CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
   c->add_flag("--profile", o.profile, "cuda backend: after generating, time each kernel of one eager decode step "
                                       "(CUDA events) and print the breakdown");
   c->add_option("--profile-csv", o.profile_csv, "cuda backend: write the --profile breakdown to this CSV (implies "
-                                                "--profile)");
+                                                "--profile); a step run as the whole-step kernel also writes its "
+                                                "traced stages to PATH.stages.csv");
   return c;
 }
 
@@ -173,6 +174,10 @@ void report_profile(const GenerateOptions& o, const StepProfile& p) {
   if (o.profile_csv.empty()) return;
   write_file_atomic(o.profile_csv, profile_csv(p));
   std::printf("profile: written to %s\n", o.profile_csv.c_str());
+  if (p.stages.empty()) return;
+  const std::string stages = o.profile_csv + ".stages.csv";
+  write_file_atomic(stages, profile_stages_csv(p));
+  std::printf("profile: whole-step kernel stages written to %s\n", stages.c_str());
 }
 
 // --prompt TEXT: the prompt's ids (through the chat template with --chat) and the stop ids.

@@ -141,6 +141,7 @@ WorkspaceLayout plan_workspace(const ModelConfig& c, DType dtype, const RunShape
   w.gemv_counters = take((T + 15) / 16 * 4);
   w.cos_sin = take(static_cast<uint64_t>(s.context) * static_cast<uint64_t>(c.head_dim) * 4);
   w.attn = take(s.attention == AttentionBackend::Flash ? s.decode_workspace_bytes : 0);
+  w.step = take(s.attention == AttentionBackend::Flash ? s.step_workspace_bytes : 0);
   w.gemm = take(kGemmWorkspaceBytes);
   w.bytes = next;
   return w;

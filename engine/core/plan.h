@@ -76,6 +76,9 @@ struct RunShape {
   // it needs for B rows (decode_attention_workspace_bytes). Both 0 with the simple backend.
   int decode_splits = 0;
   uint64_t decode_workspace_bytes = 0;
+  // flash only, filled in by the engine: the whole-step decode kernel's workspace (kernels/decode_step.h:
+  // its grid-barrier word and split partials for min(B, 4) rows); 0 when the kernel cannot serve the run.
+  uint64_t step_workspace_bytes = 0;
 };
 
 constexpr int kMaxBatch = 1024;
@@ -108,6 +111,7 @@ struct WorkspaceLayout {
   uint64_t gemv_counters = 0;        // uint32 (ceil(Tm / 16)): the fused GEMV's norm epilogue, kept zero
   uint64_t cos_sin = 0;              // fp32 (C, hd/2, 2)
   uint64_t attn = 0;                 // flash decode split workspace: RunShape::decode_workspace_bytes (may be 0)
+  uint64_t step = 0;                 // whole-step decode kernel: RunShape::step_workspace_bytes (may be 0), zeroed
   uint64_t gemm = 0;                 // kGemmWorkspaceBytes
   uint64_t bytes = 0;                // total
 };

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "engine/core/error.h"
 #include "kernels/attention.h"
@@ -41,7 +42,26 @@ RunShape complete_shape(const ModelConfig& cfg, const RunShape& shape) {
   MINFER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   s.decode_splits = decode_attention_splits(s.batch, cfg.heads, cfg.kv_heads, s.context, sms);
   s.decode_workspace_bytes = decode_attention_workspace_bytes(s.batch, cfg.heads, cfg.head_dim, s.decode_splits);
+  s.step_workspace_bytes = decode_step_workspace_bytes(std::min(s.batch, kDecodeStepMaxRows), cfg.heads,
+                                                       cfg.head_dim, kDecodeStepMaxSplits);
   return s;
+}
+
+// The device table of each layer's weight pointers the whole-step kernel reads.
+void* upload_step_layers(const ModelConfig& cfg, const DeviceWeights& w) {
+  std::vector<DecodeStepLayer> t;
+  for (const LayerLayout& L : w.layout().layers) {
+    DecodeStepLayer d;
+    d.attn_norm = w.at(L.attn_norm), d.wqkv = w.at(L.wqkv), d.bqkv = w.at(L.bqkv);
+    d.q_norm = w.at(L.q_norm), d.k_norm = w.at(L.k_norm), d.wo = w.at(L.wo);
+    d.ffn_norm = w.at(L.ffn_norm), d.wgu = w.at(L.wgu), d.wdown = w.at(L.wdown);
+    t.push_back(d);
+  }
+  void* dev = nullptr;
+  if (t.empty() || static_cast<int>(t.size()) != cfg.layers) return dev;
+  MINFER_CUDA_CHECK(cudaMalloc(&dev, t.size() * sizeof(DecodeStepLayer)));
+  MINFER_CUDA_CHECK(cudaMemcpy(dev, t.data(), t.size() * sizeof(DecodeStepLayer), cudaMemcpyHostToDevice));
+  return dev;
 }
 
 }  // namespace
@@ -57,6 +77,23 @@ RunShape complete_shape(const ModelConfig& cfg, const RunShape& shape) {
 // and lost too (kernels/gemv.h has their figures).
 constexpr int kFusedMaxRows = 0;
 
+// Decode steps of at most this many rows run as one whole-step kernel (kernels/decode_step.h) where
+// it serves the model and device. Off by default: its first two versions ran correct on an H200 but
+// slower than the per-op step (bf16, prompt 128, one run each, reports/logs/h200/ab/ab_e2e_step_*.csv:
+// qwen3-0.6b batch 1 1.253 then 1.135 ms/step vs 0.927-0.929; llama-3.1-8b 9.53 then 6.76 vs 4.66);
+// the version here (flag barrier, interleaved copies, attention loads ahead) has not run on a GPU yet.
+// MINFER_STEP=1 turns it on for steps of up to 4 rows, MINFER_STEP_MAX_ROWS=N (0..4) sets the limit,
+// MINFER_STEP=0 turns it off.
+constexpr int kStepMaxRows = 0;
+
+int step_max_rows() {
+  const char* v = std::getenv("MINFER_STEP");
+  if (v && std::string(v) == "0") return 0;
+  if (const char* m = std::getenv("MINFER_STEP_MAX_ROWS")) return std::clamp(std::atoi(m), 0, kDecodeStepMaxRows);
+  if (v && std::string(v) == "1") return kDecodeStepMaxRows;
+  return kStepMaxRows;
+}
+
 int fused_decode_max_rows() {
   const char* v = std::getenv("MINFER_FUSED");
   if (v && std::string(v) == "0") return 0;
@@ -65,9 +102,14 @@ int fused_decode_max_rows() {
 }
 
 Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const RunShape& shape)
-    : cfg_(cfg), dtype_(dtype), shape_(complete_shape(cfg, shape)), fused_max_rows_(fused_decode_max_rows()) {
+    : cfg_(cfg),
+      dtype_(dtype),
+      shape_(complete_shape(cfg, shape)),
+      fused_max_rows_(fused_decode_max_rows()),
+      step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
+  step_layers_ = upload_step_layers(cfg_, *weights_);
   state_ = std::make_unique<RunState>(cfg_, dtype_, shape_, weights_->bytes());
   gemm_ = std::make_unique<Gemm>(state_->gemm_workspace, kGemmWorkspaceBytes);
   MINFER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
@@ -76,6 +118,7 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
 
 Model::~Model() {
   if (stream_) cudaStreamDestroy(stream_);
+  if (step_layers_) cudaFree(step_layers_);
 }
 
 void Model::reshape(const RunShape& requested) {
@@ -398,8 +441,68 @@ std::vector<float> Model::logits_host(int64_t rows) {
   return out;
 }
 
+DecodeStepParams Model::step_params(int rows) const {
+  const RunState& s = *state_;
+  const WeightLayout& w = weights_->layout();
+  DecodeStepParams p;
+  p.dtype = dtype_;
+  p.rows = rows;
+  p.hidden = static_cast<int>(cfg_.hidden);
+  p.heads = cfg_.heads;
+  p.kv_heads = cfg_.kv_heads;
+  p.head_dim = cfg_.head_dim;
+  p.intermediate = static_cast<int>(cfg_.intermediate);
+  p.vocab = static_cast<int>(cfg_.vocab);
+  p.layers = cfg_.layers;
+  p.eps = static_cast<float>(cfg_.rms_eps);
+  p.layers_dev = static_cast<const DecodeStepLayer*>(step_layers_);
+  p.embed = weights_->at(w.embed);
+  p.final_norm = weights_->at(w.final_norm);
+  p.lm_head = weights_->at(w.lm_head);
+  p.ids = s.ids;
+  p.positions = s.positions;
+  p.token_slot = s.token_slot;
+  p.cache_lens = s.cache_lens;
+  p.cos_sin = s.cos_sin;
+  p.max_positions = shape_.context;
+  p.k_cache = s.k_cache;
+  p.v_cache = s.v_cache;
+  p.layer_stride = static_cast<int64_t>(shape_.batch) * shape_.context * cfg_.kv_dim();
+  p.capacity = shape_.context;
+  p.res = s.res;
+  p.qkv = s.qkv;
+  p.att = s.att;
+  p.act = s.act;
+  p.logits = s.logits;
+  p.workspace = s.step_workspace;
+  p.workspace_bytes = shape_.step_workspace_bytes;
+  p.max_splits = kDecodeStepMaxSplits;
+  p.trace = step_trace_;
+  return p;
+}
+
+bool Model::step_fits(int rows) const {
+  if (rows > step_max_rows_ || shape_.attention != AttentionBackend::Flash || !state_->step_workspace ||
+      !step_layers_)
+    return false;
+  return decode_step_supported(step_params(rows));
+}
+
 void Model::enqueue_decode(int rows) {
   max_q_ = 0;  // one token per row: the decode kernels
+  if (step_fits(rows)) {
+    const DecodeStepParams p = step_params(rows);
+    mark_begin();
+    MINFER_STATUS_CHECK(decode_step_forward(p, stream_));
+    // Weights streamed (all but an untied embedding table, read only at the rows' ids) and KV read.
+    const double es = static_cast<double>(dtype_size(dtype_));
+    const WeightLayout& w = weights_->layout();
+    const double table = w.lm_head == w.embed ? 0.0 : static_cast<double>(cfg_.vocab * cfg_.hidden);
+    mark_end("decode_step", static_cast<double>(weights_->bytes()) - table * es +
+                                2.0 * static_cast<double>(cfg_.layers) * static_cast<double>(kv_tokens_) *
+                                    static_cast<double>(cfg_.kv_dim()) * es);
+    return;
+  }
   fused_ = fused_fits(rows);
   enqueue_body(rows, rows);
   enqueue_logits(state_->a, rows);

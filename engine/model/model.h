@@ -22,6 +22,9 @@
 //   act = swiglu(a Wgu^T) (one GEMV) | res = res + act Wdown^T; a = next norm(res) (one GEMV: the next
 //   layer's attention norm, or the final norm after the last layer).
 // Three launches fewer per layer than the unfused step (two RMSNorms and the SwiGLU).
+// Opt-in (MINFER_STEP=1; model.cpp says why it is off): decode steps of at most 4 rows (flash
+// backend, a device and model kernels/decode_step.h serves) run as one kernel instead: the whole step
+// above, embedding to logits, in one persistent launch with the same rounding points.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -35,6 +38,7 @@
 #include "engine/model/device_weights.h"
 #include "engine/model/profiler.h"
 #include "engine/model/run_state.h"
+#include "kernels/decode_step.h"
 #include "kernels/gemm.h"
 #include "kernels/gemv.h"
 
@@ -85,6 +89,9 @@ class Model {
   std::vector<float> logits_host(int64_t rows);
   // Launches bracket themselves with p's events while set (eager runs only; null: off).
   void set_profiler(LaunchProfiler* p) { prof_ = p; }
+  // Whole-step kernel launches record their trace (kernels/decode_step.h) into this device buffer of
+  // decode_step_trace_points(L) x decode_step_blocks() x 2 values while set (null: off).
+  void set_step_trace(unsigned long long* trace) { step_trace_ = trace; }
 
  private:
   void upload_indices(const std::vector<int32_t>& host, int64_t T, int nseq);
@@ -101,6 +108,8 @@ class Model {
   void attend_simple(void* k_cache, void* v_cache, int64_t T, int nseq);
   void attend_prefill(void* k_cache, void* v_cache, int nseq);
   void attend_decode(void* k_cache, void* v_cache, int rows);
+  DecodeStepParams step_params(int rows) const;
+  bool step_fits(int rows) const;  // the whole-step kernel serves a decode step of `rows` rows
   void mark_begin() { if (prof_) prof_->begin(); }
   void mark_end(const char* name, double bytes) { if (prof_) prof_->end(name, bytes); }
   void* kv_layer(void* base, int l) const;
@@ -118,6 +127,9 @@ class Model {
   LaunchProfiler* prof_ = nullptr;
   int fused_max_rows_ = 0;     // decode steps of at most this many rows run fused (0: never)
   bool fused_ = false;         // the step being enqueued uses the fused decode GEMVs
+  int step_max_rows_ = 0;      // decode steps of at most this many rows run as one kernel (0: never)
+  void* step_layers_ = nullptr;  // (L) DecodeStepLayer: each layer's weight pointers, on the device
+  unsigned long long* step_trace_ = nullptr;
 };
 
 }  // namespace minfer

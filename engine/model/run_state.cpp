@@ -38,7 +38,8 @@ RunState::RunState(const ModelConfig& c, DType dtype, const RunShape& s, uint64_
   counters = static_cast<uint64_t*>(at(w.counters)); cos_sin = static_cast<float*>(at(w.cos_sin));
   gemv_counters = static_cast<unsigned*>(at(w.gemv_counters));
   gemm_workspace = at(w.gemm);
-  attn_workspace = w.gemm > w.attn ? static_cast<float*>(at(w.attn)) : nullptr;
+  attn_workspace = w.step > w.attn ? static_cast<float*>(at(w.attn)) : nullptr;
+  step_workspace = w.gemm > w.step ? at(w.step) : nullptr;  // (the workspace was zeroed above)
   k_cache = kv_;
   v_cache = static_cast<uint8_t*>(kv_) + mem_.kv_cache / 2;
   MINFER_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&host_index), (6 * T + 1) * 4));

@@ -48,6 +48,7 @@ class RunState {
   float* cos_sin = nullptr;       // (C, hd/2, 2)
   void* gemm_workspace = nullptr; // kGemmWorkspaceBytes
   float* attn_workspace = nullptr; // flash decode: (Bb, nh, splits, hd + 1) fp32 split partials, or null
+  void* step_workspace = nullptr;  // kernels/decode_step: barrier word + split partials (zeroed), or null
   void* k_cache = nullptr;        // (L, B, C, nkv, hd)
   void* v_cache = nullptr;        // (L, B, C, nkv, hd)
   int32_t* host_index = nullptr;  // pinned staging: (6 Tm + 1) int32 for uploads

@@ -186,15 +186,21 @@ TEST(EnginePlan, FlashDecodeWorkspaceIsPlanned) {
   s.max_prefill_tokens = 512;
   s.decode_splits = 8;
   s.decode_workspace_bytes = 4ull * 16 * 8 * (128 + 1) * 4;  // (B, nh, splits, hd + 1) fp32
+  s.step_workspace_bytes = 4096 + 4ull * 16 * 16 * (128 + 1) * 4;  // barrier flags + (4, nh, 16, hd + 1) fp32
   s.attention = AttentionBackend::Simple;
   const WorkspaceLayout simple = plan_workspace(c, DType::BF16, s);
   EXPECT_EQ(simple.attn, simple.gemm);  // the simple backend plans no split workspace
+  EXPECT_EQ(simple.step, simple.gemm);  // nor the whole-step kernel's
   s.attention = AttentionBackend::Flash;
   const WorkspaceLayout flash = plan_workspace(c, DType::BF16, s);
   EXPECT_EQ(flash.attn % 256, 0u);
   EXPECT_GT(flash.attn, flash.cos_sin);
   EXPECT_GE(flash.gemm - flash.attn, s.decode_workspace_bytes);
-  EXPECT_LT(flash.gemm - flash.attn, s.decode_workspace_bytes + 256);
+  EXPECT_GE(flash.step - flash.attn, s.decode_workspace_bytes);
+  EXPECT_LT(flash.step - flash.attn, s.decode_workspace_bytes + 256);
+  EXPECT_EQ(flash.step % 256, 0u);
+  EXPECT_GE(flash.gemm - flash.step, s.step_workspace_bytes);
+  EXPECT_LT(flash.gemm - flash.step, s.step_workspace_bytes + 256);
   EXPECT_EQ(flash.bytes - simple.bytes, flash.gemm - simple.gemm);
   EXPECT_EQ(plan_memory(c, DType::BF16, s).workspace, flash.bytes);
 }

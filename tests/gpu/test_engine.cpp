@@ -33,6 +33,7 @@
 #include "engine/runtime/profile.h"
 #include "kernels/attention.h"
 #include "kernels/decode_attention.h"
+#include "kernels/decode_step.h"
 #include "kernels/flash_prefill.h"
 #include "kernels/gemm.h"
 #include "kernels/sampling.h"
@@ -417,22 +418,47 @@ TEST_F(Engine, GreedyTokensEqualReferenceFlash) { greedy_tokens_equal_reference(
 // Flash decode steps (decode_attention, split-KV) give the reference's logits at every step, eager
 // and from the graph: prompts long enough (and a context large enough) that the planned split count
 // is above 1 and several splits hold keys, so the combine pass runs and is replayed while the caches grow.
-TEST_F(Engine, FlashDecodeStepLogitsMatchReference) {
-  const char* preset = "tiny-qwen3";
+// Sets an environment variable for one scope (the engine reads its switches when a Model is constructed).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~ScopedEnv() { unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
+// Whether decode steps of this engine run as the whole-step kernel (kernels/decode_step.h): its
+// profile is one "decode_step" launch. Leaves the caches as they were.
+bool runs_step_kernel(Model& eng, int batch) {
+  const StepProfile p = profile_decode_step(eng, batch);
+  return p.kernels.size() == 1 && p.kernels[0].name == "decode_step";
+}
+
+// Flash decode steps, from the split-KV decode_attention path (step_kernel false: MINFER_STEP=0) or
+// the whole-step kernel, against the reference at every step.
+void flash_decode_steps_match_reference(const char* preset, bool step_kernel, const std::vector<int>& lens) {
+  ScopedEnv env("MINFER_STEP", step_kernel ? "1" : "0");
   const ModelConfig cfg = preset_config(preset);
   auto src = preset_source(preset, DType::F32);
   const ModelWeights w = load_weights(cfg, *src, DType::F32);
   Seqs prompts;
-  for (int len : {150, 7, 290}) {
+  int prefill = 0;
+  for (int len : lens) {
     std::vector<int32_t> p;
     for (int i = 0; i < len; ++i) p.push_back((i * 53 + len) % cfg.vocab);
     prompts.push_back(p);
+    prefill += len;
   }
-  const int steps = 6;
-  Model eng(cfg, *src, DType::F32, generate_shape(3, 400, 450, kFlash));
+  const int steps = 6, B = static_cast<int>(lens.size());
+  Model eng(cfg, *src, DType::F32, generate_shape(B, 400, prefill, kFlash));
   EXPECT_GT(eng.shape().decode_splits, 1);
   EXPECT_EQ(eng.shape().decode_workspace_bytes,
-            decode_attention_workspace_bytes(3, cfg.heads, cfg.head_dim, eng.shape().decode_splits));
+            decode_attention_workspace_bytes(B, cfg.heads, cfg.head_dim, eng.shape().decode_splits));
+  EXPECT_EQ(eng.shape().step_workspace_bytes,
+            decode_step_workspace_bytes(std::min(B, kDecodeStepMaxRows), cfg.heads, cfg.head_dim, kDecodeStepMaxSplits));
   for (bool graph : {false, true}) {
     std::vector<std::vector<float>> seen;
     Generator g(eng);
@@ -445,17 +471,71 @@ TEST_F(Engine, FlashDecodeStepLogitsMatchReference) {
     ASSERT_EQ(seen.size(), static_cast<size_t>(steps + 1));
     EXPECT_EQ(res.graph, graph);
     ref::Model ref(cfg, w, DType::F32);
-    ref.reset(3);
+    ref.reset(B);
     std::vector<float> rl = last_rows(ref.forward(prompts), prompts, cfg.vocab);
     for (int s = 0; s <= steps; ++s) {
       expect_close(seen[static_cast<size_t>(s)], rl, 1e-3,
-                   std::string("step ") + std::to_string(s) + (graph ? " graph" : " eager"));
+                   std::string(preset) + (step_kernel ? " step kernel" : " decode_attention") + " step " +
+                       std::to_string(s) + (graph ? " graph" : " eager"));
       if (s == steps) break;
       Seqs fed;
-      for (size_t b = 0; b < 3; ++b) fed.push_back({res.tokens[b][static_cast<size_t>(s)]});
+      for (size_t b = 0; b < prompts.size(); ++b) fed.push_back({res.tokens[b][static_cast<size_t>(s)]});
       rl = ref.forward(fed);
     }
   }
+  EXPECT_EQ(runs_step_kernel(eng, B), step_kernel && B <= kDecodeStepMaxRows) << preset;
+}
+
+// Prompts long enough (and a context large enough) that the planned split count is above 1 and
+// several splits hold keys, so the combine runs and is replayed while the caches grow.
+TEST_F(Engine, FlashDecodeStepLogitsMatchReference) { flash_decode_steps_match_reference("tiny-qwen3", false, {150, 7, 290}); }
+// The whole-step kernel (its split count S = ceil(len / 32): 10 splits at 290 keys), one row (the
+// R = 1 build) and three (the R <= 4 build), for each dense family's tiny model.
+TEST_F(Engine, DecodeStepKernelLogitsMatchReference) {
+  for (const char* preset : {"tiny", "tiny-qwen2", "tiny-qwen3"}) {
+    flash_decode_steps_match_reference(preset, true, {150, 7, 290});
+    flash_decode_steps_match_reference(preset, true, {290});
+    flash_decode_steps_match_reference(preset, true, {3});  // one split: no combine
+  }
+}
+// Off unless asked for; and the refusals name what the kernel cannot serve.
+TEST_F(Engine, DecodeStepKernelIsOptInAndNamesWhatItCannotServe) {
+  {
+    const char* preset = "tiny-qwen3";
+    const ModelConfig cfg = preset_config(preset);
+    auto src = preset_source(preset, DType::BF16);
+    Model eng(cfg, *src, DType::BF16, generate_shape(1, 40, 8, kFlash));
+    run_generate(eng, {{1, 2, 3}}, 4, SamplerConfig{}, true, -1);
+    EXPECT_FALSE(runs_step_kernel(eng, 1));
+  }
+  int dev = 0, major = 0;
+  MINFER_CUDA_CHECK(cudaGetDevice(&dev));
+  MINFER_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  DecodeStepParams p;
+  p.rows = 5;
+  if (major < 9) {
+    EXPECT_NE(decode_step_unsupported(p).find("compute capability"), std::string::npos);
+    return;
+  }
+  auto why = [&p] { return decode_step_unsupported(p); };
+  EXPECT_NE(why().find("rows"), std::string::npos) << why();
+  p.rows = 1;
+  p.head_dim = 96;
+  EXPECT_NE(why().find("head_dim"), std::string::npos) << why();
+  p.head_dim = 128, p.heads = 32, p.kv_heads = 2;
+  EXPECT_NE(why().find("8 query heads"), std::string::npos) << why();
+  p.kv_heads = 8, p.layers = 2, p.vocab = 100, p.hidden = 4096, p.intermediate = 14336;
+  EXPECT_NE(why().find("workspace"), std::string::npos) << why();  // nothing allocated
+  p.rows = 4;  // 4 x 14336 bf16 activations: past the staging buffer
+  EXPECT_NE(why().find("staging buffer"), std::string::npos) << why();
+  const Status st = decode_step_forward(p, nullptr);
+  EXPECT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("decode_step"), std::string::npos) << st.message();
+}
+
+// Past the kernel's 4 rows the engine takes the per-op path.
+TEST_F(Engine, DecodeStepKernelStepsAsideForFiveRows) {
+  flash_decode_steps_match_reference("tiny-qwen3", true, {9, 1, 33, 70, 2});
 }
 
 TEST_F(Engine, SequencesFinishAtDifferentSteps) {
@@ -673,6 +753,7 @@ class FusedRows {
 // (a 6-row bucket, past the limit: unfused steps) and their first three (a 4-row bucket: fused steps).
 TEST_F(Engine, FusedDecodeStepsMatchTheReference) {
   FusedRows env("4");
+  ScopedEnv no_step("MINFER_STEP", "0");  // the fused GEMVs, not the whole-step kernel
   for (const char* preset : {"tiny", "tiny-qwen3"})
     for (int n : {6, 3}) {
       SCOPED_TRACE(std::string(preset) + " sequences " + std::to_string(n));
@@ -695,6 +776,7 @@ TEST_F(Engine, FusedDecodeStepsMatchTheReference) {
 // opt-in fused decode GEMVs for steps of at most 4 rows.
 void profile_times_every_launch(AttentionBackend attn, int copies, bool fused_on = false) {
   FusedRows env(fused_on ? "4" : "0");
+  ScopedEnv no_step("MINFER_STEP", "0");  // the per-op step (the opt-in whole-step kernel: below)
   const char* preset = "tiny-qwen3";
   const ModelConfig cfg = preset_config(preset);
   auto src = preset_source(preset, DType::BF16);
@@ -744,6 +826,65 @@ TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStep) { profile_times_every_launc
 TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStepFlash) { profile_times_every_launch(kFlash, 1); }
 TEST_F(Engine, ProfileTimesEveryLaunchOfAFusedDecodeStep) { profile_times_every_launch(kFlash, 1, true); }
 TEST_F(Engine, ProfileTimesEveryLaunchOfAFusedEnginePastItsRowLimit) { profile_times_every_launch(kFlash, 2, true); }
+
+// The whole-step kernel is one launch per decode step (the sampler and the position advance are the
+// generator's); its bytes are the streamed weights and the KV rows read.
+TEST_F(Engine, ProfileOfTheDecodeStepKernelIsOneLaunch) {
+  ScopedEnv step("MINFER_STEP", "1");
+  const char* preset = "tiny-qwen3";
+  const ModelConfig cfg = preset_config(preset);
+  auto src = preset_source(preset, DType::BF16);
+  const Seqs prompts = ragged_prompts(cfg.vocab);
+  Model eng(cfg, *src, DType::BF16, generate_shape(3, 17 + 6 + 1, 23, kFlash));
+  run_generate(eng, prompts, 6, SamplerConfig{}, true, -1);
+  const StepProfile p = profile_decode_step(eng, 3);
+  ASSERT_EQ(p.kernels.size(), 1u) << format_profile(p);
+  EXPECT_EQ(p.kernels[0].name, "decode_step");
+  EXPECT_EQ(p.kernels[0].calls, 1);
+  EXPECT_GT(p.kernels[0].us, 0.0);
+  EXPECT_GT(p.kernels[0].bytes, 0.0);
+  // Its traced stages: embed, then five per layer, then the head; walls add up to about the kernel.
+  std::vector<std::string> names;
+  double wall = 0;
+  for (const StageTiming& t : p.stages) {
+    names.push_back(t.name);
+    wall += t.wall_us;
+    EXPECT_EQ(t.calls, t.name == "embed" || t.name == "head" ? 1 : cfg.layers) << t.name;
+    EXPECT_GT(t.wall_us, 0.0) << t.name;
+    EXPECT_GE(t.work_max_us, t.work_mean_us) << t.name;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"embed", "qkv", "attn", "o", "gu", "down", "head"}));
+  EXPECT_LT(wall, 3.0 * p.kernels[0].us);
+  EXPECT_NE(format_profile(p).find("decode_step stages"), std::string::npos);
+  EXPECT_EQ(profile_stages_csv(p).rfind("stage,calls,wall_us,pct,work_max_us,work_mean_us,barrier_us\n", 0), 0u);
+}
+
+// The trace summary on made-up times (no GPU): 1 layer, 2 blocks; block 1 arrives last at each
+// barrier, both leave together 1 us later.
+TEST(StepTrace, SummaryOfStagesFromATrace) {
+  const int L = 1, G = 2, points = 5 * L + 3;
+  std::vector<unsigned long long> t(static_cast<size_t>(points) * G * 2);
+  unsigned long long now = 1000;
+  for (int k = 0; k < points; ++k) {
+    const unsigned long long a0 = now + 1000 * k, a1 = a0 + 500, dep = k == 0 || k == points - 1 ? 0 : a1 + 1000;
+    t[(static_cast<size_t>(k) * G + 0) * 2] = a0;
+    t[(static_cast<size_t>(k) * G + 0) * 2 + 1] = dep ? dep : a0;
+    t[(static_cast<size_t>(k) * G + 1) * 2] = a1;
+    t[(static_cast<size_t>(k) * G + 1) * 2 + 1] = dep ? dep : a1;
+    now += 1500;
+  }
+  const std::vector<StageTiming> s = summarise_step_trace(t, L, G);
+  ASSERT_EQ(s.size(), 7u);
+  EXPECT_EQ(s[0].name, "embed");
+  EXPECT_EQ(s[6].name, "head");
+  EXPECT_EQ(s[2].name, "attn");
+  EXPECT_NEAR(s[2].barrier_us, 1.0, 1e-9);   // from the last arrival to the departure
+  EXPECT_NEAR(s[2].work_max_us, 1.5, 1e-9);  // block 1: arrival 6500 ns - previous departure 5000 ns
+  EXPECT_NEAR(s[2].work_mean_us, 1.25, 1e-9);
+  EXPECT_NEAR(s[2].wall_us, 2.5, 1e-9);      // departures 5000 -> 7500 ns
+  EXPECT_NEAR(s[6].barrier_us, 0.0, 1e-9);   // the end is no barrier
+  EXPECT_THROW(summarise_step_trace(std::vector<unsigned long long>(5), L, G), UsageError);
+}
 
 TEST_F(Engine, ModelSweepQuickFp32CasesPass) {
   for (const val::Case& c : val::sweep_cases("model", true)) {
