@@ -197,22 +197,6 @@ __device__ __forceinline__ Pk ldg16(const Pk* p) {
   return r;
 }
 
-// Pack to fp32; bf16 widened by bit operations.
-template <typename T, typename Pk, int V>
-__device__ __forceinline__ void widen(const Pk& p, float (&f)[V]) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    uint32_t w[V / 2];
-    memcpy(w, &p, sizeof w);
-#pragma unroll
-    for (int k = 0; k < V / 2; ++k) {
-      f[2 * k] = __uint_as_float(w[k] << 16);
-      f[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
-    }
-  } else {
-    kern::unpack(p, f);
-  }
-}
-
 template <typename T>
 __device__ __forceinline__ float round_to(float v) {
   return kern::to_float(kern::from_float<T>(v));
@@ -335,13 +319,13 @@ __device__ void consume(const Geo& g, unsigned& rc, unsigned& n, const Smem& s, 
         float xf[RT][V];
 #pragma unroll
         for (int rr = 0; rr < RT; ++rr) {
-          if (rr < R) widen<T>(xr[rr * xpacks + j], xf[rr]);
+          if (rr < R) kern::widen<T>(xr[rr * xpacks + j], xf[rr]);
         }
 #pragma unroll
         for (int pr = 0; pr < kChunkRows; ++pr) {
           if (pr >= P) break;
           float wf[V];
-          widen<T>(ring[pr * packs + j], wf);
+          kern::widen<T>(ring[pr * packs + j], wf);
 #pragma unroll
           for (int rr = 0; rr < RT; ++rr) {
             if (rr >= R) break;
@@ -648,8 +632,8 @@ __device__ void stage_attention(const DecodeStepParams& p, const DecodeStepLayer
           const int key = wbase + u * NSG + sub;
           const bool ok = key < k1;
           float kf[V], vf[V];
-          widen<T>(kp[u], kf);
-          widen<T>(vp[u], vf);
+          kern::widen<T>(kp[u], kf);
+          kern::widen<T>(vp[u], vf);
           if (key == pos) {
 #pragma unroll
             for (int e = 0; e < V; ++e) kf[e] = knew[li * V + e], vf[e] = vnew[li * V + e];
@@ -848,24 +832,12 @@ __global__ void __maxnreg__(224) decode_step_kernel(DecodeStepParams p, float sc
 // ---- host side ------------------------------------------------------------------------------------
 
 int device_major() {
-  static const int major = [] {
-    int dev = 0, m = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&m, cudaDevAttrComputeCapabilityMajor, dev) !=
-                                                  cudaSuccess)
-      return 0;
-    return m;
-  }();
+  static const int major = kern::device_attribute(cudaDevAttrComputeCapabilityMajor, 0);
   return major;
 }
 
 int sm_count() {
-  static const int sms = [] {
-    int dev = 0, n = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) !=
-                                                  cudaSuccess)
-      return 0;
-    return n;
-  }();
+  static const int sms = kern::device_attribute(cudaDevAttrMultiProcessorCount, 0);
   return sms;
 }
 

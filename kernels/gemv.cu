@@ -53,22 +53,6 @@ struct GemvArgs {
   unsigned* counters;     // kResidualNorm: one per block row, zero between launches
 };
 
-// kern::unpack, with bf16 widened by bit operations (the library conversion costs registers here).
-template <typename T, typename P, int V>
-__device__ __forceinline__ void widen(const P& p, float (&f)[V]) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    uint32_t w[V / 2];
-    memcpy(w, &p, sizeof w);
-#pragma unroll
-    for (int k = 0; k < V / 2; ++k) {
-      f[2 * k] = __uint_as_float(w[k] << 16);
-      f[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
-    }
-  } else {
-    kern::unpack(p, f);
-  }
-}
-
 template <int RT>
 __device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
 #pragma unroll
@@ -197,12 +181,12 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
         const int64_t i = i0 + u * step;
         if (i >= packs) break;
         float wf[V];
-        widen<T>(wv[u], wf);
+        kern::widen<T>(wv[u], wf);
 #pragma unroll
         for (int q = 0; q < RT; ++q) {
           if (q >= nr) break;
           float xf[V];
-          widen<T>(load_ro(xg + q * packs + i), xf);
+          kern::widen<T>(load_ro(xg + q * packs + i), xf);
 #pragma unroll
           for (int e = 0; e < V; ++e) acc[q] = fmaf(wf[e], xf[e], acc[q]);
         }
@@ -227,13 +211,7 @@ int rows_tile(int64_t rows) {
 }
 
 int sm_count() {
-  static const int sms = [] {
-    int dev = 0, n = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) !=
-                                                  cudaSuccess)
-      return 132;
-    return n;
-  }();
+  static const int sms = kern::device_attribute(cudaDevAttrMultiProcessorCount, 132);
   return sms;
 }
 

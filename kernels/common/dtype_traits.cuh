@@ -1,11 +1,15 @@
 // kernels/common/dtype_traits.cuh: device-side storage types (float, __half, __nv_bfloat16), their
-// load/store to fp32, and Pack<T, N>: N elements moved as one access (16 bytes when N = 16/sizeof(T)).
+// load/store to fp32, and Pack<T, N>: N elements moved as one access (16 bytes when N = 16/sizeof(T)),
+// unpacked to fp32 (widen: bf16 by bit operations). Host side: alignment, and a device attribute.
 // Math is always fp32; a value is rounded to its storage type once, when stored.
 #pragma once
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_runtime.h>
 
 namespace minfer::kern {
 
@@ -44,7 +48,30 @@ __device__ __forceinline__ Pack<T, N> pack(const float (&f)[N]) {
   return p;
 }
 
+// unpack, with bf16 widened by bit operations (the library conversion costs registers in the GEMVs).
+template <typename T, typename P, int V>
+__device__ __forceinline__ void widen(const P& p, float (&f)[V]) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    uint32_t w[V / 2];
+    memcpy(w, &p, sizeof w);
+#pragma unroll
+    for (int k = 0; k < V / 2; ++k) {
+      f[2 * k] = __uint_as_float(w[k] << 16);
+      f[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+    }
+  } else {
+    unpack(p, f);
+  }
+}
+
 // Host side: may a pointer be accessed as 16-byte vectors?
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// An attribute of the current device, or `fallback` when it cannot be read (no device).
+inline int device_attribute(cudaDeviceAttr a, int fallback) {
+  int dev = 0, v = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, a, dev) != cudaSuccess) return fallback;
+  return v;
+}
 
 }  // namespace minfer::kern
