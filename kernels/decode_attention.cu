@@ -22,7 +22,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <initializer_list>
 #include <string>
 #include <type_traits>
 
@@ -82,7 +85,13 @@ struct SplitOut {
   float* lse;  // (B, nh, NS) log2-sum-exp of the scaled scores (-inf: empty split)
   int splits;  // NS
   int groups;  // head groups per KV head
+  int heads_fast;  // 1: grid (nkv * groups, NS, B), the KV heads of one key range side by side; 0: (NS, nkv * groups, B)
 };
+
+// This block's (head-group index over nkv * groups, split) from its grid position (see SplitOut).
+__device__ __forceinline__ int2 block_head_split(const SplitOut& so) {
+  return so.heads_fast ? make_int2(blockIdx.x, blockIdx.y) : make_int2(blockIdx.y, blockIdx.x);
+}
 
 template <typename T, int HD>
 __global__ void __launch_bounds__(kThreads) decode_split(DecodeAttentionParams p, SplitOut so, float scale_log2) {
@@ -95,8 +104,9 @@ __global__ void __launch_bounds__(kThreads) decode_split(DecodeAttentionParams p
   __shared__ float vs[kTile][HD];         // (keys, HD)
   __shared__ float ps[kMaxGroup][kTile];  // scores, then probabilities
   __shared__ float corr_s[kMaxGroup], m_s[kMaxGroup], l_s[kMaxGroup];
-  const int b = blockIdx.z, kvh = blockIdx.y / so.groups, split = blockIdx.x;
-  const int group = p.heads / p.kv_heads, g0 = (blockIdx.y % so.groups) * kMaxGroup;
+  const int2 hs = block_head_split(so);
+  const int b = blockIdx.z, kvh = hs.x / so.groups, split = hs.y;
+  const int group = p.heads / p.kv_heads, g0 = (hs.x % so.groups) * kMaxGroup;
   const int gn = min(kMaxGroup, group - g0), h0 = kvh * group + g0;  // heads [h0, h0 + gn)
   const int len = p.cache_lens[b];
   const int chunk = ((len + so.splits - 1) / so.splits + kTile - 1) / kTile * kTile;
@@ -182,17 +192,17 @@ constexpr int kWarpKeys = 16;                    // keys per warp per step
 constexpr int kStepKeys = kWarpKeys * kTcWarps;  // keys per block per step (chunk granularity)
 constexpr int kTcPad = 8;                        // elements of padding per shared row (16 bytes)
 
-template <typename T, int HD>
-constexpr int tc_pipe_bytes() {  // K and V, 2 stages, every warp
-  return kTcWarps * 2 * 2 * kWarpKeys * (HD + kTcPad) * static_cast<int>(sizeof(T));
+template <typename T, int HD, int kStages>
+constexpr int tc_pipe_bytes() {  // K and V, kStages stages, every warp
+  return kTcWarps * kStages * 2 * kWarpKeys * (HD + kTcPad) * static_cast<int>(sizeof(T));
 }
 template <int HD>
 constexpr int tc_merge_bytes() {  // per warp: O (16, HD), max (16), sum (16), fp32
   return kTcWarps * (16 * HD + 32) * static_cast<int>(sizeof(float));
 }
-template <typename T, int HD>
+template <typename T, int HD, int kStages>
 constexpr int tc_smem_bytes() {
-  return tc_pipe_bytes<T, HD>() > tc_merge_bytes<HD>() ? tc_pipe_bytes<T, HD>() : tc_merge_bytes<HD>();
+  return tc_pipe_bytes<T, HD, kStages>() > tc_merge_bytes<HD>() ? tc_pipe_bytes<T, HD, kStages>() : tc_merge_bytes<HD>();
 }
 
 // Cache row of key k0 of sequence b (k0 a multiple of 16, pages of a multiple of 16 tokens, so the
@@ -223,31 +233,42 @@ __device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int 
   }
 }
 
-template <typename T, int HD>
+template <typename T, int HD, int kStages>
 __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionParams p, SplitOut so, float scale_log2) {
+  static_assert(kStages >= 2, "the pipeline needs a stage in flight while one is read");
   kern::pdl_launch_dependents();
   kern::pdl_wait();  // every read and write below depends on the previous kernel
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int kS = HD + kTcPad;                    // shared row stride, elements
   constexpr int kWarpStage = 2 * kWarpKeys * kS;     // K then V of one stage of one warp, elements
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  T* wbuf = reinterpret_cast<T*>(smem_raw) + warp * 2 * kWarpStage;  // this warp's 2 stages
+  T* wbuf = reinterpret_cast<T*>(smem_raw) + warp * kStages * kWarpStage;  // this warp's stages
 
-  const int b = blockIdx.z, kvh = blockIdx.y / so.groups, split = blockIdx.x;
-  const int group = p.heads / p.kv_heads, g0 = (blockIdx.y % so.groups) * kMaxGroup;
+  const int2 hs = block_head_split(so);
+  const int b = blockIdx.z, kvh = hs.x / so.groups, split = hs.y;
+  const int group = p.heads / p.kv_heads, g0 = (hs.x % so.groups) * kMaxGroup;
   const int gn = min(kMaxGroup, group - g0), h0 = kvh * group + g0;  // heads [h0, h0 + gn)
   const int len = p.cache_lens[b];
   const int chunk = ((len + so.splits - 1) / so.splits + kStepKeys - 1) / kStepKeys * kStepKeys;
   const int kbeg = split * chunk, kend = min(len, kbeg + chunk);
   const int steps = kend > kbeg ? (kend - kbeg + kStepKeys - 1) / kStepKeys : 0;
 
-  // This warp's first key of step s is kbeg + s * kStepKeys + warp * kWarpKeys; the cache row of step
-  // s + 1 is looked up during step s - 1 (one block-table load per warp step, off the path of the
-  // copies it addresses).
+  // This warp's first key of step s is kbeg + s * kStepKeys + warp * kWarpKeys. Steps 0 .. kStages - 2
+  // are issued here, step it + kStages - 1 at step it (into the stage step it - 1 freed); the cache
+  // row of the next step to issue is looked up one issue ahead (one block-table load per warp step,
+  // off the path of the copies it addresses). Every step commits a group, empty past the last step,
+  // so wait<kStages - 1> always means "step it has landed".
   const int wk0 = kbeg + warp * kWarpKeys;
-  if (steps > 0) tc_load_run<T, HD>(p, kvh, tc_first_row(p, b, wk0, kend), wk0, kend, wbuf, wbuf + kWarpKeys * kS, lane);
-  kern::cp_async_commit();
-  int64_t row_next = steps > 1 ? tc_first_row(p, b, wk0 + kStepKeys, kend) : 0;
+  int64_t row_next = steps > 0 ? tc_first_row(p, b, wk0, kend) : 0;
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (st < steps) {
+      T* sb = wbuf + st * kWarpStage;
+      tc_load_run<T, HD>(p, kvh, row_next, wk0 + st * kStepKeys, kend, sb, sb + kWarpKeys * kS, lane);
+      row_next = st + 1 < steps ? tc_first_row(p, b, wk0 + (st + 1) * kStepKeys, kend) : 0;
+    }
+    kern::cp_async_commit();
+  }
 
   // Q fragments: rows g and g + 8 of the group (zero past gn), dims kk * 16 + t * 2 (+1, +8, +9).
   const T* qg = static_cast<const T*>(p.q) + (static_cast<int64_t>(b) * p.heads + h0) * HD;  // (gn, HD)
@@ -266,18 +287,17 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;  // rows g, g + 8 (l: this lane's part)
 
   for (int it = 0; it < steps; ++it) {
-    if (it + 1 < steps) {
-      T* nb = wbuf + ((it + 1) & 1) * kWarpStage;
-      const int k1 = wk0 + (it + 1) * kStepKeys;
+    const int nx = it + kStages - 1;  // the step issued now
+    if (nx < steps) {
+      T* nb = wbuf + (nx % kStages) * kWarpStage;
+      const int k1 = wk0 + nx * kStepKeys;
       tc_load_run<T, HD>(p, kvh, row_next, k1, kend, nb, nb + kWarpKeys * kS, lane);
-      row_next = it + 2 < steps ? tc_first_row(p, b, k1 + kStepKeys, kend) : 0;
-      kern::cp_async_commit();
-      kern::cp_async_wait<1>();
-    } else {
-      kern::cp_async_wait<0>();
+      row_next = nx + 1 < steps ? tc_first_row(p, b, k1 + kStepKeys, kend) : 0;
     }
+    kern::cp_async_commit();
+    kern::cp_async_wait<kStages - 1>();
     __syncwarp();
-    const T* kt = wbuf + (it & 1) * kWarpStage;  // (16, kS)
+    const T* kt = wbuf + (it % kStages) * kWarpStage;  // (16, kS)
     const T* vt = kt + kWarpKeys * kS;           // (16, kS)
     const int key0 = wk0 + it * kStepKeys;
 
@@ -393,27 +413,87 @@ __global__ void __launch_bounds__(HD) decode_combine(DecodeAttentionParams p, Sp
   static_cast<T*>(p.out)[bh * HD + threadIdx.x] = kern::from_float<T>(den > 0.f ? num / den : 0.f);
 }
 
+// An A/B switch read once from the environment: the index of its value in `allowed` (0, the default,
+// when unset); an unknown value warns once on stderr and keeps the default.
+int env_choice(const char* name, std::initializer_list<const char*> allowed) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return 0;
+  int i = 0;
+  for (const char* a : allowed) {
+    if (std::strcmp(v, a) == 0) return i;
+    ++i;
+  }
+  std::string names;
+  for (const char* a : allowed) names += std::string(names.empty() ? "" : ", ") + a;
+  std::fprintf(stderr, "minfer: %s=%s is not one of %s; using %s\n", name, v, names.c_str(), *allowed.begin());
+  return 0;
+}
+
+// Stages of each warp's cp.async pipeline in v2: 2, or MINFER_DECODE_STAGES=3 (head_dim 64 and 128:
+// a step more in flight per warp, fewer blocks per SM at head_dim 128). Read once.
+int decode_stages() {
+  static const int stages = env_choice("MINFER_DECODE_STAGES", {"2", "3"}) == 1 ? 3 : 2;
+  return stages;
+}
+
+// Block order: the splits of one (KV head, sequence) side by side (default), or with
+// MINFER_DECODE_ORDER=heads the KV heads of one key range side by side, so that blocks resident
+// together read neighbouring bytes of the same cache rows. Read once.
+bool decode_heads_fast() {
+  static const bool heads = env_choice("MINFER_DECODE_ORDER", {"splits", "heads"}) == 1;
+  return heads;
+}
+
+// Split-count rule: waves (default) or MINFER_DECODE_SPLITS=fill (decode_attention_splits_fill). Read once.
+bool decode_fill_rule() {
+  static const bool fill = env_choice("MINFER_DECODE_SPLITS", {"waves", "fill"}) == 1;
+  return fill;
+}
+
+template <typename K>
+cudaError_t allow_smem(K* kernel, int bytes) {
+  return bytes > 48 * 1024 ? cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes)
+                           : cudaSuccess;
+}
+
+// v2 needs each warp's 16 keys in 16 consecutive cache rows: a contiguous cache, or pages of a
+// multiple of 16 tokens; other page sizes (and fp32) take v1.
+template <typename T>
+bool takes_v2(int page_size /*0: contiguous*/) {
+  return !std::is_same_v<T, float> && page_size % kWarpKeys == 0;
+}
+
+template <typename T, int HD, int kStages>
+Status launch_tc(const DecodeAttentionParams& p, const SplitOut& so, dim3 grid, float scale_log2, cudaStream_t stream) {
+  constexpr int kSmem = tc_smem_bytes<T, HD, kStages>();
+  MINFER_CUDA_RETURN(allow_smem(decode_split_tc<T, HD, kStages>, kSmem));
+  MINFER_CUDA_RETURN(kern::launch_pdl(decode_split_tc<T, HD, kStages>, grid, kTcThreads, kSmem, stream, p, so, scale_log2));
+  return Status::ok();
+}
+
 template <typename T, int HD>
 Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
   SplitOut so;
   so.splits = splits;
   so.groups = (p.heads / p.kv_heads + kMaxGroup - 1) / kMaxGroup;
+  so.heads_fast = p.heads_fast >= 0 ? p.heads_fast : decode_heads_fast() ? 1 : 0;
   so.o = p.workspace;
   so.lse = p.workspace + static_cast<size_t>(p.batch) * p.heads * splits * HD;
   const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD))) * kLog2e;
-  const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(p.kv_heads * so.groups),
-                  static_cast<unsigned>(p.batch));
-  // v2 needs each warp's 16 keys in 16 consecutive cache rows: a contiguous cache, or pages of a
-  // multiple of 16 tokens; other page sizes (and fp32) take v1.
-  const bool runs16 = !p.block_table || p.page_size % kWarpKeys == 0;
-  if (std::is_same_v<T, float> || !runs16) {
+  const unsigned nsplit = static_cast<unsigned>(splits), nhead = static_cast<unsigned>(p.kv_heads * so.groups);
+  const dim3 grid(so.heads_fast ? nhead : nsplit, so.heads_fast ? nsplit : nhead, static_cast<unsigned>(p.batch));
+  const int stages = p.stages > 0 ? p.stages : decode_stages();
+  if (!takes_v2<T>(p.block_table ? p.page_size : 0)) {
     MINFER_CUDA_RETURN(kern::launch_pdl(decode_split<T, HD>, grid, kThreads, 0, stream, p, so, scale_log2));
   } else if constexpr (!std::is_same_v<T, float>) {
-    constexpr int kSmem = tc_smem_bytes<T, HD>();
-    if constexpr (kSmem > 48 * 1024)
-      MINFER_CUDA_RETURN(
-          cudaFuncSetAttribute(decode_split_tc<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    MINFER_CUDA_RETURN(kern::launch_pdl(decode_split_tc<T, HD>, grid, kTcThreads, kSmem, stream, p, so, scale_log2));
+    Status st = Status::ok();
+    if constexpr (HD >= 64) {
+      st = stages == 3 ? launch_tc<T, HD, 3>(p, so, grid, scale_log2, stream)
+                                : launch_tc<T, HD, 2>(p, so, grid, scale_log2, stream);
+    } else {
+      st = launch_tc<T, HD, 2>(p, so, grid, scale_log2, stream);
+    }
+    if (!st.is_ok()) return st;
   }
   MINFER_LAUNCH_RETURN();
   if (splits > 1) {
@@ -422,6 +502,28 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
     MINFER_LAUNCH_RETURN();
   }
   return Status::ok();
+}
+
+// Blocks of the split kernel that launch() would pick that fit on one SM at once (0 if the query fails).
+template <typename T, int HD>
+int split_blocks_per_sm(int page_size, int stages) {
+  int n = 0;
+  cudaError_t e = cudaSuccess;
+  if (!takes_v2<T>(page_size)) {
+    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, decode_split<T, HD>, kThreads, 0);
+  } else if constexpr (!std::is_same_v<T, float>) {
+    auto query = [&](auto kernel, int smem) {
+      e = allow_smem(kernel, smem);
+      if (e == cudaSuccess) e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kTcThreads, smem);
+    };
+    if constexpr (HD >= 64) {
+      if (stages == 3) query(decode_split_tc<T, HD, 3>, tc_smem_bytes<T, HD, 3>());
+      else query(decode_split_tc<T, HD, 2>, tc_smem_bytes<T, HD, 2>());
+    } else {
+      query(decode_split_tc<T, HD, 2>, tc_smem_bytes<T, HD, 2>());
+    }
+  }
+  return e == cudaSuccess ? n : 0;
 }
 
 Status check_params(const DecodeAttentionParams& p) {
@@ -465,14 +567,67 @@ int64_t min_keys_per_split() {
   return keys;
 }
 
+template <typename T>
+int blocks_per_sm_of_hd(int head_dim, int page_size, int stages) {
+  switch (head_dim) {
+    case 16: return split_blocks_per_sm<T, 16>(page_size, stages);
+    case 32: return split_blocks_per_sm<T, 32>(page_size, stages);
+    case 64: return split_blocks_per_sm<T, 64>(page_size, stages);
+    case 128: return split_blocks_per_sm<T, 128>(page_size, stages);
+  }
+  return 0;
+}
+
+int blocks_per_sm_of(DType dtype, int head_dim, int page_size, int stages) {
+  switch (dtype) {
+    case DType::F32: return blocks_per_sm_of_hd<float>(head_dim, page_size, stages);
+    case DType::F16: return blocks_per_sm_of_hd<__half>(head_dim, page_size, stages);
+    case DType::BF16: return blocks_per_sm_of_hd<__nv_bfloat16>(head_dim, page_size, stages);
+  }
+  return 0;
+}
+
 }  // namespace
 
-int decode_attention_splits(int batch, int heads, int kv_heads, int max_kv_len, int num_sms) {
+int decode_attention_splits(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int resident_blocks) {
+  if (decode_fill_rule() && resident_blocks > 0)
+    return decode_attention_splits_fill(batch, heads, kv_heads, max_kv_len, resident_blocks);
   const int groups = (heads / std::max(kv_heads, 1) + kMaxGroup - 1) / kMaxGroup;
   const int64_t work = static_cast<int64_t>(batch) * kv_heads * groups;  // blocks with one split
   const int64_t want = (decode_waves() * static_cast<int64_t>(num_sms) + work - 1) / std::max<int64_t>(work, 1);
   const int64_t cap = (static_cast<int64_t>(max_kv_len) + min_keys_per_split() - 1) / min_keys_per_split();
   return static_cast<int>(std::clamp<int64_t>(std::min(want, cap), 1, kMaxSplits));
+}
+
+int decode_attention_splits_fill(int batch, int heads, int kv_heads, int max_kv_len, int resident_blocks) {
+  constexpr int64_t kBlockKeys = 128;   // a block's fixed cost (query load, first copies, merge), in keys
+  constexpr int64_t kCombineKeys = 64;  // the combine launch, in keys of one block
+  auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  const int groups = (heads / std::max(kv_heads, 1) + kMaxGroup - 1) / kMaxGroup;
+  const int64_t work = std::max<int64_t>(static_cast<int64_t>(batch) * kv_heads * groups, 1);
+  const int64_t slots = std::max(resident_blocks, 1);
+  const int64_t len = std::max(max_kv_len, 1);
+  const int64_t cap = std::clamp<int64_t>(ceil_div(len, min_keys_per_split()), 1, kMaxSplits);
+  int64_t best = 1, best_t = INT64_MAX;
+  for (int64_t s = 1; s <= cap; ++s) {
+    const int64_t chunk = ceil_div(ceil_div(len, s), kStepKeys) * kStepKeys;  // keys per split (v2's rounding)
+    if (ceil_div(len, chunk) < s) continue;  // trailing splits would be empty: a smaller count does the same
+    const int64_t t = ceil_div(work * s, slots) * (chunk + kBlockKeys) + (s > 1 ? kCombineKeys : 0);
+    if (t < best_t) best_t = t, best = s;
+  }
+  return static_cast<int>(best);
+}
+
+int decode_attention_resident_blocks(DType dtype, int head_dim, int page_size, int stages) {
+  int dev = 0, sms = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    cudaGetLastError();  // no device: the caller falls back to the waves rule
+    return 0;
+  }
+  const int per_sm = blocks_per_sm_of(dtype, head_dim, page_size, stages > 0 ? stages : decode_stages());
+  cudaGetLastError();
+  return per_sm * sms;
 }
 
 size_t decode_attention_workspace_bytes(int batch, int heads, int head_dim, int num_splits) {
@@ -488,8 +643,15 @@ Status decode_attention_forward(const DecodeAttentionParams& p, cudaStream_t str
     int dev = 0, sms = 0;
     MINFER_CUDA_RETURN(cudaGetDevice(&dev));
     MINFER_CUDA_RETURN(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    splits = decode_attention_splits(p.batch, p.heads, p.kv_heads, p.max_kv_len, sms);
+    const int resident = decode_fill_rule()
+                             ? decode_attention_resident_blocks(p.dtype, p.head_dim, p.block_table ? p.page_size : 0, p.stages)
+                             : 0;
+    splits = decode_attention_splits(p.batch, p.heads, p.kv_heads, p.max_kv_len, sms, resident);
   }
+  MINFER_REQUIRE(p.stages == 0 || p.stages == 2 || p.stages == 3, "stages",
+                 "must be 2, 3 or 0 (default), got " + std::to_string(p.stages));
+  MINFER_REQUIRE(p.heads_fast >= -1 && p.heads_fast <= 1, "heads_fast",
+                 "must be 0, 1 or -1 (default), got " + std::to_string(p.heads_fast));
   MINFER_REQUIRE(splits >= 1 && splits <= kMaxSplits, "num_splits",
                  "must be in [1, 64] (or 0: automatic), got " + std::to_string(splits));
   const size_t need = decode_attention_workspace_bytes(p.batch, p.heads, p.head_dim, splits);

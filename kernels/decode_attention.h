@@ -2,8 +2,9 @@
 // sequence, over a contiguous or a paged KV cache. One block per (split, KV head, sequence) holds
 // every query head that shares the KV head (up to 16 per block), so each KV byte is read once; online
 // softmax; a combine pass merges the splits by their log-sum-exp. Versions: v2 for fp16/bf16 (the
-// group's heads as the rows of tensor-core MMAs, per-warp cp.async double buffering of 16-key tiles;
-// pages must hold a multiple of 16 tokens, others take v1);
+// group's heads as the rows of tensor-core MMAs, a per-warp cp.async pipeline of 16-key tiles, two
+// stages or three with MINFER_DECODE_STAGES=3; pages must hold a multiple of 16 tokens, others take
+// v1); MINFER_DECODE_ORDER=heads orders the blocks KV head fastest (default: split fastest);
 // v1 kept for fp32 (keys in tiles of 32 staged in shared memory as fp32, CUDA-core math).
 // Dimension legend: B sequences, nh query heads, nkv KV heads (head h reads KV head h / (nh/nkv)),
 // hd head_dim (16, 32, 64 or 128), L contiguous capacity per sequence, P pages in the pool, S page_size
@@ -42,12 +43,29 @@ struct DecodeAttentionParams {
   int num_splits = 0;                   // NS; 0: chosen by decode_attention_splits for this device
   float* workspace = nullptr;           // decode_attention_workspace_bytes(B, nh, hd, NS) bytes, device
   size_t workspace_bytes = 0;
+  // Variants of the same arithmetic (outputs are bitwise the same), for A/B timing:
+  int stages = 0;       // v2's cp.async stages per warp at head_dim 64 and 128: 2 or 3; 0: MINFER_DECODE_STAGES, else 2
+  int heads_fast = -1;  // block order: 1 KV heads fastest, 0 splits fastest; -1: MINFER_DECODE_ORDER, else 0
 };
 
-// Splits for a work size: enough blocks to fill about two waves of num_sms (MINFER_DECODE_WAVES=N: N
-// waves, for A/B timing), each split at least 128 keys (MINFER_DECODE_MIN_KEYS=N: N), at most 64
-// splits, at least 1.
-int decode_attention_splits(int batch, int heads, int kv_heads, int max_kv_len, int num_sms);
+// Splits for a work size. The default rule: enough blocks to fill about two waves of num_sms
+// (MINFER_DECODE_WAVES=N: N waves, for A/B timing), each split at least 128 keys
+// (MINFER_DECODE_MIN_KEYS=N: N), at most 64 splits, at least 1. With MINFER_DECODE_SPLITS=fill and
+// resident_blocks > 0 (decode_attention_resident_blocks), decode_attention_splits_fill's rule instead.
+int decode_attention_splits(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int resident_blocks = 0);
+
+// The fill rule: the split count (1..64, at least 128 keys a split) that minimises a model of the
+// split pass's time in which every block streams at the same rate and at most resident_blocks run at
+// once: ceil(blocks / resident_blocks) rounds of (keys per split + a block's fixed cost of 128 keys),
+// plus 64 keys for the combine launch when splitting. It fills the resident slots evenly instead of
+// leaving a partial last wave (batch 32 x 8192 keys x 8 KV heads on 396 slots: 3 splits, 768
+// blocks, where two waves of 132 SMs gave 2 splits, 512 blocks: 1.3 rounds).
+int decode_attention_splits_fill(int batch, int heads, int kv_heads, int max_kv_len, int resident_blocks);
+
+// Blocks of the split kernel that decode_attention_forward would launch for (dtype, head_dim,
+// page_size; 0: contiguous; stages as in DecodeAttentionParams) that fit on the device at once
+// (occupancy x SMs; 0 without a device).
+int decode_attention_resident_blocks(DType dtype, int head_dim, int page_size, int stages = 0);
 
 // Workspace the combine pass needs (0 when num_splits is 1): partial outputs and log-sum-exps.
 size_t decode_attention_workspace_bytes(int batch, int heads, int head_dim, int num_splits);

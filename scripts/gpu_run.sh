@@ -18,11 +18,13 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
+#        [--ab-groups prefill,e2e,step,decode]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
 # that build), linked to this checkout when absent. --tests REGEX: only those tests (a gtest filter
-# with --prebuilt, a ctest -R regex otherwise).
+# with --prebuilt, a ctest -R regex otherwise). --ab-groups: which A/B groups the ab stage runs
+# (default prefill,e2e,decode; see stage_ab).
 set -u -o pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -35,6 +37,7 @@ PROFILE_BATCH=1
 QUICK=""
 PREBUILT=""
 TESTS=""
+AB_GROUPS="prefill,e2e,decode"
 BENCH_DTYPE=all
 JOBS=$(nproc 2>/dev/null || echo 8)
 while [ $# -gt 0 ]; do
@@ -48,12 +51,17 @@ while [ $# -gt 0 ]; do
     --profile-batch) PROFILE_BATCH=${2:?--profile-batch needs a number}; shift 2 ;;
     --prebuilt) PREBUILT=${2:?--prebuilt needs a tarball}; shift 2 ;;
     --tests) TESTS=${2:?--tests needs a filter}; shift 2 ;;
+    --ab-groups) AB_GROUPS=${2:?--ab-groups needs a list}; shift 2 ;;
     -h|--help) usage ;;
     *) echo "gpu_run.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done
 for s in ${ONLY//,/ }; do
   case "$s" in build|test|validate|bench|profile|fixtures|ab|smollm2) ;; *) echo "gpu_run.sh: unknown stage '$s'" >&2; exit 2 ;; esac
+done
+
+for g in ${AB_GROUPS//,/ }; do
+  case "$g" in prefill|e2e|step|decode) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -195,17 +203,41 @@ stage_profile() {
 # Opt-in switches not yet on by default (README.md lists them): correctness under each (GPU tests,
 # validate), then its timing against the default on the quick grids (scripts/ab.sh -> OUTDIR/ab/).
 # Not in the default stage list: --only ab (after build).
+# Groups (--ab-groups): prefill (MINFER_PREFILL_PV, v1), e2e (step kernel, fused GEMVs, PDL on the
+# quick e2e grid), step (the whole-step kernel on bench/cases/e2e_step_ab.txt, with its stage trace),
+# decode (the decode split rule, stages and block order on bench/cases/decode_ab.txt).
+ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
   local rc=0
-  MINFER_PREFILL_PV=f16 "$BUILD/tests/test_attention" || rc=1
-  MINFER_PREFILL_PV=f16 "$BUILD/validate/validate_all" --sweep attention --quick \
-    --csv "$OUTDIR/validate_attention_pv_f16.csv" || rc=1
-  MINFER_FUSED_MAX_ROWS=16 "$BUILD/validate/validate_all" --sweep model --csv "$OUTDIR/validate_model_fused.csv" || rc=1
-  MINFER_STEP=1 "$BUILD/validate/validate_all" --sweep model --csv "$OUTDIR/validate_model_step.csv" || rc=1
-  bash scripts/ab.sh "$OUTDIR/ab" --build "$BUILD" --sweep attention --dtype bf16 --quick \
-    MINFER_PREFILL_PV=f16 MINFER_PREFILL=v1 || rc=1
-  bash scripts/ab.sh "$OUTDIR/ab" --build "$BUILD" --sweep e2e --quick MINFER_STEP=1 MINFER_FUSED_MAX_ROWS=16 MINFER_PDL=0 || rc=1
-  bash scripts/ab.sh "$OUTDIR/ab" --build "$BUILD" --sweep decode --dtype bf16 --quick MINFER_DECODE_MIN_KEYS=256 || rc=1
+  if ab_group prefill; then
+    MINFER_PREFILL_PV=f16 "$BUILD/tests/test_attention" || rc=1
+    MINFER_PREFILL_PV=f16 "$BUILD/validate/validate_all" --sweep attention --quick \
+      --csv "$OUTDIR/validate_attention_pv_f16.csv" || rc=1
+    bash scripts/ab.sh "$OUTDIR/ab" --build "$BUILD" --sweep attention --dtype bf16 --quick \
+      MINFER_PREFILL_PV=f16 MINFER_PREFILL=v1 || rc=1
+  fi
+  if ab_group e2e; then
+    MINFER_FUSED_MAX_ROWS=16 "$BUILD/validate/validate_all" --sweep model --csv "$OUTDIR/validate_model_fused.csv" || rc=1
+    MINFER_STEP=1 "$BUILD/validate/validate_all" --sweep model --csv "$OUTDIR/validate_model_step.csv" || rc=1
+    bash scripts/ab.sh "$OUTDIR/ab" --build "$BUILD" --sweep e2e --quick MINFER_STEP=1 MINFER_FUSED_MAX_ROWS=16 MINFER_PDL=0 || rc=1
+  fi
+  if ab_group step; then
+    MINFER_STEP=1 "$BUILD/validate/validate_all" --sweep model --quick --csv "$OUTDIR/validate_model_step_quick.csv" || rc=1
+    bash scripts/ab.sh "$OUTDIR/ab_step" --build "$BUILD" --sweep e2e --cases bench/cases/e2e_step_ab.txt MINFER_STEP=1 || rc=1
+    local m prompt
+    prompt=$(seq -s, 11 138)
+    for m in qwen3-0.6b llama-3.1-8b; do
+      MINFER_STEP=1 "$BUILD/engine/minfer" generate --model "preset:$m" --backend cuda --dtype bf16 \
+        --prompt-tokens "$prompt" --max-new-tokens 16 --profile-csv "$OUTDIR/profile_step_$m.csv" || rc=1
+    done
+  fi
+  if ab_group decode; then
+    MINFER_DECODE_SPLITS=fill MINFER_DECODE_STAGES=3 MINFER_DECODE_ORDER=heads "$BUILD/validate/validate_all" \
+      --sweep decode --csv "$OUTDIR/validate_decode_variants.csv" || rc=1
+    bash scripts/ab.sh "$OUTDIR/ab_decode" --build "$BUILD" --sweep decode --cases bench/cases/decode_ab.txt \
+      MINFER_DECODE_SPLITS=fill MINFER_DECODE_STAGES=3 MINFER_DECODE_ORDER=heads \
+      MINFER_DECODE_SPLITS=fill,MINFER_DECODE_ORDER=heads MINFER_DECODE_SPLITS=fill,MINFER_DECODE_STAGES=3 || rc=1
+  fi
   return $rc
 }
 

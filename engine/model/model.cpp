@@ -31,7 +31,7 @@ void refuse_early(const ModelConfig& cfg, DType dtype, const RunShape& shape) {
 
 // The shape with the flash decode plan filled in: one split count for every bucket (chosen for the
 // planned batch and the max context, so it never changes while a graph replays), and its workspace.
-RunShape complete_shape(const ModelConfig& cfg, const RunShape& shape) {
+RunShape complete_shape(const ModelConfig& cfg, DType dtype, const RunShape& shape) {
   RunShape s = shape;
   s.decode_splits = 0;
   s.decode_workspace_bytes = 0;
@@ -40,7 +40,8 @@ RunShape complete_shape(const ModelConfig& cfg, const RunShape& shape) {
   int dev = 0, sms = 0;
   MINFER_CUDA_CHECK(cudaGetDevice(&dev));
   MINFER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  s.decode_splits = decode_attention_splits(s.batch, cfg.heads, cfg.kv_heads, s.context, sms);
+  const int resident = decode_attention_resident_blocks(dtype, cfg.head_dim, 0);  // the cache is contiguous
+  s.decode_splits = decode_attention_splits(s.batch, cfg.heads, cfg.kv_heads, s.context, sms, resident);
   s.decode_workspace_bytes = decode_attention_workspace_bytes(s.batch, cfg.heads, cfg.head_dim, s.decode_splits);
   s.step_workspace_bytes = decode_step_workspace_bytes(std::min(s.batch, kDecodeStepMaxRows), cfg.heads,
                                                        cfg.head_dim, kDecodeStepMaxSplits);
@@ -104,7 +105,7 @@ int fused_decode_max_rows() {
 Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const RunShape& shape)
     : cfg_(cfg),
       dtype_(dtype),
-      shape_(complete_shape(cfg, shape)),
+      shape_(complete_shape(cfg, dtype, shape)),
       fused_max_rows_(fused_decode_max_rows()),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
@@ -123,7 +124,7 @@ Model::~Model() {
 
 void Model::reshape(const RunShape& requested) {
   check_request(cfg_, requested);
-  const RunShape shape = complete_shape(cfg_, requested);
+  const RunShape shape = complete_shape(cfg_, dtype_, requested);
   MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
   gemm_.reset();
   state_.reset();

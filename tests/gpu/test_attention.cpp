@@ -4,8 +4,13 @@
 // (chunked prefill); decode over contiguous and paged caches, one split and many, more than 16 query
 // heads per KV head. Outputs are NaN-poisoned first and cache rows past each length hold NaN. Also the
 // launchers' argument errors (no device needed) and the split choice. GPU cases skip with no device.
+#include <algorithm>
 #include <cctype>
+#include <cstdint>
+#include <cstdlib>
+#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -13,6 +18,7 @@
 #include "kernels/decode_attention.h"
 #include "kernels/flash_prefill.h"
 #include "validate/op_runner.h"
+#include "validate/runner_util.h"
 
 namespace minfer {
 namespace {
@@ -150,6 +156,104 @@ TEST(DecodeAttentionSplits, FollowTheWorkSize) {
   EXPECT_EQ(decode_attention_splits(1, 1, 1, 1 << 20, 132), 64);
   EXPECT_EQ(decode_attention_workspace_bytes(2, 4, 64, 1), 0u);
   EXPECT_EQ(decode_attention_workspace_bytes(2, 4, 64, 3), 2u * 4 * 3 * 65 * sizeof(float));
+}
+
+// The fill rule fills the resident slots in whole rounds (396: 3 blocks on each of 132 SMs).
+TEST(DecodeAttentionSplits, FillRuleFillsTheResidentSlots) {
+  // One sequence, 32768 keys, 8 KV heads: 47 splits of 704 keys, 376 of 396 slots in one round.
+  EXPECT_EQ(decode_attention_splits_fill(1, 32, 8, 32768, 396), 47);
+  EXPECT_EQ(decode_attention_splits_fill(4, 32, 8, 32768, 396), 12);   // 384 blocks
+  EXPECT_EQ(decode_attention_splits_fill(16, 32, 8, 16384, 396), 3);   // 384 blocks
+  // 256 blocks unsplit; 2 splits would be 512 blocks, 1.3 rounds; 3 splits: 768 blocks, 2 full rounds.
+  EXPECT_EQ(decode_attention_splits_fill(32, 32, 8, 8192, 396), 3);
+  EXPECT_EQ(decode_attention_splits_fill(64, 32, 8, 4096, 396), 3);    // 1536 blocks, 3.9 rounds
+  // Fewer slots (two blocks per SM): 256 blocks already fill 264 of them, no split.
+  EXPECT_EQ(decode_attention_splits_fill(32, 32, 8, 8192, 264), 1);
+  // Short caches keep at least 128 keys a split; a block's fixed cost stops splitting past that.
+  EXPECT_EQ(decode_attention_splits_fill(1, 32, 8, 1024, 396), 8);
+  EXPECT_EQ(decode_attention_splits_fill(1, 32, 8, 100, 396), 1);
+  // Never more than 64, never less than 1 (degenerate slot counts too).
+  EXPECT_EQ(decode_attention_splits_fill(1, 1, 1, 1 << 20, 100000), 64);
+  EXPECT_EQ(decode_attention_splits_fill(1, 32, 8, 4096, 0), 1);
+  // The default rule ignores resident_blocks unless MINFER_DECODE_SPLITS=fill.
+  if (!std::getenv("MINFER_DECODE_SPLITS")) {
+    EXPECT_EQ(decode_attention_splits(1, 32, 8, 32768, 132, 396), 33);
+  }
+}
+
+// The A/B variants (three cp.async stages, KV-head-fastest block order) compute the same thing in the
+// same order: their outputs equal the default's bit for bit (the default is checked against the
+// reference above), over a contiguous and a paged ragged cache, one split and many, head_dim 64 and 128.
+TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
+  if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  struct Shape { int batch, len, heads, kv_heads, hd, page, splits; };
+  const Shape shapes[] = {{3, 1000, 32, 8, 128, 0, 5}, {5, 777, 16, 8, 128, 16, 1},
+                          {2, 3000, 14, 2, 64, 32, 12}, {1, 130, 64, 1, 64, 0, 2}};
+  for (DType dt : {DType::F16, DType::BF16})
+    for (const Shape& sh : shapes) {
+      std::mt19937_64 rng(11);
+      const int max_pages = sh.page ? (sh.len + sh.page - 1) / sh.page : 0;
+      // Cache rows: contiguous (batch, len), or a pool of batch * max_pages pages.
+      const int64_t cap_tokens = static_cast<int64_t>(sh.batch) * (sh.page ? max_pages * sh.page : sh.len);
+      const size_t row = static_cast<size_t>(sh.kv_heads) * sh.hd;
+      const auto q = val::random_rounded(dt, static_cast<size_t>(sh.batch) * sh.heads * sh.hd, rng, -1.f, 1.f);
+      const auto k = val::random_rounded(dt, cap_tokens * row, rng, -1.f, 1.f);
+      const auto v = val::random_rounded(dt, cap_tokens * row, rng, -1.f, 1.f);
+      std::vector<int32_t> lens(sh.batch), table;
+      for (int b = 0; b < sh.batch; ++b) lens[b] = sh.len - 37 * b;  // ragged
+      for (int i = 0; i < sh.batch * max_pages; ++i) table.push_back(i);
+      std::shuffle(table.begin(), table.end(), rng);  // pages scattered over the pool
+      val::DeviceBuffer qd = val::upload(dt, q), kd = val::upload(dt, k), vd = val::upload(dt, v);
+      val::DeviceBuffer lens_d(lens.size() * 4), table_d(table.size() * 4);
+      ASSERT_EQ(cudaMemcpy(lens_d.get(), lens.data(), lens_d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
+      if (!table.empty()) {
+        ASSERT_EQ(cudaMemcpy(table_d.get(), table.data(), table_d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
+      }
+      const size_t out_n = static_cast<size_t>(sh.batch) * sh.heads * sh.hd;
+      val::DeviceBuffer out(out_n * dtype_size(dt));
+      val::DeviceBuffer ws(decode_attention_workspace_bytes(sh.batch, sh.heads, sh.hd, sh.splits));
+      auto run = [&](int stages, int heads_fast) {
+        DecodeAttentionParams p;
+        p.dtype = dt, p.q = qd.get(), p.k_cache = kd.get(), p.v_cache = vd.get(), p.out = out.get();
+        p.cache_lens = static_cast<const int32_t*>(lens_d.get());
+        p.block_table = sh.page ? static_cast<const int32_t*>(table_d.get()) : nullptr;
+        p.batch = sh.batch, p.heads = sh.heads, p.kv_heads = sh.kv_heads, p.head_dim = sh.hd;
+        p.max_len = sh.len, p.page_size = sh.page, p.max_pages = max_pages, p.max_kv_len = sh.len;
+        p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
+        p.stages = stages, p.heads_fast = heads_fast;
+        val::poison(out.get(), out.bytes(), nullptr);
+        const Status st = decode_attention_forward(p, nullptr);
+        EXPECT_TRUE(st.is_ok()) << st.message();
+        std::vector<uint16_t> h(out_n);
+        EXPECT_EQ(cudaMemcpy(h.data(), out.get(), out.bytes(), cudaMemcpyDeviceToHost), cudaSuccess);
+        return h;
+      };
+      const std::vector<uint16_t> base = run(2, 0);
+      const std::string what = std::string(dtype_name(dt)) + " batch " + std::to_string(sh.batch) + " len " +
+                               std::to_string(sh.len) + " hd " + std::to_string(sh.hd) + " page " +
+                               std::to_string(sh.page) + " splits " + std::to_string(sh.splits);
+      size_t nan = 0;
+      for (uint16_t x : base) nan += dt == DType::BF16 ? (x & 0x7fff) > 0x7f80 : (x & 0x7fff) > 0x7c00;
+      EXPECT_EQ(nan, 0u) << what << ": the default left outputs unwritten";
+      for (const auto& [stages, heads_fast] : {std::pair{3, 0}, std::pair{2, 1}, std::pair{3, 1}})
+        EXPECT_TRUE(run(stages, heads_fast) == base) << what << ": stages " << stages << ", heads_fast " << heads_fast;
+    }
+}
+
+TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
+  DecodeAttentionParams p;
+  p.q = p.k_cache = p.v_cache = g_dummy;
+  p.out = g_dummy;
+  p.cache_lens = reinterpret_cast<const int32_t*>(g_dummy);
+  p.batch = 1, p.heads = 4, p.kv_heads = 2, p.head_dim = 64, p.max_len = 16, p.max_kv_len = 16, p.num_splits = 1;
+  p.stages = 4;
+  Status s = decode_attention_forward(p, nullptr);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.message().rfind("stages", 0), 0u) << s.message();
+  p.stages = 0, p.heads_fast = 2;
+  s = decode_attention_forward(p, nullptr);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.message().rfind("heads_fast", 0), 0u) << s.message();
 }
 
 }  // namespace
