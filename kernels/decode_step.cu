@@ -156,7 +156,9 @@ __device__ __forceinline__ void grid_barrier(GridSync& gs, unsigned long long* t
       for (unsigned b = threadIdx.x; b < gridDim.x; b += 32) {
         unsigned v;
         asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(gs.flags + b) : "memory");
-        arrived = arrived && static_cast<int>(v - e) >= 0;
+        const int d = static_cast<int>(v - e);
+        if (d > 1 || d < -1) __trap();  // more than one barrier apart: the flags were not in step at launch
+        arrived = arrived && d >= 0;
       }
       if (__all_sync(0xffffffffu, arrived)) break;
       pat.tick();
@@ -886,6 +888,8 @@ size_t decode_step_workspace_bytes(int rows, int heads, int head_dim, int max_sp
 std::string decode_step_unsupported(const DecodeStepParams& p) {
   if (device_major() < 9) return "needs compute capability 9.0 or newer";
   if (sm_count() < 1) return "no multiprocessor count";
+  if (sm_count() > static_cast<int>(kBarrierBytes / 4))
+    return "more than " + std::to_string(kBarrierBytes / 4) + " multiprocessors (one barrier flag each)";
   const int64_t es = static_cast<int64_t>(dtype_size(p.dtype)), V = 16 / es;
   if (p.rows < 1 || p.rows > kDecodeStepMaxRows) return "rows: " + std::to_string(p.rows) + " (1..4)";
   if (p.head_dim != 16 && p.head_dim != 32 && p.head_dim != 64 && p.head_dim != 128)

@@ -682,13 +682,14 @@ __global__ void __launch_bounds__(kThreads, 2) flash_prefill_tc2(FlashPrefillPar
 // environment variable MINFER_PREFILL=v2 or v1 selects one of the older versions where v3 would run,
 // and MINFER_PREFILL=v3 runs v3 wherever it can (also at or below v3_min_rows), for A/B timings in
 // one run. Read once.
-enum class PrefillVersion { kAuto, kV3, kV2, kV1 };
+enum class PrefillVersion { kAuto, kV3, kV3P, kV2, kV1 };
 PrefillVersion prefill_version_selected() {
   static const PrefillVersion v = [] {
     const char* e = std::getenv("MINFER_PREFILL");
     if (e && std::string(e) == "v1") return PrefillVersion::kV1;
     if (e && std::string(e) == "v2") return PrefillVersion::kV2;
     if (e && std::string(e) == "v3") return PrefillVersion::kV3;
+    if (e && std::string(e) == "v3p") return PrefillVersion::kV3P;
     return PrefillVersion::kAuto;
   }();
   return v;
@@ -814,9 +815,10 @@ template <typename T, int HD>
 Status launch_half(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
   if constexpr (HD == 64 || HD == 128) {
     const PrefillVersion v = prefill_version_selected();
-    const bool v3 = v == PrefillVersion::kV3 || (v == PrefillVersion::kAuto && p.max_seqlen_q > v3_min_rows());
+    const bool v3 = v == PrefillVersion::kV3 || v == PrefillVersion::kV3P ||
+                    (v == PrefillVersion::kAuto && p.max_seqlen_q > v3_min_rows());
     if (v3 && flash_prefill_sm90_applies(p))
-      return flash_prefill_sm90_forward(p, scale_log2, stream);
+      return flash_prefill_sm90_forward(p, scale_log2, stream, v == PrefillVersion::kV3P);
     if (v != PrefillVersion::kV1 && kern::blocks_for(p.max_seqlen_q, kBlockM2) <= 65535)
       return launch_tc2<T, HD>(p, scale_log2, stream);
   }

@@ -18,9 +18,21 @@
 // first). Shared memory: Q 128 x HD plus 4 K and 4 V tiles of 64 x HD (160 KiB at head_dim 128): one
 // block per SM at head_dim 128; two at 64 (80 KiB, at most 128 registers: one P buffer, see kOneP).
 // H100, bf16, v3 vs v2 in one run: 1.11-1.53x at 512-8192 rows (reports/logs/h100/ab/).
+// Persistent variant (kPersist, head_dim 128, MINFER_PREFILL=v3p; not yet timed): the grid is the SMs
+// (more blocks only where one would hold more than kMaxItems query tiles); a block deals itself the
+// items u = blockIdx.x + i gridDim.x of the one-tile blocks' order into a shared table and runs
+// them back to back through one cp.async stream of tiles, so the next item's Q (3 Q buffers) and first
+// three tiles are copied while this item's last tiles compute, where v3 leaves an SM idle between
+// blocks for that fill (~3.6 us a block on the H100 from the grid's own times, ~20% at 512 keys).
+// Each item's arithmetic is v3's in the same order (the same output bits). The stream runs across
+// items only when every item of the block has at least 2 key tiles (so that Q buffer n % 3 is free:
+// item n - 3 is done); otherwise each item starts its own copies. The default kernels' PTX is
+// unchanged by the template parameter (kPersist = false).
 #include "kernels/flash_prefill_sm90.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
@@ -41,14 +53,26 @@ constexpr int kStages = 4;              // K/V tiles in shared memory (see the m
 // Keys per tile at head_dim HD.
 template <int HD> constexpr int tile_keys() { return 64; }
 
-// Shared-memory plan (bytes) at head_dim HD: Q, then kStages K tiles, then kStages V tiles, each a
-// multiple of 1024 bytes (the swizzle atom) from a 1024-aligned base.
-template <int HD> struct Plan {
+// One work item of the persistent variant: a 128-row query tile of one (sequence, head); ntiles 0:
+// nothing to do (the tile is past the sequence's rows).
+struct PrefillItem {
+  int64_t q0, k0;  // first query row and first key row of the sequence
+  int h, m0, tq, tk, ntiles, pad;
+};
+constexpr int kMaxItems = 40;  // items of one persistent block (the launch sizes the grid for it)
+
+// Shared-memory plan (bytes) at head_dim HD: Q (kQBufs buffers: 1, or 3 for the persistent variant),
+// then kStages K tiles, then kStages V tiles, each a multiple of 1024 bytes (the swizzle atom) from a
+// 1024-aligned base; the persistent variant's item table last.
+template <int HD, bool kPersist = false> struct Plan {
   static constexpr int kBN = tile_keys<HD>();
+  static constexpr int kQBufs = kPersist ? 3 : 1;
   static constexpr uint32_t kQ = kBM * HD * 2;
   static constexpr uint32_t kTile = kBN * HD * 2;
-  static constexpr uint32_t kBytes = kQ + 2 * kStages * kTile + 1024;  // + room to align the base
+  static constexpr uint32_t kTable = kPersist ? kMaxItems * sizeof(PrefillItem) : 0;
+  static constexpr uint32_t kBytes = kQ * kQBufs + 2 * kStages * kTile + kTable + 1024;  // + room to align the base
 };
+static_assert(Plan<128, true>::kBytes <= 232448, "the persistent plan fits the 227 KiB a block may have");
 
 #if defined(MINFER_WGMMA)  // device helpers of the sm_90a kernel body
 __device__ __forceinline__ void cp_async16_to(uint32_t dst, const void* src, bool valid) {
@@ -85,32 +109,82 @@ __device__ __forceinline__ void split2(float x, float y, uint32_t& hi, uint32_t&
 // Blocks per SM: 2 at head_dim 64 (at most 128 registers a thread), 1 at 128.
 template <int HD> constexpr int blocks_per_sm() { return HD == 64 ? 2 : 1; }
 
-template <typename T, int HD>
+template <typename T, int HD, bool kPersist>
 __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
     flash_prefill_sm90(FlashPrefillParams p, float scale_log2) {
 #if defined(MINFER_WGMMA)
-  using PlanT = Plan<HD>;
+  using PlanT = Plan<HD, kPersist>;
   constexpr int kBN = PlanT::kBN;
   constexpr bool kSplitP = std::is_same_v<T, __nv_bfloat16>;
   // One P buffer (packed after P V of the tile before is done) where two blocks share an SM and
   // registers are short; otherwise two, swapped between iterations (packing overlaps P V).
   constexpr bool kOneP = blocks_per_sm<HD>() > 1;
   extern __shared__ unsigned char smem_raw[];
-  const uint32_t base = (static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) + 1023u) & ~1023u;
-  const uint32_t q_s = base, k_s = base + PlanT::kQ, v_s = k_s + kStages * PlanT::kTile;
+  const uint32_t raw_s = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
+  const uint32_t base = (raw_s + 1023u) & ~1023u;
+  const uint32_t q_s0 = base, k_s = base + PlanT::kQ * PlanT::kQBufs, v_s = k_s + kStages * PlanT::kTile;
 
-  // Geometry (as v2's seq_tile, with 128-row blocks and kBN-key tiles).
-  const int b = static_cast<int>(blockIdx.z), h = static_cast<int>(blockIdx.x);
-  const int64_t q0 = p.cu_seqlens_q[b];
-  const int tq = static_cast<int>(p.cu_seqlens_q[b + 1] - q0);
-  int64_t k0 = 0;
-  int tk = 0;
-  prefill_key_range(p, b, k0, tk);
-  const int m0 = static_cast<int>(gridDim.y - 1 - blockIdx.y) * kBM;  // heaviest first
-  if (m0 >= tq) return;
+  // The persistent variant: this block's items (h fastest, query tiles heaviest first, then the
+  // sequence; item u = blockIdx.x + i gridDim.x) into the shared table, one thread each. `cross`:
+  // every item with work has at least 2 key tiles, so the copy stream may run into the next items
+  // (3 tiles ahead, Q of item n into buffer n % 3, which item n - 3 has left); otherwise each item
+  // starts its own copies, as the one-item blocks do.
+  PrefillItem* table = reinterpret_cast<PrefillItem*>(smem_raw + (v_s + kStages * PlanT::kTile - raw_s));
+  int n_items = 1;
+  bool cross = false;
+  if constexpr (kPersist) {
+    const int mt = (p.max_seqlen_q + kBM - 1) / kBM;
+    const int total = p.heads * mt * p.batch;
+    n_items = (total - static_cast<int>(blockIdx.x) + static_cast<int>(gridDim.x) - 1) / static_cast<int>(gridDim.x);
+    bool ok = true;
+    if (static_cast<int>(threadIdx.x) < n_items) {
+      const int u = static_cast<int>(blockIdx.x) + static_cast<int>(threadIdx.x) * static_cast<int>(gridDim.x);
+      PrefillItem it;
+      it.h = u % p.heads;
+      const int y = (u / p.heads) % mt, bb = u / (p.heads * mt);
+      it.m0 = (mt - 1 - y) * kBM;
+      it.q0 = p.cu_seqlens_q[bb];
+      it.tq = static_cast<int>(p.cu_seqlens_q[bb + 1] - it.q0);
+      prefill_key_range(p, bb, it.k0, it.tk);
+      const int kend_i = p.causal ? min(it.tk, it.tk - it.tq + min(it.m0 + kBM, it.tq)) : it.tk;
+      it.ntiles = it.m0 < it.tq && kend_i > 0 ? (kend_i + kBN - 1) / kBN : 0;
+      it.pad = 0;
+      table[threadIdx.x] = it;
+      ok = it.ntiles != 1;
+    }
+    cross = __syncthreads_and(ok) != 0;  // also publishes the table
+  }
+  // The persistent variant's copy cursor (block-uniform): table entry, its next tile, items begun
+  // before it (its Q buffer), tiles issued before (the stage).
+  int lk = 0, lj = 0, lq = 0, issued = 0;
+
+  for (int ci = 0, cq = 0, tile_base = 0; ci < n_items; ++ci) {
+
+  // Geometry (as v2's seq_tile, with 128-row blocks and kBN-key tiles): this block's one item, or
+  // table entry ci of the persistent variant.
+  int h, tq, tk, m0, ntiles;
+  int64_t q0, k0 = 0;
+  if constexpr (kPersist) {
+    const PrefillItem& it = table[ci];
+    ntiles = it.ntiles;
+    if (ntiles == 0) continue;  // block-uniform
+    h = it.h, q0 = it.q0, tq = it.tq, k0 = it.k0, tk = it.tk, m0 = it.m0;
+  } else {
+    const int b = static_cast<int>(blockIdx.z);
+    h = static_cast<int>(blockIdx.x);
+    q0 = p.cu_seqlens_q[b];
+    tq = static_cast<int>(p.cu_seqlens_q[b + 1] - q0);
+    tk = 0;
+    prefill_key_range(p, b, k0, tk);
+    m0 = static_cast<int>(gridDim.y - 1 - blockIdx.y) * kBM;  // heaviest first
+    if (m0 >= tq) return;
+  }
   const int kvh = h / (p.heads / p.kv_heads), shift = tk - tq;
-  const int kend = p.causal ? min(tk, shift + min(m0 + kBM, tq)) : tk;
-  const int ntiles = (kend + kBN - 1) / kBN;
+  if constexpr (!kPersist) {
+    const int kend = p.causal ? min(tk, shift + min(m0 + kBM, tq)) : tk;
+    ntiles = (kend + kBN - 1) / kBN;
+  }
+  const uint32_t q_s = q_s0 + (cq % PlanT::kQBufs) * PlanT::kQ;  // this item's Q
 
   const int64_t q_stride = static_cast<int64_t>(p.heads) * HD, kv_stride = static_cast<int64_t>(p.kv_heads) * HD;
   const char* qg = reinterpret_cast<const char*>(static_cast<const T*>(p.q) + (q0 + m0) * q_stride + h * HD);
@@ -118,8 +192,27 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
   const char* vg = reinterpret_cast<const char*>(static_cast<const T*>(p.v) + k0 * kv_stride + kvh * HD);
   const int64_t q_bytes = q_stride * 2, kv_bytes = kv_stride * 2;
   // Tile i (keys i kBN ..) into stage i % kStages, as one cp.async group (empty past the last tile).
+  // The persistent variant ignores i: the next tile of its copy stream (this item's, or with `cross`
+  // a later item's, its Q with its first tile), into the stage after the last one issued.
   auto load_tile = [&](int i) {
-    if (i < ntiles) {
+    if constexpr (kPersist) {
+      while (lk < n_items && table[lk].ntiles == 0) ++lk;
+      if (lk < n_items && (cross || lk == ci)) {
+        const PrefillItem& it = table[lk];
+        const int kvh_l = it.h / (p.heads / p.kv_heads), kn = lj * kBN;
+        const char* kl = reinterpret_cast<const char*>(static_cast<const T*>(p.k) + it.k0 * kv_stride + kvh_l * HD);
+        const char* vl = reinterpret_cast<const char*>(static_cast<const T*>(p.v) + it.k0 * kv_stride + kvh_l * HD);
+        if (lj == 0) {
+          const char* ql = reinterpret_cast<const char*>(static_cast<const T*>(p.q) + (it.q0 + it.m0) * q_stride + it.h * HD);
+          load_swizzled<HD, kBM>(q_s0 + (lq % PlanT::kQBufs) * PlanT::kQ, ql, q_bytes, it.tq - it.m0);
+        }
+        const uint32_t off = (issued % kStages) * PlanT::kTile;
+        load_swizzled<HD, kBN>(k_s + off, kl + kn * kv_bytes, kv_bytes, it.tk - kn);
+        load_swizzled<HD, kBN>(v_s + off, vl + kn * kv_bytes, kv_bytes, it.tk - kn);
+        ++issued;
+        if (++lj == it.ntiles) ++lk, lj = 0, ++lq;
+      }
+    } else if (i < ntiles) {
       const int kn = i * kBN;
       const uint32_t off = (i % kStages) * PlanT::kTile;
       load_swizzled<HD, kBN>(k_s + off, kg + kn * kv_bytes, kv_bytes, tk - kn);
@@ -151,7 +244,7 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
   auto issue_scores = [&](float (&s)[kBN / 2], int i) {
 #pragma unroll
     for (int n = 0; n < kBN / 2; ++n) s[n] = 0.f;
-    const uint64_t dk = desc_k + (((i % kStages) * PlanT::kTile) >> 4);
+    const uint64_t dk = desc_k + ((((tile_base + i) % kStages) * PlanT::kTile) >> 4);
     kern::wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) kern::wgmma_ss<T, kBN>(s, desc_q + kstep(kBM, kk), dk + kstep(kBN, kk), 1);
@@ -225,10 +318,19 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
 
   // Prologue: Q and tiles 0, 1 and 2 in flight (one cp.async group each, Q with tile 0; a group
   // without a tile is empty); S of tile 0 and its softmax.
-  load_swizzled<HD, kBM>(q_s, qg, q_bytes, tq - m0);
-  load_tile(0);
-  load_tile(1);
-  load_tile(2);
+  if constexpr (kPersist) {
+    if (cq == 0 || !cross) {  // else the stream has copied Q and tiles 0..2 already
+      if (cq > 0) __syncthreads();  // the item before is done with the stages these copies refill
+      load_tile(0);
+      load_tile(1);
+      load_tile(2);
+    }
+  } else {
+    load_swizzled<HD, kBM>(q_s, qg, q_bytes, tq - m0);
+    load_tile(0);
+    load_tile(1);
+    load_tile(2);
+  }
   kern::cp_async_wait<2>();
   kern::fence_proxy_async();
   __syncthreads();
@@ -253,7 +355,13 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
   // Returns false past the warpgroup's last tile. The loop runs two iterations per pass with the P
   // buffers swapped, so that no registers are copied.
   auto iteration = [&](int j, PFrag& ph, PFrag& pl, PFrag& nh, PFrag& nl) {
-    if (j + 1 < ntiles) {
+    if constexpr (kPersist) {  // every iteration keeps the stream 3 tiles ahead
+      if (j + 1 < ntiles) kern::cp_async_wait<1>();
+      else kern::cp_async_wait<2>();  // the next tile is the next item's: its prologue waits for it
+      kern::fence_proxy_async();
+      __syncthreads();
+      load_tile(j + 3);
+    } else if (j + 1 < ntiles) {
       kern::cp_async_wait<1>();
       kern::fence_proxy_async();
       __syncthreads();
@@ -270,7 +378,7 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
         o[4 * i + 2] *= corr_b, o[4 * i + 3] *= corr_b;
       }
     }
-    const uint64_t dv = desc_v + (((j % kStages) * PlanT::kTile) >> 4);
+    const uint64_t dv = desc_v + ((((tile_base + j) % kStages) * PlanT::kTile) >> 4);
     kern::wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk) {
@@ -305,8 +413,13 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
     }
   }
   // The loop's last barrier may be skipped by warpgroups that finished early: no shared memory is
-  // written after it, so none is needed here.
-  if (w_kend == 0) return;
+  // written after it, so none is needed here (the persistent variant's next item starts with one).
+  if constexpr (kPersist) {
+    tile_base += ntiles, ++cq;
+    if (w_kend == 0) continue;
+  } else {
+    if (w_kend == 0) return;
+  }
 
   // Finish the row sums over the quad, normalise, store the rows inside the sequence.
 #pragma unroll
@@ -323,6 +436,7 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
       *reinterpret_cast<uint32_t*>(out + 8 * q_stride + i * 8) =
           kern::pack2<T>(o[4 * i + 2] * inv_b, o[4 * i + 3] * inv_b);
   }
+  }  // items
 #endif  // MINFER_WGMMA
 }
 
@@ -330,10 +444,26 @@ template <typename T, int HD>
 Status launch(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
   constexpr uint32_t kSmem = Plan<HD>::kBytes;
   MINFER_CUDA_RETURN(
-      cudaFuncSetAttribute(flash_prefill_sm90<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+      cudaFuncSetAttribute(flash_prefill_sm90<T, HD, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, kBM),
                   static_cast<unsigned>(p.batch));
-  flash_prefill_sm90<T, HD><<<grid, kThreads, kSmem, stream>>>(p, scale_log2);
+  flash_prefill_sm90<T, HD, false><<<grid, kThreads, kSmem, stream>>>(p, scale_log2);
+  MINFER_LAUNCH_RETURN();
+  return Status::ok();
+}
+
+// The persistent variant (head_dim 128): one block per SM, or more where a block would hold more than
+// kMaxItems items; items dealt round-robin.
+template <typename T>
+Status launch_persistent(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
+  constexpr uint32_t kSmem = Plan<128, true>::kBytes;
+  MINFER_CUDA_RETURN(
+      cudaFuncSetAttribute(flash_prefill_sm90<T, 128, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  const int64_t items = static_cast<int64_t>(p.heads) * kern::blocks_for(p.max_seqlen_q, kBM) * p.batch;
+  const int64_t sms = kern::device_attribute(cudaDevAttrMultiProcessorCount, 132);
+  const int64_t blocks = std::max(std::min(items, sms), (items + kMaxItems - 1) / kMaxItems);
+  MINFER_REQUIRE(items <= INT32_MAX && blocks <= INT32_MAX, "batch", "too many query tiles for the persistent prefill");
+  flash_prefill_sm90<T, 128, true><<<static_cast<unsigned>(blocks), kThreads, kSmem, stream>>>(p, scale_log2);
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }
@@ -357,9 +487,13 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p) {
          kern::blocks_for(p.max_seqlen_q, kBM) <= 65535 && device_is_sm90();
 }
 
-Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
+Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool persistent) {
   MINFER_REQUIRE(flash_prefill_sm90_applies(p), "head_dim",
                  "the sm_90 prefill takes fp16 / bf16 at head_dim 64 or 128 on a compute capability 9.0 device");
+  if (persistent && p.head_dim == 128) {
+    if (p.dtype == DType::F16) return launch_persistent<__half>(p, scale_log2, stream);
+    return launch_persistent<__nv_bfloat16>(p, scale_log2, stream);
+  }
   if (p.head_dim == 64) {
     if (p.dtype == DType::F16) return launch<__half, 64>(p, scale_log2, stream);
     return launch<__nv_bfloat16, 64>(p, scale_log2, stream);

@@ -16,8 +16,11 @@ namespace minfer {
 bool flash_prefill_sm90_applies(const FlashPrefillParams& p);
 
 // Launches v3 on `stream` (p already checked by flash_prefill_forward; scale_log2 = log2(e) /
-// sqrt(head_dim)). Refuses params flash_prefill_sm90_applies() rejects.
-Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream);
+// sqrt(head_dim)). Refuses params flash_prefill_sm90_applies() rejects. persistent (head_dim 128; 64
+// ignores it): the persistent variant (MINFER_PREFILL=v3p), blocks that walk several query tiles with
+// one copy stream, so that the next tile's Q and first keys are copied under this one's last MMAs.
+Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream,
+                                  bool persistent = false);
 
 #if defined(__CUDACC__)
 // First key row and key count of sequence b (cu_seqlens_k, or a per-sequence cache with k_lens):

@@ -18,13 +18,13 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,e2e,step,decode]
+#        [--ab-groups prefill,persist,e2e,step,decode]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
 # that build), linked to this checkout when absent. --tests REGEX: only those tests (a gtest filter
 # with --prebuilt, a ctest -R regex otherwise). --ab-groups: which A/B groups the ab stage runs
-# (default prefill,e2e,decode; see stage_ab).
+# (default prefill,persist,e2e,decode; see stage_ab).
 set -u -o pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -37,7 +37,7 @@ PROFILE_BATCH=1
 QUICK=""
 PREBUILT=""
 TESTS=""
-AB_GROUPS="prefill,e2e,decode"
+AB_GROUPS="prefill,persist,e2e,decode"
 BENCH_DTYPE=all
 JOBS=$(nproc 2>/dev/null || echo 8)
 while [ $# -gt 0 ]; do
@@ -61,7 +61,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|e2e|step|decode) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -203,7 +203,8 @@ stage_profile() {
 # Opt-in switches not yet on by default (README.md lists them): correctness under each (GPU tests,
 # validate), then its timing against the default on the quick grids (scripts/ab.sh -> OUTDIR/ab/).
 # Not in the default stage list: --only ab (after build).
-# Groups (--ab-groups): prefill (MINFER_PREFILL_PV, v1), e2e (step kernel, fused GEMVs, PDL on the
+# Groups (--ab-groups): prefill (MINFER_PREFILL_PV, v1), persist (the persistent prefill,
+# MINFER_PREFILL=v3p, on bench/cases/prefill_ab.txt), e2e (step kernel, fused GEMVs, PDL on the
 # quick e2e grid), step (the whole-step kernel on bench/cases/e2e_step_ab.txt, with its stage trace),
 # decode (the decode split rule, stages and block order on bench/cases/decode_ab.txt).
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
@@ -215,6 +216,13 @@ stage_ab() {
       --csv "$OUTDIR/validate_attention_pv_f16.csv" || rc=1
     bash scripts/ab.sh "$OUTDIR/ab" --build "$BUILD" --sweep attention --dtype bf16 --quick \
       MINFER_PREFILL_PV=f16 MINFER_PREFILL=v1 || rc=1
+  fi
+  if ab_group persist; then
+    "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillPersistent.*' || rc=1
+    MINFER_PREFILL=v3p "$BUILD/validate/validate_all" --sweep attention --quick \
+      --csv "$OUTDIR/validate_attention_v3p.csv" || rc=1
+    bash scripts/ab.sh "$OUTDIR/ab_prefill" --build "$BUILD" --sweep attention --cases bench/cases/prefill_ab.txt \
+      MINFER_PREFILL=v3p || rc=1
   fi
   if ab_group e2e; then
     MINFER_FUSED_MAX_ROWS=16 "$BUILD/validate/validate_all" --sweep model --csv "$OUTDIR/validate_model_fused.csv" || rc=1

@@ -6,6 +6,7 @@
 // launchers' argument errors (no device needed) and the split choice. GPU cases skip with no device.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <random>
@@ -17,6 +18,7 @@
 
 #include "kernels/decode_attention.h"
 #include "kernels/flash_prefill.h"
+#include "kernels/flash_prefill_sm90.h"
 #include "validate/op_runner.h"
 #include "validate/runner_util.h"
 
@@ -237,6 +239,87 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       EXPECT_EQ(nan, 0u) << what << ": the default left outputs unwritten";
       for (const auto& [stages, heads_fast] : {std::pair{3, 0}, std::pair{2, 1}, std::pair{3, 1}})
         EXPECT_TRUE(run(stages, heads_fast) == base) << what << ": stages " << stages << ", heads_fast " << heads_fast;
+    }
+}
+
+// The persistent prefill (MINFER_PREFILL=v3p, head_dim 128) does each query tile's arithmetic in
+// the same order as v3's one-tile blocks: the outputs are the same bits (v3 is checked against the
+// reference above), over ragged batches with items of one key tile (blocks that do not run their copy
+// stream across items) and without, causal and not, a cached prefix (k_lens), and more items than
+// 40 a block on the SMs (more blocks than SMs).
+TEST(FlashPrefillPersistent, SameBitsAsV3) {
+  if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  struct Shape { std::vector<int> lens_q, lens_k; int heads, kv_heads; bool causal; };
+  const Shape shapes[] = {{{512, 1000, 40, 77}, {}, 16, 16, false},
+                          {{1500, 129, 700}, {}, 32, 8, true},
+                          {{1024, 1024}, {}, 32, 32, false},
+                          {{100, 300}, {612, 300}, 14, 2, true},   // chunked prefill: a prefix of 512 and none
+                          {std::vector<int>(11, 1024), {}, 64, 8, false}};  // 5632 tiles > 40 x 132
+  constexpr int kHd = 128;
+  for (DType dt : {DType::F16, DType::BF16})
+    for (const Shape& sh : shapes) {
+      FlashPrefillParams p;
+      p.dtype = dt, p.batch = static_cast<int>(sh.lens_q.size()), p.heads = sh.heads, p.kv_heads = sh.kv_heads;
+      p.head_dim = kHd, p.causal = sh.causal;
+      std::vector<int32_t> cu_q{0}, cu_k{0}, klens;
+      for (size_t b = 0; b < sh.lens_q.size(); ++b) {
+        cu_q.push_back(cu_q.back() + sh.lens_q[b]);
+        cu_k.push_back(cu_k.back() + sh.lens_q[b]);
+        p.max_seqlen_q = std::max(p.max_seqlen_q, sh.lens_q[b]);
+      }
+      int64_t k_rows = cu_k.back();
+      if (!sh.lens_k.empty()) {
+        klens = sh.lens_k;
+        p.k_seq_stride = *std::max_element(klens.begin(), klens.end());
+        k_rows = p.k_seq_stride * p.batch;
+      }
+      if (!flash_prefill_sm90_applies(p)) GTEST_SKIP() << "not a compute capability 9.0 device";
+      // Inputs: one random block of values, repeated (the bits compared do not need fresh values).
+      std::mt19937_64 rng(5);
+      const std::vector<float> blockv = val::random_rounded(dt, size_t{1} << 20, rng, -2.f, 2.f);
+      const val::DeviceBuffer blk = val::upload(dt, blockv);
+      auto filled = [&](size_t n) {
+        val::DeviceBuffer d(n * dtype_size(dt));
+        for (size_t off = 0; off < n; off += blockv.size()) {
+          const size_t m = std::min(blockv.size(), n - off);
+          EXPECT_EQ(cudaMemcpy(static_cast<char*>(d.get()) + off * dtype_size(dt), blk.get(), m * dtype_size(dt),
+                               cudaMemcpyDeviceToDevice), cudaSuccess);
+        }
+        return d;
+      };
+      const size_t q_n = static_cast<size_t>(cu_q.back()) * sh.heads * kHd;
+      const size_t kv_n = static_cast<size_t>(k_rows) * sh.kv_heads * kHd;
+      val::DeviceBuffer q = filled(q_n), k = filled(kv_n), v = filled(kv_n), out(q_n * dtype_size(dt));
+      val::DeviceBuffer cuq_d(cu_q.size() * 4), cuk_d(cu_k.size() * 4), kl_d(std::max<size_t>(klens.size(), 1) * 4);
+      ASSERT_EQ(cudaMemcpy(cuq_d.get(), cu_q.data(), cuq_d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(cuk_d.get(), cu_k.data(), cuk_d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
+      if (!klens.empty()) {
+        ASSERT_EQ(cudaMemcpy(kl_d.get(), klens.data(), klens.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+        p.k_lens = static_cast<const int32_t*>(kl_d.get());
+      }
+      p.q = q.get(), p.k = k.get(), p.v = v.get(), p.out = out.get();
+      p.cu_seqlens_q = static_cast<const int32_t*>(cuq_d.get()), p.cu_seqlens_k = static_cast<const int32_t*>(cuk_d.get());
+      const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(kHd));
+      auto run = [&](bool persistent) {
+        val::poison(out.get(), out.bytes(), nullptr);
+        const Status st = flash_prefill_sm90_forward(p, scale_log2, nullptr, persistent);
+        EXPECT_TRUE(st.is_ok()) << st.message();
+        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        std::vector<uint16_t> h(q_n);
+        EXPECT_EQ(cudaMemcpy(h.data(), out.get(), out.bytes(), cudaMemcpyDeviceToHost), cudaSuccess);
+        return h;
+      };
+      const std::vector<uint16_t> v3 = run(false), v3p = run(true);
+      const std::string what = std::string(dtype_name(dt)) + " batch " + std::to_string(p.batch) + " heads " +
+                               std::to_string(sh.heads) + "/" + std::to_string(sh.kv_heads) +
+                               (sh.causal ? " causal" : " non-causal") + (klens.empty() ? "" : " prefix");
+      size_t differ = 0, first = q_n;
+      for (size_t i = 0; i < q_n; ++i)
+        if (v3[i] != v3p[i]) ++differ, first = std::min(first, i);
+      EXPECT_EQ(differ, 0u) << what << ": " << differ << " outputs differ, the first at " << first;
+      size_t nan = 0;
+      for (uint16_t x : v3) nan += dt == DType::BF16 ? (x & 0x7fff) > 0x7f80 : (x & 0x7fff) > 0x7c00;
+      EXPECT_EQ(nan, 0u) << what << ": v3 left outputs unwritten";
     }
 }
 
