@@ -18,7 +18,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode]
+#        [--ab-groups prefill,persist,e2e,step,decode,ncu]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -61,7 +61,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|ncu) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -206,7 +206,8 @@ stage_profile() {
 # Groups (--ab-groups): prefill (MINFER_PREFILL_PV, v1), persist (the persistent prefill,
 # MINFER_PREFILL=v3p, on bench/cases/prefill_ab.txt), e2e (step kernel, fused GEMVs, PDL on the
 # quick e2e grid), step (the whole-step kernel on bench/cases/e2e_step_ab.txt, with its stage trace),
-# decode (the decode split rule, stages and block order on bench/cases/decode_ab.txt).
+# decode (the decode split rule, stages and block order on bench/cases/decode_ab.txt), ncu (one
+# launch of prefill v3 and of decode v2 where they lose, under ncu: OUTDIR/ncu_<case>.csv).
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
   local rc=0
@@ -245,6 +246,22 @@ stage_ab() {
     bash scripts/ab.sh "$OUTDIR/ab_decode" --build "$BUILD" --sweep decode --cases bench/cases/decode_ab.txt \
       MINFER_DECODE_SPLITS=fill MINFER_DECODE_STAGES=3 MINFER_DECODE_ORDER=heads \
       MINFER_DECODE_SPLITS=fill,MINFER_DECODE_ORDER=heads MINFER_DECODE_SPLITS=fill,MINFER_DECODE_STAGES=3 || rc=1
+  fi
+  if ab_group ncu; then  # what limits the attention kernels where they lose: one launch each under ncu
+    if command -v ncu > /dev/null; then
+      local c k ck
+      for ck in "attention/bf16/batch=4/seqlen=512/heads=16/kv_heads=16/head_dim=128/causal=0/ragged=0/prefix=0|flash_prefill_sm90" \
+                "decode/bf16/batch=32/kv_len=8192/heads=32/kv_heads=8/head_dim=128/paged=1/ragged=0|decode_split_tc" \
+                "decode/bf16/batch=4/kv_len=32768/heads=32/kv_heads=8/head_dim=128/paged=0/ragged=0|decode_split_tc"; do
+        c=${ck%%|*} k=${ck##*|}
+        ncu --kernel-name "regex:$k" --launch-skip 3 --launch-count 1 --section SpeedOfLight --section Occupancy \
+          --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis --csv --page details \
+          "$BUILD/bench/bench_all" --sweep "${c%%/*}" --case "$c" --peers off --min-time 0.001 \
+          > "$OUTDIR/ncu_$(echo "$c" | tr '/=' '__').csv" 2> "$OUTDIR/logs/ncu_$k.err" || rc=1
+      done
+    else
+      echo "ncu not found: no attention kernel profiles"
+    fi
   fi
   return $rc
 }
