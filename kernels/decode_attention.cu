@@ -2,7 +2,7 @@
 // here: v2 tensor-core path (fp16, bf16; pages of a multiple of 16 tokens) and the v1 scalar path
 // (fp32, and fp16/bf16 with other page sizes); head_dim 16, 32, 64, 128 (16 and 32 serve the engine's
 // tiny test models).
-// Both: grid (NS, nkv * head groups, B). A block owns keys [split * chunk, (split + 1) * chunk) of
+// Both: grid (NS, nkv * head groups, B). A block owns one key range of one split of
 // one sequence and up to 16 query heads of one KV head (a head group), so each KV byte is read once
 // per group. With NS == 1 the block writes the final output, else a partial (normalised output,
 // log2-sum-exp) per split; the combine pass, grid (B * nh), weighs them by exp2(lse_s - max lse).
@@ -12,7 +12,8 @@
 // are the 16 rows of an mma.sync m16n8k16 A operand (rows past the group are zero): S = Q K^T, online
 // softmax in fp32 per warp, O += P V with P split as hi + lo in the storage type (as in
 // kernels/flash_prefill.cu: P rounded once costs ~2e-3 relative error). The 4 warps' (max, sum, O)
-// are merged through shared memory at the end. chunk is a multiple of 64. A warp's 16 keys of a step
+// are merged through shared memory at the end. v2's key ranges are near-equal shares of whole 16-key
+// runs (tc_split_range); v1's are chunks of a multiple of 32 keys. A warp's 16 keys of a step
 // are 16 consecutive cache rows when the cache is contiguous or its pages hold a multiple of 16 tokens:
 // v2 needs that (one block-table load per warp step, issued a step ahead); other page sizes take v1.
 // v1 (fp32, and fp16/bf16 with pages of other sizes): 128 threads, tiles of 32 keys staged in shared
@@ -205,6 +206,17 @@ constexpr int tc_smem_bytes() {
   return tc_pipe_bytes<T, HD, kStages>() > tc_merge_bytes<HD>() ? tc_pipe_bytes<T, HD, kStages>() : tc_merge_bytes<HD>();
 }
 
+// Keys [x, y) of split `split` of a sequence of len keys: the len / 16 runs of 16 keys dealt out in
+// near-equal whole-run shares (split i starts at run i * runs / splits), so every split of a sequence
+// reads within 16 keys of the same number and each warp's 16 keys start on a multiple of 16 (a page
+// boundary or inside one page). The last split ends at len.
+__device__ __forceinline__ int2 tc_split_range(int len, int split, int splits) {
+  const int64_t runs = (len + kWarpKeys - 1) / kWarpKeys;
+  const int x = static_cast<int>(split * runs / splits) * kWarpKeys;
+  const int y = static_cast<int>((split + 1) * runs / splits) * kWarpKeys;
+  return make_int2(x, min(len, y));
+}
+
 // Cache row of key k0 of sequence b (k0 a multiple of 16, pages of a multiple of 16 tokens, so the
 // warp's keys k0 .. k0 + 15 are rows row0 .. row0 + 15). 0 when k0 >= kend (no key of the step is read).
 __device__ __forceinline__ int64_t tc_first_row(const DecodeAttentionParams& p, int b, int k0, int kend) {
@@ -249,8 +261,8 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   const int group = p.heads / p.kv_heads, g0 = (hs.x % so.groups) * kMaxGroup;
   const int gn = min(kMaxGroup, group - g0), h0 = kvh * group + g0;  // heads [h0, h0 + gn)
   const int len = p.cache_lens[b];
-  const int chunk = ((len + so.splits - 1) / so.splits + kStepKeys - 1) / kStepKeys * kStepKeys;
-  const int kbeg = split * chunk, kend = min(len, kbeg + chunk);
+  const int2 kr = tc_split_range(len, split, so.splits);
+  const int kbeg = kr.x, kend = kr.y;
   const int steps = kend > kbeg ? (kend - kbeg + kStepKeys - 1) / kStepKeys : 0;
 
   // This warp's first key of step s is kbeg + s * kStepKeys + warp * kWarpKeys. Steps 0 .. kStages - 2
@@ -444,10 +456,12 @@ bool decode_heads_fast() {
   return heads;
 }
 
-// Split-count rule: waves (default) or MINFER_DECODE_SPLITS=fill (decode_attention_splits_fill). Read once.
-bool decode_fill_rule() {
-  static const bool fill = env_choice("MINFER_DECODE_SPLITS", {"waves", "fill"}) == 1;
-  return fill;
+// Split-count rule (decode_attention_splits): sm (default), or MINFER_DECODE_SPLITS=waves (the rule
+// before 2026-12-06: about two waves of SMs) or =fill (decode_attention_splits_fill). Read once.
+constexpr int kRuleSm = 0, kRuleWaves = 1, kRuleFill = 2;
+int decode_split_rule() {
+  static const int rule = env_choice("MINFER_DECODE_SPLITS", {"sm", "waves", "fill"});
+  return rule;
 }
 
 template <typename K>
@@ -590,12 +604,20 @@ int blocks_per_sm_of(DType dtype, int head_dim, int page_size, int stages) {
 }  // namespace
 
 int decode_attention_splits(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int resident_blocks) {
-  if (decode_fill_rule() && resident_blocks > 0)
+  const int rule = decode_split_rule();
+  if (rule == kRuleFill && resident_blocks > 0)
     return decode_attention_splits_fill(batch, heads, kv_heads, max_kv_len, resident_blocks);
   const int groups = (heads / std::max(kv_heads, 1) + kMaxGroup - 1) / kMaxGroup;
-  const int64_t work = static_cast<int64_t>(batch) * kv_heads * groups;  // blocks with one split
-  const int64_t want = (decode_waves() * static_cast<int64_t>(num_sms) + work - 1) / std::max<int64_t>(work, 1);
+  const int64_t work = std::max<int64_t>(static_cast<int64_t>(batch) * kv_heads * groups, 1);  // blocks unsplit
   const int64_t cap = (static_cast<int64_t>(max_kv_len) + min_keys_per_split() - 1) / min_keys_per_split();
+  int64_t want = 1;
+  if (rule == kRuleWaves) {
+    want = (decode_waves() * static_cast<int64_t>(num_sms) + work - 1) / work;
+  } else if (rule == kRuleSm && work <= num_sms) {
+    want = num_sms / work;  // about one block per SM: each block's pipeline streams at the SM's share
+  } else if (resident_blocks > 0 && work > resident_blocks) {
+    return decode_attention_splits_fill(batch, heads, kv_heads, max_kv_len, resident_blocks);
+  }
   return static_cast<int>(std::clamp<int64_t>(std::min(want, cap), 1, kMaxSplits));
 }
 
@@ -610,8 +632,7 @@ int decode_attention_splits_fill(int batch, int heads, int kv_heads, int max_kv_
   const int64_t cap = std::clamp<int64_t>(ceil_div(len, min_keys_per_split()), 1, kMaxSplits);
   int64_t best = 1, best_t = INT64_MAX;
   for (int64_t s = 1; s <= cap; ++s) {
-    const int64_t chunk = ceil_div(ceil_div(len, s), kStepKeys) * kStepKeys;  // keys per split (v2's rounding)
-    if (ceil_div(len, chunk) < s) continue;  // trailing splits would be empty: a smaller count does the same
+    const int64_t chunk = ceil_div(ceil_div(len, kWarpKeys), s) * kWarpKeys;  // the longest split (tc_split_range)
     const int64_t t = ceil_div(work * s, slots) * (chunk + kBlockKeys) + (s > 1 ? kCombineKeys : 0);
     if (t < best_t) best_t = t, best = s;
   }
@@ -643,9 +664,9 @@ Status decode_attention_forward(const DecodeAttentionParams& p, cudaStream_t str
     int dev = 0, sms = 0;
     MINFER_CUDA_RETURN(cudaGetDevice(&dev));
     MINFER_CUDA_RETURN(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    const int resident = decode_fill_rule()
-                             ? decode_attention_resident_blocks(p.dtype, p.head_dim, p.block_table ? p.page_size : 0, p.stages)
-                             : 0;
+    const int resident = decode_split_rule() == kRuleWaves
+                             ? 0
+                             : decode_attention_resident_blocks(p.dtype, p.head_dim, p.block_table ? p.page_size : 0, p.stages);
     splits = decode_attention_splits(p.batch, p.heads, p.kv_heads, p.max_kv_len, sms, resident);
   }
   MINFER_REQUIRE(p.stages == 0 || p.stages == 2 || p.stages == 3, "stages",

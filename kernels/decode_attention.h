@@ -48,10 +48,16 @@ struct DecodeAttentionParams {
   int heads_fast = -1;  // block order: 1 KV heads fastest, 0 splits fastest; -1: MINFER_DECODE_ORDER, else 0
 };
 
-// Splits for a work size. The default rule: enough blocks to fill about two waves of num_sms
-// (MINFER_DECODE_WAVES=N: N waves, for A/B timing), each split at least 128 keys
-// (MINFER_DECODE_MIN_KEYS=N: N), at most 64 splits, at least 1. With MINFER_DECODE_SPLITS=fill and
-// resident_blocks > 0 (decode_attention_resident_blocks), decode_attention_splits_fill's rule instead.
+// Splits for a work size (work = batch x KV heads x head groups, the blocks of one split). The default
+// rule (sm): about one block per SM, floor(num_sms / work) splits while work <= num_sms; one split
+// while the unsplit blocks fit the resident slots (resident_blocks, from
+// decode_attention_resident_blocks; 0: unknown); past that, decode_attention_splits_fill's count.
+// Always at least 128 keys a split (MINFER_DECODE_MIN_KEYS=N: N), at most 64 splits, at least 1.
+// Measured on an H100 (bench_decode_splits, every count 1..64 for the 76 bf16 bench cases; reports/
+// logs/h100/decode_splits.csv): within 4% of the best count in every case, 1.067x the earlier rule
+// (geomean); one block per SM streams the KV cache as fast as three, and every extra split costs.
+// MINFER_DECODE_SPLITS=waves: the earlier rule, blocks for about two waves of num_sms
+// (MINFER_DECODE_WAVES=N: N waves); =fill: decode_attention_splits_fill whenever resident_blocks > 0.
 int decode_attention_splits(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int resident_blocks = 0);
 
 // The fill rule: the split count (1..64, at least 128 keys a split) that minimises a model of the

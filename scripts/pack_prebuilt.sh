@@ -3,7 +3,7 @@
 # builds every CUDA file for sm_90a) into one xz tarball small enough to travel with a device call,
 # so the GPU machine spends no time compiling: scripts/gpu_run.sh OUTDIR --prebuilt TARBALL unpacks it
 # into its build folder's layout and runs the test binaries directly.
-# Holds: engine/minfer, validate/validate_all, bench/bench_all, every GPU test binary (tests/test_*
+# Holds: engine/minfer, validate/validate_all, bench/bench_all, bench/bench_decode_splits, every GPU test binary (tests/test_*
 # built from tests/gpu), stripped, and the Google Benchmark shared library they link (Debian's
 # soname, which the GPU machine's own build does not provide), under lib/.
 # Usage: scripts/pack_prebuilt.sh OUT.tar.xz [--build DIR]   (DIR default build/ci)
@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
 done
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
-bins=(engine/minfer validate/validate_all bench/bench_all)
+bins=(engine/minfer validate/validate_all bench/bench_all bench/bench_decode_splits)
 for t in "$ROOT"/tests/gpu/test_*.cpp; do bins+=("tests/$(basename "$t" .cpp)"); done
 for b in "${bins[@]}"; do
   [ -x "$BUILD/$b" ] || { echo "pack_prebuilt.sh: $BUILD/$b missing (build the ci preset first)" >&2; exit 2; }

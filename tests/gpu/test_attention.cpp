@@ -147,9 +147,16 @@ TEST(DecodeAttentionArgs, RefusalsNameTheField) {
 }
 
 TEST(DecodeAttentionSplits, FollowTheWorkSize) {
-  // One sequence, 8 KV heads: 8 blocks without splitting; ~2 waves of 132 SMs wants 33 splits.
-  EXPECT_EQ(decode_attention_splits(1, 32, 8, 32768, 132), 33);
-  // Plenty of blocks already: no split.
+  if (std::getenv("MINFER_DECODE_SPLITS")) GTEST_SKIP() << "MINFER_DECODE_SPLITS picks another rule";
+  // One sequence, 8 KV heads: 8 blocks without splitting; about one block per SM of 132: 16 splits.
+  EXPECT_EQ(decode_attention_splits(1, 32, 8, 32768, 132), 16);
+  EXPECT_EQ(decode_attention_splits(4, 32, 8, 8192, 132), 4);   // 128 blocks
+  EXPECT_EQ(decode_attention_splits(16, 32, 8, 8192, 132), 1);  // 128 blocks already
+  // More blocks than SMs but within the resident slots: no split; past the slots: the fill rule.
+  EXPECT_EQ(decode_attention_splits(32, 32, 8, 8192, 132, 396), 1);
+  EXPECT_EQ(decode_attention_splits(64, 32, 8, 4096, 132, 396), decode_attention_splits_fill(64, 32, 8, 4096, 396));
+  EXPECT_EQ(decode_attention_splits(64, 32, 8, 4096, 132, 396), 3);
+  // Plenty of blocks already, slots unknown: no split.
   EXPECT_EQ(decode_attention_splits(64, 32, 8, 32768, 132), 1);
   // Short caches: at least 128 keys per split.
   EXPECT_EQ(decode_attention_splits(1, 32, 8, 300, 132), 3);
@@ -162,8 +169,9 @@ TEST(DecodeAttentionSplits, FollowTheWorkSize) {
 
 // The fill rule fills the resident slots in whole rounds (396: 3 blocks on each of 132 SMs).
 TEST(DecodeAttentionSplits, FillRuleFillsTheResidentSlots) {
-  // One sequence, 32768 keys, 8 KV heads: 47 splits of 704 keys, 376 of 396 slots in one round.
-  EXPECT_EQ(decode_attention_splits_fill(1, 32, 8, 32768, 396), 47);
+  // One sequence, 32768 keys, 8 KV heads: 49 splits of at most 672 keys (whole 16-key runs), 392 of
+  // 396 slots in one round.
+  EXPECT_EQ(decode_attention_splits_fill(1, 32, 8, 32768, 396), 49);
   EXPECT_EQ(decode_attention_splits_fill(4, 32, 8, 32768, 396), 12);   // 384 blocks
   EXPECT_EQ(decode_attention_splits_fill(16, 32, 8, 16384, 396), 3);   // 384 blocks
   // 256 blocks unsplit; 2 splits would be 512 blocks, 1.3 rounds; 3 splits: 768 blocks, 2 full rounds.
@@ -177,9 +185,9 @@ TEST(DecodeAttentionSplits, FillRuleFillsTheResidentSlots) {
   // Never more than 64, never less than 1 (degenerate slot counts too).
   EXPECT_EQ(decode_attention_splits_fill(1, 1, 1, 1 << 20, 100000), 64);
   EXPECT_EQ(decode_attention_splits_fill(1, 32, 8, 4096, 0), 1);
-  // The default rule ignores resident_blocks unless MINFER_DECODE_SPLITS=fill.
+  // The default rule takes the fill rule's count only past the resident slots.
   if (!std::getenv("MINFER_DECODE_SPLITS")) {
-    EXPECT_EQ(decode_attention_splits(1, 32, 8, 32768, 132, 396), 33);
+    EXPECT_EQ(decode_attention_splits(1, 32, 8, 32768, 132, 396), 16);
   }
 }
 
