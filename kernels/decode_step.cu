@@ -1,4 +1,7 @@
-// kernels/decode_step.cu: the whole-step decode kernel (see decode_step.h). Version v3.
+// kernels/decode_step.cu: the whole-step decode kernel (see decode_step.h). Version v3. Compiled under
+// __launch_bounds__(kThreads, 1), which caps it at 168 registers so that a block of 288 threads fits:
+// the earlier __maxnreg__(224) gave 204 registers, at which the runtime allows 256 threads a block
+// (cudaFuncGetAttributes on an H100), so no block fitted and the launch was refused.
 // Block layout: warps 0-7 consume (all the math), warp 8 produces (one lane issues the bulk copies).
 // Shared memory: each consumer warp owns a ring of kSlotsPerWarp slots of kSlotBytes; a slot is filled
 // with one chunk of weight rows by cp.async.bulk completing on its `full` mbarrier and handed back by
@@ -718,7 +721,7 @@ __device__ void stage_attention(const DecodeStepParams& p, const DecodeStepLayer
 }
 
 template <typename T, int RT>
-__global__ void __maxnreg__(224) decode_step_kernel(DecodeStepParams p, float scale_log2) {
+__global__ void __launch_bounds__(kThreads, 1) decode_step_kernel(DecodeStepParams p, float scale_log2) {
 #if MINFER_STEP_DEVICE
   constexpr int V = kern::kVec16<T>;
   using Pk = kern::Pack<T, V>;
@@ -859,7 +862,20 @@ Status launch(const DecodeStepParams& p, cudaStream_t stream) {
   MINFER_CUDA_RETURN(attr);
   static int per_sm = -1;
   if (per_sm < 0) MINFER_CUDA_RETURN(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, kSmemBytes));
-  MINFER_REQUIRE(per_sm >= 1, "decode_step", "a block does not fit on a multiprocessor");
+  if (per_sm < 1) {  // say why: the kernel's resources against the device's
+    cudaFuncAttributes fa{};
+    int dev = 0, optin = 0, regs = 0;
+    MINFER_CUDA_RETURN(cudaFuncGetAttributes(&fa, kernel));
+    MINFER_CUDA_RETURN(cudaGetDevice(&dev));
+    MINFER_CUDA_RETURN(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    MINFER_CUDA_RETURN(cudaDeviceGetAttribute(&regs, cudaDevAttrMaxRegistersPerMultiprocessor, dev));
+    return Status::error("decode_step: a block does not fit on a multiprocessor: " + std::to_string(kThreads) +
+                         " threads x " + std::to_string(fa.numRegs) + " registers (of " + std::to_string(regs) +
+                         "; max threads " + std::to_string(fa.maxThreadsPerBlock) + "), " +
+                         std::to_string(kSmemBytes) + " + " + std::to_string(fa.sharedSizeBytes) +
+                         " bytes of shared memory (opt-in limit " + std::to_string(optin) + ", set " +
+                         std::to_string(fa.maxDynamicSharedSizeBytes) + ")");
+  }
   const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(p.head_dim))) * kLog2e;
   cudaLaunchAttribute attrs[1];
   attrs[0].id = cudaLaunchAttributeCooperative;

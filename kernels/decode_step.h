@@ -2,7 +2,11 @@
 // persistent kernel, for a few rows (R <= 4): embedding, every layer, the final norm and the LM head,
 // leaving the logits for the sampler. Opt-in in the engine (MINFER_STEP=1). Versions: v3 (this file:
 // a flag per block as the grid barrier, weight pieces issued across the warps' rings, attention keys
-// loaded before the RoPE work; compiled, not yet run on a GPU). Earlier, measured on an H200 (both
+// loaded before the RoPE work; 288 threads under __launch_bounds__(288, 1): 168 registers, ~100-360
+// bytes of spills). Measured on an H100 (reports/logs/h100/INDEX.md): correct (the step tests, model
+// validation), slower than the per-op step: qwen3-0.6b b1 1.58 vs 1.06 ms/step, llama-3.1-8b 6.66 vs
+// 5.66 (its stage trace: every stage of a qwen3 layer is 8-11 us where its weights stream in 1-4; grid
+// barriers 2-3.5 us each). Earlier, measured on an H200 (both
 // correct, both slower than the per-op step; reports/logs/h200/INDEX.md): v1 (one block barrier per
 // weight chunk: qwen3-0.6b batch 1 1.25 ms/step vs 0.93), v2 (per-warp rings: 1.13 ms; llama-3.1-8b
 // 6.76 vs 4.66 ms, its down projection starved by one warp's 3 slots; grid barriers ~1.7 us each).

@@ -82,7 +82,9 @@ constexpr int kFusedMaxRows = 0;
 // it serves the model and device. Off by default: its first two versions ran correct on an H200 but
 // slower than the per-op step (bf16, prompt 128, one run each, reports/logs/h200/ab/ab_e2e_step_*.csv:
 // qwen3-0.6b batch 1 1.253 then 1.135 ms/step vs 0.927-0.929; llama-3.1-8b 9.53 then 6.76 vs 4.66);
-// the version here (flag barrier, interleaved copies, attention loads ahead) has not run on a GPU yet.
+// the version here (flag barrier, interleaved copies, attention loads ahead) is correct on an H100 and
+// slower still there (reports/logs/h100/ab/ab_e2e_step_v3.csv: qwen3-0.6b b1 1.58 vs 1.06 ms/step,
+// qwen2.5-0.5b 1.50 vs 0.78, llama-3.1-8b 6.66 vs 5.66).
 // MINFER_STEP=1 turns it on for steps of up to 4 rows, MINFER_STEP_MAX_ROWS=N (0..4) sets the limit,
 // MINFER_STEP=0 turns it off.
 constexpr int kStepMaxRows = 0;
