@@ -612,12 +612,20 @@ int decode_attention_splits(int batch, int heads, int kv_heads, int max_kv_len, 
   const int64_t cap = (static_cast<int64_t>(max_kv_len) + min_keys_per_split() - 1) / min_keys_per_split();
   int64_t want = 1;
   if (rule == kRuleWaves) {
-    want = (decode_waves() * static_cast<int64_t>(num_sms) + work - 1) / work;
+    return decode_attention_splits_waves(batch, heads, kv_heads, max_kv_len, num_sms, decode_waves());
   } else if (rule == kRuleSm && work <= num_sms) {
     want = num_sms / work;  // about one block per SM: each block's pipeline streams at the SM's share
   } else if (resident_blocks > 0 && work > resident_blocks) {
     return decode_attention_splits_fill(batch, heads, kv_heads, max_kv_len, resident_blocks);
   }
+  return static_cast<int>(std::clamp<int64_t>(std::min(want, cap), 1, kMaxSplits));
+}
+
+int decode_attention_splits_waves(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int waves) {
+  const int groups = (heads / std::max(kv_heads, 1) + kMaxGroup - 1) / kMaxGroup;
+  const int64_t work = std::max<int64_t>(static_cast<int64_t>(batch) * kv_heads * groups, 1);
+  const int64_t want = (std::max(waves, 1) * static_cast<int64_t>(num_sms) + work - 1) / work;
+  const int64_t cap = (static_cast<int64_t>(max_kv_len) + min_keys_per_split() - 1) / min_keys_per_split();
   return static_cast<int>(std::clamp<int64_t>(std::min(want, cap), 1, kMaxSplits));
 }
 

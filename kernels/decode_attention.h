@@ -60,6 +60,9 @@ struct DecodeAttentionParams {
 // (MINFER_DECODE_WAVES=N: N waves); =fill: decode_attention_splits_fill whenever resident_blocks > 0.
 int decode_attention_splits(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int resident_blocks = 0);
 
+// The waves rule: blocks for about `waves` waves of num_sms (at least 128 keys a split, 1..64).
+int decode_attention_splits_waves(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int waves = 2);
+
 // The fill rule: the split count (1..64, at least 128 keys a split) that minimises a model of the
 // split pass's time in which every block streams at the same rate and at most resident_blocks run at
 // once: ceil(blocks / resident_blocks) rounds of (keys per split + a block's fixed cost of 128 keys),
