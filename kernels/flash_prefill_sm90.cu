@@ -18,7 +18,8 @@
 // first). Shared memory: Q 128 x HD plus 4 K and 4 V tiles of 64 x HD (160 KiB at head_dim 128): one
 // block per SM at head_dim 128; two at 64 (80 KiB, at most 128 registers: one P buffer, see kOneP).
 // H100, bf16, v3 vs v2 in one run: 1.11-1.53x at 512-8192 rows (reports/logs/h100/ab/).
-// Persistent variant (kPersist, head_dim 128, MINFER_PREFILL=v3p; not yet timed): the grid is the SMs
+// Persistent variant (kPersist, head_dim 128, MINFER_PREFILL=v3p; measured slower than v3 on an H100,
+// 0.60-0.92x on 20 cases, reports/logs/h100/ab/ab_attention_v3p_persistent.csv): the grid is the SMs
 // (more blocks only where one would hold more than kMaxItems query tiles); a block deals itself the
 // items u = blockIdx.x + i gridDim.x of the one-tile blocks' order into a shared table and runs
 // them back to back through one cp.async stream of tiles, so the next item's Q (3 Q buffers) and first
