@@ -3,7 +3,7 @@
 // decode`, or --case ids) it times decode_attention_forward at every split count in --splits (default:
 // 1 up to the kernel's cap, 64 or one split per 128 keys) and writes one CSV row per (case, splits):
 // median/p10/p90 time, KV bandwidth, the blocks launched, and the counts the kernel's split rules pick
-// (rule_waves, rule_fill) for the same case, so a rule can be judged against the best count measured.
+// (rule_default, rule_waves, rule_fill) for the same case, so a rule can be judged against the best count measured.
 // Timing as bench_all's (bench/harness.h): L2 flushed before each sample, events around the launch.
 // Not a correctness check: the outputs are not compared (validate_all --sweep decode and
 // tests/gpu/test_attention check every split count); inputs are random, never zeros.
@@ -87,7 +87,7 @@ int run(const Options& o) {
   minfer::bench::Timer timer(stream);
   std::mt19937_64 rng(o.seed);
   std::ostringstream out;
-  out << "case,batch,kv_len,heads,kv_heads,head_dim,paged,splits,blocks,median_us,p10_us,p90_us,gbps,rule_waves,rule_fill\n";
+  out << "case,batch,kv_len,heads,kv_heads,head_dim,paged,splits,blocks,median_us,p10_us,p90_us,gbps,rule_default,rule_waves,rule_fill\n";
   size_t done = 0;
   for (const minfer::val::Case& c : cases) {
     ++done;
@@ -111,7 +111,8 @@ int run(const Options& o) {
     MINFER_CUDA_CHECK(cudaMemcpy(lens_d.get(), lens.data(), lens_d.bytes(), cudaMemcpyHostToDevice));
     MINFER_CUDA_CHECK(cudaMemcpy(table_d.get(), table.data(), table_d.bytes(), cudaMemcpyHostToDevice));
     const int resident = minfer::decode_attention_resident_blocks(c.dtype, hd, paged ? kPage : 0);
-    const int rule_waves = minfer::decode_attention_splits(B, nh, nkv, L, sms, 0);
+    const int rule_default = minfer::decode_attention_splits(B, nh, nkv, L, sms, resident);
+    const int rule_waves = minfer::decode_attention_splits_waves(B, nh, nkv, L, sms);
     const int rule_fill = minfer::decode_attention_splits_fill(B, nh, nkv, L, resident);
     const int cap = std::clamp((L + 127) / 128, 1, 64);
     std::vector<int> counts = wanted;
@@ -121,7 +122,6 @@ int run(const Options& o) {
     }
     DeviceBuffer ws(minfer::decode_attention_workspace_bytes(B, nh, hd, *std::max_element(counts.begin(), counts.end())));
     const double kv_bytes = 2.0 * B * static_cast<double>(L) * static_cast<double>(row_bytes);
-    const int groups = (nh / nkv + 15) / 16;
     for (int s : counts) {
       minfer::DecodeAttentionParams p;
       p.dtype = c.dtype, p.q = q.get(), p.k_cache = k.get(), p.v_cache = v.get(), p.out = out_b.get();
@@ -136,11 +136,11 @@ int run(const Options& o) {
         us.push_back(timer.sample_us([&] { MINFER_STATUS_CHECK(minfer::decode_attention_forward(p, stream)); }));
       const minfer::bench::Stats st = minfer::bench::summarize(us);
       out << c.id() << ',' << B << ',' << L << ',' << nh << ',' << nkv << ',' << hd << ',' << (paged ? 1 : 0) << ','
-          << s << ',' << B * nkv * groups * s << ',' << st.median_us << ',' << st.p10_us << ',' << st.p90_us << ','
-          << kv_bytes / (st.median_us * 1e-6) / 1e9 << ',' << rule_waves << ',' << rule_fill << '\n';
+          << s << ',' << minfer::decode_attention_unsplit_blocks(B, nh, nkv) * s << ',' << st.median_us << ',' << st.p10_us << ',' << st.p90_us << ','
+          << kv_bytes / (st.median_us * 1e-6) / 1e9 << ',' << rule_default << ',' << rule_waves << ',' << rule_fill << '\n';
     }
-    std::fprintf(stderr, "[%zu/%zu] %s: %zu split counts (rules: waves %d, fill %d)\n", done, cases.size(),
-                 c.id().c_str(), counts.size(), rule_waves, rule_fill);
+    std::fprintf(stderr, "[%zu/%zu] %s: %zu split counts (rules: default %d, waves %d, fill %d)\n", done,
+                 cases.size(), c.id().c_str(), counts.size(), rule_default, rule_waves, rule_fill);
   }
   MINFER_CUDA_CHECK(cudaStreamDestroy(stream));
   if (o.csv.empty()) {

@@ -581,6 +581,11 @@ int64_t min_keys_per_split() {
   return keys;
 }
 
+// Most splits a cache of max_kv_len keys takes: one per min_keys_per_split() keys.
+int64_t split_cap(int max_kv_len) {
+  return (static_cast<int64_t>(max_kv_len) + min_keys_per_split() - 1) / min_keys_per_split();
+}
+
 template <typename T>
 int blocks_per_sm_of_hd(int head_dim, int page_size, int stages) {
   switch (head_dim) {
@@ -603,41 +608,44 @@ int blocks_per_sm_of(DType dtype, int head_dim, int page_size, int stages) {
 
 }  // namespace
 
+int64_t decode_attention_unsplit_blocks(int batch, int heads, int kv_heads) {
+  const int groups = (heads / std::max(kv_heads, 1) + kMaxGroup - 1) / kMaxGroup;
+  return std::max<int64_t>(static_cast<int64_t>(batch) * kv_heads * groups, 1);
+}
+
 int decode_attention_splits(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int resident_blocks) {
   const int rule = decode_split_rule();
-  if (rule == kRuleFill && resident_blocks > 0)
+  if (rule == kRuleWaves) return decode_attention_splits_waves(batch, heads, kv_heads, max_kv_len, num_sms, decode_waves());
+  const int64_t work = decode_attention_unsplit_blocks(batch, heads, kv_heads);
+  if (rule == kRuleSm && work <= num_sms)  // about one block per SM: each block streams at the SM's share
+    return static_cast<int>(std::clamp<int64_t>(std::min<int64_t>(num_sms / work, split_cap(max_kv_len)), 1, kMaxSplits));
+  if (resident_blocks > 0 && (rule == kRuleFill || work > resident_blocks))
     return decode_attention_splits_fill(batch, heads, kv_heads, max_kv_len, resident_blocks);
-  const int groups = (heads / std::max(kv_heads, 1) + kMaxGroup - 1) / kMaxGroup;
-  const int64_t work = std::max<int64_t>(static_cast<int64_t>(batch) * kv_heads * groups, 1);  // blocks unsplit
-  const int64_t cap = (static_cast<int64_t>(max_kv_len) + min_keys_per_split() - 1) / min_keys_per_split();
-  int64_t want = 1;
-  if (rule == kRuleWaves) {
-    return decode_attention_splits_waves(batch, heads, kv_heads, max_kv_len, num_sms, decode_waves());
-  } else if (rule == kRuleSm && work <= num_sms) {
-    want = num_sms / work;  // about one block per SM: each block's pipeline streams at the SM's share
-  } else if (resident_blocks > 0 && work > resident_blocks) {
-    return decode_attention_splits_fill(batch, heads, kv_heads, max_kv_len, resident_blocks);
-  }
-  return static_cast<int>(std::clamp<int64_t>(std::min(want, cap), 1, kMaxSplits));
+  return 1;
+}
+
+int decode_attention_splits_chained(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int resident_blocks) {
+  const int splits = decode_attention_splits(batch, heads, kv_heads, max_kv_len, num_sms, resident_blocks);
+  const int64_t work = decode_attention_unsplit_blocks(batch, heads, kv_heads);
+  if (decode_split_rule() == kRuleSm && splits == 1 && 2 * work > num_sms && work <= num_sms)
+    return decode_attention_splits_waves(batch, heads, kv_heads, max_kv_len, num_sms);
+  return splits;
 }
 
 int decode_attention_splits_waves(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int waves) {
-  const int groups = (heads / std::max(kv_heads, 1) + kMaxGroup - 1) / kMaxGroup;
-  const int64_t work = std::max<int64_t>(static_cast<int64_t>(batch) * kv_heads * groups, 1);
+  const int64_t work = decode_attention_unsplit_blocks(batch, heads, kv_heads);
   const int64_t want = (std::max(waves, 1) * static_cast<int64_t>(num_sms) + work - 1) / work;
-  const int64_t cap = (static_cast<int64_t>(max_kv_len) + min_keys_per_split() - 1) / min_keys_per_split();
-  return static_cast<int>(std::clamp<int64_t>(std::min(want, cap), 1, kMaxSplits));
+  return static_cast<int>(std::clamp<int64_t>(std::min(want, split_cap(max_kv_len)), 1, kMaxSplits));
 }
 
 int decode_attention_splits_fill(int batch, int heads, int kv_heads, int max_kv_len, int resident_blocks) {
   constexpr int64_t kBlockKeys = 128;   // a block's fixed cost (query load, first copies, merge), in keys
   constexpr int64_t kCombineKeys = 64;  // the combine launch, in keys of one block
   auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
-  const int groups = (heads / std::max(kv_heads, 1) + kMaxGroup - 1) / kMaxGroup;
-  const int64_t work = std::max<int64_t>(static_cast<int64_t>(batch) * kv_heads * groups, 1);
+  const int64_t work = decode_attention_unsplit_blocks(batch, heads, kv_heads);
   const int64_t slots = std::max(resident_blocks, 1);
   const int64_t len = std::max(max_kv_len, 1);
-  const int64_t cap = std::clamp<int64_t>(ceil_div(len, min_keys_per_split()), 1, kMaxSplits);
+  const int64_t cap = std::clamp<int64_t>(split_cap(max_kv_len), 1, kMaxSplits);
   int64_t best = 1, best_t = INT64_MAX;
   for (int64_t s = 1; s <= cap; ++s) {
     const int64_t chunk = ceil_div(ceil_div(len, kWarpKeys), s) * kWarpKeys;  // the longest split (tc_split_range)

@@ -60,6 +60,18 @@ struct DecodeAttentionParams {
 // (MINFER_DECODE_WAVES=N: N waves); =fill: decode_attention_splits_fill whenever resident_blocks > 0.
 int decode_attention_splits(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int resident_blocks = 0);
 
+// Blocks of the split pass with one split: batch x KV heads x head groups (of up to 16 query heads).
+int64_t decode_attention_unsplit_blocks(int batch, int heads, int kv_heads);
+
+// The count for launches chained in a CUDA graph under programmatic dependent launch (the engine's
+// decode step), where the combine launch overlaps its neighbours and a split costs less than the
+// kernel's isolated timing says: decode_attention_splits, except that where the default rule leaves
+// about one block per SM unsplit (unsplit blocks in (num_sms / 2, num_sms]) it takes the waves rule's
+// count. H100 e2e, qwen3-0.6b batch 16 (128 blocks unsplit): 2.76 vs 3.33 ms/step at prompt 2048,
+// 1.69 vs 1.81 at 512; other shapes within 1-3% (reports/logs/h100/ab/ab_e2e_decode_split_rule.csv).
+int decode_attention_splits_chained(int batch, int heads, int kv_heads, int max_kv_len, int num_sms,
+                                    int resident_blocks = 0);
+
 // The waves rule: blocks for about `waves` waves of num_sms (at least 128 keys a split, 1..64).
 int decode_attention_splits_waves(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int waves = 2);
 

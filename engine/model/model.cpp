@@ -41,15 +41,7 @@ RunShape complete_shape(const ModelConfig& cfg, DType dtype, const RunShape& sha
   MINFER_CUDA_CHECK(cudaGetDevice(&dev));
   MINFER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   const int resident = decode_attention_resident_blocks(dtype, cfg.head_dim, 0);  // the cache is contiguous
-  s.decode_splits = decode_attention_splits(s.batch, cfg.heads, cfg.kv_heads, s.context, sms, resident);
-  // In the decode graph the combine launch overlaps its neighbours (PDL), so a split costs less than
-  // the kernel's isolated timing (which its rule follows) says. Where that rule leaves one block per
-  // SM or so unsplit, the engine splits as the waves rule does: H100, qwen3-0.6b batch 16 (128 blocks
-  // unsplit), ms/step 2.76 vs 3.33 at prompt 2048, 1.69 vs 1.81 at 512; other shapes within 1-3%
-  // (reports/logs/h100/ab/ab_e2e_decode_split_rule.csv).
-  const int64_t work = static_cast<int64_t>(s.batch) * cfg.kv_heads * ((cfg.heads / cfg.kv_heads + 15) / 16);
-  if (s.decode_splits == 1 && 2 * work > sms && work <= sms && !std::getenv("MINFER_DECODE_SPLITS"))
-    s.decode_splits = decode_attention_splits_waves(s.batch, cfg.heads, cfg.kv_heads, s.context, sms);
+  s.decode_splits = decode_attention_splits_chained(s.batch, cfg.heads, cfg.kv_heads, s.context, sms, resident);
   s.decode_workspace_bytes = decode_attention_workspace_bytes(s.batch, cfg.heads, cfg.head_dim, s.decode_splits);
   s.step_workspace_bytes = decode_step_workspace_bytes(std::min(s.batch, kDecodeStepMaxRows), cfg.heads,
                                                        cfg.head_dim, kDecodeStepMaxSplits);

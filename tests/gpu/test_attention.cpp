@@ -167,6 +167,27 @@ TEST(DecodeAttentionSplits, FollowTheWorkSize) {
   EXPECT_EQ(decode_attention_workspace_bytes(2, 4, 64, 3), 2u * 4 * 3 * 65 * sizeof(float));
 }
 
+// The chained rule (the engine's decode graph): the default rule's count, except where that leaves
+// about one block per SM unsplit, there the waves rule's.
+TEST(DecodeAttentionSplits, ChainedRuleSplitsOneBlockPerSm) {
+  if (std::getenv("MINFER_DECODE_SPLITS")) GTEST_SKIP() << "MINFER_DECODE_SPLITS picks another rule";
+  EXPECT_EQ(decode_attention_unsplit_blocks(16, 16, 8), 128);
+  EXPECT_EQ(decode_attention_unsplit_blocks(2, 64, 1), 8);  // 64 heads a KV head: 4 groups of 16
+  // qwen3-0.6b shape at batch 16: 128 blocks unsplit on 132 SMs: the kernel's rule 1, chained 3 (waves).
+  EXPECT_EQ(decode_attention_splits(16, 16, 8, 2112, 132, 396), 1);
+  EXPECT_EQ(decode_attention_splits_chained(16, 16, 8, 2112, 132, 396), 3);
+  EXPECT_EQ(decode_attention_splits_chained(16, 16, 8, 2112, 132, 396),
+            decode_attention_splits_waves(16, 16, 8, 2112, 132));
+  // Elsewhere the same as the kernel's rule: few blocks (batch 1, 4), more blocks than SMs (batch 32).
+  for (int b : {1, 4, 32})
+    EXPECT_EQ(decode_attention_splits_chained(b, 16, 8, 2112, 132, 396), decode_attention_splits(b, 16, 8, 2112, 132, 396))
+        << "batch " << b;
+  // Half the SMs or fewer (batch 8: 64 blocks): the kernel's rule, 2 splits.
+  EXPECT_EQ(decode_attention_splits_chained(8, 16, 8, 2112, 132, 396), 2);
+  // A short cache caps the waves count too (at least 128 keys a split).
+  EXPECT_EQ(decode_attention_splits_chained(16, 16, 8, 200, 132, 396), 2);
+}
+
 // The fill rule fills the resident slots in whole rounds (396: 3 blocks on each of 132 SMs).
 TEST(DecodeAttentionSplits, FillRuleFillsTheResidentSlots) {
   // One sequence, 32768 keys, 8 KV heads: 49 splits of at most 672 keys (whole 16-key runs), 392 of

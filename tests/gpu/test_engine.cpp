@@ -488,30 +488,20 @@ void flash_decode_steps_match_reference(const char* preset, bool step_kernel, co
 
 // Prompts long enough (and a context large enough) that the planned split count is above 1 and
 // several splits hold keys, so the combine runs and is replayed while the caches grow.
-// The engine's decode split count: the kernel's rule, except where that rule would leave one block
-// per SM or so unsplit (blocks unsplit in (SMs / 2, SMs]): there the waves rule's count.
-TEST_F(Engine, DecodeSplitsFollowTheEnginePolicy) {
-  if (std::getenv("MINFER_DECODE_SPLITS")) GTEST_SKIP() << "MINFER_DECODE_SPLITS picks the rule";
+// The engine plans its decode split count by the chained rule (decode_attention_splits_chained), in
+// the regime where it differs from the kernel's rule too (one block per SM or so unsplit).
+TEST_F(Engine, DecodeSplitsFollowTheChainedRule) {
   const ModelConfig cfg = preset_config("tiny-qwen3");
   auto src = preset_source("tiny-qwen3", DType::F32);
   int dev = 0, sms = 0;
   ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
   ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
-  const int groups = (cfg.heads / cfg.kv_heads + 15) / 16;
-  const int one_per_sm = sms / (cfg.kv_heads * groups);        // work <= SMs, more than half of them
-  const int few = std::max(1, sms / (4 * cfg.kv_heads * groups));  // work <= SMs / 4
-  for (int B : {one_per_sm, few}) {
+  const int64_t per_row = decode_attention_unsplit_blocks(1, cfg.heads, cfg.kv_heads);
+  const int resident = decode_attention_resident_blocks(DType::F32, cfg.head_dim, 0);
+  for (int B : {static_cast<int>(sms / per_row), std::max(1, static_cast<int>(sms / (4 * per_row)))}) {
     Model eng(cfg, *src, DType::F32, generate_shape(B, 4096, 64, kFlash));
-    const int kernel_rule = decode_attention_splits(B, cfg.heads, cfg.kv_heads, 4096, sms,
-                                                    decode_attention_resident_blocks(DType::F32, cfg.head_dim, 0));
-    const int64_t work = static_cast<int64_t>(B) * cfg.kv_heads * groups;
-    if (2 * work > sms && work <= sms) {
-      EXPECT_EQ(kernel_rule, 1) << "B=" << B;
-      EXPECT_EQ(eng.shape().decode_splits, decode_attention_splits_waves(B, cfg.heads, cfg.kv_heads, 4096, sms)) << "B=" << B;
-      EXPECT_GT(eng.shape().decode_splits, 1) << "B=" << B;
-    } else {
-      EXPECT_EQ(eng.shape().decode_splits, kernel_rule) << "B=" << B;
-    }
+    EXPECT_EQ(eng.shape().decode_splits,
+              decode_attention_splits_chained(B, cfg.heads, cfg.kv_heads, 4096, sms, resident)) << "B=" << B;
   }
 }
 
