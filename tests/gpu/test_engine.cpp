@@ -498,10 +498,12 @@ TEST_F(Engine, DecodeSplitsFollowTheChainedRule) {
   ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
   const int64_t per_row = decode_attention_unsplit_blocks(1, cfg.heads, cfg.kv_heads);
   const int resident = decode_attention_resident_blocks(DType::F32, cfg.head_dim, 0);
+  // The preset's whole context (tiny-qwen3: max_position_embeddings 1024; a longer plan is refused).
+  const int ctx = cfg.max_position > 0 ? cfg.max_position : 4096;
   for (int B : {static_cast<int>(sms / per_row), std::max(1, static_cast<int>(sms / (4 * per_row)))}) {
-    Model eng(cfg, *src, DType::F32, generate_shape(B, 4096, 64, kFlash));
+    Model eng(cfg, *src, DType::F32, generate_shape(B, ctx, 64, kFlash));
     EXPECT_EQ(eng.shape().decode_splits,
-              decode_attention_splits_chained(B, cfg.heads, cfg.kv_heads, 4096, sms, resident)) << "B=" << B;
+              decode_attention_splits_chained(B, cfg.heads, cfg.kv_heads, ctx, sms, resident)) << "B=" << B;
   }
 }
 
