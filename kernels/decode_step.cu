@@ -27,6 +27,7 @@
 #include <string>
 #include <type_traits>
 
+#include "kernels/common/bulk.cuh"
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
 
@@ -70,9 +71,7 @@ constexpr size_t kBarrierBytes = 4096;  // the grid-barrier flags: one word per 
 
 // ---- device helpers --------------------------------------------------------------------------------
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
+using kern::smem_addr;
 
 __device__ __forceinline__ unsigned long long now_ns() {
   unsigned long long t;
@@ -95,34 +94,13 @@ struct Patience {
 __device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, %0;" ::"n"(kConsumers) : "memory"); }
 
 #if MINFER_STEP_DEVICE
-__device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, unsigned bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
-}
+using kern::bulk_copy;
+using kern::mbar_arrive;
+using kern::mbar_expect_tx;
+using kern::mbar_init;
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
   Patience pat;
-  for (;;) {
-    unsigned done;
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(smem_addr(bar)), "r"(parity)
-        : "memory");
-    if (done) return;
-    pat.tick();
-  }
-}
-// `bytes` (a multiple of 16) from global src to shared dst, completing on bar.
-__device__ __forceinline__ void bulk_copy(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-                   smem_addr(dst)),
-               "l"(src), "r"(bytes), "r"(smem_addr(bar))
-               : "memory");
+  while (!kern::mbar_try_wait(bar, parity)) pat.tick();
 }
 #endif
 
@@ -737,7 +715,7 @@ __global__ void __launch_bounds__(kThreads, 1) decode_step_kernel(DecodeStepPara
       mbar_init(&s.full[i], 1);
       mbar_init(&s.empty[i], 1);  // its warp's lane 0
     }
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    kern::fence_mbarrier_init();
   }
   __syncthreads();
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <type_traits>
 
+#include "kernels/common/bulk.cuh"
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
 #include "kernels/common/pdl.cuh"
@@ -203,6 +204,86 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
   if constexpr (EPI == kResidualNorm) last_block_norm<T, RT>(a, r0, nr);
 }
 
+// Single row (R = 1), 16-bit types: the slice form (gemv.h). Block x owns outputs [x rpb, x rpb + rpb)
+// and copies their weight rows (with SwiGLU also the matching up rows) into shared memory with the
+// bulk-copy engine before pdl_wait(), so the copy runs while earlier kernels of the step do; x is
+// staged in shared memory after the wait; warp w computes outputs w, w + 8, .. of the slice, one whole K row per warp.
+// At most 128 registers and ~108 KiB of shared memory, so two such blocks (of consecutive kernels)
+// fit an SM.
+constexpr int kSliceMaxXPacks = 16;            // K <= 16 x 32 packs (4096 16-bit elements)
+constexpr int kSliceMaxBytes = 100 * 1024;     // a block's weight slice
+constexpr unsigned kSliceChunk = 32 * 1024;    // bytes per bulk copy
+template <typename T, int EPI>
+__global__ void __launch_bounds__(kThreads, 2) gemv_slice_kernel(GemvArgs a, int rpb, int late_trigger) {
+  constexpr int V = kern::kVec16<T>;
+  using P = kern::Pack<T, V>;
+  extern __shared__ __align__(128) unsigned char slice_smem[];
+  __shared__ uint64_t bar;
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int64_t o0 = static_cast<int64_t>(blockIdx.x) * rpb;
+  const int nrows = static_cast<int>(a.out - o0 < rpb ? a.out - o0 : rpb);
+  const int64_t row_bytes = a.in * static_cast<int64_t>(sizeof(T));
+  const unsigned part_bytes = static_cast<unsigned>(nrows * row_bytes);  // gate (or plain) rows
+  constexpr int kParts = EPI == kSwiglu ? 2 : 1;
+  if (threadIdx.x == 0) {
+    kern::mbar_init(&bar, 1);
+    kern::fence_mbarrier_init();
+    kern::mbar_expect_tx(&bar, part_bytes * kParts);
+    const char* w = static_cast<const char*>(a.w);
+    for (int q = 0; q < kParts; ++q) {
+      const char* src = w + (o0 + q * a.out) * row_bytes;
+      unsigned char* dst = slice_smem + q * static_cast<int64_t>(rpb) * row_bytes;
+      for (unsigned off = 0; off < part_bytes; off += kSliceChunk)
+        kern::bulk_copy(dst + off, src + off, min(kSliceChunk, part_bytes - off), &bar);
+    }
+  }
+  __syncthreads();  // the barrier is initialised before anyone waits on it
+  if (!late_trigger) kern::pdl_launch_dependents();
+  kern::pdl_wait();
+
+  const int64_t packs = a.in / V;
+  __shared__ P xs[kSliceMaxXPacks * 32];
+  for (int64_t i = threadIdx.x; i < packs; i += kThreads) xs[i] = load_ro(static_cast<const P*>(a.x) + i);
+  __syncthreads();
+  while (!kern::mbar_try_wait(&bar, 0)) {
+  }
+  T* y = static_cast<T*>(a.y);
+  for (int j = warp; j < nrows; j += kWarps) {
+    float acc[kParts] = {};
+#pragma unroll
+    for (int q = 0; q < kParts; ++q) {
+      const P* wr = reinterpret_cast<const P*>(slice_smem + (q * static_cast<int64_t>(rpb) + j) * row_bytes);
+#pragma unroll
+      for (int u = 0; u < kSliceMaxXPacks; ++u) {
+        if (lane + 32 * u >= packs) break;
+        float wf[V], xf[V];
+        kern::widen<T>(wr[lane + 32 * u], wf);
+        kern::widen<T>(xs[lane + 32 * u], xf);
+#pragma unroll
+        for (int e = 0; e < V; ++e) acc[q] = fmaf(wf[e], xf[e], acc[q]);
+      }
+#pragma unroll
+      for (int off = 16; off > 0; off /= 2) acc[q] += __shfl_xor_sync(0xffffffffu, acc[q], off);
+    }
+    if (lane != 0) continue;
+    const int64_t o = o0 + j;
+    if constexpr (EPI == kSwiglu) {
+      const float g = kern::to_float(kern::from_float<T>(acc[0]));
+      const float u = kern::to_float(kern::from_float<T>(acc[kParts - 1]));
+      y[o] = kern::from_float<T>(g / (1.f + expf(-g)) * u);
+    } else {
+      const float bv = a.bias ? kern::to_float(static_cast<const T*>(a.bias)[o]) : 0.f;
+      if constexpr (EPI == kResidual) {
+        const float yr = kern::to_float(kern::from_float<T>(acc[0] + bv));
+        y[o] = kern::from_float<T>(kern::to_float(static_cast<const T*>(a.resid)[o]) + yr);
+      } else {
+        y[o] = kern::from_float<T>(acc[0] + bv);
+      }
+    }
+  }
+  if (late_trigger) kern::pdl_launch_dependents();
+}
+
 // Rows per block row: the smallest of 1, 2, 4, 8, 16 covering R (16 for larger R).
 int rows_tile(int64_t rows) {
   int rt = 1;
@@ -274,9 +355,77 @@ Status check(const GemvParams& p, int split) {
   return Status::ok();
 }
 
+// The slice form's outputs per block (about one block per SM) and its shared-memory bytes.
+int slice_rows_per_block(const GemvParams& p) {
+  return static_cast<int>((p.out + sm_count() - 1) / sm_count());
+}
+int64_t slice_bytes(const GemvParams& p) {
+  return slice_rows_per_block(p) * p.in * static_cast<int64_t>(dtype_size(p.dtype)) * (p.swiglu ? 2 : 1);
+}
+
+bool slice_enabled(const GemvParams& p) {
+  if (p.slice >= 0) return p.slice == 1;
+  static const bool env = [] {
+    const char* v = std::getenv("MINFER_GEMV_SLICE");
+    return v && std::string(v) == "1";
+  }();
+  return env;
+}
+
+bool slice_fits(const GemvParams& p) {
+  static const bool sm90 = kern::device_attribute(cudaDevAttrComputeCapabilityMajor, 0) >= 9;
+  return sm90 && p.rows == 1 && dtype_size(p.dtype) == 2 && !p.norm_out &&
+         p.in <= static_cast<int64_t>(kSliceMaxXPacks) * 32 * kern::kVec16<__half> && slice_bytes(p) <= kSliceMaxBytes;
+}
+
+// A/B switches of the slice form: MINFER_GEMV_SLICE_LATE=1 lets the next kernel launch only once a
+// block is done (default: as soon as its copies are issued); MINFER_GEMV_SLICE_CARVEOUT=N sets the
+// kernel's preferred shared-memory carveout (percent; default: the driver's choice).
+int slice_late_trigger() {
+  static const int v = [] {
+    const char* e = std::getenv("MINFER_GEMV_SLICE_LATE");
+    return e && std::string(e) == "1" ? 1 : 0;
+  }();
+  return v;
+}
+
+template <typename T, int EPI>
+cudaError_t slice_attributes() {
+  cudaError_t e = cudaFuncSetAttribute(gemv_slice_kernel<T, EPI>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       kSliceMaxBytes);
+  if (const char* c = std::getenv("MINFER_GEMV_SLICE_CARVEOUT"); e == cudaSuccess && c)
+    e = cudaFuncSetAttribute(gemv_slice_kernel<T, EPI>, cudaFuncAttributePreferredSharedMemoryCarveout, std::atoi(c));
+  return e;
+}
+
+template <typename T, int EPI>
+Status launch_slice(const GemvParams& p, cudaStream_t stream) {
+  static const cudaError_t attr = slice_attributes<T, EPI>();
+  MINFER_CUDA_RETURN(attr);
+  const int rpb = slice_rows_per_block(p);
+  const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_eps, p.rows, p.in, p.out, 1, nullptr, nullptr, nullptr};
+  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_slice_kernel<T, EPI>, dim3(kern::blocks_for(p.out, rpb)), dim3(kThreads),
+                                      static_cast<size_t>(slice_bytes(p)), stream, a, rpb, slice_late_trigger()));
+  return Status::ok();
+}
+
+template <typename T>
+Status dispatch_slice(const GemvParams& p, cudaStream_t stream) {
+  if constexpr (sizeof(T) != 2) {
+    return Status::error("gemv: the slice form takes 16-bit types only");
+  } else {
+    if (p.swiglu) return launch_slice<T, kSwiglu>(p, stream);
+    if (p.residual) return launch_slice<T, kResidual>(p, stream);
+    return launch_slice<T, kPlain>(p, stream);
+  }
+}
+
 Status run(const GemvParams& p, cudaStream_t stream) {
   const int split = p.split == 0 ? gemv_default_split(p) : p.split;
   if (Status s = check(p, split); !s) return s;
+  if (slice_enabled(p) && slice_fits(p)) {
+    MINFER_DISPATCH_DTYPE(p.dtype, T, { return dispatch_slice<T>(p, stream); });
+  }
   MINFER_DISPATCH_DTYPE(p.dtype, T, { return dispatch_rows<T>(p, split, stream); });
 }
 
@@ -304,6 +453,10 @@ int gemv_default_split(const GemvParams& p) {
   int split = 1;
   while (split < max_split && features * split < target && packs >= 64LL * split) split *= 2;
   return split;
+}
+
+bool gemv_slice_applies(const GemvParams& p) {
+  return check(p, p.split == 0 ? gemv_default_split(p) : p.split).is_ok() && slice_enabled(p) && slice_fits(p);
 }
 
 bool gemv_fused_supports(const GemvParams& p) {

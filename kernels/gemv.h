@@ -32,6 +32,22 @@
 // and L1 traffic in every warp). Hence the norm moved to the producing GEMV's last block (above).
 // An L2 bulk prefetch of each block's weight rows before pdl_wait() was also tried: H100 e2e geomean
 // 1.004 unfused, 0.96 fused; not kept.
+// Slice form (opt-in: MINFER_GEMV_SLICE=1 or GemvParams::slice = 1): one row (R = 1), fp16 / bf16, K
+// <= 4096, no RMSNorm epilogue, and each block's weight slice (ceil(N / SMs) rows, twice with SwiGLU)
+// at most 100 KiB. About one block per SM; the block copies its whole slice into shared memory with
+// the bulk-copy engine (kernels/common/bulk.cuh) before pdl_wait(), so that in a PDL-chained step the
+// weights of a projection stream in while the kernels before it still run (the streaming form above
+// holds the register file with 4 blocks an SM and prefetches only its first packs); then each warp
+// dots whole rows from shared memory with x staged there too. Same rounding points as above.
+// Measured slower (H100, e2e bf16 batch 1, one run: reports/logs/h100/ab/ab_e2e_gemv_slice.csv):
+// qwen3-0.6b 1.92 vs 1.03 ms/step at prompt 128, qwen2.5-0.5b 0.91 vs 0.78. With every projection a
+// slice kernel that lets the next one launch at once, the step's kernels cascade resident ahead of
+// their inputs and run slower; letting the next kernel launch only when a block is done
+// (MINFER_GEMV_SLICE_LATE=1) gives 1.38 ms, still behind the streaming form. A fixed shared-memory
+// carveout (MINFER_GEMV_SLICE_CARVEOUT=100) changes nothing. Also measured without a switch kept: a
+// single row taking the largest split whose grid fits one resident wave (every block's first weight
+// packs loaded before pdl_wait) instead of the tuner's: 0.996x (reports/logs/h100/ab/
+// ab_e2e_gemv_one_wave.csv). Weight streaming is not what the small models' decode step waits on.
 // Dimension legend: R rows, K in features, N out features, S split, V = elements per 16-byte pack.
 #pragma once
 #include <cstdint>
@@ -59,12 +75,15 @@ struct GemvParams {
   unsigned* counters = nullptr;       // with norm_out: ceil(R / 16) zeroed counters, left zeroed
   bool swiglu = false;                // SwiGLU epilogue
   int split = 0;                      // S: 1, 2, 4 or 8 (<= 4 with swiglu); 0 picks one from N, K, SMs
+  int slice = -1;                     // the slice form where it applies: 1 on, 0 off, -1 MINFER_GEMV_SLICE=1
 };
 
 // Checks the params (naming the field at fault), then launches on `stream` (with PDL where enabled).
 Status gemv_fused_forward(const GemvParams& p, cudaStream_t stream);
 // Whether gemv_fused_forward accepts p (alignment, K a multiple of V, a fused form it holds).
 bool gemv_fused_supports(const GemvParams& p);
+// Whether gemv_fused_forward runs p in the slice form (enabled, and p fits it).
+bool gemv_slice_applies(const GemvParams& p);
 // The split used when p.split is 0.
 int gemv_default_split(const GemvParams& p);
 

@@ -18,7 +18,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,ncu]
+#        [--ab-groups prefill,persist,e2e,step,decode,ncu,slice]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -61,7 +61,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|ncu) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|ncu|slice) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -207,7 +207,9 @@ stage_profile() {
 # MINFER_PREFILL=v3p, on bench/cases/prefill_ab.txt), e2e (step kernel, fused GEMVs, PDL on the
 # quick e2e grid), step (the whole-step kernel on bench/cases/e2e_step_ab.txt, with its stage trace),
 # decode (the decode split rule, stages and block order on bench/cases/decode_ab.txt), ncu (one
-# launch of prefill v3 and of decode v2 where they lose, under ncu: OUTDIR/ncu_<case>.csv).
+# launch of prefill v3 and of decode v2 where they lose, under ncu: OUTDIR/ncu_<case>.csv), slice
+# (the GEMV's slice form for single decode rows, MINFER_GEMV_SLICE=1: its tests, model validation,
+# timing on bench/cases/e2e_slice_ab.txt, one profiled generate).
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
   local rc=0
@@ -247,12 +249,41 @@ stage_ab() {
       MINFER_DECODE_SPLITS=fill MINFER_DECODE_STAGES=3 MINFER_DECODE_ORDER=heads \
       MINFER_DECODE_SPLITS=fill,MINFER_DECODE_ORDER=heads MINFER_DECODE_SPLITS=fill,MINFER_DECODE_STAGES=3 || rc=1
   fi
+  if ab_group slice; then  # the GEMV's slice form for single decode rows (MINFER_GEMV_SLICE=1)
+    MINFER_GEMV_SLICE=1 "$BUILD/tests/test_gemv" || rc=1
+    MINFER_GEMV_SLICE=1 "$BUILD/tests/test_engine" || rc=1
+    MINFER_GEMV_SLICE=1 "$BUILD/validate/validate_all" --sweep model --quick \
+      --csv "$OUTDIR/validate_model_slice.csv" || rc=1
+    bash scripts/ab.sh "$OUTDIR/ab_slice" --build "$BUILD" --sweep e2e --peers off \
+      --cases bench/cases/e2e_slice_ab.txt MINFER_GEMV_SLICE=1 MINFER_GEMV_SLICE=1,MINFER_GEMV_SLICE_LATE=1 \
+      MINFER_GEMV_SLICE=1,MINFER_GEMV_SLICE_CARVEOUT=100 || rc=1
+    local m prompt v
+    prompt=$(seq -s, 11 138)
+    for m in qwen3-0.6b; do
+      MINFER_GEMV_SLICE=1 "$BUILD/engine/minfer" generate --model "preset:$m" --backend cuda --dtype bf16 \
+        --prompt-tokens "$prompt" --max-new-tokens 16 --profile-csv "$OUTDIR/profile_slice_$m.csv" || rc=1
+      # The CUDA-graph steps' kernels on the GPU's clock, node by node (where nsys exists).
+      if command -v nsys > /dev/null; then
+        for v in 0 1; do
+          MINFER_GEMV_SLICE=$v nsys profile --cuda-graph-trace=node --force-overwrite true \
+            -o "$OUTDIR/nsys_slice${v}_$m" "$BUILD/engine/minfer" generate --model "preset:$m" --backend cuda \
+            --dtype bf16 --prompt-tokens "$prompt" --max-new-tokens 6 > /dev/null 2>&1 || rc=1
+          nsys stats --report cuda_gpu_trace --format csv --force-export true \
+            -o "$OUTDIR/nsys_slice${v}_$m" "$OUTDIR/nsys_slice${v}_$m.nsys-rep" > /dev/null 2>&1 || rc=1
+          rm -f "$OUTDIR/nsys_slice${v}_$m.nsys-rep" "$OUTDIR/nsys_slice${v}_$m.sqlite"
+        done
+      else
+        echo "nsys not found: no graph timeline"
+      fi
+    done
+  fi
   if ab_group ncu; then  # what limits the attention kernels where they lose: one launch each under ncu
     if command -v ncu > /dev/null; then
       local c k ck
       for ck in "attention/bf16/batch=4/seqlen=512/heads=16/kv_heads=16/head_dim=128/causal=0/ragged=0/prefix=0|flash_prefill_sm90" \
                 "decode/bf16/batch=32/kv_len=8192/heads=32/kv_heads=8/head_dim=128/paged=1/ragged=0|decode_split_tc" \
-                "decode/bf16/batch=4/kv_len=32768/heads=32/kv_heads=8/head_dim=128/paged=0/ragged=0|decode_split_tc"; do
+                "decode/bf16/batch=4/kv_len=32768/heads=32/kv_heads=8/head_dim=128/paged=0/ragged=0|decode_split_tc" \
+                "decode/bf16/batch=64/kv_len=1024/heads=32/kv_heads=8/head_dim=128/paged=1/ragged=0|decode_split_tc"; do
         c=${ck%%|*} k=${ck##*|}
         ncu --kernel-name "regex:$k" --launch-skip 3 --launch-count 1 --section SpeedOfLight --section Occupancy \
           --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis --csv --page details \

@@ -340,6 +340,16 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   }
   gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H);
   norm(s.y, s.res, L.ffn_norm, T);
+  // A single decode row whose gate/up projection takes the GEMV's slice form (kernels/gemv.h; opt-in,
+  // MINFER_GEMV_SLICE=1): the SwiGLU as its epilogue, one launch fewer.
+  if (max_q_ == 0 && T == 1) {
+    GemvParams gu = fused_params(2, l, T);
+    if (gemv_slice_applies(gu)) {
+      fused_gemv("gemv.gate_up+swiglu", gu);
+      gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H);
+      return;
+    }
+  }
   gemm("gemm.gate_up", s.a, L.wgu, -1, s.gu, T, H, 2 * I);
   const SwigluParams sw{dtype_, s.gu, s.act, T, I, 2 * I, I};
   mark_begin();

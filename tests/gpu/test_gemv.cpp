@@ -4,7 +4,7 @@
 // epilogue (in place, y aliasing the residual), residual + RMSNorm of the new residual (the last
 // block's norm; its counters re-armed, checked by running it twice), SwiGLU; rows 1, 3, 16 and 17
 // (two block rows); odd K and N; every split the form allows; a grid of several waves (N large);
-// argument errors naming the field.
+// argument errors naming the field; the slice form (one row, 16-bit, weights via shared memory).
 // Outputs are NaN-poisoned before each run. GPU tests skip without a CUDA device.
 // Legend: R rows, K in features, N out features (I for SwiGLU outputs).
 #include <cmath>
@@ -192,6 +192,53 @@ TEST_F(GemvTest, ManyOutputBlocks) {
       MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
       pr.expect_close(stream_, kTol);
     }
+}
+
+// The slice form (one row, 16-bit types; each block's weight rows copied into shared memory by the
+// bulk-copy engine): plain with bias, residual in place, SwiGLU; qwen3-0.6b's four projections, odd N
+// (a short last block), K up to the form's limit; it must apply to each, and not where the slice
+// would pass its shared-memory limit, with the RMSNorm epilogue, or for several rows.
+TEST_F(GemvTest, SliceFormMatchesTheReference) {
+  struct Shape {
+    int64_t K, N;
+  };
+  const Shape shapes[] = {{1024, 4096}, {2048, 1024}, {1024, 3072}, {3072, 1024}, {896, 1151}, {4096, 40}, {64, 7}};
+  uint64_t seed = 300;
+  for (DType t : {DType::F16, DType::BF16})
+    for (Form f : {Form::Bias, Form::Residual, Form::Swiglu})
+      for (const Shape& sh : shapes) {
+        if (f == Form::Swiglu && sh.N == 4096) continue;  // 32 rows of gate and up, 128 KiB: too big
+        const Problem pr(t, f, 1, sh.K, sh.N, seed++);
+        GemvParams p = pr.params(0);
+        p.slice = 1;
+        SCOPED_TRACE(pr.name(0) + " slice");
+        ASSERT_TRUE(gemv_slice_applies(p));
+        for (int rep = 0; rep < 2; ++rep) {
+          pr.reset(stream_);
+          const Status s = gemv_fused_forward(p, stream_);
+          ASSERT_TRUE(s.is_ok()) << s.message();
+          MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+          pr.expect_close(stream_, kTol);
+        }
+      }
+  const Problem big(DType::BF16, Form::Bias, 1, 4096, 6144, 7);  // 47 rows of 8 KiB a block: too big
+  GemvParams p = big.params(0);
+  p.slice = 1;
+  EXPECT_FALSE(gemv_slice_applies(p));
+  const Problem norm(DType::BF16, Form::ResidualNorm, 1, 1024, 1024, 8);
+  p = norm.params(0);
+  p.slice = 1;
+  EXPECT_FALSE(gemv_slice_applies(p));
+  const Problem rows(DType::BF16, Form::Bias, 2, 1024, 1024, 9);
+  p = rows.params(0);
+  p.slice = 1;
+  EXPECT_FALSE(gemv_slice_applies(p));
+  p.rows = 1, p.slice = 0;
+  EXPECT_FALSE(gemv_slice_applies(p));
+  const Problem f32(DType::F32, Form::Bias, 1, 1024, 1024, 10);
+  p = f32.params(0);
+  p.slice = 1;
+  EXPECT_FALSE(gemv_slice_applies(p));
 }
 
 TEST_F(GemvTest, ArgumentErrorsNameTheField) {
