@@ -9,6 +9,8 @@
 // tests/gpu/test_attention check every split count); inputs are random, never zeros.
 // B batch, L kv_len, nh/nkv heads, hd head_dim; contiguous cache (B, L, nkv, hd) or, paged, pages of
 // 16 tokens (P, 16, nkv, hd) handed out in a shuffled order as the decode sweep's runner does.
+// --layout head|both: also each KV head's keys contiguous (the layout the PyTorch peers are given),
+// to tell the access pattern's cost from the kernel's.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -38,12 +40,15 @@ struct Options {
   int samples = 15;
   uint64_t seed = 1;
   bool quick = false;
+  std::string layout = "token";
 };
 
-// "all" (empty result: every count up to the cap) or a comma-separated list of counts in [1, 64].
+// "all" (empty result: every count up to the cap), "rule" ({0}: the default rule's count) or a
+// comma-separated list of counts in [1, 64].
 std::vector<int> parse_splits(const std::string& s) {
   std::vector<int> out;
   if (s == "all") return out;
+  if (s == "rule") return {0};
   std::stringstream ss(s);
   std::string item;
   while (std::getline(ss, item, ',')) {
@@ -87,13 +92,22 @@ int run(const Options& o) {
   minfer::bench::Timer timer(stream);
   std::mt19937_64 rng(o.seed);
   std::ostringstream out;
-  out << "case,batch,kv_len,heads,kv_heads,head_dim,paged,splits,blocks,median_us,p10_us,p90_us,gbps,rule_default,rule_waves,rule_fill\n";
+  out << "case,batch,kv_len,heads,kv_heads,head_dim,paged,splits,blocks,median_us,p10_us,p90_us,gbps,rule_default,"
+         "rule_waves,rule_fill,layout\n";
+  std::vector<std::string> layouts;
+  if (o.layout == "token" || o.layout == "both") layouts.push_back("token");
+  if (o.layout == "head" || o.layout == "both") layouts.push_back("head");
   size_t done = 0;
   for (const minfer::val::Case& c : cases) {
     ++done;
     if (c.axis("ragged") != 0 || c.axis("paged") > 1) continue;  // one length per batch; pages of 16
-    const int B = static_cast<int>(c.axis("batch")), L = static_cast<int>(c.axis("kv_len"));
-    const int nh = static_cast<int>(c.axis("heads")), nkv = static_cast<int>(c.axis("kv_heads"));
+    for (const std::string& layout : layouts) {
+    // layout "head": the same bytes and blocks with each KV head's keys contiguous (the layout the
+    // PyTorch peers get, (B, nkv, L, hd)), emulated as B nkv sequences of one KV head and nh / nkv
+    // query heads; the split rules' counts stay the case's own.
+    const int fold = layout == "head" ? static_cast<int>(c.axis("kv_heads")) : 1;
+    const int B = static_cast<int>(c.axis("batch")) * fold, L = static_cast<int>(c.axis("kv_len"));
+    const int nh = static_cast<int>(c.axis("heads")) / fold, nkv = static_cast<int>(c.axis("kv_heads")) / fold;
     const int hd = static_cast<int>(c.axis("head_dim"));
     const bool paged = c.axis("paged") != 0;
     constexpr int kPage = 16;
@@ -111,14 +125,18 @@ int run(const Options& o) {
     MINFER_CUDA_CHECK(cudaMemcpy(lens_d.get(), lens.data(), lens_d.bytes(), cudaMemcpyHostToDevice));
     MINFER_CUDA_CHECK(cudaMemcpy(table_d.get(), table.data(), table_d.bytes(), cudaMemcpyHostToDevice));
     const int resident = minfer::decode_attention_resident_blocks(c.dtype, hd, paged ? kPage : 0);
-    const int rule_default = minfer::decode_attention_splits(B, nh, nkv, L, sms, resident);
-    const int rule_waves = minfer::decode_attention_splits_waves(B, nh, nkv, L, sms);
-    const int rule_fill = minfer::decode_attention_splits_fill(B, nh, nkv, L, resident);
+    const int cB = static_cast<int>(c.axis("batch")), cnh = static_cast<int>(c.axis("heads"));
+    const int cnkv = static_cast<int>(c.axis("kv_heads"));
+    const int rule_default = minfer::decode_attention_splits(cB, cnh, cnkv, L, sms, resident);
+    const int rule_waves = minfer::decode_attention_splits_waves(cB, cnh, cnkv, L, sms);
+    const int rule_fill = minfer::decode_attention_splits_fill(cB, cnh, cnkv, L, resident);
     const int cap = std::clamp((L + 127) / 128, 1, 64);
     std::vector<int> counts = wanted;
     if (counts.empty()) {
       counts.resize(static_cast<size_t>(cap));
       std::iota(counts.begin(), counts.end(), 1);
+    } else if (counts.front() == 0) {
+      counts = {rule_default};
     }
     DeviceBuffer ws(minfer::decode_attention_workspace_bytes(B, nh, hd, *std::max_element(counts.begin(), counts.end())));
     const double kv_bytes = 2.0 * B * static_cast<double>(L) * static_cast<double>(row_bytes);
@@ -137,10 +155,12 @@ int run(const Options& o) {
       const minfer::bench::Stats st = minfer::bench::summarize(us);
       out << c.id() << ',' << B << ',' << L << ',' << nh << ',' << nkv << ',' << hd << ',' << (paged ? 1 : 0) << ','
           << s << ',' << minfer::decode_attention_unsplit_blocks(B, nh, nkv) * s << ',' << st.median_us << ',' << st.p10_us << ',' << st.p90_us << ','
-          << kv_bytes / (st.median_us * 1e-6) / 1e9 << ',' << rule_default << ',' << rule_waves << ',' << rule_fill << '\n';
+          << kv_bytes / (st.median_us * 1e-6) / 1e9 << ',' << rule_default << ',' << rule_waves << ',' << rule_fill << ','
+          << layout << '\n';
     }
-    std::fprintf(stderr, "[%zu/%zu] %s: %zu split counts (rules: default %d, waves %d, fill %d)\n", done,
-                 cases.size(), c.id().c_str(), counts.size(), rule_default, rule_waves, rule_fill);
+    std::fprintf(stderr, "[%zu/%zu] %s (%s layout): %zu split counts (rules: default %d, waves %d, fill %d)\n", done,
+                 cases.size(), c.id().c_str(), layout.c_str(), counts.size(), rule_default, rule_waves, rule_fill);
+    }  // layouts
   }
   MINFER_CUDA_CHECK(cudaStreamDestroy(stream));
   if (o.csv.empty()) {
@@ -163,7 +183,14 @@ int main(int argc, char** argv) {
   Options o;
   app.add_option("--case", o.case_ids, "a decode case id (repeatable; bench_all --sweep decode --list lists them)");
   app.add_flag("--quick", o.quick, "the decode sweep's quick subset");
-  app.add_option("--splits", o.splits, "split counts to time: 'all' (1 up to the kernel's cap) or a list like 1,2,4")
+  app.add_option("--splits", o.splits,
+                 "split counts to time: 'all' (1 up to the kernel's cap), 'rule' (the default rule's count) or a "
+                 "list like 1,2,4")
+      ->capture_default_str();
+  app.add_option("--layout", o.layout,
+                 "KV layout: token (ours, (B, L, nkv, hd)), head (each KV head's keys contiguous, as the PyTorch "
+                 "peers' (B, nkv, L, hd): emulated as B nkv sequences of one KV head, same bytes and blocks) or both")
+      ->check(CLI::IsMember({"token", "head", "both"}))
       ->capture_default_str();
   app.add_option("--samples", o.samples, "timed samples per (case, split count); the median is reported")
       ->check(CLI::Range(3, 1000))->capture_default_str();
