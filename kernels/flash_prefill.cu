@@ -682,7 +682,7 @@ __global__ void __launch_bounds__(kThreads, 2) flash_prefill_tc2(FlashPrefillPar
 // environment variable MINFER_PREFILL=v2 or v1 selects one of the older versions where v3 would run,
 // and MINFER_PREFILL=v3 runs v3 wherever it can (also at or below v3_min_rows), for A/B timings in
 // one run. Read once.
-enum class PrefillVersion { kAuto, kV3, kV3P, kV2, kV1 };
+enum class PrefillVersion { kAuto, kV3, kV3P, kV3S, kV2, kV1 };
 PrefillVersion prefill_version_selected() {
   static const PrefillVersion v = [] {
     const char* e = std::getenv("MINFER_PREFILL");
@@ -690,6 +690,7 @@ PrefillVersion prefill_version_selected() {
     if (e && std::string(e) == "v2") return PrefillVersion::kV2;
     if (e && std::string(e) == "v3") return PrefillVersion::kV3;
     if (e && std::string(e) == "v3p") return PrefillVersion::kV3P;
+    if (e && std::string(e) == "v3s") return PrefillVersion::kV3S;
     return PrefillVersion::kAuto;
   }();
   return v;
@@ -808,17 +809,26 @@ Status launch_f32(const FlashPrefillParams& p, float scale_log2, cudaStream_t st
 // 1.13-1.53 (128) and 1.11-1.21 (64); at 1024 and more 1.25-1.45 (128) and 1.22-1.34 (64).
 int v3_min_rows() { return 128; }
 
-// fp16 / bf16 at head_dim 64 and 128: v3 on compute capability 9.0 (past v3_min_rows), else v2, as
+// At head_dim 128, v3 runs as its small variant (64-row blocks of one warpgroup, two an SM; the same
+// output bits) where the longest sequence has at most this many query rows. H100, bf16, the 20 cases
+// of bench/cases/prefill_ab.txt in one run (reports/logs/h100/ab/ab_attention_v3s.csv), v3 time / small
+// time: 1.000-1.036 at 512 and 1024 rows (14 cases, causal and not), 0.951-1.007 at 2048-8192.
+int v3_small_max_rows() { return 1024; }
+
+// fp16 / bf16 at head_dim 64 and 128: v3 on compute capability 9.0 (past v3_min_rows; its small
+// variant at head_dim 128 up to v3_small_max_rows), else v2, as
 // prefill_version_selected() says (v1.1 where a sequence has more query tiles than v2's grid holds);
 // v1.1 at the other head dims.
 template <typename T, int HD>
 Status launch_half(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
   if constexpr (HD == 64 || HD == 128) {
     const PrefillVersion v = prefill_version_selected();
-    const bool v3 = v == PrefillVersion::kV3 || v == PrefillVersion::kV3P ||
+    const bool v3 = v == PrefillVersion::kV3 || v == PrefillVersion::kV3P || v == PrefillVersion::kV3S ||
                     (v == PrefillVersion::kAuto && p.max_seqlen_q > v3_min_rows());
     if (v3 && flash_prefill_sm90_applies(p))
-      return flash_prefill_sm90_forward(p, scale_log2, stream, v == PrefillVersion::kV3P);
+      return flash_prefill_sm90_forward(
+          p, scale_log2, stream, v == PrefillVersion::kV3P,
+          v == PrefillVersion::kV3S || (v == PrefillVersion::kAuto && p.max_seqlen_q <= v3_small_max_rows()));
     if (v != PrefillVersion::kV1 && kern::blocks_for(p.max_seqlen_q, kBlockM2) <= 65535)
       return launch_tc2<T, HD>(p, scale_log2, stream);
   }

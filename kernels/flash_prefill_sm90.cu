@@ -18,6 +18,10 @@
 // first). Shared memory: Q 128 x HD plus 4 K and 4 V tiles of 64 x HD (160 KiB at head_dim 128): one
 // block per SM at head_dim 128; two at 64 (80 KiB, at most 128 registers: one P buffer, see kOneP).
 // H100, bf16, v3 vs v2 in one run: 1.11-1.53x at 512-8192 rows (reports/logs/h100/ab/).
+// Small variant (G = 1 warpgroup, ST = 3 stages, head_dim 128; the default up to 1024 query rows,
+// MINFER_PREFILL=v3s everywhere): 64-row blocks in 113 KiB, two an SM, so one block's fill and drain
+// overlap the other's MMAs; each row's arithmetic is the 128-row block's (the same output bits); one
+// K/V tile is copied ahead instead of three.
 // Persistent variant (kPersist, head_dim 128, MINFER_PREFILL=v3p; measured slower than v3 on an H100,
 // 0.60-0.92x on 20 cases, reports/logs/h100/ab/ab_attention_v3p_persistent.csv): the grid is the SMs
 // (more blocks only where one would hold more than kMaxItems query tiles); a block deals itself the
@@ -50,6 +54,11 @@ constexpr int kGroups = 2;              // warpgroups per block
 constexpr int kThreads = 128 * kGroups;
 constexpr int kBM = 64 * kGroups;       // query rows per block
 constexpr int kStages = 4;              // K/V tiles in shared memory (see the main loop)
+// The small variant (head_dim 128, MINFER_PREFILL=v3s): one warpgroup of 64 query rows a block and
+// three stages (113 KiB), so that two blocks share an SM and one's fill and drain overlap the other's
+// MMAs (one 128-row block an SM leaves the SM idle while it fills: latency-bound at 512 keys, ncu).
+constexpr int kSmallGroups = 1;
+constexpr int kSmallStages = 3;
 
 // Keys per tile at head_dim HD.
 template <int HD> constexpr int tile_keys() { return 64; }
@@ -65,14 +74,16 @@ constexpr int kMaxItems = 40;  // items of one persistent block (the launch size
 // Shared-memory plan (bytes) at head_dim HD: Q (kQBufs buffers: 1, or 3 for the persistent variant),
 // then kStages K tiles, then kStages V tiles, each a multiple of 1024 bytes (the swizzle atom) from a
 // 1024-aligned base; the persistent variant's item table last.
-template <int HD, bool kPersist = false> struct Plan {
+template <int HD, bool kPersist = false, int G = kGroups, int ST = kStages> struct Plan {
   static constexpr int kBN = tile_keys<HD>();
   static constexpr int kQBufs = kPersist ? 3 : 1;
-  static constexpr uint32_t kQ = kBM * HD * 2;
+  static constexpr uint32_t kQ = 64 * G * HD * 2;
   static constexpr uint32_t kTile = kBN * HD * 2;
   static constexpr uint32_t kTable = kPersist ? kMaxItems * sizeof(PrefillItem) : 0;
-  static constexpr uint32_t kBytes = kQ * kQBufs + 2 * kStages * kTile + kTable + 1024;  // + room to align the base
+  static constexpr uint32_t kBytes = kQ * kQBufs + 2 * ST * kTile + kTable + 1024;  // + room to align the base
 };
+static_assert(2 * (Plan<128, false, kSmallGroups, kSmallStages>::kBytes + 1024) <= 233472,
+              "two small blocks (plus the 1 KiB the runtime reserves for each) fit an SM's 228 KiB");
 static_assert(Plan<128, true>::kBytes <= 232448, "the persistent plan fits the 227 KiB a block may have");
 
 #if defined(MINFER_WGMMA)  // device helpers of the sm_90a kernel body
@@ -84,9 +95,9 @@ __device__ __forceinline__ void cp_async16_to(uint32_t dst, const void* src, boo
 // swizzled tile at dst; rows >= valid_rows zero-filled (src is then not read). Thread i copies chunk
 // i % (HD / 8) of rows i / (HD / 8) + n kThreads / (HD / 8): its swizzle term (row % 8) is the same
 // for every n, so its shared offsets are one base plus multiples of the pass size.
-template <int HD, int ROWS>
+template <int HD, int ROWS, int NT = kThreads>
 __device__ __forceinline__ void load_swizzled(uint32_t dst, const char* src, int64_t row_bytes, int valid_rows) {
-  constexpr int kChunks = HD / 8, kRowsPerPass = kThreads / kChunks;
+  constexpr int kChunks = HD / 8, kRowsPerPass = NT / kChunks;
   static_assert(ROWS % kRowsPerPass == 0 && kRowsPerPass % 8 == 0, "whole passes of whole swizzle atoms");
   const int r = static_cast<int>(threadIdx.x) / kChunks, c = static_cast<int>(threadIdx.x) % kChunks;
   const uint32_t d = dst + kern::swz128_offset(ROWS, r, c);
@@ -107,14 +118,18 @@ __device__ __forceinline__ void split2(float x, float y, uint32_t& hi, uint32_t&
 }
 #endif  // MINFER_WGMMA
 
-// Blocks per SM: 2 at head_dim 64 (at most 128 registers a thread), 1 at 128.
+// Blocks per SM: 2 at head_dim 64 (at most 128 registers a thread), 1 at 128 (2 for the small
+// variant: one warpgroup, at most 255 registers).
 template <int HD> constexpr int blocks_per_sm() { return HD == 64 ? 2 : 1; }
 
-template <typename T, int HD, bool kPersist>
-__global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
+template <typename T, int HD, bool kPersist, int G = kGroups, int ST = kStages>
+__global__ void __launch_bounds__(128 * G, G == kGroups ? blocks_per_sm<HD>() : 2)
     flash_prefill_sm90(FlashPrefillParams p, float scale_log2) {
 #if defined(MINFER_WGMMA)
-  using PlanT = Plan<HD, kPersist>;
+  static_assert(!kPersist || (G == kGroups && ST == kStages), "the persistent variant has the default shape");
+  static_assert(ST >= 3, "the pipeline holds tile j (P V), j + 1 (S) and copies ahead");
+  constexpr int kThreads = 128 * G, kBM = 64 * G, kStages = ST;  // this instance's shape (shadows the defaults)
+  using PlanT = Plan<HD, kPersist, G, ST>;
   constexpr int kBN = PlanT::kBN;
   constexpr bool kSplitP = std::is_same_v<T, __nv_bfloat16>;
   // One P buffer (packed after P V of the tile before is done) where two blocks share an SM and
@@ -205,19 +220,19 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
         const char* vl = reinterpret_cast<const char*>(static_cast<const T*>(p.v) + it.k0 * kv_stride + kvh_l * HD);
         if (lj == 0) {
           const char* ql = reinterpret_cast<const char*>(static_cast<const T*>(p.q) + (it.q0 + it.m0) * q_stride + it.h * HD);
-          load_swizzled<HD, kBM>(q_s0 + (lq % PlanT::kQBufs) * PlanT::kQ, ql, q_bytes, it.tq - it.m0);
+          load_swizzled<HD, kBM, kThreads>(q_s0 + (lq % PlanT::kQBufs) * PlanT::kQ, ql, q_bytes, it.tq - it.m0);
         }
         const uint32_t off = (issued % kStages) * PlanT::kTile;
-        load_swizzled<HD, kBN>(k_s + off, kl + kn * kv_bytes, kv_bytes, it.tk - kn);
-        load_swizzled<HD, kBN>(v_s + off, vl + kn * kv_bytes, kv_bytes, it.tk - kn);
+        load_swizzled<HD, kBN, kThreads>(k_s + off, kl + kn * kv_bytes, kv_bytes, it.tk - kn);
+        load_swizzled<HD, kBN, kThreads>(v_s + off, vl + kn * kv_bytes, kv_bytes, it.tk - kn);
         ++issued;
         if (++lj == it.ntiles) ++lk, lj = 0, ++lq;
       }
     } else if (i < ntiles) {
       const int kn = i * kBN;
       const uint32_t off = (i % kStages) * PlanT::kTile;
-      load_swizzled<HD, kBN>(k_s + off, kg + kn * kv_bytes, kv_bytes, tk - kn);
-      load_swizzled<HD, kBN>(v_s + off, vg + kn * kv_bytes, kv_bytes, tk - kn);
+      load_swizzled<HD, kBN, kThreads>(k_s + off, kg + kn * kv_bytes, kv_bytes, tk - kn);
+      load_swizzled<HD, kBN, kThreads>(v_s + off, vg + kn * kv_bytes, kv_bytes, tk - kn);
     }
     kern::cp_async_commit();
   };
@@ -317,8 +332,8 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
       for (int r = 0; r < 4; ++r) split2<T>(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1], ph[kk][r], pl[kk][r]);
   };
 
-  // Prologue: Q and tiles 0, 1 and 2 in flight (one cp.async group each, Q with tile 0; a group
-  // without a tile is empty); S of tile 0 and its softmax.
+  // Prologue: Q and tiles 0, 1 and 2 in flight (0 and 1 in the small variant; one cp.async group
+  // each, Q with tile 0; a group without a tile is empty); S of tile 0 and its softmax.
   if constexpr (kPersist) {
     if (cq == 0 || !cross) {  // else the stream has copied Q and tiles 0..2 already
       if (cq > 0) __syncthreads();  // the item before is done with the stages these copies refill
@@ -326,13 +341,12 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
       load_tile(1);
       load_tile(2);
     }
-  } else {
-    load_swizzled<HD, kBM>(q_s, qg, q_bytes, tq - m0);
-    load_tile(0);
-    load_tile(1);
-    load_tile(2);
+  } else {  // tiles 0 .. kStages - 2 (the small variant: 0 and 1)
+    load_swizzled<HD, kBM, kThreads>(q_s, qg, q_bytes, tq - m0);
+#pragma unroll
+    for (int i = 0; i < kStages - 1; ++i) load_tile(i);
   }
-  kern::cp_async_wait<2>();
+  kern::cp_async_wait<kStages - 2>();
   kern::fence_proxy_async();
   __syncthreads();
   PFrag ph, pl;  // P of the current tile (pl unused for fp16)
@@ -350,7 +364,8 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
   // wait for S (P V runs on), mask and softmax it into (nh, nl) while P V runs, then wait for P V.
   // Both MMA groups are done by the end of the iteration. At its start tile j + 1 has landed (the
   // newest group, tile j + 2, may still be in flight), and tile j + 3 is copied into the stage of
-  // tile j - 1 (every thread is past iteration j - 1 at the barrier). S of tile j + 1 is issued even
+  // tile j - 1 (every thread is past iteration j - 1 at the barrier); in the small variant's three
+  // stages nothing is in flight then, and tile j + 2 is copied. S of tile j + 1 is issued even
   // past the last tile this warpgroup needs (the stage then holds an older tile or one being copied;
   // the result is unused): unconditional MMAs and waits keep ptxas from serialising the pipeline.
   // Returns false past the warpgroup's last tile. The loop runs two iterations per pass with the P
@@ -362,11 +377,11 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm<HD>())
       kern::fence_proxy_async();
       __syncthreads();
       load_tile(j + 3);
-    } else if (j + 1 < ntiles) {
-      kern::cp_async_wait<1>();
+    } else if (j + 1 < ntiles) {  // kStages - 3 groups may stay in flight (the small variant: none)
+      kern::cp_async_wait<kStages - 3>();
       kern::fence_proxy_async();
       __syncthreads();
-      load_tile(j + 3);
+      load_tile(j + kStages - 1);
     }
     const int key0 = j * kBN;
     if (key0 >= w_kend) return;  // warpgroup-uniform; so is every later tile
@@ -453,6 +468,19 @@ Status launch(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream
   return Status::ok();
 }
 
+// The small variant (head_dim 128): 64-row blocks of one warpgroup, three stages, two blocks an SM.
+template <typename T>
+Status launch_small(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
+  constexpr uint32_t kSmem = Plan<128, false, kSmallGroups, kSmallStages>::kBytes;
+  auto* kernel = flash_prefill_sm90<T, 128, false, kSmallGroups, kSmallStages>;
+  MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, 64 * kSmallGroups),
+                  static_cast<unsigned>(p.batch));
+  kernel<<<grid, 128 * kSmallGroups, kSmem, stream>>>(p, scale_log2);
+  MINFER_LAUNCH_RETURN();
+  return Status::ok();
+}
+
 // The persistent variant (head_dim 128): one block per SM, or more where a block would hold more than
 // kMaxItems items; items dealt round-robin.
 template <typename T>
@@ -488,12 +516,18 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p) {
          kern::blocks_for(p.max_seqlen_q, kBM) <= 65535 && device_is_sm90();
 }
 
-Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool persistent) {
+Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool persistent,
+                                  bool small) {
   MINFER_REQUIRE(flash_prefill_sm90_applies(p), "head_dim",
                  "the sm_90 prefill takes fp16 / bf16 at head_dim 64 or 128 on a compute capability 9.0 device");
   if (persistent && p.head_dim == 128) {
     if (p.dtype == DType::F16) return launch_persistent<__half>(p, scale_log2, stream);
     return launch_persistent<__nv_bfloat16>(p, scale_log2, stream);
+  }
+  if (small && p.head_dim == 128) {
+    MINFER_REQUIRE(kern::blocks_for(p.max_seqlen_q, 64) <= 65535, "max_seqlen_q", "too many 64-row query tiles");
+    if (p.dtype == DType::F16) return launch_small<__half>(p, scale_log2, stream);
+    return launch_small<__nv_bfloat16>(p, scale_log2, stream);
   }
   if (p.head_dim == 64) {
     if (p.dtype == DType::F16) return launch<__half, 64>(p, scale_log2, stream);

@@ -19,8 +19,10 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p);
 // sqrt(head_dim)). Refuses params flash_prefill_sm90_applies() rejects. persistent (head_dim 128; 64
 // ignores it): the persistent variant (MINFER_PREFILL=v3p), blocks that walk several query tiles with
 // one copy stream, so that the next tile's Q and first keys are copied under this one's last MMAs.
+// small (head_dim 128; 64 ignores it): the small variant (MINFER_PREFILL=v3s), blocks of 64 query
+// rows (one warpgroup) with three K/V stages, two blocks an SM; the same arithmetic per row.
 Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream,
-                                  bool persistent = false);
+                                  bool persistent = false, bool small = false);
 
 #if defined(__CUDACC__)
 // First key row and key count of sequence b (cu_seqlens_k, or a per-sequence cache with k_lens):

@@ -276,14 +276,16 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
 // reference above), over ragged batches with items of one key tile (blocks that do not run their copy
 // stream across items) and without, causal and not, a cached prefix (k_lens), and more items than
 // 40 a block on the SMs (more blocks than SMs).
-TEST(FlashPrefillPersistent, SameBitsAsV3) {
+// The persistent (v3p) and small (v3s) variants give v3's output bits: the same arithmetic per row.
+TEST(FlashPrefillVariants, SameBitsAsV3) {
   if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
   struct Shape { std::vector<int> lens_q, lens_k; int heads, kv_heads; bool causal; };
   const Shape shapes[] = {{{512, 1000, 40, 77}, {}, 16, 16, false},
                           {{1500, 129, 700}, {}, 32, 8, true},
                           {{1024, 1024}, {}, 32, 32, false},
                           {{100, 300}, {612, 300}, 14, 2, true},   // chunked prefill: a prefix of 512 and none
-                          {std::vector<int>(11, 1024), {}, 64, 8, false}};  // 5632 tiles > 40 x 132
+                          {std::vector<int>(11, 1024), {}, 64, 8, false},   // 5632 tiles > 40 x 132
+                          {{1, 63, 65, 200}, {}, 16, 16, true}};  // the small variant's 64-row tiles
   constexpr int kHd = 128;
   for (DType dt : {DType::F16, DType::BF16})
     for (const Shape& sh : shapes) {
@@ -329,23 +331,26 @@ TEST(FlashPrefillPersistent, SameBitsAsV3) {
       p.q = q.get(), p.k = k.get(), p.v = v.get(), p.out = out.get();
       p.cu_seqlens_q = static_cast<const int32_t*>(cuq_d.get()), p.cu_seqlens_k = static_cast<const int32_t*>(cuk_d.get());
       const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(kHd));
-      auto run = [&](bool persistent) {
+      auto run = [&](bool persistent, bool small) {
         val::poison(out.get(), out.bytes(), nullptr);
-        const Status st = flash_prefill_sm90_forward(p, scale_log2, nullptr, persistent);
+        const Status st = flash_prefill_sm90_forward(p, scale_log2, nullptr, persistent, small);
         EXPECT_TRUE(st.is_ok()) << st.message();
         EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         std::vector<uint16_t> h(q_n);
         EXPECT_EQ(cudaMemcpy(h.data(), out.get(), out.bytes(), cudaMemcpyDeviceToHost), cudaSuccess);
         return h;
       };
-      const std::vector<uint16_t> v3 = run(false), v3p = run(true);
+      const std::vector<uint16_t> v3 = run(false, false), v3p = run(true, false), v3s = run(false, true);
       const std::string what = std::string(dtype_name(dt)) + " batch " + std::to_string(p.batch) + " heads " +
                                std::to_string(sh.heads) + "/" + std::to_string(sh.kv_heads) +
                                (sh.causal ? " causal" : " non-causal") + (klens.empty() ? "" : " prefix");
-      size_t differ = 0, first = q_n;
-      for (size_t i = 0; i < q_n; ++i)
-        if (v3[i] != v3p[i]) ++differ, first = std::min(first, i);
-      EXPECT_EQ(differ, 0u) << what << ": " << differ << " outputs differ, the first at " << first;
+      for (const auto& [name, other] : {std::pair<const char*, const std::vector<uint16_t>*>{"v3p", &v3p},
+                                        std::pair<const char*, const std::vector<uint16_t>*>{"v3s", &v3s}}) {
+        size_t differ = 0, first = q_n;
+        for (size_t i = 0; i < q_n; ++i)
+          if (v3[i] != (*other)[i]) ++differ, first = std::min(first, i);
+        EXPECT_EQ(differ, 0u) << what << ", " << name << ": " << differ << " outputs differ, the first at " << first;
+      }
       size_t nan = 0;
       for (uint16_t x : v3) nan += dt == DType::BF16 ? (x & 0x7fff) > 0x7f80 : (x & 0x7fff) > 0x7c00;
       EXPECT_EQ(nan, 0u) << what << ": v3 left outputs unwritten";

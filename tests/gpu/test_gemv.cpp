@@ -157,13 +157,17 @@ class GemvTest : public ::testing::Test {
       SCOPED_TRACE(pr.name(split));
       const GemvParams p = pr.params(split);
       ASSERT_TRUE(gemv_fused_supports(p));
-      for (int rep = 0; rep < 2; ++rep) {
-        pr.reset(stream_);
-        const Status s = gemv_fused_forward(p, stream_);
-        ASSERT_TRUE(s.is_ok()) << s.message();
-        MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
-        pr.expect_close(stream_, kTol);
-      }
+      run_twice(pr, p);
+    }
+  }
+  // Runs p twice (fresh outputs each time), each result within kTol.
+  void run_twice(const Problem& pr, const GemvParams& p) {
+    for (int rep = 0; rep < 2; ++rep) {
+      pr.reset(stream_);
+      const Status s = gemv_fused_forward(p, stream_);
+      ASSERT_TRUE(s.is_ok()) << s.message();
+      MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      pr.expect_close(stream_, kTol);
     }
   }
   cudaStream_t stream_ = nullptr;
@@ -213,13 +217,7 @@ TEST_F(GemvTest, SliceFormMatchesTheReference) {
         p.slice = 1;
         SCOPED_TRACE(pr.name(0) + " slice");
         ASSERT_TRUE(gemv_slice_applies(p));
-        for (int rep = 0; rep < 2; ++rep) {
-          pr.reset(stream_);
-          const Status s = gemv_fused_forward(p, stream_);
-          ASSERT_TRUE(s.is_ok()) << s.message();
-          MINFER_CUDA_CHECK(cudaStreamSynchronize(stream_));
-          pr.expect_close(stream_, kTol);
-        }
+        run_twice(pr, p);
       }
   const Problem big(DType::BF16, Form::Bias, 1, 4096, 6144, 7);  // 47 rows of 8 KiB a block: too big
   GemvParams p = big.params(0);
