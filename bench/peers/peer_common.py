@@ -1,6 +1,7 @@
 """bench/peers/peer_common.py: what every PyTorch peer shares. Reads the case list bench_all wrote
 (JSON: sweep, seed, l2_bytes, min_time, cases[{id, dtype, label, axes}]), times a callable with CUDA events
-and an L2 flush before each sample (warm-up first; median/p10/p90), checks the peer's output
+and an L2 flush before each sample, GPU work queued ahead so the CPU's dispatch is not timed (warm-up
+first; median/p10/p90), checks the peer's output
 against a float64 reference of the same rounded inputs, and writes the peer CSV bench_all merges
 (case_id, variant, median_us, p10_us, p90_us, rel_err, peak_mem_mib, status).
 
@@ -59,16 +60,42 @@ def percentile(sorted_vals, q):
     return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
 
 
+# GPU cycles queued ahead of each timed sample (torch.cuda._sleep, after the flush): about 100 us at
+# H100 / H200 clocks. The CPU then enqueues start, fn() and stop while the GPU is still busy, so a
+# sample holds the GPU time of fn() alone and not Python's dispatch of it: short SDPA calls can take
+# longer to dispatch than to run. H100, two runs of the same case (batch 4 x 512 x 16 heads, head_dim
+# 128, non-causal): torch-flash read 35.3 and 58.1 us while ours (42.4) and torch-cudnn (25.2, 25.7)
+# held (reports/logs/h100/INDEX.md, ab_attention_v3s.csv).
+LEAD_CYCLES = 200_000
+
+
+def lead_sleep():
+    """torch.cuda._sleep if this torch has it and it runs, else None (samples then go without a lead)."""
+    sleep = getattr(torch.cuda, "_sleep", None)
+    if sleep is None:
+        return None
+    try:
+        sleep(1000)
+        torch.cuda.synchronize()
+    except Exception:  # noqa: BLE001  (a private API: any failure means "not available")
+        return None
+    return sleep
+
+
 def time_us(fn, l2_bytes, min_time, min_samples=20, max_samples=5000):
-    """Median/p10/p90 in microseconds of fn() timed alone with CUDA events after an L2 flush."""
+    """Median/p10/p90 in microseconds of fn() timed alone with CUDA events after an L2 flush (and a
+    queued lead of LEAD_CYCLES, so that the CPU's dispatch of fn() is not timed)."""
     flush = torch.empty(max(2 * int(l2_bytes), 1 << 20), dtype=torch.uint8, device="cuda")
     for _ in range(3):
         fn()
     torch.cuda.synchronize()
+    sleep = lead_sleep()
     start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     samples = []
     while len(samples) < max_samples and (len(samples) < min_samples or sum(samples) * 1e-6 < min_time):
         flush.fill_(0x5A)
+        if sleep is not None:
+            sleep(LEAD_CYCLES)
         start.record()
         fn()
         stop.record()
