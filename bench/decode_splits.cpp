@@ -155,8 +155,8 @@ int run(const Options& o) {
       const minfer::bench::Stats st = minfer::bench::summarize(us);
       out << c.id() << ',' << B << ',' << L << ',' << nh << ',' << nkv << ',' << hd << ',' << (paged ? 1 : 0) << ','
           << s << ',' << minfer::decode_attention_unsplit_blocks(B, nh, nkv) * s << ',' << st.median_us << ',' << st.p10_us << ',' << st.p90_us << ','
-          << kv_bytes / (st.median_us * 1e-6) / 1e9 << ',' << rule_default << ',' << rule_waves << ',' << rule_fill << ','
-          << layout << '\n';
+          << kv_bytes / (st.median_us * 1e-6) / 1e9 << ',' << rule_default << ',' << rule_waves << ','
+          << rule_fill << ',' << layout << '\n';
     }
     std::fprintf(stderr, "[%zu/%zu] %s (%s layout): %zu split counts (rules: default %d, waves %d, fill %d)\n", done,
                  cases.size(), c.id().c_str(), layout.c_str(), counts.size(), rule_default, rule_waves, rule_fill);

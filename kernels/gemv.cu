@@ -207,9 +207,9 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
 // Single row (R = 1), 16-bit types: the slice form (gemv.h). Block x owns outputs [x rpb, x rpb + rpb)
 // and copies their weight rows (with SwiGLU also the matching up rows) into shared memory with the
 // bulk-copy engine before pdl_wait(), so the copy runs while earlier kernels of the step do; x is
-// staged in shared memory after the wait; warp w computes outputs w, w + 8, .. of the slice, one whole K row per warp.
-// At most 128 registers and ~108 KiB of shared memory, so two such blocks (of consecutive kernels)
-// fit an SM.
+// staged in shared memory after the wait; warp w computes outputs w, w + 8, .. of the slice, one
+// whole K row per warp. At most 128 registers and ~108 KiB of shared memory, so two such blocks (of
+// consecutive kernels) fit an SM.
 constexpr int kSliceMaxXPacks = 16;            // K <= 16 x 32 packs (4096 16-bit elements)
 constexpr int kSliceMaxBytes = 100 * 1024;     // a block's weight slice
 constexpr unsigned kSliceChunk = 32 * 1024;    // bytes per bulk copy
