@@ -102,64 +102,66 @@ int run(const Options& o) {
     ++done;
     if (c.axis("ragged") != 0 || c.axis("paged") > 1) continue;  // one length per batch; pages of 16
     for (const std::string& layout : layouts) {
-    // layout "head": the same bytes and blocks with each KV head's keys contiguous (the layout the
-    // PyTorch peers get, (B, nkv, L, hd)), emulated as B nkv sequences of one KV head and nh / nkv
-    // query heads; the split rules' counts stay the case's own.
-    const int fold = layout == "head" ? static_cast<int>(c.axis("kv_heads")) : 1;
-    const int B = static_cast<int>(c.axis("batch")) * fold, L = static_cast<int>(c.axis("kv_len"));
-    const int nh = static_cast<int>(c.axis("heads")) / fold, nkv = static_cast<int>(c.axis("kv_heads")) / fold;
-    const int hd = static_cast<int>(c.axis("head_dim"));
-    const bool paged = c.axis("paged") != 0;
-    constexpr int kPage = 16;
-    const int pages_per_seq = (L + kPage - 1) / kPage;
-    const size_t row_bytes = static_cast<size_t>(nkv) * hd * 2;
-    const size_t cache_bytes = static_cast<size_t>(B) * pages_per_seq * kPage * row_bytes;
-    DeviceBuffer q(static_cast<size_t>(B) * nh * hd * 2), out_b(q.bytes()), k(cache_bytes), v(cache_bytes);
-    fill_random(q.get(), q.bytes(), c.dtype, rng);
-    fill_random(k.get(), k.bytes(), c.dtype, rng);
-    fill_random(v.get(), v.bytes(), c.dtype, rng);
-    std::vector<int32_t> lens(static_cast<size_t>(B), L), table(static_cast<size_t>(B) * pages_per_seq);
-    std::iota(table.begin(), table.end(), 0);
-    std::shuffle(table.begin(), table.end(), rng);
-    DeviceBuffer lens_d(lens.size() * 4), table_d(table.size() * 4);
-    MINFER_CUDA_CHECK(cudaMemcpy(lens_d.get(), lens.data(), lens_d.bytes(), cudaMemcpyHostToDevice));
-    MINFER_CUDA_CHECK(cudaMemcpy(table_d.get(), table.data(), table_d.bytes(), cudaMemcpyHostToDevice));
-    const int resident = minfer::decode_attention_resident_blocks(c.dtype, hd, paged ? kPage : 0);
-    const int cB = static_cast<int>(c.axis("batch")), cnh = static_cast<int>(c.axis("heads"));
-    const int cnkv = static_cast<int>(c.axis("kv_heads"));
-    const int rule_default = minfer::decode_attention_splits(cB, cnh, cnkv, L, sms, resident);
-    const int rule_waves = minfer::decode_attention_splits_waves(cB, cnh, cnkv, L, sms);
-    const int rule_fill = minfer::decode_attention_splits_fill(cB, cnh, cnkv, L, resident);
-    const int cap = std::clamp((L + 127) / 128, 1, 64);
-    std::vector<int> counts = wanted;
-    if (counts.empty()) {
-      counts.resize(static_cast<size_t>(cap));
-      std::iota(counts.begin(), counts.end(), 1);
-    } else if (counts.front() == 0) {
-      counts = {rule_default};
-    }
-    DeviceBuffer ws(minfer::decode_attention_workspace_bytes(B, nh, hd, *std::max_element(counts.begin(), counts.end())));
-    const double kv_bytes = 2.0 * B * static_cast<double>(L) * static_cast<double>(row_bytes);
-    for (int s : counts) {
-      minfer::DecodeAttentionParams p;
-      p.dtype = c.dtype, p.q = q.get(), p.k_cache = k.get(), p.v_cache = v.get(), p.out = out_b.get();
-      p.cache_lens = static_cast<const int32_t*>(lens_d.get());
-      p.block_table = paged ? static_cast<const int32_t*>(table_d.get()) : nullptr;
-      p.batch = B, p.heads = nh, p.kv_heads = nkv, p.head_dim = hd;
-      p.max_len = static_cast<int64_t>(pages_per_seq) * kPage, p.page_size = kPage, p.max_pages = pages_per_seq;
-      p.max_kv_len = L, p.num_splits = s, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
-      for (int i = 0; i < 3; ++i) MINFER_STATUS_CHECK(minfer::decode_attention_forward(p, stream));
-      std::vector<double> us;
-      for (int i = 0; i < o.samples; ++i)
-        us.push_back(timer.sample_us([&] { MINFER_STATUS_CHECK(minfer::decode_attention_forward(p, stream)); }));
-      const minfer::bench::Stats st = minfer::bench::summarize(us);
-      out << c.id() << ',' << B << ',' << L << ',' << nh << ',' << nkv << ',' << hd << ',' << (paged ? 1 : 0) << ','
-          << s << ',' << minfer::decode_attention_unsplit_blocks(B, nh, nkv) * s << ',' << st.median_us << ',' << st.p10_us << ',' << st.p90_us << ','
-          << kv_bytes / (st.median_us * 1e-6) / 1e9 << ',' << rule_default << ',' << rule_waves << ','
-          << rule_fill << ',' << layout << '\n';
-    }
-    std::fprintf(stderr, "[%zu/%zu] %s (%s layout): %zu split counts (rules: default %d, waves %d, fill %d)\n", done,
-                 cases.size(), c.id().c_str(), layout.c_str(), counts.size(), rule_default, rule_waves, rule_fill);
+      // layout "head": the same bytes and blocks with each KV head's keys contiguous (the layout the
+      // PyTorch peers get, (B, nkv, L, hd)), emulated as B nkv sequences of one KV head and nh / nkv
+      // query heads; the split rules' counts stay the case's own.
+      const int fold = layout == "head" ? static_cast<int>(c.axis("kv_heads")) : 1;
+      const int B = static_cast<int>(c.axis("batch")) * fold, L = static_cast<int>(c.axis("kv_len"));
+      const int nh = static_cast<int>(c.axis("heads")) / fold, nkv = static_cast<int>(c.axis("kv_heads")) / fold;
+      const int hd = static_cast<int>(c.axis("head_dim"));
+      const bool paged = c.axis("paged") != 0;
+      constexpr int kPage = 16;
+      const int pages_per_seq = (L + kPage - 1) / kPage;
+      const size_t row_bytes = static_cast<size_t>(nkv) * hd * 2;
+      const size_t cache_bytes = static_cast<size_t>(B) * pages_per_seq * kPage * row_bytes;
+      DeviceBuffer q(static_cast<size_t>(B) * nh * hd * 2), out_b(q.bytes()), k(cache_bytes), v(cache_bytes);
+      fill_random(q.get(), q.bytes(), c.dtype, rng);
+      fill_random(k.get(), k.bytes(), c.dtype, rng);
+      fill_random(v.get(), v.bytes(), c.dtype, rng);
+      std::vector<int32_t> lens(static_cast<size_t>(B), L), table(static_cast<size_t>(B) * pages_per_seq);
+      std::iota(table.begin(), table.end(), 0);
+      std::shuffle(table.begin(), table.end(), rng);
+      DeviceBuffer lens_d(lens.size() * 4), table_d(table.size() * 4);
+      MINFER_CUDA_CHECK(cudaMemcpy(lens_d.get(), lens.data(), lens_d.bytes(), cudaMemcpyHostToDevice));
+      MINFER_CUDA_CHECK(cudaMemcpy(table_d.get(), table.data(), table_d.bytes(), cudaMemcpyHostToDevice));
+      const int resident = minfer::decode_attention_resident_blocks(c.dtype, hd, paged ? kPage : 0);
+      const int cB = static_cast<int>(c.axis("batch")), cnh = static_cast<int>(c.axis("heads"));
+      const int cnkv = static_cast<int>(c.axis("kv_heads"));
+      const int rule_default = minfer::decode_attention_splits(cB, cnh, cnkv, L, sms, resident);
+      const int rule_waves = minfer::decode_attention_splits_waves(cB, cnh, cnkv, L, sms);
+      const int rule_fill = minfer::decode_attention_splits_fill(cB, cnh, cnkv, L, resident);
+      const int cap = std::clamp((L + 127) / 128, 1, 64);
+      std::vector<int> counts = wanted;
+      if (counts.empty()) {
+        counts.resize(static_cast<size_t>(cap));
+        std::iota(counts.begin(), counts.end(), 1);
+      } else if (counts.front() == 0) {
+        counts = {rule_default};
+      }
+      const int most = *std::max_element(counts.begin(), counts.end());
+      DeviceBuffer ws(minfer::decode_attention_workspace_bytes(B, nh, hd, most));
+      const double kv_bytes = 2.0 * B * static_cast<double>(L) * static_cast<double>(row_bytes);
+      for (int s : counts) {
+        minfer::DecodeAttentionParams p;
+        p.dtype = c.dtype, p.q = q.get(), p.k_cache = k.get(), p.v_cache = v.get(), p.out = out_b.get();
+        p.cache_lens = static_cast<const int32_t*>(lens_d.get());
+        p.block_table = paged ? static_cast<const int32_t*>(table_d.get()) : nullptr;
+        p.batch = B, p.heads = nh, p.kv_heads = nkv, p.head_dim = hd;
+        p.max_len = static_cast<int64_t>(pages_per_seq) * kPage, p.page_size = kPage, p.max_pages = pages_per_seq;
+        p.max_kv_len = L, p.num_splits = s, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
+        for (int i = 0; i < 3; ++i) MINFER_STATUS_CHECK(minfer::decode_attention_forward(p, stream));
+        std::vector<double> us;
+        for (int i = 0; i < o.samples; ++i)
+          us.push_back(timer.sample_us([&] { MINFER_STATUS_CHECK(minfer::decode_attention_forward(p, stream)); }));
+        const minfer::bench::Stats st = minfer::bench::summarize(us);
+        out << c.id() << ',' << B << ',' << L << ',' << nh << ',' << nkv << ',' << hd << ',' << (paged ? 1 : 0) << ','
+            << s << ',' << minfer::decode_attention_unsplit_blocks(B, nh, nkv) * s << ',' << st.median_us << ','
+            << st.p10_us << ',' << st.p90_us << ','
+            << kv_bytes / (st.median_us * 1e-6) / 1e9 << ',' << rule_default << ',' << rule_waves << ','
+            << rule_fill << ',' << layout << '\n';
+      }
+      std::fprintf(stderr, "[%zu/%zu] %s (%s layout): %zu split counts (rules: default %d, waves %d, fill %d)\n", done,
+                   cases.size(), c.id().c_str(), layout.c_str(), counts.size(), rule_default, rule_waves, rule_fill);
     }  // layouts
   }
   MINFER_CUDA_CHECK(cudaStreamDestroy(stream));
