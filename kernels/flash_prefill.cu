@@ -813,6 +813,8 @@ int v3_min_rows() { return 128; }
 // output bits) where the longest sequence has at most this many query rows. H100, bf16, the 20 cases
 // of bench/cases/prefill_ab.txt in one run (reports/logs/h100/ab/ab_attention_v3s.csv), v3 time / small
 // time: 1.000-1.036 at 512 and 1024 rows (14 cases, causal and not), 0.951-1.007 at 2048-8192.
+// Keyed on query rows alone (the host does not know the key counts of a cached prefix: k_lens is on
+// the device), so a short chunk over a long prefix takes the small variant too; not timed yet.
 int v3_small_max_rows() { return 1024; }
 
 // fp16 / bf16 at head_dim 64 and 128: v3 on compute capability 9.0 (past v3_min_rows; its small
