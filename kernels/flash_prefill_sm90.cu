@@ -456,27 +456,16 @@ __global__ void __launch_bounds__(128 * G, G == kGroups ? blocks_per_sm<HD>() : 
 #endif  // MINFER_WGMMA
 }
 
-template <typename T, int HD>
+// G warpgroups (64 G query rows) a block, ST K/V stages: the default blocks, or the small variant's
+// (head_dim 128: G = 1, ST = 3, two blocks an SM).
+template <typename T, int HD, int G = kGroups, int ST = kStages>
 Status launch(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
-  constexpr uint32_t kSmem = Plan<HD>::kBytes;
-  MINFER_CUDA_RETURN(
-      cudaFuncSetAttribute(flash_prefill_sm90<T, HD, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-  const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, kBM),
-                  static_cast<unsigned>(p.batch));
-  flash_prefill_sm90<T, HD, false><<<grid, kThreads, kSmem, stream>>>(p, scale_log2);
-  MINFER_LAUNCH_RETURN();
-  return Status::ok();
-}
-
-// The small variant (head_dim 128): 64-row blocks of one warpgroup, three stages, two blocks an SM.
-template <typename T>
-Status launch_small(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
-  constexpr uint32_t kSmem = Plan<128, false, kSmallGroups, kSmallStages>::kBytes;
-  auto* kernel = flash_prefill_sm90<T, 128, false, kSmallGroups, kSmallStages>;
+  constexpr uint32_t kSmem = Plan<HD, false, G, ST>::kBytes;
+  auto* kernel = flash_prefill_sm90<T, HD, false, G, ST>;
   MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-  const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, 64 * kSmallGroups),
+  const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, 64 * G),
                   static_cast<unsigned>(p.batch));
-  kernel<<<grid, 128 * kSmallGroups, kSmem, stream>>>(p, scale_log2);
+  kernel<<<grid, 128 * G, kSmem, stream>>>(p, scale_log2);
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }
@@ -526,8 +515,8 @@ Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2,
   }
   if (small && p.head_dim == 128) {
     MINFER_REQUIRE(kern::blocks_for(p.max_seqlen_q, 64) <= 65535, "max_seqlen_q", "too many 64-row query tiles");
-    if (p.dtype == DType::F16) return launch_small<__half>(p, scale_log2, stream);
-    return launch_small<__nv_bfloat16>(p, scale_log2, stream);
+    if (p.dtype == DType::F16) return launch<__half, 128, kSmallGroups, kSmallStages>(p, scale_log2, stream);
+    return launch<__nv_bfloat16, 128, kSmallGroups, kSmallStages>(p, scale_log2, stream);
   }
   if (p.head_dim == 64) {
     if (p.dtype == DType::F16) return launch<__half, 64>(p, scale_log2, stream);

@@ -11,6 +11,7 @@ held to 2 x the dtype's epsilon there; the row always carries the measured rel_e
 """
 import argparse
 import csv
+import functools
 import json
 import os
 import sys
@@ -69,8 +70,10 @@ def percentile(sorted_vals, q):
 LEAD_CYCLES = 200_000
 
 
+@functools.lru_cache(maxsize=None)
 def lead_sleep():
-    """torch.cuda._sleep if this torch has it and it runs, else None (samples then go without a lead)."""
+    """torch.cuda._sleep if this torch has it and it runs, else None (samples then go without a lead).
+    Probed once per process."""
     sleep = getattr(torch.cuda, "_sleep", None)
     if sleep is None:
         return None
