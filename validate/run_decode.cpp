@@ -61,8 +61,12 @@ class DecodeRunner : public OpRunner {
     const int resident = decode_attention_resident_blocks(dt_, static_cast<int>(hd_), paged_ ? static_cast<int>(page_) : 0);
     splits_ = decode_attention_splits(static_cast<int>(batch_), static_cast<int>(heads_), static_cast<int>(kv_heads_),
                                       static_cast<int>(max_len_), sms, resident);
-    ws_ = DeviceBuffer(decode_attention_workspace_bytes(static_cast<int>(batch_), static_cast<int>(heads_),
-                                                        static_cast<int>(hd_), splits_));
+    size_t ws = decode_attention_workspace_bytes(static_cast<int>(batch_), static_cast<int>(heads_),
+                                                 static_cast<int>(hd_), splits_);
+    if (decode_attention_persist_enabled())  // MINFER_DECODE=persist
+      ws = std::max(ws, decode_attention_persist_workspace_bytes(static_cast<int>(batch_), static_cast<int>(heads_),
+                                                                 static_cast<int>(kv_heads_), static_cast<int>(hd_)));
+    ws_ = DeviceBuffer(ws);
   }
 
   Status launch(cudaStream_t stream) override {
