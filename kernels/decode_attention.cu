@@ -256,14 +256,15 @@ __device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int 
 }
 
 // The bulk-copy form of tc_load_run (MINFER_DECODE_COPY=bulk): lane r < 16 copies key row r and lane
-// 16 + r value row r with one cp.async.bulk each, completing on bar, armed here for those bytes and
-// extra_bytes more (the caller's other copies on bar). Rows past kend repeat the last key's row (finite
-// values; their scores are masked), so no row past the sequence is read. k0 < kend.
+// 16 + r value row r with one cp.async.bulk each, completing on bar, armed here for those bytes. Rows
+// past kend repeat the last key's row (finite values; their scores are masked), so no row past the
+// sequence is read. k0 < kend. H100: 1.01-1.04x cp.async at batch 64 (three blocks an SM), 0.70-0.99x
+// with one block an SM (reports/logs/h100/ab/ab_decode_l2_prefetch_bulk.csv); opt-in.
 template <typename T, int HD>
 __device__ __forceinline__ void bulk_load_run(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0, int kend,
-                                              T* ks, T* vs, uint64_t* bar, int lane, unsigned extra_bytes) {
+                                              T* ks, T* vs, uint64_t* bar, int lane) {
   constexpr unsigned kRow = HD * sizeof(T);
-  if (lane == 0) kern::mbar_expect_tx(bar, 2 * kWarpKeys * kRow + extra_bytes);
+  if (lane == 0) kern::mbar_expect_tx(bar, 2 * kWarpKeys * kRow);
   __syncwarp();
   const int r = lane & (kWarpKeys - 1), n = min(kWarpKeys, kend - k0);
   const int64_t off = ((row0 + min(r, n - 1)) * p.kv_heads + kvh) * HD;
@@ -276,7 +277,7 @@ template <typename T, int HD, bool kBulk>
 __device__ __forceinline__ void tc_issue(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0, int kend, T* ks,
                                          T* vs, uint64_t* bar, int lane) {
   if constexpr (kBulk) {
-    if (k0 < kend) bulk_load_run<T, HD>(p, kvh, row0, k0, kend, ks, vs, bar, lane, 0);
+    if (k0 < kend) bulk_load_run<T, HD>(p, kvh, row0, k0, kend, ks, vs, bar, lane);
   } else {
     tc_load_run<T, HD>(p, kvh, row0, k0, kend, ks, vs, lane);
   }
@@ -476,337 +477,6 @@ __global__ void __launch_bounds__(HD) decode_combine(DecodeAttentionParams p, Sp
   static_cast<T*>(p.out)[bh * HD + threadIdx.x] = kern::from_float<T>(den > 0.f ? num / den : 0.f);
 }
 
-// ---- persistent variant (MINFER_DECODE=persist; fp16, bf16; head_dim 64 and 128) ----------------
-// The work is the runs of 16 keys of every (sequence, head group) segment, in segment order
-// s = b * NH + hg (NH = KV heads x head groups). R runs in all are dealt out in U near-equal
-// contiguous shares, one per warp (unit u: runs [u R / U, (u + 1) R / U)), U about the warps the SMs
-// hold at once, so every warp streams the same number of key bytes whatever the batch and lengths
-// (v2's blocks of one split each leave partial last waves and a fill and drain per block). A warp
-// runs v2's per-warp arithmetic over its runs through one cp.async pipeline that crosses segment
-// boundaries (the next segment's query rows are copied with its first run); each (segment, unit)
-// piece ends in a normalised partial and its log2-sum-exp at piece index s + u (unique: both grow
-// along the stream), and the combine pass merges a segment's pieces, units u0 .. u1 (from R, U and
-// the segment's first run: cum, the runs before each sequence, written by unit 0). Warps share no
-// state: no block barrier anywhere.
-constexpr int kPWarps = 2;            // warps a block (independent)
-constexpr int kPThreads = kPWarps * 32;
-constexpr int kPMinRuns = 16;         // fewest runs a warp when the work is small (256 keys)
-constexpr int kPMaxUnitsPerSm = 16;   // bound on warps an SM (sizes the workspace)
-constexpr int kPMaxBatch = 1024;      // larger batches take v2 (each warp scans the lengths)
-
-struct PersistOut {
-  float* o;        // (pieces, gmax, HD): normalised partial outputs
-  float* lse;      // (pieces, gmax): log2-sum-exp of the scaled scores
-  int64_t* cum;    // (B + 1): runs of the sequences before b (one head group's)
-  int units;       // U
-  int nh_groups;   // NH: KV heads x head groups
-  int groups;      // head groups a KV head
-  int gmax;        // query rows a piece: min(16, heads a KV head)
-};
-
-__host__ __device__ __forceinline__ int runs_of(int len) { return (len + kWarpKeys - 1) / kWarpKeys; }
-// First run of unit u (of U over R runs); the unit whose share holds run x (the largest u with
-// unit_start(u) <= x; units with empty shares are never it).
-__host__ __device__ __forceinline__ int64_t unit_start(int64_t u, int64_t R, int64_t U) { return u * R / U; }
-__host__ __device__ __forceinline__ int64_t unit_of(int64_t x, int64_t R, int64_t U) {
-  return ((x + 1) * U + R - 1) / R - 1;
-}
-
-// A position in the stream of runs: run j of head group hg of sequence b.
-struct RunCursor {
-  int b, hg, j, runs, len;
-};
-__device__ __forceinline__ void advance(RunCursor& c, const int32_t* lens, int B, int NH) {
-  if (++c.j < c.runs) return;
-  c.j = 0;
-  if (++c.hg < NH) return;
-  c.hg = 0;
-  do {
-    if (++c.b >= B) return;
-    c.len = lens[c.b];
-    c.runs = runs_of(c.len);
-  } while (c.runs == 0);
-}
-__device__ __forceinline__ int64_t cursor_row(const DecodeAttentionParams& p, const RunCursor& c) {
-  return tc_first_row(p, c.b, c.j * kWarpKeys, c.len);
-}
-
-// Sum over the warp (every lane calls it).
-__device__ __forceinline__ int64_t warp_sum64(int64_t v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
-
-template <typename T, int HD, int kStages, bool kBulk>
-__global__ void __launch_bounds__(kPThreads) decode_persist(DecodeAttentionParams p, PersistOut po, float scale_log2) {
-  static_assert(kStages >= 2, "the pipeline needs a stage in flight while one is read");
-  kern::pdl_launch_dependents();
-  kern::pdl_wait();  // every read and write below depends on the previous kernel
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  constexpr int kS = HD + kTcPad;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int stage = (2 * kWarpKeys + po.gmax) * kS;  // K, V, then the query rows, elements
-  T* wbuf = reinterpret_cast<T*>(smem_raw) + warp * kStages * stage;
-  uint64_t* bars = reinterpret_cast<uint64_t*>(smem_raw + kPWarps * kStages * stage * sizeof(T)) + warp * kStages;
-  if constexpr (kBulk) {
-    if (lane == 0)
-      for (int st = 0; st < kStages; ++st) kern::mbar_init(&bars[st], 1);
-    kern::fence_mbarrier_init();
-    __syncwarp();
-  }
-  const int64_t U = po.units, u = static_cast<int64_t>(blockIdx.x) * kPWarps + warp;
-  if (u >= U) return;
-  const int B = p.batch, NH = po.nh_groups, group = p.heads / p.kv_heads;
-  const int32_t* lens = p.cache_lens;
-
-  // R, and (unit 0) the runs before each sequence for the combine pass.
-  int64_t part = 0;
-  for (int b = lane; b < B; b += 32) part += runs_of(lens[b]);
-  const int64_t R = warp_sum64(part) * NH;
-  if (u == 0) {
-    int64_t base = 0;
-    for (int b0 = 0; b0 < B; b0 += 32) {
-      const int b = b0 + lane;
-      int64_t incl = b < B ? runs_of(lens[b]) : 0;
-#pragma unroll
-      for (int off = 1; off < 32; off <<= 1) {
-        const int64_t n = __shfl_up_sync(0xffffffffu, incl, off);
-        if (lane >= off) incl += n;
-      }
-      if (b < B) po.cum[b + 1] = base + incl;
-      base += __shfl_sync(0xffffffffu, incl, 31);
-    }
-    if (lane == 0) po.cum[0] = 0;
-  }
-  const int64_t x0 = unit_start(u, R, U), x1 = unit_start(u + 1, R, U);
-  if (x0 >= x1) return;
-
-  // The sequence holding run x0: the first b with NH * (runs before b + 1) > x0.
-  RunCursor c{0, 0, 0, 0, 0};
-  {
-    int64_t base = 0;
-    for (int b0 = 0; b0 < B; b0 += 32) {
-      const int b = b0 + lane;
-      const int r = b < B ? runs_of(lens[b]) : 0;
-      int64_t incl = r;
-#pragma unroll
-      for (int off = 1; off < 32; off <<= 1) {
-        const int64_t n = __shfl_up_sync(0xffffffffu, incl, off);
-        if (lane >= off) incl += n;
-      }
-      const unsigned hit = __ballot_sync(0xffffffffu, b < B && (base + incl) * NH > x0);
-      if (hit) {
-        const int l = __ffs(hit) - 1;
-        const int64_t before = base + __shfl_sync(0xffffffffu, incl - r, l);
-        c.b = b0 + l;
-        c.len = lens[c.b];
-        c.runs = runs_of(c.len);
-        const int64_t off = x0 - before * NH;
-        c.hg = static_cast<int>(off / c.runs);
-        c.j = static_cast<int>(off % c.runs);
-        break;
-      }
-      base += __shfl_sync(0xffffffffu, incl, 31);
-    }
-  }
-  const int n = static_cast<int>(x1 - x0);
-  const T* qbase = static_cast<const T*>(p.q);
-
-  // Copies of run i (cursor ci, cache row row) into stage i % kStages, with the segment's query rows
-  // when the run starts a piece.
-  auto issue = [&](int i, const RunCursor& ci, int64_t row) {
-    T* sb = wbuf + (i % kStages) * stage;
-    const int kvh = ci.hg / po.groups;
-    const bool first = i == 0 || ci.j == 0;
-    const int g0 = (ci.hg % po.groups) * kMaxGroup, gq = first ? min(kMaxGroup, group - g0) : 0;
-    const T* qg = qbase + (static_cast<int64_t>(ci.b) * p.heads + kvh * group + g0) * HD;
-    T* qs = sb + 2 * kWarpKeys * kS;
-    if constexpr (kBulk) {
-      uint64_t* bar = &bars[i % kStages];
-      bulk_load_run<T, HD>(p, kvh, row, ci.j * kWarpKeys, ci.len, sb, sb + kWarpKeys * kS, bar, lane,
-                           gq * HD * sizeof(T));
-      if (lane < gq) kern::bulk_copy(qs + lane * kS, qg + lane * HD, HD * sizeof(T), bar);
-    } else {
-      tc_load_run<T, HD>(p, kvh, row, ci.j * kWarpKeys, ci.len, sb, sb + kWarpKeys * kS, lane);
-      for (int k = lane; k < gq * (HD / 8); k += 32) {
-        const int r = k / (HD / 8), col = (k % (HD / 8)) * 8;
-        kern::cp_async16(qs + r * kS + col, qg + r * HD + col, true);
-      }
-    }
-  };
-
-  RunCursor ic = c;  // the next run to issue
-  int64_t row_next = cursor_row(p, ic);
-#pragma unroll
-  for (int st = 0; st < kStages - 1; ++st) {
-    if (st < n) {
-      issue(st, ic, row_next);
-      advance(ic, lens, B, NH);
-      row_next = st + 1 < n ? cursor_row(p, ic) : 0;
-    }
-    kern::cp_async_commit();
-  }
-
-  uint32_t qf[HD / 16][4];
-  float o[HD / 8][4];
-  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
-  int gn = 0;
-  for (int i = 0; i < n; ++i) {
-    const int nx = i + kStages - 1;
-    if (nx < n) {
-      issue(nx, ic, row_next);
-      advance(ic, lens, B, NH);
-      row_next = nx + 1 < n ? cursor_row(p, ic) : 0;
-    }
-    kern::cp_async_commit();
-    if constexpr (kBulk) {
-      while (!kern::mbar_try_wait(&bars[i % kStages], (i / kStages) & 1)) {
-      }
-    } else {
-      kern::cp_async_wait<kStages - 1>();
-    }
-    __syncwarp();
-    const T* kt = wbuf + (i % kStages) * stage;
-    const T* vt = kt + kWarpKeys * kS;
-    const int g0 = (c.hg % po.groups) * kMaxGroup;
-    if (i == 0 || c.j == 0) {  // a new piece: its query rows, a fresh state
-      gn = min(kMaxGroup, group - g0);
-      const T* qs = kt + 2 * kWarpKeys * kS;
-#pragma unroll
-      for (int kk = 0; kk < HD / 16; ++kk) {
-        const int col = kk * 16 + t * 2;
-        qf[kk][0] = g < gn ? *reinterpret_cast<const uint32_t*>(qs + g * kS + col) : 0u;
-        qf[kk][1] = g + 8 < gn ? *reinterpret_cast<const uint32_t*>(qs + (g + 8) * kS + col) : 0u;
-        qf[kk][2] = g < gn ? *reinterpret_cast<const uint32_t*>(qs + g * kS + col + 8) : 0u;
-        qf[kk][3] = g + 8 < gn ? *reinterpret_cast<const uint32_t*>(qs + (g + 8) * kS + col + 8) : 0u;
-      }
-#pragma unroll
-      for (int d = 0; d < HD / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
-      m_a = m_b = -INFINITY, l_a = l_b = 0.f;
-    }
-    const int key0 = c.j * kWarpKeys;
-
-    float s[2][4];
-#pragma unroll
-    for (int nt = 0; nt < 2; ++nt) {
-      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-      const T* kr = kt + (nt * 8 + g) * kS + t * 2;
-#pragma unroll
-      for (int kk = 0; kk < HD / 16; ++kk)
-        kern::mma16816<T>(s[nt], qf[kk], *reinterpret_cast<const uint32_t*>(kr + kk * 16),
-                          *reinterpret_cast<const uint32_t*>(kr + kk * 16 + 8));
-    }
-#pragma unroll
-    for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const bool ok = key0 + nt * 8 + t * 2 + e < c.len;
-        s[nt][e] = ok ? s[nt][e] * scale_log2 : -INFINITY;
-        s[nt][2 + e] = ok ? s[nt][2 + e] * scale_log2 : -INFINITY;
-      }
-    kern::softmax_step(s, o, m_a, m_b, l_a, l_b);
-    const uint32_t ph[4] = {kern::pack2<T>(s[0][0], s[0][1]), kern::pack2<T>(s[0][2], s[0][3]),
-                            kern::pack2<T>(s[1][0], s[1][1]), kern::pack2<T>(s[1][2], s[1][3])};
-    uint32_t pl[4];
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const float x = s[r / 2][(r % 2) * 2], y = s[r / 2][(r % 2) * 2 + 1];
-      pl[r] = kern::pack2<T>(kern::round_rest<T>(x), kern::round_rest<T>(y));
-    }
-    const T* vrow = vt + (((lane >> 3) & 1) * 8 + (lane & 7)) * kS + (lane >> 4) * 8;
-#pragma unroll
-    for (int dp = 0; dp < HD / 16; ++dp) {
-      uint32_t vb[4];
-      kern::ldmatrix_x4_trans(vb, vrow + dp * 16);
-      kern::mma16816<T>(o[2 * dp], ph, vb[0], vb[1]);
-      kern::mma16816<T>(o[2 * dp], pl, vb[0], vb[1]);
-      kern::mma16816<T>(o[2 * dp + 1], ph, vb[2], vb[3]);
-      kern::mma16816<T>(o[2 * dp + 1], pl, vb[2], vb[3]);
-    }
-    __syncwarp();  // this stage is refilled by a later issue
-
-    if (i == n - 1 || c.j == c.runs - 1) {  // the piece ends: its partial at s + u
-      float la = l_a, lb = l_b;
-#pragma unroll
-      for (int off = 1; off < 4; off <<= 1) {
-        la += __shfl_xor_sync(0xffffffffu, la, off);
-        lb += __shfl_xor_sync(0xffffffffu, lb, off);
-      }
-      const int64_t piece = static_cast<int64_t>(c.b) * NH + c.hg + u;
-      float* op = po.o + piece * po.gmax * HD;
-      float* lp = po.lse + piece * po.gmax;
-      const float ia = 1.f / la, ib = 1.f / lb;  // > 0: every run holds a key
-#pragma unroll
-      for (int d = 0; d < HD / 8; ++d) {
-        const int col = d * 8 + t * 2;
-        if (g < gn) *reinterpret_cast<float2*>(op + g * HD + col) = make_float2(o[d][0] * ia, o[d][1] * ia);
-        if (g + 8 < gn) *reinterpret_cast<float2*>(op + (g + 8) * HD + col) = make_float2(o[d][2] * ib, o[d][3] * ib);
-      }
-      if (t == 0 && g < gn) lp[g] = m_a + log2f(la);
-      if (t == 0 && g + 8 < gn) lp[g + 8] = m_b + log2f(lb);
-    }
-    advance(c, lens, B, NH);
-  }
-}
-
-// out (B, nh, HD) from the pieces: one block per (b, h) of kPCombineThreads threads, kPCombineThreads
-// / HD phases of HD: a segment split over many warps has many pieces (batch 1, 16384 keys: 64), so the
-// pieces are dealt over the phases (loads of several in flight) and the phases' sums meet in shared
-// memory.
-constexpr int kPCombineThreads = 256;
-template <typename T, int HD>
-__global__ void __launch_bounds__(kPCombineThreads) decode_persist_combine(DecodeAttentionParams p, PersistOut po) {
-  kern::pdl_launch_dependents();
-  kern::pdl_wait();  // every read and write below depends on the previous kernel
-  constexpr int kPhases = kPCombineThreads / HD;
-  __shared__ float red_max[kPCombineThreads / 32];
-  __shared__ float num_s[kPhases][HD], den_s[kPhases];
-  const int64_t bh = blockIdx.x;
-  const int b = static_cast<int>(bh / p.heads), h = static_cast<int>(bh % p.heads);
-  const int group = p.heads / p.kv_heads, kvh = h / group, gi = h % group;
-  const int hg = kvh * po.groups + gi / kMaxGroup, row = gi % kMaxGroup;
-  const int runs = runs_of(p.cache_lens[b]);
-  const int64_t NH = po.nh_groups, U = po.units, R = NH * po.cum[p.batch];
-  const int tid = threadIdx.x, d = tid % HD, ph = tid / HD;
-  int64_t u0 = 0, u1 = -1, s = 0;
-  if (runs > 0) {
-    const int64_t first = NH * po.cum[b] + static_cast<int64_t>(hg) * runs;
-    u0 = unit_of(first, R, U), u1 = unit_of(first + runs - 1, R, U);
-    s = static_cast<int64_t>(b) * NH + hg;
-  }
-  auto filled = [&](int64_t u) { return unit_start(u, R, U) < unit_start(u + 1, R, U); };  // empty shares wrote nothing
-  float mx = -INFINITY;
-  for (int64_t u = u0 + tid; u <= u1; u += kPCombineThreads)
-    if (filled(u)) mx = fmaxf(mx, po.lse[(s + u) * po.gmax + row]);
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-  if (tid % 32 == 0) red_max[tid / 32] = mx;
-  __syncthreads();
-  mx = red_max[0];
-#pragma unroll
-  for (int w = 1; w < kPCombineThreads / 32; ++w) mx = fmaxf(mx, red_max[w]);
-  float num = 0.f, den = 0.f;
-  if (mx > -INFINITY) {
-#pragma unroll 4
-    for (int64_t u = u0 + ph; u <= u1; u += kPhases) {
-      if (!filled(u)) continue;
-      const int64_t piece = s + u;
-      const float w = exp2f(po.lse[piece * po.gmax + row] - mx);
-      num += w * po.o[(piece * po.gmax + row) * HD + d];
-      den += w;
-    }
-  }
-  num_s[ph][d] = num;
-  if (d == 0) den_s[ph] = den;
-  __syncthreads();
-  if (ph == 0) {
-#pragma unroll
-    for (int k = 1; k < kPhases; ++k) num += num_s[k][d], den += den_s[k];
-    static_cast<T*>(p.out)[bh * HD + d] = kern::from_float<T>(den > 0.f ? num / den : 0.f);
-  }
-}
-
 // An A/B switch read once from the environment: the index of its value in `allowed` (0, the default,
 // when unset); an unknown value warns once on stderr and keeps the default.
 int env_choice(const char* name, std::initializer_list<const char*> allowed) {
@@ -859,103 +529,19 @@ bool takes_v2(int page_size /*0: contiguous*/) {
   return !std::is_same_v<T, float> && page_size % kWarpKeys == 0;
 }
 
-// Bulk copies (cp.async.bulk on mbarriers) for the K/V runs of v2 at head_dim 64 and 128 and of the
-// persistent variant: MINFER_DECODE_COPY=bulk (read once); DecodeAttentionParams::bulk overrides.
+// Bulk copies (cp.async.bulk on mbarriers) for the K/V runs of v2 at head_dim 64 and 128:
+// MINFER_DECODE_COPY=bulk (read once); DecodeAttentionParams::bulk overrides.
 bool decode_bulk_env() {
   static const bool on = env_choice("MINFER_DECODE_COPY", {"cp.async", "bulk"}) == 1;
   return on;
 }
 
-// The L2 prefetch-size hint of v2's and the persistent variant's cp.async K/V copies:
-// MINFER_DECODE_L2_PREFETCH=128 or 256 (read once; default none).
+// The L2 prefetch-size hint of v2's cp.async K/V copies: 128 bytes, or MINFER_DECODE_L2_PREFETCH=0
+// (none) or 256 (read once). H100, 22 cases: 128 bytes 1.011x no hint (every case >= 1.001x), 256
+// bytes 1.007x (reports/logs/h100/ab/ab_decode_l2_prefetch_bulk.csv).
 int decode_l2_prefetch_env() {
-  static const int bytes = std::array<int, 3>{0, 128, 256}[env_choice("MINFER_DECODE_L2_PREFETCH", {"0", "128", "256"})];
+  static const int bytes = std::array<int, 3>{128, 0, 256}[env_choice("MINFER_DECODE_L2_PREFETCH", {"128", "0", "256"})];
   return bytes;
-}
-
-// The persistent variant: MINFER_DECODE=persist (read once); DecodeAttentionParams::persist overrides.
-bool decode_persist_env() {
-  static const bool on = env_choice("MINFER_DECODE", {"v2", "persist"}) == 1;
-  return on;
-}
-
-template <typename T, int HD, int kStages>
-constexpr int persist_smem_bytes(int gmax) {  // the stages, then a barrier a stage a warp (kBulk)
-  return kPWarps * kStages * ((2 * kWarpKeys + gmax) * (HD + kTcPad) * static_cast<int>(sizeof(T)) + 8);
-}
-
-int persist_gmax(int heads, int kv_heads) { return std::min(kMaxGroup, heads / kv_heads); }
-
-int device_sms() {
-  int dev = 0, sms = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
-  return sms;
-}
-
-// Pieces the persistent variant may write for U units: at most one per (segment, unit) boundary.
-size_t persist_bytes(int batch, int heads, int kv_heads, int head_dim, int64_t units) {
-  const int groups = (heads / kv_heads + kMaxGroup - 1) / kMaxGroup;
-  const int64_t pieces = static_cast<int64_t>(batch) * kv_heads * groups + units;
-  const size_t floats = static_cast<size_t>(pieces) * persist_gmax(heads, kv_heads) * (head_dim + 1);
-  return (floats * sizeof(float) + 7) / 8 * 8 + (static_cast<size_t>(batch) + 1) * sizeof(int64_t);
-}
-
-template <typename T, int HD, int kStages, bool kBulk>
-Status launch_persist(const DecodeAttentionParams& p, cudaStream_t stream) {
-  const int gmax = persist_gmax(p.heads, p.kv_heads);
-  const int smem = persist_smem_bytes<T, HD, kStages>(gmax);
-  auto kernel = decode_persist<T, HD, kStages, kBulk>;
-  MINFER_CUDA_RETURN(allow_smem(kernel, smem));
-  int per_sm = 0;
-  MINFER_CUDA_RETURN(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kPThreads, smem));
-  const int sms = device_sms();
-  PersistOut po;
-  po.groups = (p.heads / p.kv_heads + kMaxGroup - 1) / kMaxGroup;
-  po.nh_groups = p.kv_heads * po.groups;
-  po.gmax = gmax;
-  const int64_t nseg = static_cast<int64_t>(p.batch) * po.nh_groups;
-  const int64_t resident = std::max<int64_t>(
-      1, std::min<int64_t>(static_cast<int64_t>(sms) * per_sm * kPWarps, static_cast<int64_t>(sms) * kPMaxUnitsPerSm));
-  const int64_t rmax = nseg * runs_of(p.max_kv_len);
-  po.units = static_cast<int>(std::clamp<int64_t>((rmax + kPMinRuns - 1) / kPMinRuns, 1, resident));
-  const size_t need = persist_bytes(p.batch, p.heads, p.kv_heads, HD, po.units);
-  MINFER_REQUIRE(p.workspace && p.workspace_bytes >= need, "workspace",
-                 "the persistent variant needs " + std::to_string(need) + " bytes (decode_attention_persist_workspace_bytes), got " +
-                     std::to_string(p.workspace_bytes));
-  const int64_t pieces = nseg + po.units;
-  po.o = p.workspace;
-  po.lse = p.workspace + static_cast<size_t>(pieces) * gmax * HD;
-  const size_t floats = static_cast<size_t>(pieces) * gmax * (HD + 1);
-  po.cum = reinterpret_cast<int64_t*>(reinterpret_cast<char*>(p.workspace) + (floats * sizeof(float) + 7) / 8 * 8);
-  const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD))) * kLog2e;
-  const unsigned blocks = static_cast<unsigned>((po.units + kPWarps - 1) / kPWarps);
-  MINFER_CUDA_RETURN(kern::launch_pdl(kernel, blocks, kPThreads, smem, stream, p, po, scale_log2));
-  MINFER_LAUNCH_RETURN();
-  const unsigned rows = static_cast<unsigned>(p.batch * p.heads);
-  MINFER_CUDA_RETURN(kern::launch_pdl(decode_persist_combine<T, HD>, rows, kPCombineThreads, 0, stream, p, po));
-  MINFER_LAUNCH_RETURN();
-  return Status::ok();
-}
-
-template <typename T>
-Status launch_persist_of(const DecodeAttentionParams& p, bool three, bool bulk, cudaStream_t stream) {
-  if (p.head_dim == 64) {
-    if (bulk) return three ? launch_persist<T, 64, 3, true>(p, stream) : launch_persist<T, 64, 2, true>(p, stream);
-    return three ? launch_persist<T, 64, 3, false>(p, stream) : launch_persist<T, 64, 2, false>(p, stream);
-  }
-  if (bulk) return three ? launch_persist<T, 128, 3, true>(p, stream) : launch_persist<T, 128, 2, true>(p, stream);
-  return three ? launch_persist<T, 128, 3, false>(p, stream) : launch_persist<T, 128, 2, false>(p, stream);
-}
-
-// Whether the persistent variant runs these params (when asked for): fp16 / bf16, head_dim 64 or 128,
-// a contiguous cache or pages of a multiple of 16 tokens, at most kPMaxBatch sequences, q 16-byte
-// aligned (its rows are copied 16 bytes at a time).
-bool persist_applies(const DecodeAttentionParams& p) {
-  return p.dtype != DType::F32 && (p.head_dim == 64 || p.head_dim == 128) &&
-         (!p.block_table || p.page_size % kWarpKeys == 0) && p.batch <= kPMaxBatch && kern::aligned16(p.q);
 }
 
 template <typename T, int HD, int kStages, bool kBulk = false>
@@ -1160,14 +746,6 @@ int decode_attention_resident_blocks(DType dtype, int head_dim, int page_size, i
   return per_sm * sms;
 }
 
-bool decode_attention_persist_enabled() { return decode_persist_env(); }
-
-size_t decode_attention_persist_workspace_bytes(int batch, int heads, int kv_heads, int head_dim) {
-  if (heads <= 0 || kv_heads <= 0 || heads % kv_heads != 0 || batch <= 0) return 0;
-  const int sms = device_sms();
-  return persist_bytes(batch, heads, kv_heads, head_dim, static_cast<int64_t>(sms > 0 ? sms : 256) * kPMaxUnitsPerSm);
-}
-
 size_t decode_attention_workspace_bytes(int batch, int heads, int head_dim, int num_splits) {
   if (num_splits <= 1) return 0;
   return static_cast<size_t>(batch) * heads * num_splits * (head_dim + 1) * sizeof(float);
@@ -1183,16 +761,6 @@ Status decode_attention_forward(const DecodeAttentionParams& p, cudaStream_t str
     DecodeAttentionParams q = p;
     q.l2_prefetch = decode_l2_prefetch_env();
     return decode_attention_forward(q, stream);
-  }
-  MINFER_REQUIRE(p.persist >= -1 && p.persist <= 1, "persist",
-                 "must be 0, 1 or -1 (default), got " + std::to_string(p.persist));
-  if ((p.persist >= 0 ? p.persist == 1 : decode_persist_env()) && persist_applies(p)) {
-    MINFER_REQUIRE(p.stages == 0 || p.stages == 2 || p.stages == 3, "stages",
-                   "must be 2, 3 or 0 (default), got " + std::to_string(p.stages));
-    const bool three = (p.stages > 0 ? p.stages : decode_stages()) == 3;
-    const bool bulk = p.bulk >= 0 ? p.bulk == 1 : decode_bulk_env();
-    return p.dtype == DType::F16 ? launch_persist_of<__half>(p, three, bulk, stream)
-                                 : launch_persist_of<__nv_bfloat16>(p, three, bulk, stream);
   }
   int splits = p.num_splits;
   if (splits == 0) {

@@ -3,7 +3,8 @@
 // every query head that shares the KV head (up to 16 per block), so each KV byte is read once; online
 // softmax; a combine pass merges the splits by their log-sum-exp. Versions: v2 for fp16/bf16 (the
 // group's heads as the rows of tensor-core MMAs, a per-warp cp.async pipeline of 16-key tiles, two
-// stages or three with MINFER_DECODE_STAGES=3; pages must hold a multiple of 16 tokens, others take
+// stages or three with MINFER_DECODE_STAGES=3, 16-byte copies with a 128-byte L2 prefetch hint, or
+// bulk copies with MINFER_DECODE_COPY=bulk; pages must hold a multiple of 16 tokens, others take
 // v1); MINFER_DECODE_ORDER=heads orders the blocks KV head fastest (default: split fastest);
 // v1 kept for fp32 (keys in tiles of 32 staged in shared memory as fp32, CUDA-core math).
 // Dimension legend: B sequences, nh query heads, nkv KV heads (head h reads KV head h / (nh/nkv)),
@@ -46,16 +47,11 @@ struct DecodeAttentionParams {
   // Variants of the same arithmetic (outputs are bitwise the same), for A/B timing:
   int stages = 0;       // v2's cp.async stages per warp at head_dim 64 and 128: 2 or 3; 0: MINFER_DECODE_STAGES, else 2
   int heads_fast = -1;  // block order: 1 KV heads fastest, 0 splits fastest; -1: MINFER_DECODE_ORDER, else 0
-  // The persistent variant (a different order of the same sums, not the same bits): 1 on, 0 off;
-  // -1: MINFER_DECODE=persist turns it on. Where it applies (fp16/bf16, head_dim 64 or 128, pages of
-  // a multiple of 16 tokens, B <= 1024) it ignores num_splits and needs
-  // decode_attention_persist_workspace_bytes of workspace; elsewhere v2 / v1 run.
-  int persist = -1;
-  // K/V copies (v2 at head_dim 64 and 128, and the persistent variant): 1 bulk copies (cp.async.bulk,
+  // K/V copies (v2 at head_dim 64 and 128): 1 bulk copies (cp.async.bulk,
   // one a cache row, on a barrier a stage), 0 cp.async; -1: MINFER_DECODE_COPY=bulk, else cp.async.
   int bulk = -1;
   // L2 prefetch-size hint of the cp.async K/V copies: 128 or 256 bytes, 0 none; -1:
-  // MINFER_DECODE_L2_PREFETCH (0, 128 or 256), else none. The same bits.
+  // MINFER_DECODE_L2_PREFETCH (0, 128 or 256), else 128. The same bits.
   int l2_prefetch = -1;
 };
 
@@ -101,15 +97,6 @@ int decode_attention_resident_blocks(DType dtype, int head_dim, int page_size, i
 
 // Workspace the combine pass needs (0 when num_splits is 1): partial outputs and log-sum-exps.
 size_t decode_attention_workspace_bytes(int batch, int heads, int head_dim, int num_splits);
-
-// The persistent variant (A/B, MINFER_DECODE=persist): the warps the SMs hold at once share the runs
-// of 16 keys of every (sequence, head group) in equal contiguous parts, each warp one cp.async stream
-// across sequence and head boundaries, so no block fills or drains mid-stream and no partial last
-// wave idles SMs; a combine pass merges the parts of each (sequence, head). Whether the environment
-// asks for it, and the workspace it needs (partials for every (sequence, head group, warp) boundary
-// on this device, and B + 1 run counts).
-bool decode_attention_persist_enabled();
-size_t decode_attention_persist_workspace_bytes(int batch, int heads, int kv_heads, int head_dim);
 
 // Checks the params (naming the field at fault), then launches the split pass and the combine pass.
 Status decode_attention_forward(const DecodeAttentionParams& p, cudaStream_t stream);

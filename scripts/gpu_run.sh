@@ -18,7 +18,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dpersist,ncu,slice,small]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -61,7 +61,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dpersist|ncu|slice|small) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -210,9 +210,9 @@ stage_profile() {
 # launch of prefill v3 and of decode v2 where they lose, under ncu: OUTDIR/ncu_<case>.csv), slice
 # (the GEMV's slice form for single decode rows, MINFER_GEMV_SLICE=1: its tests, model validation,
 # timing on bench/cases/e2e_slice_ab.txt, one profiled generate), small (the small prefill variant,
-# MINFER_PREFILL=v3s: bit-equality test, validation, timing on bench/cases/prefill_ab.txt), dpersist
-# (the persistent decode variant, MINFER_DECODE=persist: its test, the decode validation sweep under
-# it, timing at two and three stages on bench/cases/decode_ab.txt).
+# MINFER_PREFILL=v3s: bit-equality test, validation, timing on bench/cases/prefill_ab.txt), dcopy
+# (decode v2's copies: the decode tests, validation under bulk copies, timing of no / 256-byte L2
+# prefetch hints and of bulk copies on bench/cases/decode_ab.txt, ours only).
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
   local rc=0
@@ -252,12 +252,12 @@ stage_ab() {
       MINFER_DECODE_SPLITS=fill MINFER_DECODE_STAGES=3 MINFER_DECODE_ORDER=heads \
       MINFER_DECODE_SPLITS=fill,MINFER_DECODE_ORDER=heads MINFER_DECODE_SPLITS=fill,MINFER_DECODE_STAGES=3 || rc=1
   fi
-  if ab_group dpersist; then  # the persistent decode variant (MINFER_DECODE=persist), 2 and 3 stages
+  if ab_group dcopy; then  # decode v2's copy switches: bulk copies (2, 3 stages), L2 prefetch hints
     "$BUILD/tests/test_attention" --gtest_filter='Decode*' || rc=1
-    MINFER_DECODE=persist "$BUILD/validate/validate_all" --sweep decode \
-      --csv "$OUTDIR/validate_decode_persist.csv" || rc=1
-    bash scripts/ab.sh "$OUTDIR/ab_dpersist" --build "$BUILD" --sweep decode --cases bench/cases/decode_ab.txt \
-      MINFER_DECODE=persist MINFER_DECODE=persist,MINFER_DECODE_STAGES=3 || rc=1
+    MINFER_DECODE_COPY=bulk "$BUILD/validate/validate_all" --sweep decode --quick \
+      --csv "$OUTDIR/validate_decode_bulk.csv" || rc=1
+    bash scripts/ab.sh "$OUTDIR/ab_dcopy" --build "$BUILD" --sweep decode --peers off --cases bench/cases/decode_ab.txt \
+      MINFER_DECODE_L2_PREFETCH=0 MINFER_DECODE_L2_PREFETCH=256 MINFER_DECODE_COPY=bulk,MINFER_DECODE_STAGES=3 || rc=1
   fi
   if ab_group small; then  # the small prefill variant (MINFER_PREFILL=v3s: 64-row blocks, two an SM)
     "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1

@@ -63,9 +63,6 @@ class DecodeRunner : public OpRunner {
                                       static_cast<int>(max_len_), sms, resident);
     size_t ws = decode_attention_workspace_bytes(static_cast<int>(batch_), static_cast<int>(heads_),
                                                  static_cast<int>(hd_), splits_);
-    if (decode_attention_persist_enabled())  // MINFER_DECODE=persist
-      ws = std::max(ws, decode_attention_persist_workspace_bytes(static_cast<int>(batch_), static_cast<int>(heads_),
-                                                                 static_cast<int>(kv_heads_), static_cast<int>(hd_)));
     ws_ = DeviceBuffer(ws);
   }
 

@@ -43,9 +43,6 @@ RunShape complete_shape(const ModelConfig& cfg, DType dtype, const RunShape& sha
   const int resident = decode_attention_resident_blocks(dtype, cfg.head_dim, 0);  // the cache is contiguous
   s.decode_splits = decode_attention_splits_chained(s.batch, cfg.heads, cfg.kv_heads, s.context, sms, resident);
   s.decode_workspace_bytes = decode_attention_workspace_bytes(s.batch, cfg.heads, cfg.head_dim, s.decode_splits);
-  if (decode_attention_persist_enabled())  // MINFER_DECODE=persist
-    s.decode_workspace_bytes = std::max(s.decode_workspace_bytes, decode_attention_persist_workspace_bytes(
-                                                                      s.batch, cfg.heads, cfg.kv_heads, cfg.head_dim));
   s.step_workspace_bytes = decode_step_workspace_bytes(std::min(s.batch, kDecodeStepMaxRows), cfg.heads,
                                                        cfg.head_dim, kDecodeStepMaxSplits);
   return s;
