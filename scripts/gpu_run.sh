@@ -105,6 +105,7 @@ stage_build() {
     echo "prebuilt binaries of commit $(cat "$BUILD/COMMIT"): $(cd "$BUILD" && ls engine validate bench tests | tr '\n' ' ')"
     return 0
   fi
+  rm -f "$BUILD/COMMIT"  # an earlier --prebuilt unpack's: the binaries built here are the checkout's
   local pcre=()
   [ -f "$ROOT/.deps/pcre2/lib/libpcre2-8.a" ] && pcre=(-DMINFER_PCRE2_ROOT="$ROOT/.deps/pcre2")
   cmake --preset release -B "$BUILD" -DMINFER_CUDA_ARCHS=90a "${pcre[@]}"

@@ -74,10 +74,22 @@ std::string gpu_slug(const std::string& device_name) {
   return slug.empty() ? "unknown" : slug;
 }
 
+std::string packed_commit(const std::filesystem::path& exe) {
+  if (!exe.has_parent_path()) return "";
+  std::ifstream f(exe.parent_path().parent_path() / "COMMIT");
+  std::string line;
+  if (!f || !std::getline(f, line)) return "";
+  while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+  return line;
+}
+
 namespace {
 
 std::string git_commit(const std::string& source_dir) {
   if (const char* env = std::getenv("MINFER_COMMIT"); env && *env) return env;
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (std::string packed = ec ? "" : packed_commit(exe); !packed.empty()) return packed;
   const std::string cmd = "git -C '" + source_dir + "' rev-parse --short HEAD 2>/dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return "unknown";

@@ -1,6 +1,7 @@
 // validate/csv_table.h: the tidy CSV both drivers write (DESIGN.md section 6), and the run facts
 // every row carries (gpu, cuda, commit). Files are written to PATH.tmp and renamed (section 7).
 #pragma once
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -31,8 +32,12 @@ struct RunMeta {
   std::string gpu = "none", gpu_name = "", cuda = "unknown", commit = "unknown";
 };
 std::string gpu_slug(const std::string& device_name);
-// Reads the current device (gpu, cuda runtime version) and the commit: env MINFER_COMMIT, else
-// `git -C source_dir rev-parse --short HEAD`, else "unknown".
+// Reads the current device (gpu, cuda runtime version) and the commit: env MINFER_COMMIT, else the
+// COMMIT file of a packed build (scripts/pack_prebuilt.sh: <build>/COMMIT beside the binary's folder),
+// else `git -C source_dir rev-parse --short HEAD`, else "unknown".
 RunMeta run_meta(const std::string& source_dir);
+// The commit in the COMMIT file of the packed build that holds the binary exe (<build>/<dir>/<name>:
+// <build>/COMMIT, first line, trailing space dropped); "" when there is none.
+std::string packed_commit(const std::filesystem::path& exe);
 
 }  // namespace minfer::val

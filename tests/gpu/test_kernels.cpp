@@ -5,6 +5,8 @@
 // kernel leaves unwritten fails. Every test skips when no CUDA device is present.
 #include <cctype>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -17,6 +19,7 @@
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
 #include "reference/ops.h"
+#include "validate/csv_table.h"
 #include "validate/op_runner.h"
 #include "validate/runner_util.h"
 
@@ -108,6 +111,21 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.id(); }
 namespace {
 
 INSTANTIATE_TEST_SUITE_P(Kernels, RunnerCase, ::testing::ValuesIn(runner_cases()), case_name);
+
+// A packed build's binaries (scripts/pack_prebuilt.sh: <build>/<dir>/<name>, <build>/COMMIT) stamp
+// their rows with the packed commit, not with whatever checkout they run in; no file: "".
+TEST(RunMeta, PackedCommitBesideTheBinarysFolder) {
+  const std::filesystem::path root = std::filesystem::temp_directory_path() / "minfer_packed_commit_test";
+  std::filesystem::remove_all(root);
+  std::filesystem::create_directories(root / "bench");
+  EXPECT_EQ(val::packed_commit(root / "bench" / "bench_all"), "");
+  std::ofstream(root / "COMMIT") << "7e529c4+dirty  \n";
+  EXPECT_EQ(val::packed_commit(root / "bench" / "bench_all"), "7e529c4+dirty");
+  std::filesystem::create_directories(root / "nested" / "bench");  // a build inside it: no COMMIT of its own
+  EXPECT_EQ(val::packed_commit(root / "nested" / "bench" / "bench_all"), "");
+  EXPECT_EQ(val::packed_commit("bench_all"), "");
+  std::filesystem::remove_all(root);
+}
 
 TEST(MakeRunner, UnknownSweepNamed) {
   val::Case c{"no_such_sweep", DType::BF16, {}, ""};
