@@ -208,7 +208,8 @@ stage_profile() {
 # MINFER_PREFILL=v3p, on bench/cases/prefill_ab.txt), e2e (step kernel, fused GEMVs, PDL on the
 # quick e2e grid), step (the whole-step kernel on bench/cases/e2e_step_ab.txt, with its stage trace),
 # decode (the decode split rule, stages and block order on bench/cases/decode_ab.txt), ncu (one
-# launch of prefill v3 and of decode v2 where they lose, under ncu: OUTDIR/ncu_<case>.csv), slice
+# launch of prefill v3 and of decode v2 where they lose, under ncu: OUTDIR/ncu_<case>.csv; and ours
+# beside cuDNN's decode kernel at batch 64 x 4096 with raw memory and stall metrics), slice
 # (the GEMV's slice form for single decode rows, MINFER_GEMV_SLICE=1: its tests, model validation,
 # timing on bench/cases/e2e_slice_ab.txt, one profiled generate), small (the small prefill variant,
 # MINFER_PREFILL=v3s: bit-equality test, validation, timing on bench/cases/prefill_ab.txt), dcopy
@@ -308,6 +309,22 @@ stage_ab() {
           "$BUILD/bench/bench_all" --sweep "${c%%/*}" --case "$c" --peers off --min-time 0.001 \
           > "$OUTDIR/ncu_$(echo "$c" | tr '/=' '__').csv" 2> "$OUTDIR/logs/ncu_$k.err" || rc=1
       done
+      # Ours and cuDNN's decode kernel side by side at batch 64 x 4096 (where cuDNN leads most): the raw
+      # metrics of the memory tables, warp stalls and scheduler (L2 sectors per request, DRAM bytes,
+      # stall reasons) -> OUTDIR/ncu_raw_decode_{minfer,cudnn}_64_4096.csv.
+      local raw=(--section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis_Tables
+                 --section SchedulerStats --page raw --csv)
+      c=decode/bf16/batch=64/kv_len=4096/heads=32/kv_heads=8/head_dim=128/paged=0/ragged=0
+      ncu --kernel-name regex:decode_split_tc --launch-skip 3 --launch-count 1 "${raw[@]}" \
+        "$BUILD/bench/bench_all" --sweep decode --case "$c" --peers off --min-time 0.001 \
+        > "$OUTDIR/ncu_raw_decode_minfer_64_4096.csv" 2> "$OUTDIR/logs/ncu_raw_minfer.err" || rc=1
+      if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2> /dev/null; then
+        ncu --profile-from-start off --launch-count 1 "${raw[@]}" python3 "$ROOT/tools/sdpa_decode_once.py" \
+          --backend cudnn --batch 64 --kv-len 4096 --heads 32 --kv-heads 8 \
+          > "$OUTDIR/ncu_raw_decode_cudnn_64_4096.csv" 2> "$OUTDIR/logs/ncu_raw_cudnn.err" || rc=1
+      else
+        echo "no CUDA torch: no cuDNN decode profile"
+      fi
     else
       echo "ncu not found: no attention kernel profiles"
     fi
