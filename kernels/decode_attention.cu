@@ -283,7 +283,7 @@ __device__ __forceinline__ void tc_issue(const DecodeAttentionParams& p, int kvh
   }
 }
 
-template <typename T, int HD, int kStages, bool kBulk>
+template <typename T, int HD, int kStages, bool kBulk, bool kSkipUnit = false>
 __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionParams p, SplitOut so, float scale_log2) {
   static_assert(kStages >= 2, "the pipeline needs a stage in flight while one is read");
   kern::pdl_launch_dependents();
@@ -384,7 +384,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
         s[nt][e] = ok ? s[nt][e] * scale_log2 : -INFINITY;
         s[nt][2 + e] = ok ? s[nt][2 + e] * scale_log2 : -INFINITY;
       }
-    kern::softmax_step(s, o, m_a, m_b, l_a, l_b);
+    kern::softmax_step(s, o, m_a, m_b, l_a, l_b, kSkipUnit);
 
     // O += P V over the 16 keys; P as hi + lo in T.
     const uint32_t ph[4] = {kern::pack2<T>(s[0][0], s[0][1]), kern::pack2<T>(s[0][2], s[0][3]),
@@ -529,6 +529,13 @@ bool takes_v2(int page_size /*0: contiguous*/) {
   return !std::is_same_v<T, float> && page_size % kWarpKeys == 0;
 }
 
+// v2 skips the rescale of O on steps where no row of the warp moved its maximum:
+// MINFER_DECODE_RESCALE=skip (read once; the same bits; two cp.async stages only, the default's form).
+bool decode_skip_unit_env() {
+  static const bool on = env_choice("MINFER_DECODE_RESCALE", {"always", "skip"}) == 1;
+  return on;
+}
+
 // Bulk copies (cp.async.bulk on mbarriers) for the K/V runs of v2 at head_dim 64 and 128:
 // MINFER_DECODE_COPY=bulk (read once); DecodeAttentionParams::bulk overrides.
 bool decode_bulk_env() {
@@ -544,12 +551,12 @@ int decode_l2_prefetch_env() {
   return bytes;
 }
 
-template <typename T, int HD, int kStages, bool kBulk = false>
+template <typename T, int HD, int kStages, bool kBulk = false, bool kSkipUnit = false>
 Status launch_tc(const DecodeAttentionParams& p, const SplitOut& so, dim3 grid, float scale_log2, cudaStream_t stream) {
   constexpr int kSmem = tc_smem_bytes<T, HD, kStages>() + (kBulk ? kTcWarps * kStages * 8 : 0);
-  MINFER_CUDA_RETURN(allow_smem(decode_split_tc<T, HD, kStages, kBulk>, kSmem));
-  MINFER_CUDA_RETURN(
-      kern::launch_pdl(decode_split_tc<T, HD, kStages, kBulk>, grid, kTcThreads, kSmem, stream, p, so, scale_log2));
+  auto* kernel = decode_split_tc<T, HD, kStages, kBulk, kSkipUnit>;
+  MINFER_CUDA_RETURN(allow_smem(kernel, kSmem));
+  MINFER_CUDA_RETURN(kern::launch_pdl(kernel, grid, kTcThreads, kSmem, stream, p, so, scale_log2));
   return Status::ok();
 }
 
@@ -571,7 +578,10 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
     Status st = Status::ok();
     if constexpr (HD >= 64) {
       const bool bulk = p.bulk >= 0 ? p.bulk == 1 : decode_bulk_env();
-      if (bulk)
+      const bool skip = p.skip_unit_rescale >= 0 ? p.skip_unit_rescale == 1 : decode_skip_unit_env();
+      if (skip && !bulk && stages == 2)  // the default kernel's form only
+        st = launch_tc<T, HD, 2, false, true>(p, so, grid, scale_log2, stream);
+      else if (bulk)
         st = stages == 3 ? launch_tc<T, HD, 3, true>(p, so, grid, scale_log2, stream)
                          : launch_tc<T, HD, 2, true>(p, so, grid, scale_log2, stream);
       else
@@ -755,6 +765,8 @@ Status decode_attention_forward(const DecodeAttentionParams& p, cudaStream_t str
   const Status st = check_params(p);
   if (!st.is_ok()) return st;
   MINFER_REQUIRE(p.bulk >= -1 && p.bulk <= 1, "bulk", "must be 0, 1 or -1 (default), got " + std::to_string(p.bulk));
+  MINFER_REQUIRE(p.skip_unit_rescale >= -1 && p.skip_unit_rescale <= 1, "skip_unit_rescale",
+                 "must be 0, 1 or -1 (default), got " + std::to_string(p.skip_unit_rescale));
   MINFER_REQUIRE(p.l2_prefetch == -1 || p.l2_prefetch == 0 || p.l2_prefetch == 128 || p.l2_prefetch == 256, "l2_prefetch",
                  "must be 0, 128, 256 or -1 (default), got " + std::to_string(p.l2_prefetch));
   if (p.l2_prefetch < 0) {  // MINFER_DECODE_L2_PREFETCH

@@ -53,6 +53,10 @@ struct DecodeAttentionParams {
   // L2 prefetch-size hint of the cp.async K/V copies: 128 or 256 bytes, 0 none; -1:
   // MINFER_DECODE_L2_PREFETCH (0, 128 or 256), else 128. The same bits.
   int l2_prefetch = -1;
+  // v2 leaves O alone on steps where no row of a warp moved its running maximum (the factor is exactly
+  // 1: the same bits; with two cp.async stages, the default's form): 1 on, 0 off; -1:
+  // MINFER_DECODE_RESCALE=skip, else off.
+  int skip_unit_rescale = -1;
 };
 
 // Splits for a work size (work = batch x KV heads x head groups, the blocks of one split). The default

@@ -214,7 +214,8 @@ stage_profile() {
 # timing on bench/cases/e2e_slice_ab.txt, one profiled generate), small (the small prefill variant,
 # MINFER_PREFILL=v3s: bit-equality test, validation, timing on bench/cases/prefill_ab.txt), dcopy
 # (decode v2's copies: the decode tests, validation under bulk copies, timing of no / 256-byte L2
-# prefetch hints and of bulk copies on bench/cases/decode_ab.txt, ours only).
+# prefetch hints, of bulk copies and of skipping O's rescale on unit factors on
+# bench/cases/decode_ab.txt, ours only).
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
   local rc=0
@@ -259,7 +260,8 @@ stage_ab() {
     MINFER_DECODE_COPY=bulk "$BUILD/validate/validate_all" --sweep decode --quick \
       --csv "$OUTDIR/validate_decode_bulk.csv" || rc=1
     bash scripts/ab.sh "$OUTDIR/ab_dcopy" --build "$BUILD" --sweep decode --peers off --cases bench/cases/decode_ab.txt \
-      MINFER_DECODE_L2_PREFETCH=0 MINFER_DECODE_L2_PREFETCH=256 MINFER_DECODE_COPY=bulk,MINFER_DECODE_STAGES=3 || rc=1
+      MINFER_DECODE_L2_PREFETCH=0 MINFER_DECODE_L2_PREFETCH=256 MINFER_DECODE_COPY=bulk,MINFER_DECODE_STAGES=3 \
+      MINFER_DECODE_RESCALE=skip || rc=1
   fi
   if ab_group small; then  # the small prefill variant (MINFER_PREFILL=v3s: 64-row blocks, two an SM)
     "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1

@@ -56,10 +56,12 @@ template <typename T> __device__ __forceinline__ float round_rest(float x) {
 // row b), already masked (-inf) and scaled by log2(e) / sqrt(hd). Folds the rows' maxima over the
 // quad into m, rescales l and the output accumulator o (NO dim tiles of 8) by exp2(m_old - m_new),
 // and replaces s by exp2(s - m_new), adding this thread's part of the row sums to l. A row with every
-// key masked so far keeps m = -inf and gets zeros (its base is taken as 0).
+// key masked so far keeps m = -inf and gets zeros (its base is taken as 0). skip_unit (warp-uniform):
+// leave o alone when no row of the warp moved its maximum (every factor exactly 1: the same bits,
+// NO x 4 multiplies fewer a lane on most steps of a long row).
 template <int NT, int NO>
 __device__ __forceinline__ void softmax_step(float (&s)[NT][4], float (&o)[NO][4], float& m_a, float& m_b, float& l_a,
-                                             float& l_b) {
+                                             float& l_b, bool skip_unit = false) {
   float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
@@ -76,8 +78,10 @@ __device__ __forceinline__ void softmax_step(float (&s)[NT][4], float (&o)[NO][4
   const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
   m_a = mn_a, m_b = mn_b;
   l_a *= corr_a, l_b *= corr_b;
+  if (!(skip_unit && __all_sync(0xffffffffu, corr_a == 1.f && corr_b == 1.f))) {
 #pragma unroll
-  for (int i = 0; i < NO; ++i) o[i][0] *= corr_a, o[i][1] *= corr_a, o[i][2] *= corr_b, o[i][3] *= corr_b;
+    for (int i = 0; i < NO; ++i) o[i][0] *= corr_a, o[i][1] *= corr_a, o[i][2] *= corr_b, o[i][3] *= corr_b;
+  }
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
     s[nt][0] = exp2f(s[nt][0] - base_a), s[nt][1] = exp2f(s[nt][1] - base_a);

@@ -212,7 +212,8 @@ TEST(DecodeAttentionSplits, FillRuleFillsTheResidentSlots) {
   }
 }
 
-// The A/B variants (three cp.async stages, KV-head-fastest block order, bulk copies, L2 prefetch hints)
+// The A/B variants (three cp.async stages, KV-head-fastest block order, bulk copies, L2 prefetch hints,
+// no O rescale on unit factors)
 // compute the same thing in the
 // same order: their outputs equal the default's bit for bit (the default is checked against the
 // reference above), over a contiguous and a paged ragged cache, one split and many, head_dim 64 and 128.
@@ -244,7 +245,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       const size_t out_n = static_cast<size_t>(sh.batch) * sh.heads * sh.hd;
       val::DeviceBuffer out(out_n * dtype_size(dt));
       val::DeviceBuffer ws(decode_attention_workspace_bytes(sh.batch, sh.heads, sh.hd, sh.splits));
-      auto run = [&](int stages, int heads_fast, int bulk = 0, int l2_prefetch = 0) {
+      auto run = [&](int stages, int heads_fast, int bulk = 0, int l2_prefetch = 0, int skip_unit = 0) {
         DecodeAttentionParams p;
         p.dtype = dt, p.q = qd.get(), p.k_cache = kd.get(), p.v_cache = vd.get(), p.out = out.get();
         p.cache_lens = static_cast<const int32_t*>(lens_d.get());
@@ -253,6 +254,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
         p.max_len = sh.len, p.page_size = sh.page, p.max_pages = max_pages, p.max_kv_len = sh.len;
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
         p.stages = stages, p.heads_fast = heads_fast, p.bulk = bulk, p.l2_prefetch = l2_prefetch;
+        p.skip_unit_rescale = skip_unit;
         val::poison(out.get(), out.bytes(), nullptr);
         const Status st = decode_attention_forward(p, nullptr);
         EXPECT_TRUE(st.is_ok()) << st.message();
@@ -272,6 +274,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       for (int stages : {2, 3})  // bulk copies: rows past the end repeat a real row where cp.async zero-fills
         EXPECT_TRUE(run(stages, 0, 1) == base) << what << ": bulk copies, stages " << stages;
       for (int bytes : {128, 256}) EXPECT_TRUE(run(2, 0, 0, bytes) == base) << what << ": L2 prefetch " << bytes;
+      EXPECT_TRUE(run(2, 0, 0, 0, 1) == base) << what << ": O rescale skipped on unit factors";
     }
 }
 
