@@ -22,6 +22,16 @@
 // MINFER_PREFILL=v3s everywhere): 64-row blocks in 113 KiB, two an SM, so one block's fill and drain
 // overlap the other's MMAs; each row's arithmetic is the 128-row block's (the same output bits); one
 // K/V tile is copied ahead instead of three.
+// Warp-specialised variant (kWS, MINFER_PREFILL=v4; head_dim 64 and 128; NOT YET RUN ON A GPU: it
+// compiles, its test and timing are the next GPU session's first call): 384 threads, warpgroup 0 the
+// producer (Q and the K/V tiles through the 4 stages with cp.async; per stage a "full" mbarrier it
+// arrives on once its copies have landed and been fenced for wgmma, two tiles behind the copies, and
+// an "empty" one the 8 consumer warps arrive on when done with the tile; it gives up registers:
+// setmaxnreg 56) and warpgroups 1 and 2 the default's two 64-row warpgroups (setmaxnreg 224), with no
+// block barrier per tile. Where both consumers run the same tiles (non-causal, both with rows) they
+// take turns at issuing their MMAs (named barriers), so one's softmax runs under the other's MMAs
+// (FlashAttention-3's ping-pong). A consumer past its causal keys still waits for and releases every
+// later tile, in order, so that the producer's stages keep turning for the other.
 // Persistent variant (kPersist, head_dim 128, MINFER_PREFILL=v3p; measured slower than v3 on an H100,
 // 0.60-0.92x on 20 cases, reports/logs/h100/ab/ab_attention_v3p_persistent.csv): the grid is the SMs
 // (more blocks only where one would hold more than kMaxItems query tiles); a block deals itself the
@@ -42,6 +52,7 @@
 #include <string>
 #include <type_traits>
 
+#include "kernels/common/bulk.cuh"
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
 #include "kernels/common/mma.cuh"
@@ -85,6 +96,7 @@ template <int HD, bool kPersist = false, int G = kGroups, int ST = kStages> stru
 static_assert(2 * (Plan<128, false, kSmallGroups, kSmallStages>::kBytes + 1024) <= 233472,
               "two small blocks (plus the 1 KiB the runtime reserves for each) fit an SM's 228 KiB");
 static_assert(Plan<128, true>::kBytes <= 232448, "the persistent plan fits the 227 KiB a block may have");
+static_assert(Plan<128>::kBytes + 2 * kStages * 8 <= 232448, "the warp-specialised plan fits the 227 KiB a block may have");
 
 #if defined(MINFER_WGMMA)  // device helpers of the sm_90a kernel body
 __device__ __forceinline__ void cp_async16_to(uint32_t dst, const void* src, bool valid) {
@@ -110,6 +122,27 @@ __device__ __forceinline__ void load_swizzled(uint32_t dst, const char* src, int
   }
 }
 
+// Named barrier `id` (1 ..; 0 is __syncthreads) over `count` threads: wait for it, or arrive
+// without waiting (the warp-specialised variant's turn-taking between its two consumer warpgroups).
+__device__ __forceinline__ void named_bar_sync(int id, int count) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+__device__ __forceinline__ void named_bar_arrive(int id, int count) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+// The registers a warpgroup may hold from here on (a multiple of 8): the producer gives up what the
+// consumers take.
+template <int N> __device__ __forceinline__ void set_max_regs_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N> __device__ __forceinline__ void set_max_regs_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+__device__ __forceinline__ void wait_parity(uint64_t* bar, unsigned parity) {
+  while (!kern::mbar_try_wait(bar, parity)) {
+  }
+}
+
 // Two floats as P's A-fragment register(s): bf16 hi + lo (kern::split_bf16x2), fp16 rounded once.
 template <typename T>
 __device__ __forceinline__ void split2(float x, float y, uint32_t& hi, uint32_t& lo) {
@@ -122,23 +155,32 @@ __device__ __forceinline__ void split2(float x, float y, uint32_t& hi, uint32_t&
 // variant: one warpgroup, at most 255 registers).
 template <int HD> constexpr int blocks_per_sm() { return HD == 64 ? 2 : 1; }
 
-template <typename T, int HD, bool kPersist, int G = kGroups, int ST = kStages>
-__global__ void __launch_bounds__(128 * G, G == kGroups ? blocks_per_sm<HD>() : 2)
+template <typename T, int HD, bool kPersist, int G = kGroups, int ST = kStages, bool kWS = false>
+__global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0), kWS ? 1 : G == kGroups ? blocks_per_sm<HD>() : 2)
     flash_prefill_sm90(FlashPrefillParams p, float scale_log2) {
 #if defined(MINFER_WGMMA)
   static_assert(!kPersist || (G == kGroups && ST == kStages), "the persistent variant has the default shape");
+  static_assert(!kWS || (!kPersist && G == kGroups), "the warp-specialised variant has two consumer warpgroups");
   static_assert(ST >= 3, "the pipeline holds tile j (P V), j + 1 (S) and copies ahead");
+  // kWS: warpgroup 0 copies (the producer), warpgroups 1 and 2 compute; copies by the 128 producer
+  // threads (kCopyThreads), everything else as the default's warpgroups 0 and 1.
   constexpr int kThreads = 128 * G, kBM = 64 * G, kStages = ST;  // this instance's shape (shadows the defaults)
+  constexpr int kCopyThreads = kWS ? 128 : kThreads;
   using PlanT = Plan<HD, kPersist, G, ST>;
   constexpr int kBN = PlanT::kBN;
   constexpr bool kSplitP = std::is_same_v<T, __nv_bfloat16>;
   // One P buffer (packed after P V of the tile before is done) where two blocks share an SM and
   // registers are short; otherwise two, swapped between iterations (packing overlaps P V).
-  constexpr bool kOneP = blocks_per_sm<HD>() > 1;
+  constexpr bool kOneP = !kWS && blocks_per_sm<HD>() > 1;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw_s = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
   const uint32_t base = (raw_s + 1023u) & ~1023u;
   const uint32_t q_s0 = base, k_s = base + PlanT::kQ * PlanT::kQBufs, v_s = k_s + kStages * PlanT::kTile;
+  // kWS: per stage a "full" barrier (the producer's 128 threads arrive once their copies of the tile
+  // have landed and been fenced for wgmma) and an "empty" one (each of the 8 consumer warps arrives
+  // once it is done reading the tile), after the V stages.
+  uint64_t* full_bar = reinterpret_cast<uint64_t*>(smem_raw + (v_s + kStages * PlanT::kTile - raw_s));
+  uint64_t* empty_bar = full_bar + kStages;
 
   // The persistent variant: this block's items (h fastest, query tiles heaviest first, then the
   // sequence; item u = blockIdx.x + i gridDim.x) into the shared table, one thread each. `cross`:
@@ -231,13 +273,47 @@ __global__ void __launch_bounds__(128 * G, G == kGroups ? blocks_per_sm<HD>() : 
     } else if (i < ntiles) {
       const int kn = i * kBN;
       const uint32_t off = (i % kStages) * PlanT::kTile;
-      load_swizzled<HD, kBN, kThreads>(k_s + off, kg + kn * kv_bytes, kv_bytes, tk - kn);
-      load_swizzled<HD, kBN, kThreads>(v_s + off, vg + kn * kv_bytes, kv_bytes, tk - kn);
+      load_swizzled<HD, kBN, kCopyThreads>(k_s + off, kg + kn * kv_bytes, kv_bytes, tk - kn);
+      load_swizzled<HD, kBN, kCopyThreads>(v_s + off, vg + kn * kv_bytes, kv_bytes, tk - kn);
     }
     kern::cp_async_commit();
   };
 
-  const int wg = static_cast<int>(threadIdx.x) / 128, warp = (static_cast<int>(threadIdx.x) % 128) / 32;
+  // The warp-specialised variant: barriers set up, then warpgroup 0 streams Q and the K/V tiles
+  // through the stages (a stage is refilled once all 8 consumer warps have released it; a tile is
+  // announced full two tiles later, once its copies have landed and been fenced for wgmma) and leaves;
+  // warpgroups 1 and 2 run the default's per-warpgroup pipeline on the announced tiles.
+  if constexpr (kWS) {
+    if (threadIdx.x == 0) {
+      for (int st = 0; st < kStages; ++st) {
+        kern::mbar_init(&full_bar[st], kCopyThreads);
+        kern::mbar_init(&empty_bar[st], 8);
+      }
+    }
+    kern::fence_mbarrier_init();
+    __syncthreads();
+    if (threadIdx.x < kCopyThreads) {
+      set_max_regs_dec<56>();
+      constexpr int kLag = 2;  // copy groups left in flight when a tile is announced
+      for (int i = 0; i < ntiles; ++i) {
+        if (i >= kStages) wait_parity(&empty_bar[i % kStages], ((i / kStages) - 1) & 1);
+        if (i == 0) load_swizzled<HD, kBM, kCopyThreads>(q_s, qg, q_bytes, tq - m0);  // with tile 0's group
+        load_tile(i);
+        if (i >= kLag) {
+          kern::cp_async_wait<kLag>();
+          kern::fence_proxy_async();
+          kern::mbar_arrive(&full_bar[(i - kLag) % kStages]);
+        }
+      }
+      kern::cp_async_wait<0>();
+      kern::fence_proxy_async();
+      for (int i = max(ntiles - kLag, 0); i < ntiles; ++i) kern::mbar_arrive(&full_bar[i % kStages]);
+      return;
+    }
+    set_max_regs_inc<224>();
+  }
+  const int wg = static_cast<int>(threadIdx.x) / 128 - (kWS ? 1 : 0);
+  const int warp = (static_cast<int>(threadIdx.x) % 128) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
   const int w0 = m0 + 64 * wg;                 // first row of this warpgroup (in the sequence)
   const int row_a = w0 + 16 * warp + g;        // this thread's rows: row_a, row_a + 8
@@ -341,17 +417,28 @@ __global__ void __launch_bounds__(128 * G, G == kGroups ? blocks_per_sm<HD>() : 
       load_tile(1);
       load_tile(2);
     }
-  } else {  // tiles 0 .. kStages - 2 (the small variant: 0 and 1)
+  } else if constexpr (!kWS) {  // tiles 0 .. kStages - 2 (the small variant: 0 and 1)
     load_swizzled<HD, kBM, kThreads>(q_s, qg, q_bytes, tq - m0);
 #pragma unroll
     for (int i = 0; i < kStages - 1; ++i) load_tile(i);
   }
-  kern::cp_async_wait<kStages - 2>();
-  kern::fence_proxy_async();
-  __syncthreads();
+  if constexpr (!kWS) {
+    kern::cp_async_wait<kStages - 2>();
+    kern::fence_proxy_async();
+    __syncthreads();
+  }
+  // kWS: both consumer warpgroups run the same tiles (non-causal, both with rows): they take turns at
+  // issuing their MMAs (named barriers 1 and 2: warpgroup 0 first), so one's softmax runs under the
+  // other's MMAs. Warpgroup 1 gives warpgroup 0 its first turn here.
+  const bool pingpong = kWS && !p.causal && m0 + 64 < tq;
+  if (pingpong && wg == 1) named_bar_arrive(2, 256);
   PFrag ph, pl;  // P of the current tile (pl unused for fp16)
   float corr_a = 1.f, corr_b = 1.f;
   if (0 < w_kend) {
+    if constexpr (kWS) {
+      wait_parity(&full_bar[0], 0);
+      kern::fence_proxy_async();
+    }
     float s[kBN / 2];
     issue_scores(s, 0);
     kern::wgmma_wait<0>();
@@ -377,6 +464,18 @@ __global__ void __launch_bounds__(128 * G, G == kGroups ? blocks_per_sm<HD>() : 
       kern::fence_proxy_async();
       __syncthreads();
       load_tile(j + 3);
+    } else if constexpr (kWS) {  // tile j + 1 announced (for S); a tile past this warpgroup's keys released
+      if (j * kBN >= w_kend) {
+        wait_parity(&full_bar[j % kStages], (j / kStages) & 1);
+        __syncwarp();
+        if (lane == 0) kern::mbar_arrive(&empty_bar[j % kStages]);
+        return;
+      }
+      if ((j + 1) * kBN < w_kend) {
+        wait_parity(&full_bar[(j + 1) % kStages], ((j + 1) / kStages) & 1);
+        kern::fence_proxy_async();
+      }
+      if (pingpong) named_bar_sync(wg == 0 ? 2 : 1, 256);  // this warpgroup's turn
     } else if (j + 1 < ntiles) {  // kStages - 3 groups may stay in flight (the small variant: none)
       kern::cp_async_wait<kStages - 3>();
       kern::fence_proxy_async();
@@ -402,6 +501,10 @@ __global__ void __launch_bounds__(128 * G, G == kGroups ? blocks_per_sm<HD>() : 
       if constexpr (kSplitP) kern::wgmma_rs_tb<T, HD>(o, pl[kk], dv + kk * 128);
     }
     kern::wgmma_commit();
+    if (pingpong) {  // the other warpgroup's turn (warpgroup 1 owes none after its last tile)
+      if (wg == 0) named_bar_arrive(1, 256);
+      else if (j + 1 < ntiles) named_bar_arrive(2, 256);
+    }
     kern::wgmma_wait<1>();  // S of tile j + 1 (P V of tile j may still run)
     kern::reg_fence<kBN / 2>(sn);
     const bool more = key0 + kBN < w_kend;
@@ -415,6 +518,10 @@ __global__ void __launch_bounds__(128 * G, G == kGroups ? blocks_per_sm<HD>() : 
     if constexpr (kSplitP) kern::reg_fence(pl);
     if constexpr (kOneP) {  // P of tile j + 1 into the registers P of tile j has left
       if (more) pack_p(sn, nh, nl);
+    }
+    if constexpr (kWS) {  // tile j is read (S of it last iteration, P V of it now): the stage is free
+      __syncwarp();
+      if (lane == 0) kern::mbar_arrive(&empty_bar[j % kStages]);
     }
   };
   if constexpr (kOneP) {
@@ -470,6 +577,19 @@ Status launch(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream
   return Status::ok();
 }
 
+// The warp-specialised variant (MINFER_PREFILL=v4): the default blocks' 128 rows on two consumer
+// warpgroups plus a producer warpgroup (384 threads, one block an SM), the stages' barriers after them.
+template <typename T, int HD>
+Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
+  constexpr uint32_t kSmem = Plan<HD>::kBytes + 2 * kStages * sizeof(uint64_t);
+  auto* kernel = flash_prefill_sm90<T, HD, false, kGroups, kStages, true>;
+  MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, kBM), static_cast<unsigned>(p.batch));
+  kernel<<<grid, kThreads + 128, kSmem, stream>>>(p, scale_log2);
+  MINFER_LAUNCH_RETURN();
+  return Status::ok();
+}
+
 // The persistent variant (head_dim 128): one block per SM, or more where a block would hold more than
 // kMaxItems items; items dealt round-robin.
 template <typename T>
@@ -506,9 +626,17 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p) {
 }
 
 Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool persistent,
-                                  bool small) {
+                                  bool small, bool ws) {
   MINFER_REQUIRE(flash_prefill_sm90_applies(p), "head_dim",
                  "the sm_90 prefill takes fp16 / bf16 at head_dim 64 or 128 on a compute capability 9.0 device");
+  if (ws) {
+    if (p.head_dim == 64) {
+      if (p.dtype == DType::F16) return launch_ws<__half, 64>(p, scale_log2, stream);
+      return launch_ws<__nv_bfloat16, 64>(p, scale_log2, stream);
+    }
+    if (p.dtype == DType::F16) return launch_ws<__half, 128>(p, scale_log2, stream);
+    return launch_ws<__nv_bfloat16, 128>(p, scale_log2, stream);
+  }
   if (persistent && p.head_dim == 128) {
     if (p.dtype == DType::F16) return launch_persistent<__half>(p, scale_log2, stream);
     return launch_persistent<__nv_bfloat16>(p, scale_log2, stream);

@@ -21,8 +21,10 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p);
 // one copy stream, so that the next tile's Q and first keys are copied under this one's last MMAs.
 // small (head_dim 128; 64 ignores it): the small variant (MINFER_PREFILL=v3s), blocks of 64 query
 // rows (one warpgroup) with three K/V stages, two blocks an SM; the same arithmetic per row.
+// ws: the warp-specialised variant (MINFER_PREFILL=v4; head_dim 64 and 128): a producer warpgroup
+// copies, two consumer warpgroups compute and take turns at the MMAs; the same arithmetic per row.
 Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream,
-                                  bool persistent = false, bool small = false);
+                                  bool persistent = false, bool small = false, bool ws = false);
 
 #if defined(__CUDACC__)
 // First key row and key count of sequence b (cu_seqlens_k, or a per-sequence cache with k_lens):

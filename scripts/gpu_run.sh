@@ -18,7 +18,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -61,7 +61,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -215,7 +215,8 @@ stage_profile() {
 # MINFER_PREFILL=v3s: bit-equality test, validation, timing on bench/cases/prefill_ab.txt), dcopy
 # (decode v2's copies: the decode tests, validation under bulk copies, timing of no / 256-byte L2
 # prefetch hints, of bulk copies and of skipping O's rescale on unit factors on
-# bench/cases/decode_ab.txt, ours only).
+# bench/cases/decode_ab.txt, ours only), ws (the warp-specialised prefill, MINFER_PREFILL=v4: the
+# bit-equality test, validation, timing on bench/cases/prefill_ws_ab.txt with the peers).
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
   local rc=0
@@ -262,6 +263,13 @@ stage_ab() {
     bash scripts/ab.sh "$OUTDIR/ab_dcopy" --build "$BUILD" --sweep decode --peers off --cases bench/cases/decode_ab.txt \
       MINFER_DECODE_L2_PREFETCH=0 MINFER_DECODE_L2_PREFETCH=256 MINFER_DECODE_COPY=bulk,MINFER_DECODE_STAGES=3 \
       MINFER_DECODE_RESCALE=skip || rc=1
+  fi
+  if ab_group ws; then  # the warp-specialised prefill (MINFER_PREFILL=v4); time limits: a hang must not eat the call
+    timeout 120 "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1
+    MINFER_PREFILL=v4 timeout 300 "$BUILD/validate/validate_all" --sweep attention --quick \
+      --csv "$OUTDIR/validate_attention_v4.csv" || rc=1
+    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_ws" --build "$BUILD" --sweep attention --cases bench/cases/prefill_ws_ab.txt \
+      MINFER_PREFILL=v4 || rc=1
   fi
   if ab_group small; then  # the small prefill variant (MINFER_PREFILL=v3s: 64-row blocks, two an SM)
     "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1

@@ -283,7 +283,8 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
 // reference above), over ragged batches with items of one key tile (blocks that do not run their copy
 // stream across items) and without, causal and not, a cached prefix (k_lens), and more items than
 // 40 a block on the SMs (more blocks than SMs).
-// The persistent (v3p) and small (v3s) variants give v3's output bits: the same arithmetic per row.
+// The persistent (v3p), small (v3s) and warp-specialised (v4) variants give v3's output bits: the same
+// arithmetic per row.
 TEST(FlashPrefillVariants, SameBitsAsV3) {
   if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
   struct Shape { std::vector<int> lens_q, lens_k; int heads, kv_heads; bool causal; };
@@ -338,9 +339,9 @@ TEST(FlashPrefillVariants, SameBitsAsV3) {
       p.q = q.get(), p.k = k.get(), p.v = v.get(), p.out = out.get();
       p.cu_seqlens_q = static_cast<const int32_t*>(cuq_d.get()), p.cu_seqlens_k = static_cast<const int32_t*>(cuk_d.get());
       const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(kHd));
-      auto run = [&](bool persistent, bool small) {
+      auto run = [&](bool persistent, bool small, bool ws = false) {
         val::poison(out.get(), out.bytes(), nullptr);
-        const Status st = flash_prefill_sm90_forward(p, scale_log2, nullptr, persistent, small);
+        const Status st = flash_prefill_sm90_forward(p, scale_log2, nullptr, persistent, small, ws);
         EXPECT_TRUE(st.is_ok()) << st.message();
         EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         std::vector<uint16_t> h(q_n);
@@ -348,11 +349,13 @@ TEST(FlashPrefillVariants, SameBitsAsV3) {
         return h;
       };
       const std::vector<uint16_t> v3 = run(false, false), v3p = run(true, false), v3s = run(false, true);
+      const std::vector<uint16_t> v4 = run(false, false, true);
       const std::string what = std::string(dtype_name(dt)) + " batch " + std::to_string(p.batch) + " heads " +
                                std::to_string(sh.heads) + "/" + std::to_string(sh.kv_heads) +
                                (sh.causal ? " causal" : " non-causal") + (klens.empty() ? "" : " prefix");
       for (const auto& [name, other] : {std::pair<const char*, const std::vector<uint16_t>*>{"v3p", &v3p},
-                                        std::pair<const char*, const std::vector<uint16_t>*>{"v3s", &v3s}}) {
+                                        std::pair<const char*, const std::vector<uint16_t>*>{"v3s", &v3s},
+                                        std::pair<const char*, const std::vector<uint16_t>*>{"v4", &v4}}) {
         size_t differ = 0, first = q_n;
         for (size_t i = 0; i < q_n; ++i)
           if (v3[i] != (*other)[i]) ++differ, first = std::min(first, i);
