@@ -265,7 +265,7 @@ stage_ab() {
       MINFER_DECODE_RESCALE=skip || rc=1
   fi
   if ab_group ws; then  # the warp-specialised prefill (MINFER_PREFILL=v4); time limits: a hang must not eat the call
-    timeout 120 "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1
+    MINFER_TEST_PREFILL_V4=1 timeout 120 "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1
     MINFER_PREFILL=v4 timeout 300 "$BUILD/validate/validate_all" --sweep attention --quick \
       --csv "$OUTDIR/validate_attention_v4.csv" || rc=1
     timeout 400 bash scripts/ab.sh "$OUTDIR/ab_ws" --build "$BUILD" --sweep attention --cases bench/cases/prefill_ws_ab.txt \

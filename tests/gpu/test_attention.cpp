@@ -349,7 +349,10 @@ TEST(FlashPrefillVariants, SameBitsAsV3) {
         return h;
       };
       const std::vector<uint16_t> v3 = run(false, false), v3p = run(true, false), v3s = run(false, true);
-      const std::vector<uint16_t> v4 = run(false, false, true);
+      // v4 has not run on a GPU yet: only where asked (gpu_run.sh's ab group ws), so that a hang of a
+      // first version cannot stall the whole suite.
+      const bool with_v4 = std::getenv("MINFER_TEST_PREFILL_V4") != nullptr;
+      const std::vector<uint16_t> v4 = with_v4 ? run(false, false, true) : v3;
       const std::string what = std::string(dtype_name(dt)) + " batch " + std::to_string(p.batch) + " heads " +
                                std::to_string(sh.heads) + "/" + std::to_string(sh.kv_heads) +
                                (sh.causal ? " causal" : " non-causal") + (klens.empty() ? "" : " prefix");
