@@ -19,6 +19,10 @@ def main():
     ap.add_argument("--head-dim", type=int, default=128)
     ap.add_argument("--calls", type=int, default=3, help="calls inside the profiled range (default 3)")
     a = ap.parse_args()
+    for name in ("batch", "kv_len", "heads", "kv_heads", "head_dim", "calls"):
+        if getattr(a, name) <= 0:
+            print(f"sdpa_decode_once.py: --{name.replace('_', '-')} must be > 0, got {getattr(a, name)}", file=sys.stderr)
+            return 2
     if a.heads % a.kv_heads:
         print("sdpa_decode_once.py: --kv-heads must divide --heads", file=sys.stderr)
         return 2
