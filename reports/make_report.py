@@ -126,6 +126,25 @@ def peer_ratios(ours, peers):
     return rows, merged
 
 
+def numerics_table(t, tol=1e-3):
+    """Rel_err (normwise, against the float64 reference) of every timed variant, ours and the peers', per
+    dtype: rows with a value, median, max, and how many are within the gate's tol. The peers compute
+    theirs on the sequences they check (bench/peers); a faster peer with a larger error is not the same
+    work."""
+    if "rel_err" not in t.columns:
+        return None
+    rows = []
+    for (dt, var), d in t.groupby(["dtype", "variant"], sort=False):
+        e = pd.to_numeric(d["rel_err"], errors="coerce").dropna()
+        if e.empty:
+            continue
+        rows.append([dt, var, len(e), fmt(e.median(), 2), fmt(e.max(), 2), f"{int((e <= tol).sum())} of {len(e)}"])
+    if not rows:
+        return None
+    rows.sort(key=lambda r: (DTYPE_ORDER.index(r[0]) if r[0] in DTYPE_ORDER else 9, not r[1].startswith("minfer"), r[1]))
+    return md_table(["dtype", "variant", "rows", "median rel_err", "max rel_err", f"within {tol:g}"], rows)
+
+
 def real_shapes(ours, merged, axes):
     lab = ours[ours["label"].fillna("") != ""]
     if lab.empty:
@@ -258,6 +277,10 @@ def sweep_section(bench, gpu, sweep, plots_dir, report_dir):
     else:
         out += ["No peer measured in the same run.", ""]
     out += target_tables(sweep, ours, peers)
+    num = numerics_table(t)
+    if num:
+        out += ["Numerics of the timed rows (rel_err against the float64 reference, output rounded as stored; "
+                "the gate of ours is 1e-3):", "", num, ""]
     shapes = real_shapes(ours, merged, axes)
     if shapes:
         out += ["Real model shapes:", "", shapes, ""]

@@ -93,5 +93,21 @@ class ReportTargets(unittest.TestCase):
         self.assertIn("| bf16 | paged | 1 | 0.5 | 0.5 | 0 of 1 | 1 | 0 of 1 | 50 |", text)
 
 
+    def test_numerics_of_ours_and_the_peers_against_the_gate(self):
+        with tempfile.TemporaryDirectory() as d:
+            data = os.path.join(d, "data", "h200")
+            rows = [att("minfer", 512, 100.0, 200), att("minfer", 1024, 300.0, 260),
+                    att("torch-flash", 512, 90.0, 220), att("torch-flash", 1024, 330.0, 240)]
+            for r, e in zip(rows, (1e-4, 5e-4, 2e-3, 8e-4)):
+                r["rel_err"] = e
+            write_sweep_csv(os.path.join(data, "attention.csv"), ATT_AXES, rows)
+            text = run_report(d)
+        self.assertIn("Numerics of the timed rows", text)
+        # ours: median 3e-4, max 5e-4, both within 1e-3; torch-flash: median 1.4e-3, max 2e-3, 1 of 2 within
+        self.assertIn("| bf16 | minfer | 2 | 0.0003 | 0.0005 | 2 of 2 |", text)
+        self.assertIn("| bf16 | torch-flash | 2 | 0.0014 | 0.002 | 1 of 2 |", text)
+        self.assertLess(text.index("| bf16 | minfer | 2 | 0.0003"), text.index("| bf16 | torch-flash | 2 | 0.0014"))
+
+
 if __name__ == "__main__":
     unittest.main()
