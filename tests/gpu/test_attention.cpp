@@ -384,6 +384,18 @@ TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
   s = decode_attention_forward(p, nullptr);
   ASSERT_FALSE(s.is_ok());
   EXPECT_EQ(s.message().rfind("heads_fast", 0), 0u) << s.message();
+  p.heads_fast = -1, p.bulk = 2;
+  s = decode_attention_forward(p, nullptr);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.message().rfind("bulk", 0), 0u) << s.message();
+  p.bulk = -1, p.l2_prefetch = 64;
+  s = decode_attention_forward(p, nullptr);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.message().rfind("l2_prefetch", 0), 0u) << s.message();
+  p.l2_prefetch = -1, p.skip_unit_rescale = 3;
+  s = decode_attention_forward(p, nullptr);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.message().rfind("skip_unit_rescale", 0), 0u) << s.message();
 }
 
 }  // namespace
