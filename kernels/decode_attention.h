@@ -57,6 +57,10 @@ struct DecodeAttentionParams {
   // 1: the same bits; with two cp.async stages, the default's form): 1 on, 0 off; -1:
   // MINFER_DECODE_RESCALE=skip, else off.
   int skip_unit_rescale = -1;
+  // v2's cp.async copies of whole 16-key runs without the zero-fill source-size operand (only a run
+  // crossing the sequence's end zero-fills; the same bits): 1 on, 0 off; -1: MINFER_DECODE_ZFILL=edge,
+  // else off.
+  int zfill_edge = -1;
 };
 
 // Splits for a work size (work = batch x KV heads x head groups, the blocks of one split). The default

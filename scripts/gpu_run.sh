@@ -214,7 +214,8 @@ stage_profile() {
 # timing on bench/cases/e2e_slice_ab.txt, one profiled generate), small (the small prefill variant,
 # MINFER_PREFILL=v3s: bit-equality test, validation, timing on bench/cases/prefill_ab.txt), dcopy
 # (decode v2's copies: the decode tests, validation under bulk copies, timing of no / 256-byte L2
-# prefetch hints, of bulk copies and of skipping O's rescale on unit factors on
+# prefetch hints, of bulk copies, of skipping O's rescale on unit factors and of copies without the
+# zero-fill operand on whole runs on
 # bench/cases/decode_ab.txt, ours only), ws (the warp-specialised prefill, MINFER_PREFILL=v4: the
 # bit-equality test, validation, timing on bench/cases/prefill_ws_ab.txt with the peers).
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
@@ -262,7 +263,7 @@ stage_ab() {
       --csv "$OUTDIR/validate_decode_bulk.csv" || rc=1
     bash scripts/ab.sh "$OUTDIR/ab_dcopy" --build "$BUILD" --sweep decode --peers off --cases bench/cases/decode_ab.txt \
       MINFER_DECODE_L2_PREFETCH=0 MINFER_DECODE_L2_PREFETCH=256 MINFER_DECODE_COPY=bulk,MINFER_DECODE_STAGES=3 \
-      MINFER_DECODE_RESCALE=skip || rc=1
+      MINFER_DECODE_RESCALE=skip MINFER_DECODE_ZFILL=edge || rc=1
   fi
   if ab_group ws; then  # the warp-specialised prefill (MINFER_PREFILL=v4); time limits: a hang must not eat the call
     MINFER_TEST_PREFILL_V4=1 timeout 120 "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1

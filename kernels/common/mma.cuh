@@ -125,6 +125,19 @@ __device__ __forceinline__ void cp_async16_l2(void* dst, const void* src, bool v
   else
     asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
 }
+// 16 bytes global -> shared, asynchronously, every byte read (no source size operand: the copy
+// cannot zero-fill), with an L2 prefetch-size hint of kBytes (0: none, 128 or 256).
+template <int kBytes>
+__device__ __forceinline__ void cp_async16_all(void* dst, const void* src) {
+  static_assert(kBytes == 0 || kBytes == 128 || kBytes == 256, "L2 prefetch sizes are 128 and 256 bytes");
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  if constexpr (kBytes == 0)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src));
+  else if constexpr (kBytes == 128)
+    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16;\n" ::"r"(s), "l"(src));
+  else
+    asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16;\n" ::"r"(s), "l"(src));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));

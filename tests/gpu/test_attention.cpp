@@ -245,7 +245,8 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       const size_t out_n = static_cast<size_t>(sh.batch) * sh.heads * sh.hd;
       val::DeviceBuffer out(out_n * dtype_size(dt));
       val::DeviceBuffer ws(decode_attention_workspace_bytes(sh.batch, sh.heads, sh.hd, sh.splits));
-      auto run = [&](int stages, int heads_fast, int bulk = 0, int l2_prefetch = 0, int skip_unit = 0) {
+      auto run = [&](int stages, int heads_fast, int bulk = 0, int l2_prefetch = 0, int skip_unit = 0,
+                     int zfill_edge = 0) {
         DecodeAttentionParams p;
         p.dtype = dt, p.q = qd.get(), p.k_cache = kd.get(), p.v_cache = vd.get(), p.out = out.get();
         p.cache_lens = static_cast<const int32_t*>(lens_d.get());
@@ -254,7 +255,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
         p.max_len = sh.len, p.page_size = sh.page, p.max_pages = max_pages, p.max_kv_len = sh.len;
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
         p.stages = stages, p.heads_fast = heads_fast, p.bulk = bulk, p.l2_prefetch = l2_prefetch;
-        p.skip_unit_rescale = skip_unit;
+        p.skip_unit_rescale = skip_unit, p.zfill_edge = zfill_edge;
         val::poison(out.get(), out.bytes(), nullptr);
         const Status st = decode_attention_forward(p, nullptr);
         EXPECT_TRUE(st.is_ok()) << st.message();
@@ -275,6 +276,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
         EXPECT_TRUE(run(stages, 0, 1) == base) << what << ": bulk copies, stages " << stages;
       for (int bytes : {128, 256}) EXPECT_TRUE(run(2, 0, 0, bytes) == base) << what << ": L2 prefetch " << bytes;
       EXPECT_TRUE(run(2, 0, 0, 0, 1) == base) << what << ": O rescale skipped on unit factors";
+      for (int bytes : {0, 128}) EXPECT_TRUE(run(2, 0, 0, bytes, 0, 1) == base) << what << ": zero-fill at the edge only";
     }
 }
 
@@ -396,6 +398,10 @@ TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
   s = decode_attention_forward(p, nullptr);
   ASSERT_FALSE(s.is_ok());
   EXPECT_EQ(s.message().rfind("skip_unit_rescale", 0), 0u) << s.message();
+  p.skip_unit_rescale = -1, p.zfill_edge = 2;
+  s = decode_attention_forward(p, nullptr);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.message().rfind("zfill_edge", 0), 0u) << s.message();
 }
 
 }  // namespace
