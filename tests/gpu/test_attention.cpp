@@ -373,35 +373,28 @@ TEST(FlashPrefillVariants, SameBitsAsV3) {
 }
 
 TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
-  DecodeAttentionParams p;
-  p.q = p.k_cache = p.v_cache = g_dummy;
-  p.out = g_dummy;
-  p.cache_lens = reinterpret_cast<const int32_t*>(g_dummy);
-  p.batch = 1, p.heads = 4, p.kv_heads = 2, p.head_dim = 64, p.max_len = 16, p.max_kv_len = 16, p.num_splits = 1;
-  p.stages = 4;
-  Status s = decode_attention_forward(p, nullptr);
-  ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.message().rfind("stages", 0), 0u) << s.message();
-  p.stages = 0, p.heads_fast = 2;
-  s = decode_attention_forward(p, nullptr);
-  ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.message().rfind("heads_fast", 0), 0u) << s.message();
-  p.heads_fast = -1, p.bulk = 2;
-  s = decode_attention_forward(p, nullptr);
-  ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.message().rfind("bulk", 0), 0u) << s.message();
-  p.bulk = -1, p.l2_prefetch = 64;
-  s = decode_attention_forward(p, nullptr);
-  ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.message().rfind("l2_prefetch", 0), 0u) << s.message();
-  p.l2_prefetch = -1, p.skip_unit_rescale = 3;
-  s = decode_attention_forward(p, nullptr);
-  ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.message().rfind("skip_unit_rescale", 0), 0u) << s.message();
-  p.skip_unit_rescale = -1, p.zfill_edge = 2;
-  s = decode_attention_forward(p, nullptr);
-  ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.message().rfind("zfill_edge", 0), 0u) << s.message();
+  DecodeAttentionParams base;
+  base.q = base.k_cache = base.v_cache = g_dummy;
+  base.out = g_dummy;
+  base.cache_lens = reinterpret_cast<const int32_t*>(g_dummy);
+  base.batch = 1, base.heads = 4, base.kv_heads = 2, base.head_dim = 64, base.max_len = 16, base.max_kv_len = 16;
+  base.num_splits = 1;
+  // Each variant field out of range, alone: refused, the message naming it first.
+  const std::pair<const char*, void (*)(DecodeAttentionParams&)> bad[] = {
+      {"stages", [](DecodeAttentionParams& p) { p.stages = 4; }},
+      {"heads_fast", [](DecodeAttentionParams& p) { p.heads_fast = 2; }},
+      {"bulk", [](DecodeAttentionParams& p) { p.bulk = 2; }},
+      {"l2_prefetch", [](DecodeAttentionParams& p) { p.l2_prefetch = 64; }},
+      {"skip_unit_rescale", [](DecodeAttentionParams& p) { p.skip_unit_rescale = 3; }},
+      {"zfill_edge", [](DecodeAttentionParams& p) { p.zfill_edge = 2; }},
+  };
+  for (const auto& [field, set] : bad) {
+    DecodeAttentionParams p = base;
+    set(p);
+    const Status s = decode_attention_forward(p, nullptr);
+    ASSERT_FALSE(s.is_ok()) << field;
+    EXPECT_EQ(s.message().rfind(field, 0), 0u) << s.message();
+  }
 }
 
 }  // namespace
