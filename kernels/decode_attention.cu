@@ -236,40 +236,15 @@ __device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int 
   constexpr int kChunks = HD / 8;
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
-  if (p.zfill_edge == 1 && k0 + kWarpKeys <= kend) {  // a whole run: copies without the zero-fill operand
-#pragma unroll
-    for (int j = 0; j < kWarpKeys * kChunks / 32; ++j) {
-      const int i = lane + 32 * j;
-      const int r = i / kChunks, c = (i % kChunks) * 8;
-      const int64_t off = ((row0 + r) * p.kv_heads + kvh) * HD + c;
-      T* kd = ks + r * (HD + kTcPad) + c;
-      T* vd = vs + r * (HD + kTcPad) + c;
-      if (p.l2_prefetch == 256) {
-        kern::cp_async16_all<256>(kd, kc + off), kern::cp_async16_all<256>(vd, vc + off);
-      } else if (p.l2_prefetch == 128) {
-        kern::cp_async16_all<128>(kd, kc + off), kern::cp_async16_all<128>(vd, vc + off);
-      } else {
-        kern::cp_async16_all<0>(kd, kc + off), kern::cp_async16_all<0>(vd, vc + off);
-      }
-    }
-    return;
-  }
+  const bool whole = p.zfill_edge == 1 && k0 + kWarpKeys <= kend;  // no zero-fill operand needed
 #pragma unroll
   for (int j = 0; j < kWarpKeys * kChunks / 32; ++j) {
     const int i = lane + 32 * j;
     const int r = i / kChunks, c = (i % kChunks) * 8;
     const bool ok = k0 + r < kend;
     const int64_t off = ((row0 + r) * p.kv_heads + kvh) * HD + c;
-    if (p.l2_prefetch == 256) {
-      kern::cp_async16_l2<256>(ks + r * (HD + kTcPad) + c, ok ? kc + off : kc, ok);
-      kern::cp_async16_l2<256>(vs + r * (HD + kTcPad) + c, ok ? vc + off : vc, ok);
-    } else if (p.l2_prefetch == 128) {
-      kern::cp_async16_l2<128>(ks + r * (HD + kTcPad) + c, ok ? kc + off : kc, ok);
-      kern::cp_async16_l2<128>(vs + r * (HD + kTcPad) + c, ok ? vc + off : vc, ok);
-    } else {
-      kern::cp_async16(ks + r * (HD + kTcPad) + c, ok ? kc + off : kc, ok);
-      kern::cp_async16(vs + r * (HD + kTcPad) + c, ok ? vc + off : vc, ok);
-    }
+    kern::cp_async16_hint(ks + r * (HD + kTcPad) + c, ok ? kc + off : kc, ok, p.l2_prefetch, whole);
+    kern::cp_async16_hint(vs + r * (HD + kTcPad) + c, ok ? vc + off : vc, ok, p.l2_prefetch, whole);
   }
 }
 
@@ -788,26 +763,20 @@ size_t decode_attention_workspace_bytes(int batch, int heads, int head_dim, int 
   return static_cast<size_t>(batch) * heads * num_splits * (head_dim + 1) * sizeof(float);
 }
 
-Status decode_attention_forward(const DecodeAttentionParams& p, cudaStream_t stream) {
-  const Status st = check_params(p);
+Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t stream) {
+  const Status st = check_params(in);
   if (!st.is_ok()) return st;
-  MINFER_REQUIRE(p.bulk >= -1 && p.bulk <= 1, "bulk", "must be 0, 1 or -1 (default), got " + std::to_string(p.bulk));
-  MINFER_REQUIRE(p.zfill_edge >= -1 && p.zfill_edge <= 1, "zfill_edge",
-                 "must be 0, 1 or -1 (default), got " + std::to_string(p.zfill_edge));
-  if (p.zfill_edge < 0) {  // MINFER_DECODE_ZFILL
-    DecodeAttentionParams q = p;
-    q.zfill_edge = decode_zfill_edge_env() ? 1 : 0;
-    return decode_attention_forward(q, stream);
-  }
-  MINFER_REQUIRE(p.skip_unit_rescale >= -1 && p.skip_unit_rescale <= 1, "skip_unit_rescale",
-                 "must be 0, 1 or -1 (default), got " + std::to_string(p.skip_unit_rescale));
-  MINFER_REQUIRE(p.l2_prefetch == -1 || p.l2_prefetch == 0 || p.l2_prefetch == 128 || p.l2_prefetch == 256, "l2_prefetch",
-                 "must be 0, 128, 256 or -1 (default), got " + std::to_string(p.l2_prefetch));
-  if (p.l2_prefetch < 0) {  // MINFER_DECODE_L2_PREFETCH
-    DecodeAttentionParams q = p;
-    q.l2_prefetch = decode_l2_prefetch_env();
-    return decode_attention_forward(q, stream);
-  }
+  MINFER_REQUIRE(in.bulk >= -1 && in.bulk <= 1, "bulk", "must be 0, 1 or -1 (default), got " + std::to_string(in.bulk));
+  MINFER_REQUIRE(in.zfill_edge >= -1 && in.zfill_edge <= 1, "zfill_edge",
+                 "must be 0, 1 or -1 (default), got " + std::to_string(in.zfill_edge));
+  MINFER_REQUIRE(in.skip_unit_rescale >= -1 && in.skip_unit_rescale <= 1, "skip_unit_rescale",
+                 "must be 0, 1 or -1 (default), got " + std::to_string(in.skip_unit_rescale));
+  MINFER_REQUIRE(in.l2_prefetch == -1 || in.l2_prefetch == 0 || in.l2_prefetch == 128 || in.l2_prefetch == 256,
+                 "l2_prefetch", "must be 0, 128, 256 or -1 (default), got " + std::to_string(in.l2_prefetch));
+  // The switches the kernel reads from its params, their environment defaults resolved here.
+  DecodeAttentionParams p = in;
+  if (p.zfill_edge < 0) p.zfill_edge = decode_zfill_edge_env() ? 1 : 0;
+  if (p.l2_prefetch < 0) p.l2_prefetch = decode_l2_prefetch_env();
   int splits = p.num_splits;
   if (splits == 0) {
     int dev = 0, sms = 0;

@@ -113,30 +113,24 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool vali
   const int n = valid ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
 }
-// cp_async16 with an L2 prefetch-size hint: on a miss L2 fetches the aligned 128 or 256 bytes around
-// the sector (kBytes 128 or 256), so the other lanes' requests into the same run of bytes hit.
-template <int kBytes>
-__device__ __forceinline__ void cp_async16_l2(void* dst, const void* src, bool valid) {
-  static_assert(kBytes == 128 || kBytes == 256, "L2 prefetch sizes are 128 and 256 bytes");
+// cp_async16 with an L2 prefetch-size hint (l2_bytes 128 or 256: on a miss L2 fetches the aligned
+// 128 or 256 bytes around the sector, so the other lanes' requests into them hit; 0: none), and with
+// all_valid, the form without the zero-fill source-size operand (every byte read; valid ignored).
+// The choices are warp-uniform kernel arguments.
+__device__ __forceinline__ void cp_async16_hint(void* dst, const void* src, bool valid, int l2_bytes, bool all_valid) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   const int n = valid ? 16 : 0;
-  if constexpr (kBytes == 128)
+  if (all_valid) {
+    if (l2_bytes == 128) asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16;\n" ::"r"(s), "l"(src));
+    else if (l2_bytes == 256) asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16;\n" ::"r"(s), "l"(src));
+    else asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src));
+  } else if (l2_bytes == 128) {
     asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
-  else
+  } else if (l2_bytes == 256) {
     asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
-}
-// 16 bytes global -> shared, asynchronously, every byte read (no source size operand: the copy
-// cannot zero-fill), with an L2 prefetch-size hint of kBytes (0: none, 128 or 256).
-template <int kBytes>
-__device__ __forceinline__ void cp_async16_all(void* dst, const void* src) {
-  static_assert(kBytes == 0 || kBytes == 128 || kBytes == 256, "L2 prefetch sizes are 128 and 256 bytes");
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  if constexpr (kBytes == 0)
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src));
-  else if constexpr (kBytes == 128)
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16;\n" ::"r"(s), "l"(src));
-  else
-    asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16;\n" ::"r"(s), "l"(src));
+  } else {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
+  }
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() {
