@@ -97,6 +97,17 @@ int step_max_rows() {
   return kStepMaxRows;
 }
 
+// Decode steps of at most this many rows take the gate/up GEMV with the SwiGLU epilogue (kernels/gemv.h)
+// while the rest of the step stays unfused: one launch fewer per layer and, unlike the fused norms, no
+// serial tail. MINFER_GEMV_SWIGLU_MAX_ROWS=N sets it (A/B: gpu_run.sh --ab-groups swiglu); off by
+// default until timed.
+constexpr int kSwigluMaxRows = 0;
+
+int swiglu_decode_max_rows() {
+  const char* m = std::getenv("MINFER_GEMV_SWIGLU_MAX_ROWS");
+  return m ? std::max(0, std::atoi(m)) : kSwigluMaxRows;
+}
+
 int fused_decode_max_rows() {
   const char* v = std::getenv("MINFER_FUSED");
   if (v && std::string(v) == "0") return 0;
@@ -109,6 +120,7 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       dtype_(dtype),
       shape_(complete_shape(cfg, dtype, shape)),
       fused_max_rows_(fused_decode_max_rows()),
+      swiglu_max_rows_(swiglu_decode_max_rows()),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
@@ -340,11 +352,11 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   }
   gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H);
   norm(s.y, s.res, L.ffn_norm, T);
-  // A single decode row whose gate/up projection takes the GEMV's slice form (kernels/gemv.h; opt-in,
-  // MINFER_GEMV_SLICE=1): the SwiGLU as its epilogue, one launch fewer.
-  if (max_q_ == 0 && T == 1) {
+  // Decode rows whose gate/up projection takes the GEMV with the SwiGLU epilogue (kernels/gemv.h; opt-in:
+  // MINFER_GEMV_SWIGLU_MAX_ROWS=N, or a single row in the slice form, MINFER_GEMV_SLICE=1): one launch fewer.
+  if (max_q_ == 0) {
     GemvParams gu = fused_params(2, l, T);
-    if (gemv_slice_applies(gu)) {
+    if ((T <= swiglu_max_rows_ && gemv_fused_supports(gu)) || (T == 1 && gemv_slice_applies(gu))) {
       fused_gemv("gemv.gate_up+swiglu", gu);
       gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H);
       return;

@@ -126,6 +126,7 @@ class Model {
   int max_q_ = 0;          // longest run of new tokens of one sequence in this forward; 0: a decode step
   LaunchProfiler* prof_ = nullptr;
   int fused_max_rows_ = 0;     // decode steps of at most this many rows run fused (0: never)
+  int swiglu_max_rows_ = 0;    // decode steps of at most this many rows fuse the SwiGLU into gate/up (0: never)
   bool fused_ = false;         // the step being enqueued uses the fused decode GEMVs
   int step_max_rows_ = 0;      // decode steps of at most this many rows run as one kernel (0: never)
   void* step_layers_ = nullptr;  // (L) DecodeStepLayer: each layer's weight pointers, on the device
