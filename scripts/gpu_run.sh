@@ -213,7 +213,7 @@ stage_profile() {
 # (the GEMV's slice form for single decode rows, MINFER_GEMV_SLICE=1: its tests, model validation,
 # timing on bench/cases/e2e_slice_ab.txt, one profiled generate), small (the small prefill variant,
 # MINFER_PREFILL=v3s: bit-equality test, validation, timing on bench/cases/prefill_ab.txt), dcopy
-# (decode v2's copies: the decode tests, validation under bulk copies, timing of skipping O's rescale
+# (decode v2's copies: the decode tests (bit equality of each switch), timing of skipping O's rescale
 # on unit factors, of copies without the zero-fill operand on whole runs, and of both, on
 # bench/cases/decode_ab.txt, ours only; the L2 prefetch hints and bulk copies were timed in 80f57d9:
 # reports/logs/h100/ab/ab_decode_l2_prefetch_bulk.csv), ws (the warp-specialised prefill, MINFER_PREFILL=v4: the
@@ -259,10 +259,8 @@ stage_ab() {
       MINFER_DECODE_SPLITS=fill MINFER_DECODE_STAGES=3 MINFER_DECODE_ORDER=heads \
       MINFER_DECODE_SPLITS=fill,MINFER_DECODE_ORDER=heads MINFER_DECODE_SPLITS=fill,MINFER_DECODE_STAGES=3 || rc=1
   fi
-  if ab_group dcopy; then  # decode v2's switches: the rescale skip and the zero-fill form (validation under bulk copies)
+  if ab_group dcopy; then  # decode v2's switches: the rescale skip and the zero-fill form (their bit tests, timing)
     "$BUILD/tests/test_attention" --gtest_filter='Decode*' || rc=1
-    MINFER_DECODE_COPY=bulk "$BUILD/validate/validate_all" --sweep decode --quick \
-      --csv "$OUTDIR/validate_decode_bulk.csv" || rc=1
     bash scripts/ab.sh "$OUTDIR/ab_dcopy" --build "$BUILD" --sweep decode --peers off --cases bench/cases/decode_ab.txt \
       MINFER_DECODE_RESCALE=skip MINFER_DECODE_ZFILL=edge MINFER_DECODE_RESCALE=skip,MINFER_DECODE_ZFILL=edge || rc=1
   fi
