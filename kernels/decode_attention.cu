@@ -36,6 +36,7 @@
 #include "kernels/common/dtype_traits.cuh"
 #include "kernels/common/pdl.cuh"
 #include "kernels/common/mma.cuh"
+#include "kernels/common/rope_head.cuh"
 
 namespace minfer {
 namespace {
@@ -276,8 +277,53 @@ __device__ __forceinline__ void tc_issue(const DecodeAttentionParams& p, int kvh
   }
 }
 
-template <typename T, int HD, int kStages, bool kBulk, bool kSkipUnit = false>
+// The fused prologue's query rows (kRope): up to 16 heads of HD elements, after the stages.
+template <typename T, int HD>
+constexpr int tc_rope_q_bytes() {
+  return kMaxGroup * HD * static_cast<int>(sizeof(T));
+}
+
+// kRope (DecodeAttentionParams::rope): qkv_rope_cache's work for row b before the key loop. The
+// block's query heads [h0, h0 + gn) are normed and rotated into qs (kMaxGroup, HD) (zero for a padding
+// row); the blocks whose keys [kbeg, kend) hold the row's position, and block (last split, first head
+// group), which exists for every row, write its K (normed, rotated) and V into the cache, so the
+// cache ends as qkv_rope_cache leaves it (writers of one row write the same bits). The block barrier
+// after the writes orders them before any warp's cp.async reads them (same block). Warps take the
+// query heads in turn, then warp 3 the key and warp 2 the value.
+template <typename T, int HD>
+__device__ __forceinline__ void tc_rope_prologue(const DecodeAttentionParams& p, int b, int kvh, int h0, int gn,
+                                                 bool writer, int kbeg, int kend, T* qs, int warp, int lane) {
+  const QkvRopeParams& r = p.rope;
+  const int nh = p.heads, nkv = p.kv_heads;
+  const T* row = static_cast<const T*>(r.qkv) + static_cast<int64_t>(b) * (nh + 2 * nkv) * HD;
+  const int slot = r.token_slot[b], pos = r.positions[b];
+  const bool live = slot >= 0 && pos >= 0 && pos < r.max_positions && pos < r.capacity;
+  const float* cs = r.cos_sin + (live ? static_cast<int64_t>(pos) * HD : 0);
+  for (int j = warp; j < gn; j += kTcWarps) {
+    if (live) {
+      kern::rope_head<T>(row + static_cast<int64_t>(h0 + j) * HD, qs + j * HD, static_cast<const T*>(r.q_norm),
+                         r.norm_eps, cs, HD);
+    } else {
+      for (int d = lane; d < HD; d += 32) qs[j * HD + d] = kern::from_float<T>(0.0f);
+    }
+  }
+  if (live && (writer || (pos >= kbeg && pos < kend))) {
+    const int64_t cache_row = (static_cast<int64_t>(slot) * r.capacity + pos) * nkv * HD + static_cast<int64_t>(kvh) * HD;
+    if (warp == kTcWarps - 1) {
+      kern::rope_head<T>(row + static_cast<int64_t>(nh + kvh) * HD, static_cast<T*>(r.k_cache) + cache_row,
+                         static_cast<const T*>(r.k_norm), r.norm_eps, cs, HD);
+    } else if (warp == kTcWarps - 2) {
+      const T* src = row + static_cast<int64_t>(nh + nkv + kvh) * HD;
+      T* dst = static_cast<T*>(r.v_cache) + cache_row;
+      for (int d = lane; d < HD; d += 32) dst[d] = src[d];
+    }
+  }
+  __syncthreads();  // qs written; this block's cache writes before any warp's copies read them
+}
+
+template <typename T, int HD, int kStages, bool kBulk, bool kSkipUnit = false, bool kRope = false>
 __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionParams p, SplitOut so, float scale_log2) {
+  static_assert(!kRope || (!kBulk && kStages == 2 && !kSkipUnit), "the fused prologue takes the default form");
   static_assert(kStages >= 2, "the pipeline needs a stage in flight while one is read");
   kern::pdl_launch_dependents();
   kern::pdl_wait();  // every read and write below depends on the previous kernel
@@ -303,6 +349,9 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   const int2 kr = tc_split_range(len, split, so.splits);
   const int kbeg = kr.x, kend = kr.y;
   const int steps = kend > kbeg ? (kend - kbeg + kStepKeys - 1) / kStepKeys : 0;
+  T* qs = reinterpret_cast<T*>(smem_raw + tc_smem_bytes<T, HD, kStages>());  // kRope: (kMaxGroup, HD)
+  if constexpr (kRope)
+    tc_rope_prologue<T, HD>(p, b, kvh, h0, gn, split == so.splits - 1 && g0 == 0, kbeg, kend, qs, warp, lane);
 
   // This warp's first key of step s is kbeg + s * kStepKeys + warp * kWarpKeys. Steps 0 .. kStages - 2
   // are issued here, step it + kStages - 1 at step it (into the stage step it - 1 freed); the cache
@@ -322,7 +371,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   }
 
   // Q fragments: rows g and g + 8 of the group (zero past gn), dims kk * 16 + t * 2 (+1, +8, +9).
-  const T* qg = static_cast<const T*>(p.q) + (static_cast<int64_t>(b) * p.heads + h0) * HD;  // (gn, HD)
+  const T* qg = kRope ? qs : static_cast<const T*>(p.q) + (static_cast<int64_t>(b) * p.heads + h0) * HD;  // (gn, HD)
   uint32_t qf[HD / 16][4];
 #pragma unroll
   for (int kk = 0; kk < HD / 16; ++kk) {
@@ -553,10 +602,11 @@ int decode_l2_prefetch_env() {
   return bytes;
 }
 
-template <typename T, int HD, int kStages, bool kBulk = false, bool kSkipUnit = false>
+template <typename T, int HD, int kStages, bool kBulk = false, bool kSkipUnit = false, bool kRope = false>
 Status launch_tc(const DecodeAttentionParams& p, const SplitOut& so, dim3 grid, float scale_log2, cudaStream_t stream) {
-  constexpr int kSmem = tc_smem_bytes<T, HD, kStages>() + (kBulk ? kTcWarps * kStages * 8 : 0);
-  auto* kernel = decode_split_tc<T, HD, kStages, kBulk, kSkipUnit>;
+  constexpr int kSmem = tc_smem_bytes<T, HD, kStages>() + (kBulk ? kTcWarps * kStages * 8 : 0) +
+                        (kRope ? tc_rope_q_bytes<T, HD>() : 0);
+  auto* kernel = decode_split_tc<T, HD, kStages, kBulk, kSkipUnit, kRope>;
   MINFER_CUDA_RETURN(allow_smem(kernel, kSmem));
   MINFER_CUDA_RETURN(kern::launch_pdl(kernel, grid, kTcThreads, kSmem, stream, p, so, scale_log2));
   return Status::ok();
@@ -578,7 +628,9 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
     MINFER_CUDA_RETURN(kern::launch_pdl(decode_split<T, HD>, grid, kThreads, 0, stream, p, so, scale_log2));
   } else if constexpr (!std::is_same_v<T, float>) {
     Status st = Status::ok();
-    if constexpr (HD >= 64) {
+    if (p.rope.qkv) {  // the fused prologue: the default form (decode_attention_rope_fits checked it)
+      st = launch_tc<T, HD, 2, false, false, true>(p, so, grid, scale_log2, stream);
+    } else if constexpr (HD >= 64) {
       const bool bulk = p.bulk >= 0 ? p.bulk == 1 : decode_bulk_env();
       const bool skip = p.skip_unit_rescale >= 0 ? p.skip_unit_rescale == 1 : decode_skip_unit_env();
       if (skip && !bulk && stages == 2)  // the default kernel's form only
@@ -636,7 +688,8 @@ Status check_params(const DecodeAttentionParams& p) {
                  "must divide heads (" + std::to_string(p.heads) + "), got " + std::to_string(p.kv_heads));
   MINFER_REQUIRE(p.batch > 0 && p.batch <= 65535, "batch", "must be in [1, 65535], got " + std::to_string(p.batch));
   MINFER_REQUIRE(p.max_kv_len > 0, "max_kv_len", "must be > 0, got " + std::to_string(p.max_kv_len));
-  MINFER_REQUIRE(p.q && p.k_cache && p.v_cache && p.out && p.cache_lens, "q", "every pointer must be set");
+  MINFER_REQUIRE((p.q || p.rope.qkv) && p.k_cache && p.v_cache && p.out && p.cache_lens, "q",
+                 "every pointer must be set (q may be null with the fused prologue, rope.qkv)");
   MINFER_REQUIRE(kern::aligned16(p.k_cache) && kern::aligned16(p.v_cache), "k_cache",
                  "k_cache and v_cache must be 16-byte aligned");
   if (p.block_table) {
@@ -646,6 +699,20 @@ Status check_params(const DecodeAttentionParams& p) {
   } else {
     MINFER_REQUIRE(p.max_len >= p.max_kv_len, "max_len",
                    "contiguous capacity must be >= max_kv_len (" + std::to_string(p.max_kv_len) + ")");
+  }
+  if (p.rope.qkv) {  // the fused prologue (DecodeAttentionParams::rope)
+    const QkvRopeParams& r = p.rope;
+    MINFER_REQUIRE(r.positions && r.token_slot && r.cos_sin, "rope.positions",
+                   "the fused prologue needs positions, token_slot and cos_sin");
+    MINFER_REQUIRE(r.num_tokens == p.batch, "rope.num_tokens",
+                   "must equal batch (one token a row), got " + std::to_string(r.num_tokens) + " for " +
+                       std::to_string(p.batch) + " rows");
+    MINFER_REQUIRE(r.heads == p.heads && r.kv_heads == p.kv_heads && r.head_dim == p.head_dim, "rope.heads",
+                   "heads, kv_heads and head_dim must be the attention's");
+    MINFER_REQUIRE(!p.block_table && r.k_cache == p.k_cache && r.v_cache == p.v_cache && r.capacity == p.max_len,
+                   "rope.k_cache", "the fused prologue writes the attention's own contiguous cache (k_cache, "
+                   "v_cache, capacity = max_len)");
+    MINFER_REQUIRE(p.dtype != DType::F32, "rope.qkv", "the fused prologue runs in v2 (fp16 or bf16)");
   }
   return Status::ok();
 }
@@ -763,6 +830,13 @@ size_t decode_attention_workspace_bytes(int batch, int heads, int head_dim, int 
   return static_cast<size_t>(batch) * heads * num_splits * (head_dim + 1) * sizeof(float);
 }
 
+bool decode_attention_rope_fits(const DecodeAttentionParams& p) {
+  const int stages = p.stages > 0 ? p.stages : decode_stages();
+  const bool bulk = p.bulk >= 0 ? p.bulk == 1 : decode_bulk_env();
+  const bool skip = p.skip_unit_rescale >= 0 ? p.skip_unit_rescale == 1 : decode_skip_unit_env();
+  return p.rope.qkv && check_params(p).is_ok() && stages == 2 && !bulk && !skip;
+}
+
 Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t stream) {
   const Status st = check_params(in);
   if (!st.is_ok()) return st;
@@ -789,6 +863,8 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
   }
   MINFER_REQUIRE(p.stages == 0 || p.stages == 2 || p.stages == 3, "stages",
                  "must be 2, 3 or 0 (default), got " + std::to_string(p.stages));
+  MINFER_REQUIRE(!p.rope.qkv || decode_attention_rope_fits(p), "rope.qkv",
+                 "the fused prologue takes v2's default form: two cp.async stages, no bulk copies, no rescale skip");
   MINFER_REQUIRE(p.heads_fast >= -1 && p.heads_fast <= 1, "heads_fast",
                  "must be 0, 1 or -1 (default), got " + std::to_string(p.heads_fast));
   MINFER_REQUIRE(splits >= 1 && splits <= kMaxSplits, "num_splits",

@@ -22,6 +22,7 @@
 
 #include "engine/core/dtype.h"
 #include "kernels/common/status.h"
+#include "kernels/kv_cache.h"
 
 namespace minfer {
 
@@ -61,7 +62,22 @@ struct DecodeAttentionParams {
   // crossing the sequence's end zero-fills; the same bits): 1 on, 0 off; -1: MINFER_DECODE_ZFILL=edge,
   // else off.
   int zfill_edge = -1;
+  // Fused prologue (opt-in; the engine's MINFER_FUSED_ROPE_MAX_ROWS): with rope.qkv set, the split
+  // kernel first does qkv_rope_cache's work for its row (kernels/kv_cache.h, the same arithmetic and
+  // bits): the QK-norm and RoPE of its query heads, taken from rope.qkv instead of q (q may be null),
+  // and the blocks whose keys hold the row's position (and the last split's first head group, always)
+  // write its K and V into the cache before they read it; then rope's launch is not needed. Holds
+  // where decode_attention_rope_fits says so: fp16 / bf16 through v2's default form (two cp.async
+  // stages), a contiguous cache that is rope's (k_cache, v_cache, capacity = max_len), one token per
+  // row (rope.num_tokens = batch), the same heads and head_dim. Each live row's slot must be its own
+  // row b (token_slot[b] = b, or < 0: padding, q zero and nothing written), so that no block reads a
+  // cache row another block writes; device memory, not checked.
+  QkvRopeParams rope{};
 };
+
+// Whether decode_attention_forward accepts p's fused prologue (p.rope.qkv set): see rope above. Reads
+// the environment's stage and copy switches as the forward does.
+bool decode_attention_rope_fits(const DecodeAttentionParams& p);
 
 // Splits for a work size (work = batch x KV heads x head groups, the blocks of one split). The default
 // rule (sm): about one block per SM, floor(num_sms / work) splits while work <= num_sms; one split

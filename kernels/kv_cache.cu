@@ -1,6 +1,7 @@
 // kernels/kv_cache.cu: QK-norm + RoPE on q and k, and the KV cache write (see kv_cache.h).
 // v2: grid (T, ceil((nh + 2*nkv) / 4)), 128 threads; warp w of block (t, y) takes head 4y + w of
-// the nh + 2*nkv heads of token t (q heads, then k heads, then v heads): one head per warp, so a decode
+// the nh + 2*nkv heads of token t (q heads, then k heads, then v heads): one head per warp (the
+// arithmetic in kernels/common/rope_head.cuh, shared with decode attention's fused prologue), so a decode
 // step (T = batch) has every head's loads in flight at once (v1, one block per token looping over the
 // heads, was ~11 us per layer at T = 1, H200). Lane l holds pairs i = l + 32 r (r < 4) of its head.
 // Also the decode position advance (one thread per row).
@@ -9,45 +10,14 @@
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
 #include "kernels/common/pdl.cuh"
+#include "kernels/common/rope_head.cuh"
 
 namespace minfer {
 namespace {
 
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
-constexpr int kPairsPerLane = 4;  // hd/2 <= 128
-
-__device__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// Norm (optional) and rotation of one head: src (hd) -> dst (hd), rounded once.
-template <typename T>
-__device__ void rope_head(const T* src, T* dst, const T* norm, float eps, const float* cs /*(hd/2,2)*/, int hd) {
-  const int half = hd / 2, lane = threadIdx.x & 31;
-  float x0[kPairsPerLane], x1[kPairsPerLane];
-  float ss = 0.0f;
-  for (int r = 0; r < kPairsPerLane; ++r) {
-    const int i = lane + 32 * r;
-    x0[r] = i < half ? kern::to_float(src[i]) : 0.0f;
-    x1[r] = i < half ? kern::to_float(src[i + half]) : 0.0f;
-    ss += x0[r] * x0[r] + x1[r] * x1[r];
-  }
-  const float inv = norm ? 1.0f / sqrtf(warp_sum(ss) / static_cast<float>(hd) + eps) : 1.0f;
-  for (int r = 0; r < kPairsPerLane; ++r) {
-    const int i = lane + 32 * r;
-    if (i >= half) continue;
-    float a = x0[r], b = x1[r];
-    if (norm) {
-      a = a * inv * kern::to_float(norm[i]);
-      b = b * inv * kern::to_float(norm[i + half]);
-    }
-    const float c = cs[2 * i], s = cs[2 * i + 1];
-    dst[i] = kern::from_float<T>(a * c - b * s);
-    dst[i + half] = kern::from_float<T>(b * c + a * s);
-  }
-}
+constexpr int kPairsPerLane = kern::kRopePairsPerLane;  // hd/2 <= 128
 
 template <typename T>
 __global__ void qkv_rope_cache_kernel(QkvRopeParams p) {
@@ -70,10 +40,10 @@ __global__ void qkv_rope_cache_kernel(QkvRopeParams p) {
       if (u < nh)
         for (int d = lane; d < hd; d += 32) q_out[u * hd + d] = kern::from_float<T>(0.0f);
     } else if (u < nh) {
-      rope_head<T>(src, q_out + u * hd, static_cast<const T*>(p.q_norm), p.norm_eps, cs, hd);
+      kern::rope_head<T>(src, q_out + u * hd, static_cast<const T*>(p.q_norm), p.norm_eps, cs, hd);
     } else if (u < nh + nkv) {
       T* dst = static_cast<T*>(p.k_cache) + cache_row + static_cast<int64_t>(u - nh) * hd;
-      rope_head<T>(src, dst, static_cast<const T*>(p.k_norm), p.norm_eps, cs, hd);
+      kern::rope_head<T>(src, dst, static_cast<const T*>(p.k_norm), p.norm_eps, cs, hd);
     } else {
       T* dst = static_cast<T*>(p.v_cache) + cache_row + static_cast<int64_t>(u - nh - nkv) * hd;
       for (int d = lane; d < hd; d += 32) dst[d] = src[d];

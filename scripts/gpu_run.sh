@@ -18,7 +18,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,swiglu]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -61,7 +61,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|swiglu) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -217,9 +217,11 @@ stage_profile() {
 # on unit factors, of copies without the zero-fill operand on whole runs, and of both, on
 # bench/cases/decode_ab.txt, ours only; the L2 prefetch hints and bulk copies were timed in 80f57d9:
 # reports/logs/h100/ab/ab_decode_l2_prefetch_bulk.csv), ws (the warp-specialised prefill, MINFER_PREFILL=v4: the
-# bit-equality test, validation, timing on bench/cases/prefill_ws_ab.txt with the peers), swiglu (decode
-# rows' gate/up GEMV with the SwiGLU epilogue, MINFER_GEMV_SWIGLU_MAX_ROWS: test_engine, model
-# validation, timing on bench/cases/e2e_swiglu_ab.txt).
+# bit-equality test, validation, timing on bench/cases/prefill_ws_ab.txt with the peers), fuse (decode
+# rows' gate/up GEMV with the SwiGLU epilogue, MINFER_GEMV_SWIGLU_MAX_ROWS, and decode attention doing
+# the RoPE and cache write, MINFER_FUSED_ROPE_MAX_ROWS: the fused prologue's bit test, test_engine and
+# model validation under both, timing of each, both, and both with one split for short caches on
+# bench/cases/e2e_fuse_ab.txt).
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
   local rc=0
@@ -271,12 +273,14 @@ stage_ab() {
     timeout 400 bash scripts/ab.sh "$OUTDIR/ab_ws" --build "$BUILD" --sweep attention --cases bench/cases/prefill_ws_ab.txt \
       MINFER_PREFILL=v4 || rc=1
   fi
-  if ab_group swiglu; then  # decode rows' gate/up GEMV with the SwiGLU epilogue, the rest unfused
-    MINFER_GEMV_SWIGLU_MAX_ROWS=16 "$BUILD/tests/test_engine" || rc=1
-    MINFER_GEMV_SWIGLU_MAX_ROWS=16 "$BUILD/validate/validate_all" --sweep model --quick \
-      --csv "$OUTDIR/validate_model_swiglu.csv" || rc=1
-    bash scripts/ab.sh "$OUTDIR/ab_swiglu" --build "$BUILD" --sweep e2e --peers off --cases bench/cases/e2e_swiglu_ab.txt \
-      MINFER_GEMV_SWIGLU_MAX_ROWS=1 MINFER_GEMV_SWIGLU_MAX_ROWS=4 MINFER_DECODE_MIN_KEYS=256,MINFER_GEMV_SWIGLU_MAX_ROWS=1 || rc=1
+  if ab_group fuse; then  # decode rows: gate/up GEMV with the SwiGLU epilogue, RoPE + cache write in attention
+    "$BUILD/tests/test_attention" --gtest_filter='DecodeAttentionFusedRope.*:DecodeAttentionArgs.*' || rc=1
+    MINFER_GEMV_SWIGLU_MAX_ROWS=16 MINFER_FUSED_ROPE_MAX_ROWS=16 "$BUILD/tests/test_engine" || rc=1
+    MINFER_GEMV_SWIGLU_MAX_ROWS=16 MINFER_FUSED_ROPE_MAX_ROWS=16 "$BUILD/validate/validate_all" --sweep model --quick \
+      --csv "$OUTDIR/validate_model_fuse.csv" || rc=1
+    bash scripts/ab.sh "$OUTDIR/ab_fuse" --build "$BUILD" --sweep e2e --peers off --cases bench/cases/e2e_fuse_ab.txt \
+      MINFER_GEMV_SWIGLU_MAX_ROWS=4 MINFER_FUSED_ROPE_MAX_ROWS=4 MINFER_GEMV_SWIGLU_MAX_ROWS=4,MINFER_FUSED_ROPE_MAX_ROWS=4 \
+      MINFER_GEMV_SWIGLU_MAX_ROWS=4,MINFER_FUSED_ROPE_MAX_ROWS=4,MINFER_DECODE_MIN_KEYS=256 || rc=1
   fi
   if ab_group small; then  # the small prefill variant (MINFER_PREFILL=v3s: 64-row blocks, two an SM)
     "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1

@@ -99,9 +99,19 @@ int step_max_rows() {
 
 // Decode steps of at most this many rows take the gate/up GEMV with the SwiGLU epilogue (kernels/gemv.h)
 // while the rest of the step stays unfused: one launch fewer per layer and, unlike the fused norms, no
-// serial tail. MINFER_GEMV_SWIGLU_MAX_ROWS=N sets it (A/B: gpu_run.sh --ab-groups swiglu); off by
+// serial tail. MINFER_GEMV_SWIGLU_MAX_ROWS=N sets it (A/B: gpu_run.sh --ab-groups fuse); off by
 // default until timed.
 constexpr int kSwigluMaxRows = 0;
+
+// Decode steps of at most this many rows leave the QK-norm, RoPE and cache write to decode attention's
+// fused prologue (kernels/decode_attention.h, DecodeAttentionParams::rope): one launch fewer per layer.
+// MINFER_FUSED_ROPE_MAX_ROWS=N sets it (A/B: gpu_run.sh --ab-groups fuse); off by default until timed.
+constexpr int kRopeMaxRows = 0;
+
+int rope_decode_max_rows() {
+  const char* m = std::getenv("MINFER_FUSED_ROPE_MAX_ROWS");
+  return m ? std::max(0, std::atoi(m)) : kRopeMaxRows;
+}
 
 int swiglu_decode_max_rows() {
   const char* m = std::getenv("MINFER_GEMV_SWIGLU_MAX_ROWS");
@@ -121,6 +131,7 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       shape_(complete_shape(cfg, dtype, shape)),
       fused_max_rows_(fused_decode_max_rows()),
       swiglu_max_rows_(swiglu_decode_max_rows()),
+      rope_max_rows_(rope_decode_max_rows()),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
@@ -247,6 +258,11 @@ void Model::attend_prefill(void* k_cache, void* v_cache, int nseq) {
 // nothing that changes between graph replays. A padding or finished row (slot < 0) reads its slot's
 // rows as they are; its output is never used (its q is zero, its logits are ignored).
 void Model::attend_decode(void* k_cache, void* v_cache, int rows) {
+  MINFER_STATUS_CHECK(decode_attention_forward(decode_params(k_cache, v_cache, rows), stream_));
+}
+
+// The decode attention launch of attend_decode, with the fused prologue when rope_ is set.
+DecodeAttentionParams Model::decode_params(void* k_cache, void* v_cache, int rows) const {
   RunState& s = *state_;
   DecodeAttentionParams p;
   p.dtype = dtype_;
@@ -264,7 +280,8 @@ void Model::attend_decode(void* k_cache, void* v_cache, int rows) {
   p.num_splits = shape_.decode_splits;
   p.workspace = s.attn_workspace;
   p.workspace_bytes = shape_.decode_workspace_bytes;
-  MINFER_STATUS_CHECK(decode_attention_forward(p, stream_));
+  if (rope_) p.rope = *rope_;
+  return p;
 }
 
 // One fused decode GEMV (kernels/gemv.h) of layer l: which = 1 o (residual epilogue into res, then
@@ -340,10 +357,20 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   r.heads = cfg_.heads;
   r.kv_heads = cfg_.kv_heads;
   r.head_dim = cfg_.head_dim;
-  mark_begin();
-  MINFER_STATUS_CHECK(qkv_rope_cache_forward(r, stream_));
-  mark_end("qkv_rope_cache", static_cast<double>(T * (2 * Q + 4 * KV)) * es);
+  // Decode rows may leave this step to decode attention's prologue (opt-in: MINFER_FUSED_ROPE_MAX_ROWS).
+  bool fuse_rope = false;
+  if (max_q_ == 0 && T <= rope_max_rows_ && shape_.attention != AttentionBackend::Simple) {
+    rope_ = &r;
+    fuse_rope = decode_attention_rope_fits(decode_params(r.k_cache, r.v_cache, nseq));
+  }
+  rope_ = fuse_rope ? &r : nullptr;
+  if (!fuse_rope) {
+    mark_begin();
+    MINFER_STATUS_CHECK(qkv_rope_cache_forward(r, stream_));
+    mark_end("qkv_rope_cache", static_cast<double>(T * (2 * Q + 4 * KV)) * es);
+  }
   attend(r.k_cache, r.v_cache, T, nseq);
+  rope_ = nullptr;
   if (fused_) {
     fused_gemv("gemv.o+residual+norm", fused_params(1, l, T));
     fused_gemv("gemv.gate_up+swiglu", fused_params(2, l, T));

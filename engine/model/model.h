@@ -38,6 +38,7 @@
 #include "engine/model/device_weights.h"
 #include "engine/model/profiler.h"
 #include "engine/model/run_state.h"
+#include "kernels/decode_attention.h"
 #include "kernels/decode_step.h"
 #include "kernels/gemm.h"
 #include "kernels/gemv.h"
@@ -108,6 +109,7 @@ class Model {
   void attend_simple(void* k_cache, void* v_cache, int64_t T, int nseq);
   void attend_prefill(void* k_cache, void* v_cache, int nseq);
   void attend_decode(void* k_cache, void* v_cache, int rows);
+  DecodeAttentionParams decode_params(void* k_cache, void* v_cache, int rows) const;
   DecodeStepParams step_params(int rows) const;
   bool step_fits(int rows) const;  // the whole-step kernel serves a decode step of `rows` rows
   void mark_begin() { if (prof_) prof_->begin(); }
@@ -127,6 +129,8 @@ class Model {
   LaunchProfiler* prof_ = nullptr;
   int fused_max_rows_ = 0;     // decode steps of at most this many rows run fused (0: never)
   int swiglu_max_rows_ = 0;    // decode steps of at most this many rows fuse the SwiGLU into gate/up (0: never)
+  int rope_max_rows_ = 0;      // decode steps of at most this many rows fuse RoPE + cache write into attention
+  const QkvRopeParams* rope_ = nullptr;  // set while a layer's decode attention takes the fused prologue
   bool fused_ = false;         // the step being enqueued uses the fused decode GEMVs
   int step_max_rows_ = 0;      // decode steps of at most this many rows run as one kernel (0: never)
   void* step_layers_ = nullptr;  // (L) DecodeStepLayer: each layer's weight pointers, on the device

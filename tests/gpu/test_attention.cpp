@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <utility>
@@ -19,6 +20,7 @@
 #include "kernels/decode_attention.h"
 #include "kernels/flash_prefill.h"
 #include "kernels/flash_prefill_sm90.h"
+#include "kernels/kv_cache.h"
 #include "validate/op_runner.h"
 #include "validate/runner_util.h"
 
@@ -280,6 +282,103 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
     }
 }
 
+// Decode attention's fused prologue (DecodeAttentionParams::rope) does qkv_rope_cache's work in the
+// split kernel: its outputs and the cache it leaves equal those of the two launches (qkv_rope_cache,
+// then decode attention on its q) bit for bit: QK-norm or none, GQA and 64 query heads a KV head
+// (four head groups), one split and many (the new key in the last split), ragged lengths, a padding
+// row (slot -1: q zero, nothing written), a sequence of one token.
+TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
+  if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  struct Shape { int batch, len, heads, kv_heads, hd, splits; bool qk_norm; int pad_row; };
+  const Shape shapes[] = {{3, 1000, 16, 8, 128, 5, true, -1}, {4, 300, 14, 2, 64, 1, false, 2},
+                          {2, 130, 64, 1, 64, 2, true, -1}, {2, 1, 16, 16, 128, 1, true, -1},
+                          {2, 700, 32, 8, 128, 64, false, 0}};
+  for (DType dt : {DType::F16, DType::BF16})
+    for (const Shape& sh : shapes) {
+      std::mt19937_64 rng(5);
+      const int C = sh.len, nh = sh.heads, nkv = sh.kv_heads, hd = sh.hd, B = sh.batch;
+      const size_t cache_n = static_cast<size_t>(B) * C * nkv * hd;
+      const auto k0 = val::random_rounded(dt, cache_n, rng, -1.f, 1.f);
+      const auto v0 = val::random_rounded(dt, cache_n, rng, -1.f, 1.f);
+      const auto qkv = val::random_rounded(dt, static_cast<size_t>(B) * (nh + 2 * nkv) * hd, rng, -2.f, 2.f);
+      const auto qn = val::random_rounded(dt, hd, rng, 0.5f, 1.5f), kn = val::random_rounded(dt, hd, rng, 0.5f, 1.5f);
+      std::vector<float> cs(static_cast<size_t>(C) * hd);
+      for (int pos = 0; pos < C; ++pos)
+        for (int i = 0; i < hd / 2; ++i) {
+          const double a = pos * std::pow(10000.0, -2.0 * i / hd);
+          cs[(static_cast<size_t>(pos) * hd / 2 + i) * 2] = static_cast<float>(std::cos(a));
+          cs[(static_cast<size_t>(pos) * hd / 2 + i) * 2 + 1] = static_cast<float>(std::sin(a));
+        }
+      std::vector<int32_t> lens(B), pos(B), slot(B);
+      for (int b = 0; b < B; ++b) {
+        lens[b] = std::max(1, sh.len - 37 * b);  // ragged; the new token is the last cached one
+        pos[b] = lens[b] - 1;
+        slot[b] = b == sh.pad_row ? -1 : b;
+      }
+      auto upload_i32 = [](const std::vector<int32_t>& h) {
+        val::DeviceBuffer d(h.size() * 4);
+        EXPECT_EQ(cudaMemcpy(d.get(), h.data(), d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
+        return d;
+      };
+      val::DeviceBuffer lens_d = upload_i32(lens), pos_d = upload_i32(pos), slot_d = upload_i32(slot);
+      val::DeviceBuffer cs_d(cs.size() * 4);
+      ASSERT_EQ(cudaMemcpy(cs_d.get(), cs.data(), cs_d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
+      val::DeviceBuffer qkv_d = val::upload(dt, qkv), qn_d = val::upload(dt, qn), kn_d = val::upload(dt, kn);
+      const size_t out_n = static_cast<size_t>(B) * nh * hd;
+      val::DeviceBuffer q_d(out_n * dtype_size(dt)), ws(decode_attention_workspace_bytes(B, nh, hd, sh.splits));
+      // One run: a fresh copy of the cache, then the two launches or the fused one; the output and cache.
+      struct Result { std::vector<float> out, k, v; };
+      auto run = [&](bool fused) {
+        val::DeviceBuffer kd = val::upload(dt, k0), vd = val::upload(dt, v0), out(out_n * dtype_size(dt));
+        QkvRopeParams r;
+        r.dtype = dt, r.qkv = qkv_d.get(), r.q_out = q_d.get(), r.k_cache = kd.get(), r.v_cache = vd.get();
+        r.positions = static_cast<const int32_t*>(pos_d.get());
+        r.token_slot = static_cast<const int32_t*>(slot_d.get());
+        r.cos_sin = static_cast<const float*>(cs_d.get());
+        r.q_norm = sh.qk_norm ? qn_d.get() : nullptr, r.k_norm = sh.qk_norm ? kn_d.get() : nullptr;
+        r.norm_eps = 1e-6f, r.num_tokens = B, r.max_positions = C, r.capacity = C;
+        r.heads = nh, r.kv_heads = nkv, r.head_dim = hd;
+        DecodeAttentionParams p;
+        p.dtype = dt, p.q = fused ? nullptr : q_d.get(), p.k_cache = kd.get(), p.v_cache = vd.get();
+        p.out = out.get(), p.cache_lens = static_cast<const int32_t*>(lens_d.get());
+        p.batch = B, p.heads = nh, p.kv_heads = nkv, p.head_dim = hd, p.max_len = C, p.max_kv_len = C;
+        p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
+        p.stages = 2, p.bulk = 0, p.skip_unit_rescale = 0;
+        val::poison(out.get(), out.bytes(), nullptr);
+        val::poison(q_d.get(), q_d.bytes(), nullptr);
+        if (fused) {
+          p.rope = r;
+          EXPECT_TRUE(decode_attention_rope_fits(p));
+        } else {
+          const Status st = qkv_rope_cache_forward(r, nullptr);
+          EXPECT_TRUE(st.is_ok()) << st.message();
+        }
+        const Status st = decode_attention_forward(p, nullptr);
+        EXPECT_TRUE(st.is_ok()) << st.message();
+        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        return Result{val::download(dt, out.get(), out_n, nullptr), val::download(dt, kd.get(), cache_n, nullptr),
+                      val::download(dt, vd.get(), cache_n, nullptr)};
+      };
+      const Result a = run(false), f = run(true);
+      const std::string what = std::string(dtype_name(dt)) + " batch " + std::to_string(B) + " len " +
+                               std::to_string(sh.len) + " heads " + std::to_string(nh) + "/" + std::to_string(nkv) +
+                               " hd " + std::to_string(hd) + " splits " + std::to_string(sh.splits);
+      auto same = [](const std::vector<float>& x, const std::vector<float>& y) {
+        if (x.size() != y.size()) return false;
+        for (size_t i = 0; i < x.size(); ++i)
+          if (std::memcmp(&x[i], &y[i], 4) != 0) return false;
+        return true;
+      };
+      size_t nan = 0;
+      for (float x : a.out) nan += std::isnan(x);
+      EXPECT_EQ(nan, 0u) << what << ": the two launches left outputs unwritten";
+      EXPECT_TRUE(same(a.out, f.out)) << what << ": outputs differ";
+      EXPECT_TRUE(same(a.k, f.k)) << what << ": K caches differ";
+      EXPECT_TRUE(same(a.v, f.v)) << what << ": V caches differ";
+      EXPECT_FALSE(same(a.k, k0)) << what << ": the new keys were not written";
+    }
+}
+
 // The persistent prefill (MINFER_PREFILL=v3p, head_dim 128) does each query tile's arithmetic in
 // the same order as v3's one-tile blocks: the outputs are the same bits (v3 is checked against the
 // reference above), over ragged batches with items of one key tile (blocks that do not run their copy
@@ -372,6 +471,16 @@ TEST(FlashPrefillVariants, SameBitsAsV3) {
     }
 }
 
+// A fused prologue that fits the attention of VariantFieldsAreChecked's base params.
+void set_rope(DecodeAttentionParams& p) {
+  p.rope.qkv = g_dummy;
+  p.rope.positions = p.rope.token_slot = reinterpret_cast<const int32_t*>(g_dummy);
+  p.rope.cos_sin = reinterpret_cast<const float*>(g_dummy);
+  p.rope.k_cache = const_cast<void*>(p.k_cache), p.rope.v_cache = const_cast<void*>(p.v_cache);
+  p.rope.num_tokens = p.batch, p.rope.capacity = p.max_len;
+  p.rope.heads = p.heads, p.rope.kv_heads = p.kv_heads, p.rope.head_dim = p.head_dim;
+}
+
 TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
   DecodeAttentionParams base;
   base.q = base.k_cache = base.v_cache = g_dummy;
@@ -387,6 +496,17 @@ TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
       {"l2_prefetch", [](DecodeAttentionParams& p) { p.l2_prefetch = 64; }},
       {"skip_unit_rescale", [](DecodeAttentionParams& p) { p.skip_unit_rescale = 3; }},
       {"zfill_edge", [](DecodeAttentionParams& p) { p.zfill_edge = 2; }},
+      // The fused prologue: rope's own fields, then its fit with the attention.
+      {"rope.positions", [](DecodeAttentionParams& p) { p.rope.qkv = g_dummy; }},
+      {"rope.num_tokens", [](DecodeAttentionParams& p) { set_rope(p), p.rope.num_tokens = 2; }},
+      {"rope.heads", [](DecodeAttentionParams& p) { set_rope(p), p.rope.kv_heads = 4; }},
+      {"rope.k_cache", [](DecodeAttentionParams& p) { set_rope(p), p.rope.capacity = 8; }},
+      {"rope.k_cache", [](DecodeAttentionParams& p) {
+         set_rope(p), p.block_table = reinterpret_cast<const int32_t*>(g_dummy), p.page_size = 16, p.max_pages = 1;
+       }},
+      {"rope.qkv", [](DecodeAttentionParams& p) { set_rope(p), p.dtype = DType::F32; }},
+      {"rope.qkv", [](DecodeAttentionParams& p) { set_rope(p), p.stages = 3; }},
+      {"rope.qkv", [](DecodeAttentionParams& p) { set_rope(p), p.bulk = 1; }},
   };
   for (const auto& [field, set] : bad) {
     DecodeAttentionParams p = base;
