@@ -22,8 +22,11 @@
 // MINFER_PREFILL=v3s everywhere): 64-row blocks in 113 KiB, two an SM, so one block's fill and drain
 // overlap the other's MMAs; each row's arithmetic is the 128-row block's (the same output bits); one
 // K/V tile is copied ahead instead of three.
-// Warp-specialised variant (kWS, MINFER_PREFILL=v4; head_dim 64 and 128; NOT YET RUN ON A GPU: it
-// compiles, its test and timing are the next GPU session's first call): 384 threads, warpgroup 0 the
+// Warp-specialised variant (kWS, MINFER_PREFILL=v4; head_dim 64 and 128; opt-in, measured slower: on
+// an H100 the same bits as v3 but 0.83x v3, 0.72-1.02x over 26 bf16 cases, head_dim 64 worst, 0.72-0.82x
+// (reports/logs/h100/ab/ab_attention_v4_ws.csv): 128 producer threads issuing every 16-byte cp.async
+// do not keep two consumer warpgroups fed; FlashAttention-3's producer is one thread issuing TMA
+// copies, the next form to try): 384 threads, warpgroup 0 the
 // producer (Q and the K/V tiles through the 4 stages with cp.async; per stage a "full" mbarrier it
 // arrives on once its copies have landed and been fenced for wgmma, two tiles behind the copies, and
 // an "empty" one the 8 consumer warps arrive on when done with the tile; it gives up registers:

@@ -217,11 +217,11 @@ stage_profile() {
 # on unit factors, of copies without the zero-fill operand on whole runs, and of both, on
 # bench/cases/decode_ab.txt, ours only; the L2 prefetch hints and bulk copies were timed in 80f57d9:
 # reports/logs/h100/ab/ab_decode_l2_prefetch_bulk.csv), ws (the warp-specialised prefill, MINFER_PREFILL=v4: the
-# bit-equality test, validation, timing on bench/cases/prefill_ws_ab.txt with the peers), fuse (decode
-# rows' gate/up GEMV with the SwiGLU epilogue, MINFER_GEMV_SWIGLU_MAX_ROWS, and decode attention doing
-# the RoPE and cache write, MINFER_FUSED_ROPE_MAX_ROWS: the fused prologue's bit test, test_engine and
-# model validation under both, timing of each, both, and both with one split for short caches on
-# bench/cases/e2e_fuse_ab.txt).
+# bit-equality test, validation, timing on bench/cases/prefill_ws_ab.txt with the peers), fuse (small decode
+# steps' fusions, on by default at <= 4 rows and hidden <= 2048: the gate/up GEMV's SwiGLU epilogue,
+# MINFER_GEMV_SWIGLU_MAX_ROWS, and decode attention's RoPE prologue, MINFER_FUSED_ROPE_MAX_ROWS: the
+# decode attention tests, test_engine, model validation, and timing against both off and both forced
+# on at 4 rows on bench/cases/e2e_fuse_ab.txt).
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
   local rc=0
@@ -273,14 +273,12 @@ stage_ab() {
     timeout 400 bash scripts/ab.sh "$OUTDIR/ab_ws" --build "$BUILD" --sweep attention --cases bench/cases/prefill_ws_ab.txt \
       MINFER_PREFILL=v4 || rc=1
   fi
-  if ab_group fuse; then  # decode rows: gate/up GEMV with the SwiGLU epilogue, RoPE + cache write in attention
-    "$BUILD/tests/test_attention" --gtest_filter='DecodeAttentionFusedRope.*:DecodeAttentionArgs.*' || rc=1
-    MINFER_GEMV_SWIGLU_MAX_ROWS=16 MINFER_FUSED_ROPE_MAX_ROWS=16 "$BUILD/tests/test_engine" || rc=1
-    MINFER_GEMV_SWIGLU_MAX_ROWS=16 MINFER_FUSED_ROPE_MAX_ROWS=16 "$BUILD/validate/validate_all" --sweep model --quick \
-      --csv "$OUTDIR/validate_model_fuse.csv" || rc=1
+  if ab_group fuse; then  # small decode steps' fusions (default at <= 4 rows, hidden <= 2048): SwiGLU epilogue, RoPE prologue
+    "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' || rc=1
+    "$BUILD/tests/test_engine" || rc=1
+    "$BUILD/validate/validate_all" --sweep model --quick --csv "$OUTDIR/validate_model_fuse.csv" || rc=1
     bash scripts/ab.sh "$OUTDIR/ab_fuse" --build "$BUILD" --sweep e2e --peers off --cases bench/cases/e2e_fuse_ab.txt \
-      MINFER_GEMV_SWIGLU_MAX_ROWS=4 MINFER_FUSED_ROPE_MAX_ROWS=4 MINFER_GEMV_SWIGLU_MAX_ROWS=4,MINFER_FUSED_ROPE_MAX_ROWS=4 \
-      MINFER_GEMV_SWIGLU_MAX_ROWS=4,MINFER_FUSED_ROPE_MAX_ROWS=4,MINFER_DECODE_MIN_KEYS=256 || rc=1
+      MINFER_GEMV_SWIGLU_MAX_ROWS=0,MINFER_FUSED_ROPE_MAX_ROWS=0 MINFER_GEMV_SWIGLU_MAX_ROWS=4,MINFER_FUSED_ROPE_MAX_ROWS=4 || rc=1
   fi
   if ab_group small; then  # the small prefill variant (MINFER_PREFILL=v3s: 64-row blocks, two an SM)
     "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1

@@ -97,25 +97,25 @@ int step_max_rows() {
   return kStepMaxRows;
 }
 
-// Decode steps of at most this many rows take the gate/up GEMV with the SwiGLU epilogue (kernels/gemv.h)
-// while the rest of the step stays unfused: one launch fewer per layer and, unlike the fused norms, no
-// serial tail. MINFER_GEMV_SWIGLU_MAX_ROWS=N sets it (A/B: gpu_run.sh --ab-groups fuse); off by
-// default until timed.
-constexpr int kSwigluMaxRows = 0;
+// Two fusions for small decode steps, each one launch fewer per layer with no serial tail:
+//  - the gate/up GEMV with the SwiGLU epilogue (kernels/gemv.h) while the rest of the step stays
+//    unfused (MINFER_GEMV_SWIGLU_MAX_ROWS=N);
+//  - decode attention's fused prologue doing the QK-norm, RoPE and cache write
+//    (kernels/decode_attention.h, DecodeAttentionParams::rope; MINFER_FUSED_ROPE_MAX_ROWS=N).
+// Default: both for steps of at most kFuseMaxRows rows of models at most kFuseMaxHidden wide. H100,
+// bf16, decode ms/step, one run (reports/logs/h100/ab/ab_e2e_fuse.csv), unfused / SwiGLU / RoPE / both:
+// qwen3-0.6b b1 p128 1.061 / 1.046 / 1.053 / 1.016; b1 p2048 1.144 / 1.144 / 1.113 / 1.094; b4 p512
+// 1.439 / 1.419 / 1.407 / 1.391; qwen2.5-0.5b b1 p128 0.794 / 0.741 / 0.799 / 0.742; llama-3.1-8b
+// (hidden 4096) b1 p128 5.693 / 5.747 / 5.791 / 5.798, slower, so wide models keep the plain step.
+// A launch fewer saves well under the ~3 us a launch the profile suggests (~0.8 us here): what a
+// small model's step waits on is mostly each GEMV's own ramp, not the launches between them.
+// An environment value sets the limit for every model (0: off).
+constexpr int kFuseMaxRows = 4;
+constexpr int64_t kFuseMaxHidden = 2048;
 
-// Decode steps of at most this many rows leave the QK-norm, RoPE and cache write to decode attention's
-// fused prologue (kernels/decode_attention.h, DecodeAttentionParams::rope): one launch fewer per layer.
-// MINFER_FUSED_ROPE_MAX_ROWS=N sets it (A/B: gpu_run.sh --ab-groups fuse); off by default until timed.
-constexpr int kRopeMaxRows = 0;
-
-int rope_decode_max_rows() {
-  const char* m = std::getenv("MINFER_FUSED_ROPE_MAX_ROWS");
-  return m ? std::max(0, std::atoi(m)) : kRopeMaxRows;
-}
-
-int swiglu_decode_max_rows() {
-  const char* m = std::getenv("MINFER_GEMV_SWIGLU_MAX_ROWS");
-  return m ? std::max(0, std::atoi(m)) : kSwigluMaxRows;
+int decode_fusion_max_rows(const char* env, const ModelConfig& cfg) {
+  if (const char* m = std::getenv(env)) return std::max(0, std::atoi(m));
+  return cfg.hidden <= kFuseMaxHidden ? kFuseMaxRows : 0;
 }
 
 int fused_decode_max_rows() {
@@ -130,8 +130,8 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       dtype_(dtype),
       shape_(complete_shape(cfg, dtype, shape)),
       fused_max_rows_(fused_decode_max_rows()),
-      swiglu_max_rows_(swiglu_decode_max_rows()),
-      rope_max_rows_(rope_decode_max_rows()),
+      swiglu_max_rows_(decode_fusion_max_rows("MINFER_GEMV_SWIGLU_MAX_ROWS", cfg)),
+      rope_max_rows_(decode_fusion_max_rows("MINFER_FUSED_ROPE_MAX_ROWS", cfg)),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);

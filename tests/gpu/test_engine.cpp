@@ -792,9 +792,13 @@ TEST_F(Engine, FusedDecodeStepsMatchTheReference) {
 }
 
 // `copies` repeats of the three ragged prompts (a bucket of 4 rows, or 8 with 2 copies); `fused`: the
-// opt-in fused decode GEMVs for steps of at most 4 rows.
-void profile_times_every_launch(AttentionBackend attn, int copies, bool fused_on = false) {
+// opt-in fused decode GEMVs for steps of at most 4 rows; `fusions`: the gate/up GEMV's SwiGLU epilogue
+// and decode attention's RoPE prologue for steps of at most 4 rows (the latter with flash attention
+// only), else neither (both pinned either way: the default depends on the model's width).
+void profile_times_every_launch(AttentionBackend attn, int copies, bool fused_on = false, bool fusions = false) {
   FusedRows env(fused_on ? "4" : "0");
+  ScopedEnv swiglu("MINFER_GEMV_SWIGLU_MAX_ROWS", fusions ? "4" : "0");
+  ScopedEnv rope("MINFER_FUSED_ROPE_MAX_ROWS", fusions ? "4" : "0");
   ScopedEnv no_step("MINFER_STEP", "0");  // the per-op step (the opt-in whole-step kernel: below)
   const char* preset = "tiny-qwen3";
   const ModelConfig cfg = preset_config(preset);
@@ -819,20 +823,28 @@ void profile_times_every_launch(AttentionBackend attn, int copies, bool fused_on
   }
   const int L = cfg.layers;
   const bool fused = fused_on && p.rows <= 4;
+  const bool rope_fused = fusions && p.rows <= 4 && attn == kFlash;  // in attention: no rope launch
+  const bool swiglu_fused = fusions && p.rows <= 4;
   EXPECT_EQ(calls["embedding"], 1);
   EXPECT_EQ(calls["attention"], L);
-  EXPECT_EQ(calls["qkv_rope_cache"], L);
+  EXPECT_EQ(calls["qkv_rope_cache"], rope_fused ? 0 : L);
   EXPECT_EQ(calls["gemm.lm_head"], 1);
+  const int rope_launches = rope_fused ? 0 : L;
   if (fused) {
     for (const char* k : {"gemm.qkv", "gemv.o+residual+norm", "gemv.gate_up+swiglu", "gemv.down+residual+norm"})
       EXPECT_EQ(calls[k], L) << k;
-    EXPECT_EQ(calls["rmsnorm"], 1);       // layer 0's attention norm (the others come from the GEMVs)
-    EXPECT_EQ(total, 1 + 1 + L * 6 + 1);  // embedding, norm; per layer: 4 projections, rope, attention
+    EXPECT_EQ(calls["rmsnorm"], 1);  // layer 0's attention norm (the others come from the GEMVs)
+    EXPECT_EQ(total, 1 + 1 + L * 5 + rope_launches + 1);  // embedding, norm; per layer: 4 projections, attention
     EXPECT_NE(format_profile(p).find("gemv.gate_up+swiglu"), std::string::npos);
+  } else if (swiglu_fused) {
+    for (const char* k : {"gemm.qkv", "gemm.o", "gemv.gate_up+swiglu", "gemm.down"}) EXPECT_EQ(calls[k], L) << k;
+    EXPECT_EQ(calls["swiglu"], 0);
+    EXPECT_EQ(calls["rmsnorm"], 2 * L + 1);
+    EXPECT_EQ(total, 1 + L * 7 + rope_launches + 1 + 1);  // per layer: 2 norms, 4 projections, attention
   } else {
     EXPECT_EQ(calls["gemm.qkv"], L);
     EXPECT_EQ(calls["rmsnorm"], 2 * L + 1);
-    EXPECT_EQ(total, 1 + L * 9 + 1 + 1);  // per layer: 2 norms, 4 GEMMs, rope, attention, swiglu
+    EXPECT_EQ(total, 1 + L * 8 + rope_launches + 1 + 1);  // per layer: 2 norms, 4 GEMMs, attention, swiglu
     EXPECT_NE(format_profile(p).find("gemm.gate_up"), std::string::npos);
   }
   EXPECT_GE(p.step_us, p.launches_us * 0.5);
@@ -845,6 +857,14 @@ TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStep) { profile_times_every_launc
 TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStepFlash) { profile_times_every_launch(kFlash, 1); }
 TEST_F(Engine, ProfileTimesEveryLaunchOfAFusedDecodeStep) { profile_times_every_launch(kFlash, 1, true); }
 TEST_F(Engine, ProfileTimesEveryLaunchOfAFusedEnginePastItsRowLimit) { profile_times_every_launch(kFlash, 2, true); }
+// The SwiGLU epilogue and the RoPE prologue: two launches fewer per layer at 4 rows; none past the limit
+// (8 rows); with the simple attention only the SwiGLU one.
+TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStepWithItsFusions) {
+  profile_times_every_launch(kFlash, 1, false, true);
+  profile_times_every_launch(kFlash, 2, false, true);
+  profile_times_every_launch(AttentionBackend::Simple, 1, false, true);
+  profile_times_every_launch(kFlash, 1, true, true);  // with the fused GEMVs: the rope launch goes too
+}
 
 // The whole-step kernel is one launch per decode step (the sampler and the position advance are the
 // generator's); its bytes are the streamed weights and the KV rows read.
