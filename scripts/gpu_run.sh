@@ -214,7 +214,7 @@ stage_profile() {
 # timing on bench/cases/e2e_slice_ab.txt, one profiled generate), small (the small prefill variant,
 # MINFER_PREFILL=v3s: bit-equality test, validation, timing on bench/cases/prefill_ab.txt), dcopy
 # (decode v2's copies: the decode tests (bit equality of each switch), timing of skipping O's rescale
-# on unit factors, of copies without the zero-fill operand on whole runs, and of both, on
+# on unit factors and of copies without the zero-fill operand on whole runs, on
 # bench/cases/decode_ab.txt, ours only; the L2 prefetch hints and bulk copies were timed in 80f57d9:
 # reports/logs/h100/ab/ab_decode_l2_prefetch_bulk.csv), ws (the warp-specialised prefill, MINFER_PREFILL=v4: the
 # bit-equality test, validation, timing on bench/cases/prefill_ws_ab.txt with the peers), fuse (small decode
@@ -264,7 +264,7 @@ stage_ab() {
   if ab_group dcopy; then  # decode v2's switches: the rescale skip and the zero-fill form (their bit tests, timing)
     "$BUILD/tests/test_attention" --gtest_filter='Decode*' || rc=1
     bash scripts/ab.sh "$OUTDIR/ab_dcopy" --build "$BUILD" --sweep decode --peers off --cases bench/cases/decode_ab.txt \
-      MINFER_DECODE_RESCALE=skip MINFER_DECODE_ZFILL=edge MINFER_DECODE_RESCALE=skip,MINFER_DECODE_ZFILL=edge || rc=1
+      MINFER_DECODE_RESCALE=skip MINFER_DECODE_ZFILL=edge || rc=1
   fi
   if ab_group ws; then  # the warp-specialised prefill (MINFER_PREFILL=v4); time limits: a hang must not eat the call
     MINFER_TEST_PREFILL_V4=1 timeout 120 "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1
