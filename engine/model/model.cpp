@@ -118,6 +118,16 @@ int decode_fusion_max_rows(const char* env, const ModelConfig& cfg) {
   return cfg.hidden <= kFuseMaxHidden ? kFuseMaxRows : 0;
 }
 
+// Decode steps (opt-in: MINFER_DECODE_PREFETCH_WEIGHTS=1) have each layer's RMSNorm kernels ask L2 for
+// the weights of the projections after them (attention norm: QKV and o; FFN norm: gate/up and down),
+// before they wait on the kernel ahead (PDL): a one-block norm is resident while the GEMV before it
+// still runs, so the next projections' weights stream in under it and the small kernels, and the
+// GEMVs read them from L2. Not yet timed.
+bool decode_prefetch_weights() {
+  const char* v = std::getenv("MINFER_DECODE_PREFETCH_WEIGHTS");
+  return v && std::string(v) == "1";
+}
+
 int fused_decode_max_rows() {
   const char* v = std::getenv("MINFER_FUSED");
   if (v && std::string(v) == "0") return 0;
@@ -132,6 +142,7 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       fused_max_rows_(fused_decode_max_rows()),
       swiglu_max_rows_(decode_fusion_max_rows("MINFER_GEMV_SWIGLU_MAX_ROWS", cfg)),
       rope_max_rows_(decode_fusion_max_rows("MINFER_FUSED_ROPE_MAX_ROWS", cfg)),
+      prefetch_weights_(decode_prefetch_weights()),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
@@ -190,6 +201,8 @@ void Model::norm(const void* x, void* residual, int64_t w_off, int64_t rows) {
   p.rows = rows;
   p.hidden = cfg_.hidden;
   p.eps = static_cast<float>(cfg_.rms_eps);
+  for (int r = 0; r < 2; ++r) p.prefetch[r] = prefetch_[r], p.prefetch_bytes[r] = prefetch_bytes_[r];
+  prefetch_[0] = prefetch_[1] = nullptr, prefetch_bytes_[0] = prefetch_bytes_[1] = 0;
   mark_begin();
   MINFER_STATUS_CHECK(rmsnorm_forward(p, stream_));
   const double streams = residual ? 4.0 : 2.0;  // x [+ residual in, residual out], a
@@ -335,6 +348,14 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   RunState& s = *state_;
   const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
   const double es = static_cast<double>(dtype_size(dtype_));
+  // Decode steps with MINFER_DECODE_PREFETCH_WEIGHTS=1: the norms ask L2 for the next projections' weights.
+  const bool pf = prefetch_weights_ && max_q_ == 0;
+  auto prefetch = [&](int64_t w0, int64_t n0, int64_t w1, int64_t n1) {
+    if (!pf) return;
+    prefetch_[0] = weights_->at(w0), prefetch_bytes_[0] = static_cast<int64_t>(static_cast<double>(n0) * es);
+    prefetch_[1] = weights_->at(w1), prefetch_bytes_[1] = static_cast<int64_t>(static_cast<double>(n1) * es);
+  };
+  if (l == 0 || !fused_) prefetch(L.wqkv, (Q + 2 * KV) * H, L.wo, H * Q);  // for the norm just below
   // Fused, a = attn_norm(res) came from the previous layer's down GEMV.
   if (l == 0) norm(s.res, nullptr, L.attn_norm, T);
   else if (!fused_) norm(s.y, s.res, L.attn_norm, T);
@@ -378,6 +399,7 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
     return;
   }
   gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H);
+  prefetch(L.wgu, 2 * I * H, L.wdown, H * I);
   norm(s.y, s.res, L.ffn_norm, T);
   // Decode rows whose gate/up projection takes the GEMV with the SwiGLU epilogue (kernels/gemv.h; opt-in:
   // MINFER_GEMV_SWIGLU_MAX_ROWS=N, or a single row in the slice form, MINFER_GEMV_SLICE=1): one launch fewer.
