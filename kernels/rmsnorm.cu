@@ -5,7 +5,6 @@
 // R = rows, H = hidden. Reference: ref::rmsnorm.
 #include "kernels/rmsnorm.h"
 
-#include "kernels/common/bulk.cuh"
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
 #include "kernels/common/pdl.cuh"
@@ -27,14 +26,8 @@ __global__ void __launch_bounds__(kMaxThreads) rmsnorm_kernel(const T* x,       
                                T* residual_out,       // (R, H) when RESID; may alias residual_in
                                const T* __restrict__ weight,  // (H)
                                T* out,                // (R, H); may alias x
-                               int64_t hidden, float eps, RmsNormParams pf) {
+                               int64_t hidden, float eps) {
   kern::pdl_launch_dependents();
-  // Weights no kernel writes may be fetched before the wait (kern/pdl.cuh's rule).
-  const uint64_t part = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const uint64_t parts = static_cast<uint64_t>(gridDim.x) * blockDim.x;
-#pragma unroll 1
-  for (int r = 0; r < 2; ++r)
-    if (pf.prefetch[r]) kern::l2_prefetch_range(pf.prefetch[r], static_cast<uint64_t>(pf.prefetch_bytes[r]), part, parts);
   kern::pdl_wait();  // every read and write below depends on the previous kernel
   using P = kern::Pack<T, N>;
   const int64_t nv = hidden / N;
@@ -117,7 +110,7 @@ Status launch(const RmsNormParams& p, cudaStream_t stream) {
   MINFER_CUDA_RETURN(kern::launch_pdl(
       kernel, rows, threads_for(p.hidden / N), smem, stream, static_cast<const T*>(p.x),
       static_cast<const T*>(p.residual_in), static_cast<T*>(p.residual_out), static_cast<const T*>(p.weight),
-      static_cast<T*>(p.out), p.hidden, p.eps, p));
+      static_cast<T*>(p.out), p.hidden, p.eps));
   return Status::ok();
 }
 
@@ -131,9 +124,6 @@ Status check_args(const RmsNormParams& p) {
   MINFER_REQUIRE(p.rows <= 0x7fffffff, "rows", "must be < 2^31, got " + std::to_string(p.rows));
   MINFER_REQUIRE(p.hidden > 0, "hidden", "must be > 0, got " + std::to_string(p.hidden));
   MINFER_REQUIRE(p.eps >= 0.f, "eps", "must be >= 0, got " + std::to_string(p.eps));
-  for (int r = 0; r < 2; ++r)
-    MINFER_REQUIRE(!p.prefetch[r] || (kern::aligned16(p.prefetch[r]) && p.prefetch_bytes[r] >= 0), "prefetch",
-                   "range " + std::to_string(r) + " must start 16-byte aligned and have bytes >= 0");
   return Status::ok();
 }
 

@@ -26,11 +26,6 @@ struct RmsNormParams {
   int64_t rows = 0;                   // R
   int64_t hidden = 0;                 // H
   float eps = 1e-6f;
-  // Optional L2 prefetch, issued before the kernel waits on the previous one (PDL): up to two ranges
-  // of memory no kernel writes (the next projections' weights in a decode step), 16-byte aligned.
-  // The engine's opt-in MINFER_DECODE_PREFETCH_WEIGHTS=1. Outputs are unchanged.
-  const void* prefetch[2] = {nullptr, nullptr};
-  int64_t prefetch_bytes[2] = {0, 0};
 };
 
 Status rmsnorm_forward(const RmsNormParams& p, cudaStream_t stream);

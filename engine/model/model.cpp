@@ -109,6 +109,11 @@ int step_max_rows() {
 // (hidden 4096) b1 p128 5.693 / 5.747 / 5.791 / 5.798, slower, so wide models keep the plain step.
 // A launch fewer saves well under the ~3 us a launch the profile suggests (~0.8 us here): what a
 // small model's step waits on is mostly each GEMV's own ramp, not the launches between them.
+// Also measured and removed (1066bc4, reverted): the one-block RMSNorm kernels of a decode step asking
+// L2 for the next projections' weights (cp.async.bulk.prefetch.L2, 64 KiB requests, before pdl_wait):
+// 4.1x slower at qwen3-0.6b b1 (4.16 vs 1.02 ms/step), 10.5x at llama-3.1-8b, 1.7x at 4 rows (4 blocks):
+// one SM's bulk-copy unit works through the whole range, and the step waits on it
+// (reports/logs/h100/ab/ab_e2e_prefetch_weights.csv). A prefetch must be spread over many SMs.
 // An environment value sets the limit for every model (0: off).
 constexpr int kFuseMaxRows = 4;
 constexpr int64_t kFuseMaxHidden = 2048;
@@ -116,16 +121,6 @@ constexpr int64_t kFuseMaxHidden = 2048;
 int decode_fusion_max_rows(const char* env, const ModelConfig& cfg) {
   if (const char* m = std::getenv(env)) return std::max(0, std::atoi(m));
   return cfg.hidden <= kFuseMaxHidden ? kFuseMaxRows : 0;
-}
-
-// Decode steps (opt-in: MINFER_DECODE_PREFETCH_WEIGHTS=1) have each layer's RMSNorm kernels ask L2 for
-// the weights of the projections after them (attention norm: QKV and o; FFN norm: gate/up and down),
-// before they wait on the kernel ahead (PDL): a one-block norm is resident while the GEMV before it
-// still runs, so the next projections' weights stream in under it and the small kernels, and the
-// GEMVs read them from L2. Not yet timed.
-bool decode_prefetch_weights() {
-  const char* v = std::getenv("MINFER_DECODE_PREFETCH_WEIGHTS");
-  return v && std::string(v) == "1";
 }
 
 int fused_decode_max_rows() {
@@ -142,7 +137,6 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       fused_max_rows_(fused_decode_max_rows()),
       swiglu_max_rows_(decode_fusion_max_rows("MINFER_GEMV_SWIGLU_MAX_ROWS", cfg)),
       rope_max_rows_(decode_fusion_max_rows("MINFER_FUSED_ROPE_MAX_ROWS", cfg)),
-      prefetch_weights_(decode_prefetch_weights()),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
@@ -201,8 +195,6 @@ void Model::norm(const void* x, void* residual, int64_t w_off, int64_t rows) {
   p.rows = rows;
   p.hidden = cfg_.hidden;
   p.eps = static_cast<float>(cfg_.rms_eps);
-  for (int r = 0; r < 2; ++r) p.prefetch[r] = prefetch_[r], p.prefetch_bytes[r] = prefetch_bytes_[r];
-  prefetch_[0] = prefetch_[1] = nullptr, prefetch_bytes_[0] = prefetch_bytes_[1] = 0;
   mark_begin();
   MINFER_STATUS_CHECK(rmsnorm_forward(p, stream_));
   const double streams = residual ? 4.0 : 2.0;  // x [+ residual in, residual out], a
@@ -348,14 +340,6 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   RunState& s = *state_;
   const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
   const double es = static_cast<double>(dtype_size(dtype_));
-  // Decode steps with MINFER_DECODE_PREFETCH_WEIGHTS=1: the norms ask L2 for the next projections' weights.
-  const bool pf = prefetch_weights_ && max_q_ == 0;
-  auto prefetch = [&](int64_t w0, int64_t n0, int64_t w1, int64_t n1) {
-    if (!pf) return;
-    prefetch_[0] = weights_->at(w0), prefetch_bytes_[0] = static_cast<int64_t>(static_cast<double>(n0) * es);
-    prefetch_[1] = weights_->at(w1), prefetch_bytes_[1] = static_cast<int64_t>(static_cast<double>(n1) * es);
-  };
-  if (l == 0 || !fused_) prefetch(L.wqkv, (Q + 2 * KV) * H, L.wo, H * Q);  // for the norm just below
   // Fused, a = attn_norm(res) came from the previous layer's down GEMV.
   if (l == 0) norm(s.res, nullptr, L.attn_norm, T);
   else if (!fused_) norm(s.y, s.res, L.attn_norm, T);
@@ -399,7 +383,6 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
     return;
   }
   gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H);
-  prefetch(L.wgu, 2 * I * H, L.wdown, H * I);
   norm(s.y, s.res, L.ffn_norm, T);
   // Decode rows whose gate/up projection takes the GEMV with the SwiGLU epilogue (kernels/gemv.h; opt-in:
   // MINFER_GEMV_SWIGLU_MAX_ROWS=N, or a single row in the slice form, MINFER_GEMV_SLICE=1): one launch fewer.

@@ -131,9 +131,6 @@ class Model {
   int swiglu_max_rows_ = 0;    // decode steps of at most this many rows fuse the SwiGLU into gate/up (0: never)
   int rope_max_rows_ = 0;      // decode steps of at most this many rows fuse RoPE + cache write into attention
   const QkvRopeParams* rope_ = nullptr;  // set while a layer's decode attention takes the fused prologue
-  bool prefetch_weights_ = false;        // decode steps' norms prefetch the next projections' weights
-  const void* prefetch_[2] = {nullptr, nullptr};  // the next norm's L2 prefetch ranges (then cleared)
-  int64_t prefetch_bytes_[2] = {0, 0};
   bool fused_ = false;         // the step being enqueued uses the fused decode GEMVs
   int step_max_rows_ = 0;      // decode steps of at most this many rows run as one kernel (0: never)
   void* step_layers_ = nullptr;  // (L) DecodeStepLayer: each layer's weight pointers, on the device

@@ -4,7 +4,7 @@
 // (bulk_copy); every thread then waits on the phase (mbar_try_wait in a loop). Sizes and addresses
 // are multiples of 16 bytes. Compiles to nothing below sm_90: callers check the device first.
 // Users: kernels/decode_step.cu (the whole-step kernel's weight ring), kernels/gemv.cu (the
-// single-row GEMV's weight slice), kernels/rmsnorm.cu (the L2 prefetch of the next projections' weights).
+// single-row GEMV's weight slice).
 #pragma once
 #include <cstdint>
 
@@ -21,25 +21,6 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 #else
 #define MINFER_BULK_DEVICE 0
 #endif
-
-// Asks L2 to fetch [p, p + bytes) from memory (cp.async.bulk.prefetch.L2: no destination, nothing to
-// wait for); p and bytes multiples of 16.
-__device__ __forceinline__ void l2_prefetch_bulk(const void* p, uint32_t bytes) {
-#if MINFER_BULK_DEVICE
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-#endif
-}
-
-// Thread `part` of `parts` prefetches its share of [base, base + bytes) into L2, in 64 KiB requests
-// (base 16-byte aligned; a tail short of 16 bytes is left out).
-__device__ __forceinline__ void l2_prefetch_range(const void* base, uint64_t bytes, uint64_t part, uint64_t parts) {
-  constexpr uint64_t kChunk = 64 * 1024;
-  bytes &= ~uint64_t{15};
-  for (uint64_t off = part * kChunk; off < bytes; off += parts * kChunk) {
-    const uint64_t n = bytes - off < kChunk ? bytes - off : kChunk;
-    l2_prefetch_bulk(static_cast<const char*>(base) + off, static_cast<uint32_t>(n));
-  }
-}
 
 __device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
 #if MINFER_BULK_DEVICE

@@ -190,7 +190,6 @@ TEST_F(Gpu, RmsNormInPlaceAliasedAndMisaligned) {
       RmsNormParams p;  // out = x and residual_out = residual_in: the engine's in-place use
       p.dtype = t, p.x = at(x_d, t, off), p.out = at(x_d, t, off), p.weight = at(w_d, t, off);
       p.residual_in = at(res_d, t, off), p.residual_out = at(res_d, t, off), p.rows = R, p.hidden = H;
-      if (off == 0) p.prefetch[0] = w_d.get(), p.prefetch_bytes[0] = w_d.bytes();  // an L2 prefetch: same output
       ASSERT_TRUE(rmsnorm_forward(p, nullptr).is_ok());
       std::vector<float> out_ref(static_cast<size_t>(n)), res_ref(static_cast<size_t>(n));
       ref::rmsnorm(t, x.data() + off, res.data() + off, res_ref.data(), w.data() + off, out_ref.data(), R, H, p.eps);
@@ -270,10 +269,6 @@ TEST_F(Gpu, RmsNormArgumentErrors) {
   q = p; q.hidden = -3;                        expect_error_names(rmsnorm_forward(q, nullptr), "hidden");
   q = p; q.hidden = int64_t{1} << 30;  // row cache past shared memory
   expect_error_names(rmsnorm_forward(q, nullptr), "hidden");
-  q = p; q.prefetch[1] = static_cast<char*>(b.get()) + 8, q.prefetch_bytes[1] = 64;  // misaligned
-  expect_error_names(rmsnorm_forward(q, nullptr), "prefetch");
-  q = p; q.prefetch[0] = b.get(), q.prefetch_bytes[0] = -16;
-  expect_error_names(rmsnorm_forward(q, nullptr), "prefetch");
 }
 
 TEST_F(Gpu, RopeArgumentErrors) {
