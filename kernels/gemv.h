@@ -76,6 +76,11 @@ struct GemvParams {
   bool swiglu = false;                // SwiGLU epilogue
   int split = 0;                      // S: 1, 2, 4 or 8 (<= 4 with swiglu); 0 picks one from N, K, SMs
   int slice = -1;                     // the slice form where it applies: 1 on, 0 off, -1 MINFER_GEMV_SLICE=1
+  // Or null: an L2 prefetch of the next projection's weights (next_w_bytes, 16-byte aligned), each
+  // block asking for its share once its own loads are done (not in the slice form). Outputs unchanged.
+  // The engine's opt-in MINFER_GEMV_PREFETCH_NEXT=1.
+  const void* next_w = nullptr;
+  int64_t next_w_bytes = 0;
 };
 
 // Checks the params (naming the field at fault), then launches on `stream` (with PDL where enabled).

@@ -123,6 +123,18 @@ int decode_fusion_max_rows(const char* env, const ModelConfig& cfg) {
   return cfg.hidden <= kFuseMaxHidden ? kFuseMaxRows : 0;
 }
 
+// Decode steps (opt-in: MINFER_GEMV_PREFETCH_NEXT=1) have each projection's GEMV ask L2 for the next
+// projection's weights (QKV -> o -> gate/up -> down -> the next layer's QKV), each block its share once
+// its own loads are done (GemvParams::next_w), where that matrix is at most kPrefetchMaxBytes: the
+// reads run under the GEMV's tail and the small kernels between, spread over every SM (a one-block
+// kernel doing it was 4x slower: the note above). Not yet timed.
+constexpr int64_t kPrefetchMaxBytes = 24ll << 20;
+
+bool gemv_prefetch_next() {
+  const char* v = std::getenv("MINFER_GEMV_PREFETCH_NEXT");
+  return v && std::string(v) == "1";
+}
+
 int fused_decode_max_rows() {
   const char* v = std::getenv("MINFER_FUSED");
   if (v && std::string(v) == "0") return 0;
@@ -137,6 +149,7 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       fused_max_rows_(fused_decode_max_rows()),
       swiglu_max_rows_(decode_fusion_max_rows("MINFER_GEMV_SWIGLU_MAX_ROWS", cfg)),
       rope_max_rows_(decode_fusion_max_rows("MINFER_FUSED_ROPE_MAX_ROWS", cfg)),
+      prefetch_next_(gemv_prefetch_next()),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
@@ -177,7 +190,9 @@ void* Model::kv_layer(void* base, int l) const {
 
 void Model::gemm(const char* name, const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in,
                  int64_t out) {
-  const GemmParams p{dtype_, x, weights_->at(w_off), weights_->at(b_off), y, rows, in, out};
+  GemmParams p{dtype_, x, weights_->at(w_off), weights_->at(b_off), y, rows, in, out};
+  p.next_w = next_w_, p.next_w_bytes = next_w_bytes_;
+  next_w_ = nullptr, next_w_bytes_ = 0;
   mark_begin();
   MINFER_STATUS_CHECK(gemm_->run(p, stream_));
   mark_end(name, static_cast<double>(out * in + rows * in + rows * out) * static_cast<double>(dtype_size(dtype_)));
@@ -330,8 +345,11 @@ void Model::fused_gemv(const char* name, const GemvParams& p) {
   const double w_rows = static_cast<double>(p.swiglu ? 2 * p.out : p.out);
   const double streams = static_cast<double>(p.rows) * (static_cast<double>(p.in) + (p.residual ? 3.0 : 1.0) *
                                                                                          static_cast<double>(p.out));
+  GemvParams q = p;
+  if (!q.next_w) q.next_w = next_w_, q.next_w_bytes = next_w_bytes_;
+  next_w_ = nullptr, next_w_bytes_ = 0;
   mark_begin();
-  MINFER_STATUS_CHECK(gemv_fused_forward(p, stream_));
+  MINFER_STATUS_CHECK(gemv_fused_forward(q, stream_));
   mark_end(name, (w_rows * static_cast<double>(p.in) + streams) * es);
 }
 
@@ -340,9 +358,16 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   RunState& s = *state_;
   const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
   const double es = static_cast<double>(dtype_size(dtype_));
+  // MINFER_GEMV_PREFETCH_NEXT=1, decode steps: the next projection call prefetches the one after it.
+  auto prefetch_next = [&](int64_t w_off, int64_t elems) {
+    const int64_t bytes = static_cast<int64_t>(static_cast<double>(elems) * es);
+    if (prefetch_next_ && max_q_ == 0 && bytes <= kPrefetchMaxBytes) next_w_ = weights_->at(w_off), next_w_bytes_ = bytes;
+  };
+  const auto& layers = weights_->layout().layers;
   // Fused, a = attn_norm(res) came from the previous layer's down GEMV.
   if (l == 0) norm(s.res, nullptr, L.attn_norm, T);
   else if (!fused_) norm(s.y, s.res, L.attn_norm, T);
+  prefetch_next(L.wo, H * Q);
   gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV);
   QkvRopeParams r;
   r.dtype = dtype_;
@@ -376,12 +401,23 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   }
   attend(r.k_cache, r.v_cache, T, nseq);
   rope_ = nullptr;
+  // The down projection prefetches the next layer's QKV weights.
+  auto prefetch_after_down = [&] {
+    if (l + 1 < cfg_.layers) {
+      const LayerLayout& N = layers[static_cast<size_t>(l + 1)];
+      prefetch_next(N.wqkv, (Q + 2 * KV) * H);
+    }
+  };
   if (fused_) {
+    prefetch_next(L.wgu, 2 * I * H);
     fused_gemv("gemv.o+residual+norm", fused_params(1, l, T));
+    prefetch_next(L.wdown, H * I);
     fused_gemv("gemv.gate_up+swiglu", fused_params(2, l, T));
+    prefetch_after_down();
     fused_gemv("gemv.down+residual+norm", fused_params(3, l, T));
     return;
   }
+  prefetch_next(L.wgu, 2 * I * H);
   gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H);
   norm(s.y, s.res, L.ffn_norm, T);
   // Decode rows whose gate/up projection takes the GEMV with the SwiGLU epilogue (kernels/gemv.h; opt-in:
@@ -389,16 +425,20 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   if (max_q_ == 0) {
     GemvParams gu = fused_params(2, l, T);
     if ((T <= swiglu_max_rows_ && gemv_fused_supports(gu)) || (T == 1 && gemv_slice_applies(gu))) {
+      prefetch_next(L.wdown, H * I);
       fused_gemv("gemv.gate_up+swiglu", gu);
+      prefetch_after_down();
       gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H);
       return;
     }
   }
+  prefetch_next(L.wdown, H * I);
   gemm("gemm.gate_up", s.a, L.wgu, -1, s.gu, T, H, 2 * I);
   const SwigluParams sw{dtype_, s.gu, s.act, T, I, 2 * I, I};
   mark_begin();
   MINFER_STATUS_CHECK(swiglu_forward(sw, stream_));
   mark_end("swiglu", static_cast<double>(3 * T * I) * es);
+  prefetch_after_down();
   gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H);
 }
 

@@ -131,6 +131,9 @@ class Model {
   int swiglu_max_rows_ = 0;    // decode steps of at most this many rows fuse the SwiGLU into gate/up (0: never)
   int rope_max_rows_ = 0;      // decode steps of at most this many rows fuse RoPE + cache write into attention
   const QkvRopeParams* rope_ = nullptr;  // set while a layer's decode attention takes the fused prologue
+  bool prefetch_next_ = false;           // decode GEMVs prefetch the next projection's weights into L2
+  const void* next_w_ = nullptr;         // the next projection call's prefetch (then cleared)
+  int64_t next_w_bytes_ = 0;
   bool fused_ = false;         // the step being enqueued uses the fused decode GEMVs
   int step_max_rows_ = 0;      // decode steps of at most this many rows run as one kernel (0: never)
   void* step_layers_ = nullptr;  // (L) DecodeStepLayer: each layer's weight pointers, on the device
