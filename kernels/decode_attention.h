@@ -62,7 +62,8 @@ struct DecodeAttentionParams {
   // crossing the sequence's end zero-fills; the same bits): 1 on, 0 off; -1: MINFER_DECODE_ZFILL=edge,
   // else off.
   int zfill_edge = -1;
-  // Fused prologue (opt-in; the engine's MINFER_FUSED_ROPE_MAX_ROWS): with rope.qkv set, the split
+  // Fused prologue (the engine's decode steps of at most 4 rows of models at most 2048 wide, or
+  // MINFER_FUSED_ROPE_MAX_ROWS=N; engine/model/model.cpp has the timings): with rope.qkv set, the split
   // kernel first does qkv_rope_cache's work for its row (kernels/kv_cache.h, the same arithmetic and
   // bits): the QK-norm and RoPE of its query heads, taken from rope.qkv instead of q (q may be null),
   // and the blocks whose keys hold the row's position (and the last split's first head group, always)
