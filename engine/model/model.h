@@ -22,6 +22,10 @@
 //   act = swiglu(a Wgu^T) (one GEMV) | res = res + act Wdown^T; a = next norm(res) (one GEMV: the next
 //   layer's attention norm, or the final norm after the last layer).
 // Three launches fewer per layer than the unfused step (two RMSNorms and the SwiGLU).
+// Small decode steps (by default at most 4 rows of models at most 2048 wide; model.cpp has the rule
+// and its timings) also take, fused or not: the gate/up GEMV with the SwiGLU epilogue (act =
+// swiglu(a Wgu^T) in one GEMV) and, with the flash backend in fp16 / bf16, decode attention's prologue
+// doing the QK-norm, RoPE and cache write (no qkv_rope_cache launch). Same rounding points.
 // Opt-in (MINFER_STEP=1; model.cpp says why it is off): decode steps of at most 4 rows (flash
 // backend, a device and model kernels/decode_step.h serves) run as one kernel instead: the whole step
 // above, embedding to logits, in one persistent launch with the same rounding points.
