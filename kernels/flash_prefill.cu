@@ -681,9 +681,10 @@ __global__ void __launch_bounds__(kThreads, 2) flash_prefill_tc2(FlashPrefillPar
 // compute capability 9.0 device: the default there), v2 (the default elsewhere), or v1.1. The
 // environment variable MINFER_PREFILL=v2 or v1 selects one of the older versions where v3 would run,
 // and MINFER_PREFILL=v3 runs v3 wherever it can (also at or below v3_min_rows), v3p / v3s / v4 its
-// persistent, small and warp-specialised variants wherever they can, for A/B timings in one run.
+// persistent, small and warp-specialised variants wherever they can (v4t: v4 with TMA copies), for A/B
+// timings in one run.
 // Read once.
-enum class PrefillVersion { kAuto, kV3, kV3P, kV3S, kV4, kV2, kV1 };
+enum class PrefillVersion { kAuto, kV3, kV3P, kV3S, kV4, kV4T, kV2, kV1 };
 PrefillVersion prefill_version_selected() {
   static const PrefillVersion v = [] {
     const char* e = std::getenv("MINFER_PREFILL");
@@ -693,6 +694,7 @@ PrefillVersion prefill_version_selected() {
     if (e && std::string(e) == "v3p") return PrefillVersion::kV3P;
     if (e && std::string(e) == "v3s") return PrefillVersion::kV3S;
     if (e && std::string(e) == "v4") return PrefillVersion::kV4;
+    if (e && std::string(e) == "v4t") return PrefillVersion::kV4T;
     return PrefillVersion::kAuto;
   }();
   return v;
@@ -828,12 +830,13 @@ Status launch_half(const FlashPrefillParams& p, float scale_log2, cudaStream_t s
   if constexpr (HD == 64 || HD == 128) {
     const PrefillVersion v = prefill_version_selected();
     const bool v3 = v == PrefillVersion::kV3 || v == PrefillVersion::kV3P || v == PrefillVersion::kV3S ||
-                    v == PrefillVersion::kV4 || (v == PrefillVersion::kAuto && p.max_seqlen_q > v3_min_rows());
+                    v == PrefillVersion::kV4 || v == PrefillVersion::kV4T ||
+                    (v == PrefillVersion::kAuto && p.max_seqlen_q > v3_min_rows());
     if (v3 && flash_prefill_sm90_applies(p))
       return flash_prefill_sm90_forward(
           p, scale_log2, stream, v == PrefillVersion::kV3P,
           v == PrefillVersion::kV3S || (v == PrefillVersion::kAuto && p.max_seqlen_q <= v3_small_max_rows()),
-          v == PrefillVersion::kV4);
+          v == PrefillVersion::kV4 || v == PrefillVersion::kV4T, v == PrefillVersion::kV4T);
     if (v != PrefillVersion::kV1 && kern::blocks_for(p.max_seqlen_q, kBlockM2) <= 65535)
       return launch_tc2<T, HD>(p, scale_log2, stream);
   }

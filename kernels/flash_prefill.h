@@ -42,6 +42,10 @@ struct FlashPrefillParams {
   int kv_heads = 0;                      // nkv, divides nh
   int head_dim = 0;                      // hd: 16, 32, 64 or 128
   bool causal = true;
+  // Rows of k and v (cu_seqlens_k[batch] without k_lens) where the caller knows them, else 0: the
+  // TMA copies of the warp-specialised variant (MINFER_PREFILL=v4t) need the tensor's extent (with
+  // k_lens it is batch x k_seq_stride); without it v4t copies as v4 does.
+  int64_t total_k = 0;
 };
 
 // Checks the params (naming the field at fault), then launches on `stream`.

@@ -35,6 +35,13 @@
 // take turns at issuing their MMAs (named barriers), so one's softmax runs under the other's MMAs
 // (FlashAttention-3's ping-pong). A consumer past its causal keys still waits for and releases every
 // later tile, in order, so that the producer's stages keep turning for the other.
+// Its TMA form (kTma, MINFER_PREFILL=v4t; NOT YET RUN ON A GPU): the producer's thread 0 copies each whole
+// K/V tile as HD / 64 boxes each of K and V through tensor maps (PrefillMaps: rows x kv_heads * HD,
+// boxes of 64 columns x kBN rows, 128-byte swizzle: the layout load_swizzled writes) on the stage's
+// full barrier (one arrival with the tile's bytes); Q and a sequence's last, partial tile still go by
+// every producer thread's cp.async (rows past the keys zero-filled, so that NaN past a sequence never
+// meets a zero P), announced by one arrival after a producer barrier. The maps need the key tensor's
+// row count: k_lens' batch x k_seq_stride or FlashPrefillParams::total_k; without it v4t runs as v4.
 // Persistent variant (kPersist, head_dim 128, MINFER_PREFILL=v3p; measured slower than v3 on an H100,
 // 0.60-0.92x on 20 cases, reports/logs/h100/ab/ab_attention_v3p_persistent.csv): the grid is the SMs
 // (more blocks only where one would hold more than kMaxItems query tiles); a block deals itself the
@@ -47,6 +54,9 @@
 // item n - 3 is done); otherwise each item starts its own copies. The default kernels' PTX is
 // unchanged by the template parameter (kPersist = false).
 #include "kernels/flash_prefill_sm90.h"
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
 
 #include <algorithm>
 #include <cmath>
@@ -158,12 +168,19 @@ __device__ __forceinline__ void split2(float x, float y, uint32_t& hi, uint32_t&
 // variant: one warpgroup, at most 255 registers).
 template <int HD> constexpr int blocks_per_sm() { return HD == 64 ? 2 : 1; }
 
-template <typename T, int HD, bool kPersist, int G = kGroups, int ST = kStages, bool kWS = false>
+// The TMA variant's tensor maps of k and v (2-D: rows x kv_heads * HD; boxes of 64 columns x kBN rows,
+// 128-byte swizzle, the layout load_swizzled writes); unused (zero) by the other instances.
+struct PrefillMaps {
+  CUtensorMap k, v;
+};
+
+template <typename T, int HD, bool kPersist, int G = kGroups, int ST = kStages, bool kWS = false, bool kTma = false>
 __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0), kWS ? 1 : G == kGroups ? blocks_per_sm<HD>() : 2)
-    flash_prefill_sm90(FlashPrefillParams p, float scale_log2) {
+    flash_prefill_sm90(FlashPrefillParams p, float scale_log2, const __grid_constant__ PrefillMaps maps) {
 #if defined(MINFER_WGMMA)
   static_assert(!kPersist || (G == kGroups && ST == kStages), "the persistent variant has the default shape");
   static_assert(!kWS || (!kPersist && G == kGroups), "the warp-specialised variant has two consumer warpgroups");
+  static_assert(!kTma || kWS, "TMA copies are the warp-specialised variant's");
   static_assert(ST >= 3, "the pipeline holds tile j (P V), j + 1 (S) and copies ahead");
   // kWS: warpgroup 0 copies (the producer), warpgroups 1 and 2 compute; copies by the 128 producer
   // threads (kCopyThreads), everything else as the default's warpgroups 0 and 1.
@@ -289,13 +306,50 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0), kWS ? 1 : G == kGro
   if constexpr (kWS) {
     if (threadIdx.x == 0) {
       for (int st = 0; st < kStages; ++st) {
-        kern::mbar_init(&full_bar[st], kCopyThreads);
+        kern::mbar_init(&full_bar[st], kTma ? 1 : kCopyThreads);
         kern::mbar_init(&empty_bar[st], 8);
       }
     }
     kern::fence_mbarrier_init();
     __syncthreads();
-    if (threadIdx.x < kCopyThreads) {
+    if (kTma && threadIdx.x < kCopyThreads) {
+      // TMA: Q by cp.async (complete before tile 0 is announced); each whole K/V tile by one thread's
+      // TMA copies (HD / 64 boxes each of K and V) on the stage's full barrier (one arrival with the
+      // bytes); the sequence's last, partial tile by every producer thread's cp.async (rows past its
+      // keys zero-filled, as v3), announced by one arrival once all have landed.
+      set_max_regs_dec<56>();
+      load_swizzled<HD, kBM, kCopyThreads>(q_s, qg, q_bytes, tq - m0);
+      kern::cp_async_commit();
+      kern::cp_async_wait<0>();
+      kern::fence_proxy_async();
+      named_bar_sync(3, kCopyThreads);
+      const int col = kvh * HD;
+      for (int i = 0; i < ntiles; ++i) {
+        if (i >= kStages) wait_parity(&empty_bar[i % kStages], ((i / kStages) - 1) & 1);
+        const int kn = i * kBN;
+        uint64_t* bar = &full_bar[i % kStages];
+        if (tk - kn >= kBN) {
+          if (threadIdx.x == 0) {
+            const uint32_t off = (i % kStages) * PlanT::kTile;
+            const int row = static_cast<int>(k0) + kn;
+            kern::mbar_expect_tx(bar, 2 * PlanT::kTile);
+#pragma unroll
+            for (int sl = 0; sl < HD / 64; ++sl) {
+              kern::tma_load_2d(k_s + off + sl * kBN * 128, &maps.k, col + sl * 64, row, bar);
+              kern::tma_load_2d(v_s + off + sl * kBN * 128, &maps.v, col + sl * 64, row, bar);
+            }
+          }
+        } else {
+          load_tile(i);
+          kern::cp_async_wait<0>();
+          kern::fence_proxy_async();
+          named_bar_sync(3, kCopyThreads);
+          if (threadIdx.x == 0) kern::mbar_arrive(bar);
+        }
+      }
+      return;
+    }
+    if (!kTma && threadIdx.x < kCopyThreads) {
       set_max_regs_dec<56>();
       constexpr int kLag = 2;  // copy groups left in flight when a tile is announced
       for (int i = 0; i < ntiles; ++i) {
@@ -575,20 +629,62 @@ Status launch(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream
   MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, 64 * G),
                   static_cast<unsigned>(p.batch));
-  kernel<<<grid, 128 * G, kSmem, stream>>>(p, scale_log2);
+  kernel<<<grid, 128 * G, kSmem, stream>>>(p, scale_log2, PrefillMaps{});
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }
 
 // The warp-specialised variant (MINFER_PREFILL=v4): the default blocks' 128 rows on two consumer
 // warpgroups plus a producer warpgroup (384 threads, one block an SM), the stages' barriers after them.
+// cuTensorMapEncodeTiled from the driver (null where the driver lacks it). Looked up once.
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      f = nullptr;
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// A 2-D map of a (rows, cols) 16-bit tensor at base: boxes of 64 columns (128 bytes) x box_rows, with
+// the 128-byte swizzle; rows past the tensor read as zero.
+bool encode_map(CUtensorMap& m, const void* base, DType dt, int64_t rows, int64_t cols, int box_rows) {
+  const PFN_cuTensorMapEncodeTiled_v12000 enc = tensor_map_encoder();
+  if (!enc) return false;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols) * 2};
+  const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t estr[2] = {1, 1};
+  return enc(&m, dt == DType::F16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2,
+             const_cast<void*>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+             CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+// tma: whole K/V tiles by TMA where the key tensor's rows are known (k_lens: batch x k_seq_stride, else
+// total_k) and the maps encode; otherwise the cp.async producer.
 template <typename T, int HD>
-Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
+Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool tma) {
   constexpr uint32_t kSmem = Plan<HD>::kBytes + 2 * kStages * sizeof(uint64_t);
-  auto* kernel = flash_prefill_sm90<T, HD, false, kGroups, kStages, true>;
-  MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, kBM), static_cast<unsigned>(p.batch));
-  kernel<<<grid, kThreads + 128, kSmem, stream>>>(p, scale_log2);
+  const int64_t rows = p.k_lens ? static_cast<int64_t>(p.batch) * p.k_seq_stride : p.total_k;
+  PrefillMaps maps{};
+  if (tma && rows > 0 && rows < (int64_t{1} << 31) &&
+      encode_map(maps.k, p.k, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN) &&
+      encode_map(maps.v, p.v, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN)) {
+    auto* kernel = flash_prefill_sm90<T, HD, false, kGroups, kStages, true, true>;
+    MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    kernel<<<grid, kThreads + 128, kSmem, stream>>>(p, scale_log2, maps);
+  } else {
+    auto* kernel = flash_prefill_sm90<T, HD, false, kGroups, kStages, true>;
+    MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    kernel<<<grid, kThreads + 128, kSmem, stream>>>(p, scale_log2, maps);
+  }
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }
@@ -604,7 +700,8 @@ Status launch_persistent(const FlashPrefillParams& p, float scale_log2, cudaStre
   const int64_t sms = kern::device_attribute(cudaDevAttrMultiProcessorCount, 132);
   const int64_t blocks = std::max(std::min(items, sms), (items + kMaxItems - 1) / kMaxItems);
   MINFER_REQUIRE(items <= INT32_MAX && blocks <= INT32_MAX, "batch", "too many query tiles for the persistent prefill");
-  flash_prefill_sm90<T, 128, true><<<static_cast<unsigned>(blocks), kThreads, kSmem, stream>>>(p, scale_log2);
+  flash_prefill_sm90<T, 128, true><<<static_cast<unsigned>(blocks), kThreads, kSmem, stream>>>(p, scale_log2,
+                                                                                              PrefillMaps{});
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }
@@ -629,16 +726,16 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p) {
 }
 
 Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool persistent,
-                                  bool small, bool ws) {
+                                  bool small, bool ws, bool tma) {
   MINFER_REQUIRE(flash_prefill_sm90_applies(p), "head_dim",
                  "the sm_90 prefill takes fp16 / bf16 at head_dim 64 or 128 on a compute capability 9.0 device");
   if (ws) {
     if (p.head_dim == 64) {
-      if (p.dtype == DType::F16) return launch_ws<__half, 64>(p, scale_log2, stream);
-      return launch_ws<__nv_bfloat16, 64>(p, scale_log2, stream);
+      if (p.dtype == DType::F16) return launch_ws<__half, 64>(p, scale_log2, stream, tma);
+      return launch_ws<__nv_bfloat16, 64>(p, scale_log2, stream, tma);
     }
-    if (p.dtype == DType::F16) return launch_ws<__half, 128>(p, scale_log2, stream);
-    return launch_ws<__nv_bfloat16, 128>(p, scale_log2, stream);
+    if (p.dtype == DType::F16) return launch_ws<__half, 128>(p, scale_log2, stream, tma);
+    return launch_ws<__nv_bfloat16, 128>(p, scale_log2, stream, tma);
   }
   if (persistent && p.head_dim == 128) {
     if (p.dtype == DType::F16) return launch_persistent<__half>(p, scale_log2, stream);

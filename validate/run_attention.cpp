@@ -56,6 +56,7 @@ class AttentionRunner : public OpRunner {
     p.batch = static_cast<int>(batch_), p.max_seqlen_q = static_cast<int>(max_q_);
     p.heads = static_cast<int>(heads_), p.kv_heads = static_cast<int>(kv_heads_);
     p.head_dim = static_cast<int>(hd_), p.causal = causal_;
+    p.total_k = cu_k_.back();  // the key tensor's extent (the TMA variant's maps)
     return flash_prefill_forward(p, stream);
   }
 

@@ -31,6 +31,16 @@ __device__ __forceinline__ void l2_prefetch_bulk(const void* p, uint32_t bytes) 
 #endif
 }
 
+// A 2-D box of a tensor map (a __grid_constant__ kernel parameter) into shared memory at dst,
+// completing on bar (armed by mbar_expect_tx); c0 the inner (column) coordinate, c1 the row.
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const void* map, int c0, int c1, uint64_t* bar) {
+#if MINFER_BULK_DEVICE
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
+      ::"r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(smem_addr(bar)) : "memory");
+#endif
+}
+
 __device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
 #if MINFER_BULK_DEVICE
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");

@@ -440,9 +440,10 @@ TEST(FlashPrefillVariants, SameBitsAsV3) {
       p.q = q.get(), p.k = k.get(), p.v = v.get(), p.out = out.get();
       p.cu_seqlens_q = static_cast<const int32_t*>(cuq_d.get()), p.cu_seqlens_k = static_cast<const int32_t*>(cuk_d.get());
       const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(kHd));
-      auto run = [&](bool persistent, bool small, bool ws = false) {
+      if (klens.empty()) p.total_k = k_rows;  // the key tensor's extent (v4t's TMA maps)
+      auto run = [&](bool persistent, bool small, bool ws = false, bool tma = false) {
         val::poison(out.get(), out.bytes(), nullptr);
-        const Status st = flash_prefill_sm90_forward(p, scale_log2, nullptr, persistent, small, ws);
+        const Status st = flash_prefill_sm90_forward(p, scale_log2, nullptr, persistent, small, ws, tma);
         EXPECT_TRUE(st.is_ok()) << st.message();
         EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
         std::vector<uint16_t> h(q_n);
@@ -450,16 +451,19 @@ TEST(FlashPrefillVariants, SameBitsAsV3) {
         return h;
       };
       const std::vector<uint16_t> v3 = run(false, false), v3p = run(true, false), v3s = run(false, true);
-      // v4 has not run on a GPU yet: only where asked (gpu_run.sh's ab group ws), so that a hang of a
-      // first version cannot stall the whole suite.
-      const bool with_v4 = std::getenv("MINFER_TEST_PREFILL_V4") != nullptr;
-      const std::vector<uint16_t> v4 = with_v4 ? run(false, false, true) : v3;
+      // v4 (correct on an H100 since 2026-12-06); v4t (its TMA copies) has not run on a GPU yet: only
+      // where asked (MINFER_TEST_PREFILL_V4T, gpu_run.sh's ab group wst), so that a hang of a first
+      // version cannot stall the whole suite.
+      const std::vector<uint16_t> v4 = run(false, false, true);
+      const bool with_v4t = std::getenv("MINFER_TEST_PREFILL_V4T") != nullptr;
+      const std::vector<uint16_t> v4t = with_v4t ? run(false, false, true, true) : v3;
       const std::string what = std::string(dtype_name(dt)) + " batch " + std::to_string(p.batch) + " heads " +
                                std::to_string(sh.heads) + "/" + std::to_string(sh.kv_heads) +
                                (sh.causal ? " causal" : " non-causal") + (klens.empty() ? "" : " prefix");
       for (const auto& [name, other] : {std::pair<const char*, const std::vector<uint16_t>*>{"v3p", &v3p},
                                         std::pair<const char*, const std::vector<uint16_t>*>{"v3s", &v3s},
-                                        std::pair<const char*, const std::vector<uint16_t>*>{"v4", &v4}}) {
+                                        std::pair<const char*, const std::vector<uint16_t>*>{"v4", &v4},
+                                        std::pair<const char*, const std::vector<uint16_t>*>{"v4t", &v4t}}) {
         size_t differ = 0, first = q_n;
         for (size_t i = 0; i < q_n; ++i)
           if (v3[i] != (*other)[i]) ++differ, first = std::min(first, i);
