@@ -830,11 +830,19 @@ size_t decode_attention_workspace_bytes(int batch, int heads, int head_dim, int 
   return static_cast<size_t>(batch) * heads * num_splits * (head_dim + 1) * sizeof(float);
 }
 
-bool decode_attention_rope_fits(const DecodeAttentionParams& p) {
+namespace {
+// Whether p's variant switches (environment defaults resolved) give v2's default form, the one the
+// fused prologue is instantiated in: two cp.async stages, no bulk copies, no rescale skip.
+bool default_form(const DecodeAttentionParams& p) {
   const int stages = p.stages > 0 ? p.stages : decode_stages();
   const bool bulk = p.bulk >= 0 ? p.bulk == 1 : decode_bulk_env();
   const bool skip = p.skip_unit_rescale >= 0 ? p.skip_unit_rescale == 1 : decode_skip_unit_env();
-  return p.rope.qkv && check_params(p).is_ok() && stages == 2 && !bulk && !skip;
+  return stages == 2 && !bulk && !skip;
+}
+}  // namespace
+
+bool decode_attention_rope_fits(const DecodeAttentionParams& p) {
+  return p.rope.qkv && check_params(p).is_ok() && default_form(p);
 }
 
 Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t stream) {
@@ -863,7 +871,7 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
   }
   MINFER_REQUIRE(p.stages == 0 || p.stages == 2 || p.stages == 3, "stages",
                  "must be 2, 3 or 0 (default), got " + std::to_string(p.stages));
-  MINFER_REQUIRE(!p.rope.qkv || decode_attention_rope_fits(p), "rope.qkv",
+  MINFER_REQUIRE(!p.rope.qkv || default_form(p), "rope.qkv",
                  "the fused prologue takes v2's default form: two cp.async stages, no bulk copies, no rescale skip");
   MINFER_REQUIRE(p.heads_fast >= -1 && p.heads_fast <= 1, "heads_fast",
                  "must be 0, 1 or -1 (default), got " + std::to_string(p.heads_fast));

@@ -674,17 +674,14 @@ Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t str
   const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, kBM), static_cast<unsigned>(p.batch));
   const int64_t rows = p.k_lens ? static_cast<int64_t>(p.batch) * p.k_seq_stride : p.total_k;
   PrefillMaps maps{};
-  if (tma && rows > 0 && rows < (int64_t{1} << 31) &&
+  const bool use_tma =
+      tma && rows > 0 && rows < (int64_t{1} << 31) &&
       encode_map(maps.k, p.k, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN) &&
-      encode_map(maps.v, p.v, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN)) {
-    auto* kernel = flash_prefill_sm90<T, HD, false, kGroups, kStages, true, true>;
-    MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    kernel<<<grid, kThreads + 128, kSmem, stream>>>(p, scale_log2, maps);
-  } else {
-    auto* kernel = flash_prefill_sm90<T, HD, false, kGroups, kStages, true>;
-    MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    kernel<<<grid, kThreads + 128, kSmem, stream>>>(p, scale_log2, maps);
-  }
+      encode_map(maps.v, p.v, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN);
+  auto* kernel = use_tma ? flash_prefill_sm90<T, HD, false, kGroups, kStages, true, true>
+                         : flash_prefill_sm90<T, HD, false, kGroups, kStages, true>;
+  MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  kernel<<<grid, kThreads + 128, kSmem, stream>>>(p, scale_log2, maps);
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }

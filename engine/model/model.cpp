@@ -188,11 +188,16 @@ void* Model::kv_layer(void* base, int l) const {
   return static_cast<uint8_t*>(base) + per_layer * static_cast<uint64_t>(l);
 }
 
+Model::Prefetch Model::prefetch_of(int64_t w_off, int64_t elems) const {
+  const int64_t bytes = elems * static_cast<int64_t>(dtype_size(dtype_));
+  if (!prefetch_next_ || max_q_ != 0 || bytes > kPrefetchMaxBytes) return {};
+  return {weights_->at(w_off), bytes};
+}
+
 void Model::gemm(const char* name, const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in,
-                 int64_t out) {
+                 int64_t out, Prefetch next) {
   GemmParams p{dtype_, x, weights_->at(w_off), weights_->at(b_off), y, rows, in, out};
-  p.next_w = next_w_, p.next_w_bytes = next_w_bytes_;
-  next_w_ = nullptr, next_w_bytes_ = 0;
+  p.next_w = next.w, p.next_w_bytes = next.bytes;
   mark_begin();
   MINFER_STATUS_CHECK(gemm_->run(p, stream_));
   mark_end(name, static_cast<double>(out * in + rows * in + rows * out) * static_cast<double>(dtype_size(dtype_)));
@@ -219,10 +224,10 @@ void Model::norm(const void* x, void* residual, int64_t w_off, int64_t rows) {
 
 // att = attention(q, cache) over each sequence's cached rows (one layer's cache slices), with the
 // run's backend; one profiler entry ("attention") whichever kernels run.
-void Model::attend(void* k_cache, void* v_cache, int64_t T, int nseq) {
+void Model::attend(void* k_cache, void* v_cache, int64_t T, int nseq, const QkvRopeParams* rope) {
   mark_begin();
   if (shape_.attention == AttentionBackend::Simple) attend_simple(k_cache, v_cache, T, nseq);
-  else if (max_q_ == 0) attend_decode(k_cache, v_cache, nseq);
+  else if (max_q_ == 0) attend_decode(k_cache, v_cache, nseq, rope);
   else attend_prefill(k_cache, v_cache, nseq);
   const double es = static_cast<double>(dtype_size(dtype_));
   mark_end("attention", static_cast<double>(2 * T * cfg_.q_dim() + 2 * kv_tokens_ * cfg_.kv_dim()) * es);
@@ -277,12 +282,12 @@ void Model::attend_prefill(void* k_cache, void* v_cache, int nseq) {
 // slot b. The split count and workspace were planned (complete_shape), so the launch depends on
 // nothing that changes between graph replays. A padding or finished row (slot < 0) reads its slot's
 // rows as they are; its output is never used (its q is zero, its logits are ignored).
-void Model::attend_decode(void* k_cache, void* v_cache, int rows) {
-  MINFER_STATUS_CHECK(decode_attention_forward(decode_params(k_cache, v_cache, rows), stream_));
+void Model::attend_decode(void* k_cache, void* v_cache, int rows, const QkvRopeParams* rope) {
+  MINFER_STATUS_CHECK(decode_attention_forward(decode_params(k_cache, v_cache, rows, rope), stream_));
 }
 
-// The decode attention launch of attend_decode, with the fused prologue when rope_ is set.
-DecodeAttentionParams Model::decode_params(void* k_cache, void* v_cache, int rows) const {
+// The decode attention launch of attend_decode, with the fused prologue when rope is set.
+DecodeAttentionParams Model::decode_params(void* k_cache, void* v_cache, int rows, const QkvRopeParams* rope) const {
   RunState& s = *state_;
   DecodeAttentionParams p;
   p.dtype = dtype_;
@@ -300,7 +305,7 @@ DecodeAttentionParams Model::decode_params(void* k_cache, void* v_cache, int row
   p.num_splits = shape_.decode_splits;
   p.workspace = s.attn_workspace;
   p.workspace_bytes = shape_.decode_workspace_bytes;
-  if (rope_) p.rope = *rope_;
+  if (rope) p.rope = *rope;
   return p;
 }
 
@@ -340,16 +345,14 @@ bool Model::fused_fits(int64_t rows) const {
   return true;
 }
 
-void Model::fused_gemv(const char* name, const GemvParams& p) {
+void Model::fused_gemv(const char* name, GemvParams p, Prefetch next) {
   const double es = static_cast<double>(dtype_size(dtype_));
   const double w_rows = static_cast<double>(p.swiglu ? 2 * p.out : p.out);
   const double streams = static_cast<double>(p.rows) * (static_cast<double>(p.in) + (p.residual ? 3.0 : 1.0) *
                                                                                          static_cast<double>(p.out));
-  GemvParams q = p;
-  if (!q.next_w) q.next_w = next_w_, q.next_w_bytes = next_w_bytes_;
-  next_w_ = nullptr, next_w_bytes_ = 0;
+  p.next_w = next.w, p.next_w_bytes = next.bytes;
   mark_begin();
-  MINFER_STATUS_CHECK(gemv_fused_forward(q, stream_));
+  MINFER_STATUS_CHECK(gemv_fused_forward(p, stream_));
   mark_end(name, (w_rows * static_cast<double>(p.in) + streams) * es);
 }
 
@@ -358,17 +361,12 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   RunState& s = *state_;
   const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
   const double es = static_cast<double>(dtype_size(dtype_));
-  // MINFER_GEMV_PREFETCH_NEXT=1, decode steps: the next projection call prefetches the one after it.
-  auto prefetch_next = [&](int64_t w_off, int64_t elems) {
-    const int64_t bytes = static_cast<int64_t>(static_cast<double>(elems) * es);
-    if (prefetch_next_ && max_q_ == 0 && bytes <= kPrefetchMaxBytes) next_w_ = weights_->at(w_off), next_w_bytes_ = bytes;
-  };
-  const auto& layers = weights_->layout().layers;
   // Fused, a = attn_norm(res) came from the previous layer's down GEMV.
   if (l == 0) norm(s.res, nullptr, L.attn_norm, T);
   else if (!fused_) norm(s.y, s.res, L.attn_norm, T);
-  prefetch_next(L.wo, H * Q);
-  gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV);
+  // Each projection may prefetch the next one's weights (MINFER_GEMV_PREFETCH_NEXT=1, decode steps):
+  // QKV -> o -> gate/up -> down -> the next layer's QKV.
+  gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV, prefetch_of(L.wo, H * Q));
   QkvRopeParams r;
   r.dtype = dtype_;
   r.qkv = s.qkv;
@@ -387,59 +385,43 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   r.heads = cfg_.heads;
   r.kv_heads = cfg_.kv_heads;
   r.head_dim = cfg_.head_dim;
-  // Decode rows may leave this step to decode attention's prologue (opt-in: MINFER_FUSED_ROPE_MAX_ROWS).
-  bool fuse_rope = false;
-  if (max_q_ == 0 && T <= rope_max_rows_ && shape_.attention != AttentionBackend::Simple) {
-    rope_ = &r;
-    fuse_rope = decode_attention_rope_fits(decode_params(r.k_cache, r.v_cache, nseq));
-  }
-  rope_ = fuse_rope ? &r : nullptr;
+  // Small decode steps leave this step to decode attention's prologue (rope_max_rows_, above).
+  const bool fuse_rope = max_q_ == 0 && T <= rope_max_rows_ && shape_.attention != AttentionBackend::Simple &&
+                         decode_attention_rope_fits(decode_params(r.k_cache, r.v_cache, nseq, &r));
   if (!fuse_rope) {
     mark_begin();
     MINFER_STATUS_CHECK(qkv_rope_cache_forward(r, stream_));
     mark_end("qkv_rope_cache", static_cast<double>(T * (2 * Q + 4 * KV)) * es);
   }
-  attend(r.k_cache, r.v_cache, T, nseq);
-  rope_ = nullptr;
-  // The down projection prefetches the next layer's QKV weights.
-  auto prefetch_after_down = [&] {
-    if (l + 1 < cfg_.layers) {
-      const LayerLayout& N = layers[static_cast<size_t>(l + 1)];
-      prefetch_next(N.wqkv, (Q + 2 * KV) * H);
-    }
-  };
+  attend(r.k_cache, r.v_cache, T, nseq, fuse_rope ? &r : nullptr);
+  const Prefetch to_gu = prefetch_of(L.wgu, 2 * I * H), to_down = prefetch_of(L.wdown, H * I);
+  const Prefetch to_next = l + 1 < cfg_.layers
+                               ? prefetch_of(weights_->layout().layers[static_cast<size_t>(l + 1)].wqkv, (Q + 2 * KV) * H)
+                               : Prefetch{};
   if (fused_) {
-    prefetch_next(L.wgu, 2 * I * H);
-    fused_gemv("gemv.o+residual+norm", fused_params(1, l, T));
-    prefetch_next(L.wdown, H * I);
-    fused_gemv("gemv.gate_up+swiglu", fused_params(2, l, T));
-    prefetch_after_down();
-    fused_gemv("gemv.down+residual+norm", fused_params(3, l, T));
+    fused_gemv("gemv.o+residual+norm", fused_params(1, l, T), to_gu);
+    fused_gemv("gemv.gate_up+swiglu", fused_params(2, l, T), to_down);
+    fused_gemv("gemv.down+residual+norm", fused_params(3, l, T), to_next);
     return;
   }
-  prefetch_next(L.wgu, 2 * I * H);
-  gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H);
+  gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H, to_gu);
   norm(s.y, s.res, L.ffn_norm, T);
-  // Decode rows whose gate/up projection takes the GEMV with the SwiGLU epilogue (kernels/gemv.h; opt-in:
-  // MINFER_GEMV_SWIGLU_MAX_ROWS=N, or a single row in the slice form, MINFER_GEMV_SLICE=1): one launch fewer.
+  // Decode rows whose gate/up projection takes the GEMV with the SwiGLU epilogue (kernels/gemv.h; small
+  // steps by default, swiglu_max_rows_ above, or a single row in the opt-in slice form): one launch fewer.
   if (max_q_ == 0) {
     GemvParams gu = fused_params(2, l, T);
     if ((T <= swiglu_max_rows_ && gemv_fused_supports(gu)) || (T == 1 && gemv_slice_applies(gu))) {
-      prefetch_next(L.wdown, H * I);
-      fused_gemv("gemv.gate_up+swiglu", gu);
-      prefetch_after_down();
-      gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H);
+      fused_gemv("gemv.gate_up+swiglu", gu, to_down);
+      gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H, to_next);
       return;
     }
   }
-  prefetch_next(L.wdown, H * I);
-  gemm("gemm.gate_up", s.a, L.wgu, -1, s.gu, T, H, 2 * I);
+  gemm("gemm.gate_up", s.a, L.wgu, -1, s.gu, T, H, 2 * I, to_down);
   const SwigluParams sw{dtype_, s.gu, s.act, T, I, 2 * I, I};
   mark_begin();
   MINFER_STATUS_CHECK(swiglu_forward(sw, stream_));
   mark_end("swiglu", static_cast<double>(3 * T * I) * es);
-  prefetch_after_down();
-  gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H);
+  gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H, to_next);
 }
 
 void Model::enqueue_body(int64_t T, int nseq) {

@@ -49,6 +49,12 @@
 
 namespace minfer {
 
+// A range of weights a decode GEMV asks L2 for once its own loads are done (empty: none).
+struct WeightPrefetch {
+  const void* w = nullptr;
+  int64_t bytes = 0;
+};
+
 class Model {
  public:
   // Refuses (UsageError naming the limit) a request past the context / batch / memory limits before
@@ -103,17 +109,20 @@ class Model {
   void enqueue_body(int64_t T, int nseq);
   void enqueue_layer(int l, int64_t T, int nseq);
   void enqueue_logits(const void* x, int64_t rows);
+  using Prefetch = WeightPrefetch;
+  Prefetch prefetch_of(int64_t w_off, int64_t elems) const;  // MINFER_GEMV_PREFETCH_NEXT=1 decode steps only
   void gemm(const char* name, const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in,
-            int64_t out);
+            int64_t out, Prefetch next = {});
   void norm(const void* x, void* residual, int64_t w_off, int64_t rows);
   GemvParams fused_params(int which, int l, int64_t rows) const;
   bool fused_fits(int64_t rows) const;  // the fused decode GEMVs take every layer shape at `rows`
-  void fused_gemv(const char* name, const GemvParams& p);
-  void attend(void* k_cache, void* v_cache, int64_t T, int nseq);
+  void fused_gemv(const char* name, GemvParams p, Prefetch next = {});
+  // rope: decode attention's fused prologue does this step's QK-norm, RoPE and cache write (or null).
+  void attend(void* k_cache, void* v_cache, int64_t T, int nseq, const QkvRopeParams* rope = nullptr);
   void attend_simple(void* k_cache, void* v_cache, int64_t T, int nseq);
   void attend_prefill(void* k_cache, void* v_cache, int nseq);
-  void attend_decode(void* k_cache, void* v_cache, int rows);
-  DecodeAttentionParams decode_params(void* k_cache, void* v_cache, int rows) const;
+  void attend_decode(void* k_cache, void* v_cache, int rows, const QkvRopeParams* rope);
+  DecodeAttentionParams decode_params(void* k_cache, void* v_cache, int rows, const QkvRopeParams* rope) const;
   DecodeStepParams step_params(int rows) const;
   bool step_fits(int rows) const;  // the whole-step kernel serves a decode step of `rows` rows
   void mark_begin() { if (prof_) prof_->begin(); }
@@ -134,10 +143,7 @@ class Model {
   int fused_max_rows_ = 0;     // decode steps of at most this many rows run fused (0: never)
   int swiglu_max_rows_ = 0;    // decode steps of at most this many rows fuse the SwiGLU into gate/up (0: never)
   int rope_max_rows_ = 0;      // decode steps of at most this many rows fuse RoPE + cache write into attention
-  const QkvRopeParams* rope_ = nullptr;  // set while a layer's decode attention takes the fused prologue
-  bool prefetch_next_ = false;           // decode GEMVs prefetch the next projection's weights into L2
-  const void* next_w_ = nullptr;         // the next projection call's prefetch (then cleared)
-  int64_t next_w_bytes_ = 0;
+  bool prefetch_next_ = false;  // decode GEMVs prefetch the next projection's weights into L2
   bool fused_ = false;         // the step being enqueued uses the fused decode GEMVs
   int step_max_rows_ = 0;      // decode steps of at most this many rows run as one kernel (0: never)
   void* step_layers_ = nullptr;  // (L) DecodeStepLayer: each layer's weight pointers, on the device
