@@ -222,8 +222,8 @@ stage_profile() {
 # MINFER_GEMV_SWIGLU_MAX_ROWS, and decode attention's RoPE prologue, MINFER_FUSED_ROPE_MAX_ROWS: the
 # decode attention tests, test_engine, model validation, and timing against both off and both forced
 # on at 4 rows on bench/cases/e2e_fuse_ab.txt), pfn (decode GEMVs asking L2 for the next projection's
-# weights, each block its share, MINFER_GEMV_PREFETCH_NEXT=1: test_gemv, test_engine under it, timing
-# on bench/cases/e2e_fuse_ab.txt), wst (v4 with TMA copies, MINFER_PREFILL=v4t: its bit test, validation,
+# weights, each block its share, MINFER_GEMV_PREFETCH_NEXT=1 (the next projection) and =2 (the one after):
+# test_gemv, test_engine under =1, timing of both on bench/cases/e2e_fuse_ab.txt), wst (v4 with TMA copies, MINFER_PREFILL=v4t: its bit test, validation,
 # timing against the default and v4 on bench/cases/prefill_ws_ab.txt with the peers).
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
@@ -287,7 +287,7 @@ stage_ab() {
     "$BUILD/tests/test_gemv" || rc=1
     MINFER_GEMV_PREFETCH_NEXT=1 "$BUILD/tests/test_engine" || rc=1
     bash scripts/ab.sh "$OUTDIR/ab_pfn" --build "$BUILD" --sweep e2e --peers off --cases bench/cases/e2e_fuse_ab.txt \
-      MINFER_GEMV_PREFETCH_NEXT=1 || rc=1
+      MINFER_GEMV_PREFETCH_NEXT=1 MINFER_GEMV_PREFETCH_NEXT=2 || rc=1
   fi
   if ab_group wst; then  # v4 with TMA copies (MINFER_PREFILL=v4t); time limits: a hang must not eat the call
     MINFER_TEST_PREFILL_V4T=1 timeout 120 "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1

@@ -123,16 +123,21 @@ int decode_fusion_max_rows(const char* env, const ModelConfig& cfg) {
   return cfg.hidden <= kFuseMaxHidden ? kFuseMaxRows : 0;
 }
 
-// Decode steps (opt-in: MINFER_GEMV_PREFETCH_NEXT=1) have each projection's GEMV ask L2 for the next
-// projection's weights (QKV -> o -> gate/up -> down -> the next layer's QKV), each block its share once
-// its own loads are done (GemvParams::next_w), where that matrix is at most kPrefetchMaxBytes: the
-// reads run under the GEMV's tail and the small kernels between, spread over every SM (a one-block
-// kernel doing it was 4x slower: the note above). Not yet timed.
+// Decode steps (opt-in: MINFER_GEMV_PREFETCH_NEXT=N, N 1 or 2) have each projection's GEMV ask L2 for
+// the weights of the projection N places later in the step (QKV -> o -> gate/up -> down -> the next
+// layer's QKV; N = 2: QKV asks for gate/up, o for down, ...), each block its share once its own loads
+// are done (GemvParams::next_w), where that matrix is at most kPrefetchMaxBytes: the reads run under the
+// GEMV's tail and the kernels between, spread over every SM (a one-block kernel doing it was 4x slower:
+// the note above). Not yet timed.
 constexpr int64_t kPrefetchMaxBytes = 24ll << 20;
 
-bool gemv_prefetch_next() {
+int gemv_prefetch_reach() {
   const char* v = std::getenv("MINFER_GEMV_PREFETCH_NEXT");
-  return v && std::string(v) == "1";
+  if (!v) return 0;
+  const std::string s(v);
+  if (s == "0" || s.empty()) return 0;
+  if (s == "1" || s == "2") return std::stoi(s);
+  throw UsageError("MINFER_GEMV_PREFETCH_NEXT: '" + s + "' is not 0, 1 or 2 (projections ahead)");
 }
 
 int fused_decode_max_rows() {
@@ -149,7 +154,7 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       fused_max_rows_(fused_decode_max_rows()),
       swiglu_max_rows_(decode_fusion_max_rows("MINFER_GEMV_SWIGLU_MAX_ROWS", cfg)),
       rope_max_rows_(decode_fusion_max_rows("MINFER_FUSED_ROPE_MAX_ROWS", cfg)),
-      prefetch_next_(gemv_prefetch_next()),
+      prefetch_reach_(gemv_prefetch_reach()),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
@@ -190,8 +195,22 @@ void* Model::kv_layer(void* base, int l) const {
 
 Model::Prefetch Model::prefetch_of(int64_t w_off, int64_t elems) const {
   const int64_t bytes = elems * static_cast<int64_t>(dtype_size(dtype_));
-  if (!prefetch_next_ || max_q_ != 0 || bytes > kPrefetchMaxBytes) return {};
+  if (prefetch_reach_ == 0 || max_q_ != 0 || bytes > kPrefetchMaxBytes) return {};
   return {weights_->at(w_off), bytes};
+}
+
+Model::Prefetch Model::ahead(int l, int k) const {
+  if (prefetch_reach_ == 0) return {};
+  const int i = 4 * l + k + prefetch_reach_;
+  if (i >= 4 * cfg_.layers) return {};
+  const LayerLayout& L = weights_->layout().layers[static_cast<size_t>(i / 4)];
+  const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
+  switch (i % 4) {
+    case 0: return prefetch_of(L.wqkv, (Q + 2 * KV) * H);
+    case 1: return prefetch_of(L.wo, H * Q);
+    case 2: return prefetch_of(L.wgu, 2 * I * H);
+    default: return prefetch_of(L.wdown, H * I);
+  }
 }
 
 void Model::gemm(const char* name, const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in,
@@ -364,9 +383,9 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   // Fused, a = attn_norm(res) came from the previous layer's down GEMV.
   if (l == 0) norm(s.res, nullptr, L.attn_norm, T);
   else if (!fused_) norm(s.y, s.res, L.attn_norm, T);
-  // Each projection may prefetch the next one's weights (MINFER_GEMV_PREFETCH_NEXT=1, decode steps):
-  // QKV -> o -> gate/up -> down -> the next layer's QKV.
-  gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV, prefetch_of(L.wo, H * Q));
+  // Each projection may prefetch a later one's weights (MINFER_GEMV_PREFETCH_NEXT=N, decode steps):
+  // QKV -> o -> gate/up -> down -> the next layer's QKV (ahead(), above).
+  gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV, ahead(l, 0));
   QkvRopeParams r;
   r.dtype = dtype_;
   r.qkv = s.qkv;
@@ -394,34 +413,31 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
     mark_end("qkv_rope_cache", static_cast<double>(T * (2 * Q + 4 * KV)) * es);
   }
   attend(r.k_cache, r.v_cache, T, nseq, fuse_rope ? &r : nullptr);
-  const Prefetch to_gu = prefetch_of(L.wgu, 2 * I * H), to_down = prefetch_of(L.wdown, H * I);
-  const Prefetch to_next = l + 1 < cfg_.layers
-                               ? prefetch_of(weights_->layout().layers[static_cast<size_t>(l + 1)].wqkv, (Q + 2 * KV) * H)
-                               : Prefetch{};
+  const Prefetch pf_o = ahead(l, 1), pf_gu = ahead(l, 2), pf_down = ahead(l, 3);
   if (fused_) {
-    fused_gemv("gemv.o+residual+norm", fused_params(1, l, T), to_gu);
-    fused_gemv("gemv.gate_up+swiglu", fused_params(2, l, T), to_down);
-    fused_gemv("gemv.down+residual+norm", fused_params(3, l, T), to_next);
+    fused_gemv("gemv.o+residual+norm", fused_params(1, l, T), pf_o);
+    fused_gemv("gemv.gate_up+swiglu", fused_params(2, l, T), pf_gu);
+    fused_gemv("gemv.down+residual+norm", fused_params(3, l, T), pf_down);
     return;
   }
-  gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H, to_gu);
+  gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H, pf_o);
   norm(s.y, s.res, L.ffn_norm, T);
   // Decode rows whose gate/up projection takes the GEMV with the SwiGLU epilogue (kernels/gemv.h; small
   // steps by default, swiglu_max_rows_ above, or a single row in the opt-in slice form): one launch fewer.
   if (max_q_ == 0) {
     GemvParams gu = fused_params(2, l, T);
     if ((T <= swiglu_max_rows_ && gemv_fused_supports(gu)) || (T == 1 && gemv_slice_applies(gu))) {
-      fused_gemv("gemv.gate_up+swiglu", gu, to_down);
-      gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H, to_next);
+      fused_gemv("gemv.gate_up+swiglu", gu, pf_gu);
+      gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H, pf_down);
       return;
     }
   }
-  gemm("gemm.gate_up", s.a, L.wgu, -1, s.gu, T, H, 2 * I, to_down);
+  gemm("gemm.gate_up", s.a, L.wgu, -1, s.gu, T, H, 2 * I, pf_gu);
   const SwigluParams sw{dtype_, s.gu, s.act, T, I, 2 * I, I};
   mark_begin();
   MINFER_STATUS_CHECK(swiglu_forward(sw, stream_));
   mark_end("swiglu", static_cast<double>(3 * T * I) * es);
-  gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H, to_next);
+  gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H, pf_down);
 }
 
 void Model::enqueue_body(int64_t T, int nseq) {
