@@ -201,16 +201,8 @@ Model::Prefetch Model::prefetch_of(int64_t w_off, int64_t elems) const {
 
 Model::Prefetch Model::ahead(int l, int k) const {
   if (prefetch_reach_ == 0) return {};
-  const int i = 4 * l + k + prefetch_reach_;
-  if (i >= 4 * cfg_.layers) return {};
-  const LayerLayout& L = weights_->layout().layers[static_cast<size_t>(i / 4)];
-  const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
-  switch (i % 4) {
-    case 0: return prefetch_of(L.wqkv, (Q + 2 * KV) * H);
-    case 1: return prefetch_of(L.wo, H * Q);
-    case 2: return prefetch_of(L.wgu, 2 * I * H);
-    default: return prefetch_of(L.wdown, H * I);
-  }
+  const SlotPlace next = projection_ahead(cfg_, weights_->layout(), l, k, prefetch_reach_);
+  return next.count > 0 ? prefetch_of(next.offset, next.count) : Prefetch{};
 }
 
 void Model::gemm(const char* name, const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in,
