@@ -821,8 +821,17 @@ int v3_min_rows() { return 128; }
 // the device), so a short chunk over a long prefix takes the small variant too; not timed yet.
 int v3_small_max_rows() { return 1024; }
 
+// At head_dim 128, where the longest sequence has more query rows than this and the key tensor's extent
+// is known (k_lens, or total_k), v3 runs as the warp-specialised variant with TMA copies (v4t; the same
+// output bits; v3 where its tensor maps do not encode). H100, bf16, 26 cases in one run with the peers
+// (reports/logs/h100/ab/ab_attention_v4t.csv), default time / v4t time at head_dim 128: 0.81-0.99 at
+// 512 rows (so the small variant keeps them), 1.03-1.06 at 1024, 1.06-1.15 at 2048-8192, causal and
+// not; at head_dim 64 v4t is slower everywhere (0.80-0.95 at 1024 and more), so 64 keeps v3.
+int v4t_min_rows() { return 512; }
+
 // fp16 / bf16 at head_dim 64 and 128: v3 on compute capability 9.0 (past v3_min_rows; its small
-// variant at head_dim 128 up to v3_small_max_rows), else v2, as
+// variant at head_dim 128 up to v3_small_max_rows, its TMA variant at head_dim 128 past v4t_min_rows
+// where the key extent is known), else v2, as
 // prefill_version_selected() says (v1.1 where a sequence has more query tiles than v2's grid holds);
 // v1.1 at the other head dims.
 template <typename T, int HD>
@@ -832,11 +841,16 @@ Status launch_half(const FlashPrefillParams& p, float scale_log2, cudaStream_t s
     const bool v3 = v == PrefillVersion::kV3 || v == PrefillVersion::kV3P || v == PrefillVersion::kV3S ||
                     v == PrefillVersion::kV4 || v == PrefillVersion::kV4T ||
                     (v == PrefillVersion::kAuto && p.max_seqlen_q > v3_min_rows());
+    // The default's TMA variant (v4t_min_rows, above): v3 where the maps cannot be made.
+    const bool auto_tma = v == PrefillVersion::kAuto && HD == 128 && p.max_seqlen_q > v4t_min_rows() &&
+                          (p.k_lens || p.total_k > 0);
     if (v3 && flash_prefill_sm90_applies(p))
       return flash_prefill_sm90_forward(
           p, scale_log2, stream, v == PrefillVersion::kV3P,
-          v == PrefillVersion::kV3S || (v == PrefillVersion::kAuto && p.max_seqlen_q <= v3_small_max_rows()),
-          v == PrefillVersion::kV4 || v == PrefillVersion::kV4T, v == PrefillVersion::kV4T);
+          v == PrefillVersion::kV3S ||
+              (v == PrefillVersion::kAuto && !auto_tma && p.max_seqlen_q <= v3_small_max_rows()),
+          v == PrefillVersion::kV4 || v == PrefillVersion::kV4T || auto_tma, v == PrefillVersion::kV4T || auto_tma,
+          auto_tma);
     if (v != PrefillVersion::kV1 && kern::blocks_for(p.max_seqlen_q, kBlockM2) <= 65535)
       return launch_tc2<T, HD>(p, scale_log2, stream);
   }

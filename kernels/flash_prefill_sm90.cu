@@ -667,9 +667,10 @@ bool encode_map(CUtensorMap& m, const void* base, DType dt, int64_t rows, int64_
 }
 
 // tma: whole K/V tiles by TMA where the key tensor's rows are known (k_lens: batch x k_seq_stride, else
-// total_k) and the maps encode; otherwise the cp.async producer.
+// total_k) and the maps encode; otherwise the cp.async producer, or (v3_otherwise: the default's choice)
+// the 128-row v3.
 template <typename T, int HD>
-Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool tma) {
+Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool tma, bool v3_otherwise) {
   constexpr uint32_t kSmem = Plan<HD>::kBytes + 2 * kStages * sizeof(uint64_t);
   const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, kBM), static_cast<unsigned>(p.batch));
   const int64_t rows = p.k_lens ? static_cast<int64_t>(p.batch) * p.k_seq_stride : p.total_k;
@@ -678,6 +679,7 @@ Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t str
       tma && rows > 0 && rows < (int64_t{1} << 31) &&
       encode_map(maps.k, p.k, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN) &&
       encode_map(maps.v, p.v, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN);
+  if (tma && !use_tma && v3_otherwise) return launch<T, HD>(p, scale_log2, stream);
   auto* kernel = use_tma ? flash_prefill_sm90<T, HD, false, kGroups, kStages, true, true>
                          : flash_prefill_sm90<T, HD, false, kGroups, kStages, true>;
   MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
@@ -723,16 +725,16 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p) {
 }
 
 Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool persistent,
-                                  bool small, bool ws, bool tma) {
+                                  bool small, bool ws, bool tma, bool v3_otherwise) {
   MINFER_REQUIRE(flash_prefill_sm90_applies(p), "head_dim",
                  "the sm_90 prefill takes fp16 / bf16 at head_dim 64 or 128 on a compute capability 9.0 device");
   if (ws) {
     if (p.head_dim == 64) {
-      if (p.dtype == DType::F16) return launch_ws<__half, 64>(p, scale_log2, stream, tma);
-      return launch_ws<__nv_bfloat16, 64>(p, scale_log2, stream, tma);
+      if (p.dtype == DType::F16) return launch_ws<__half, 64>(p, scale_log2, stream, tma, v3_otherwise);
+      return launch_ws<__nv_bfloat16, 64>(p, scale_log2, stream, tma, v3_otherwise);
     }
-    if (p.dtype == DType::F16) return launch_ws<__half, 128>(p, scale_log2, stream, tma);
-    return launch_ws<__nv_bfloat16, 128>(p, scale_log2, stream, tma);
+    if (p.dtype == DType::F16) return launch_ws<__half, 128>(p, scale_log2, stream, tma, v3_otherwise);
+    return launch_ws<__nv_bfloat16, 128>(p, scale_log2, stream, tma, v3_otherwise);
   }
   if (persistent && p.head_dim == 128) {
     if (p.dtype == DType::F16) return launch_persistent<__half>(p, scale_log2, stream);

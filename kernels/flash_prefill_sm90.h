@@ -24,10 +24,11 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p);
 // ws: the warp-specialised variant (MINFER_PREFILL=v4; head_dim 64 and 128): a producer warpgroup
 // copies, two consumer warpgroups compute and take turns at the MMAs; the same arithmetic per row.
 // tma (with ws; MINFER_PREFILL=v4t): whole K/V tiles copied by TMA (one producer thread) where the key
-// tensor's extent is known (k_lens, or total_k), a sequence's last partial tile and Q by cp.async.
+// tensor's extent is known (k_lens, or total_k), a sequence's last partial tile and Q by cp.async;
+// where it is not known, v4's copies, or with v3_otherwise the 128-row v3 (the default's choice).
 Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream,
                                   bool persistent = false, bool small = false, bool ws = false,
-                                  bool tma = false);
+                                  bool tma = false, bool v3_otherwise = false);
 
 #if defined(__CUDACC__)
 // First key row and key count of sequence b (cu_seqlens_k, or a per-sequence cache with k_lens):
