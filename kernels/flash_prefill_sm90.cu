@@ -35,7 +35,8 @@
 // take turns at issuing their MMAs (named barriers), so one's softmax runs under the other's MMAs
 // (FlashAttention-3's ping-pong). A consumer past its causal keys still waits for and releases every
 // later tile, in order, so that the producer's stages keep turning for the other.
-// Its TMA form (kTma, MINFER_PREFILL=v4t; NOT YET RUN ON A GPU): the producer's thread 0 copies each whole
+// Its TMA form (kTma, MINFER_PREFILL=v4t; the default at head_dim 128 past 512 query rows, kernels/
+// flash_prefill.cu has the figures; the same bits as v3 on an H100): the producer's thread 0 copies each whole
 // K/V tile as HD / 64 boxes each of K and V through tensor maps (PrefillMaps: rows x kv_heads * HD,
 // boxes of 64 columns x kBN rows, 128-byte swizzle: the layout load_swizzled writes) on the stage's
 // full barrier (one arrival with the tile's bytes); Q and a sequence's last, partial tile still go by

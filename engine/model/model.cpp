@@ -128,7 +128,9 @@ int decode_fusion_max_rows(const char* env, const ModelConfig& cfg) {
 // layer's QKV; N = 2: QKV asks for gate/up, o for down, ...), each block its share once its own loads
 // are done (GemvParams::next_w), where that matrix is at most kPrefetchMaxBytes: the reads run under the
 // GEMV's tail and the kernels between, spread over every SM (a one-block kernel doing it was 4x slower:
-// the note above). Not yet timed.
+// the note above). Measured slower (H100, bf16, ms/step, one run: reports/logs/h100/ab/
+// ab_e2e_gemv_prefetch_next.csv), default / N = 1 / N = 2: qwen3-0.6b b1 p128 1.017 / 1.124 / 1.101,
+// qwen2.5-0.5b b1 0.815 / 0.890 / 0.908, llama-3.1-8b b1 5.701 / 5.709 / 5.719. Kept opt-in.
 constexpr int64_t kPrefetchMaxBytes = 24ll << 20;
 
 int gemv_prefetch_reach() {
