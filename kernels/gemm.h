@@ -53,10 +53,6 @@ struct GemmParams {
   int64_t rows = 0;            // R
   int64_t in = 0;              // K
   int64_t out = 0;             // N
-  // Or null: the GEMV path's L2 prefetch of the next projection's weights (GemvParams::next_w);
-  // cuBLASLt ignores it.
-  const void* next_w = nullptr;
-  int64_t next_w_bytes = 0;
 };
 
 // Rows up to which the GEMV kernel is a tuning candidate (decode batches).

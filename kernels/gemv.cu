@@ -52,8 +52,6 @@ struct GemvArgs {
   void* norm_out;         // kResidualNorm: (R, N)
   const void* out_norm_w; // kResidualNorm: (N)
   unsigned* counters;     // kResidualNorm: one per block row, zero between launches
-  const void* next_w;     // or null: an L2 prefetch of these bytes, shared out over the blocks (GemvParams)
-  int64_t next_w_bytes;
 };
 
 template <int RT>
@@ -202,18 +200,6 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
     for (int q = 0; q < RT; ++q) partial[warp][q] = acc[q];
   __syncthreads();
 
-  // The next projection's weights into L2, one request per block for its share, once this block's
-  // own loads are done: the DRAM reads run under this kernel's tail and the kernels between.
-  if (a.next_w && threadIdx.x == 0) {
-    const uint64_t blocks = static_cast<uint64_t>(gridDim.x) * gridDim.y;
-    const uint64_t id = static_cast<uint64_t>(blockIdx.y) * gridDim.x + blockIdx.x;
-    const uint64_t total = static_cast<uint64_t>(a.next_w_bytes) & ~uint64_t{15};
-    const uint64_t chunk = ((total + blocks - 1) / blocks + 15) & ~uint64_t{15};
-    const uint64_t off = id * chunk;
-    if (off < total)
-      kern::l2_prefetch_bulk(static_cast<const char*>(a.next_w) + off,
-                             static_cast<uint32_t>(total - off < chunk ? total - off : chunk));
-  }
   if (mine) epilogue<T, EPI>(a, partial, split, j, r, at, bv, rv);
   if constexpr (EPI == kResidualNorm) last_block_norm<T, RT>(a, r0, nr);
 }
@@ -315,8 +301,8 @@ template <typename T, int RT, int EPI>
 Status launch(const GemvParams& p, int split, cudaStream_t stream) {
   const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);
   const dim3 grid(kern::blocks_for(p.out, per_block), kern::blocks_for(p.rows, RT));
-  const GemvArgs a{p.x,  p.w,   p.bias, p.y,        p.residual,    p.norm_eps, p.rows,
-                   p.in, p.out, split,  p.norm_out, p.norm_weight, p.counters, p.next_w, p.next_w_bytes};
+  const GemvArgs a{p.x,   p.w,  p.bias, p.y,     p.residual, p.norm_eps,        p.rows,
+                   p.in,  p.out, split, p.norm_out, p.norm_weight, p.counters};
   MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, EPI>, grid, dim3(kThreads), 0, stream, a));
   return Status::ok();
 }
@@ -366,8 +352,6 @@ Status check(const GemvParams& p, int split) {
   MINFER_REQUIRE(!p.norm_out || p.out % v == 0, "out",
                  "the RMSNorm epilogue needs a multiple of " + std::to_string(v) + ", got " + std::to_string(p.out));
   MINFER_REQUIRE(p.norm_eps >= 0.f, "norm_eps", "must be >= 0");
-  MINFER_REQUIRE(!p.next_w || (kern::aligned16(p.next_w) && p.next_w_bytes >= 0), "next_w",
-                 "the prefetch range must start 16-byte aligned and have next_w_bytes >= 0");
   return Status::ok();
 }
 
@@ -419,8 +403,7 @@ Status launch_slice(const GemvParams& p, cudaStream_t stream) {
   static const cudaError_t attr = slice_attributes<T, EPI>();
   MINFER_CUDA_RETURN(attr);
   const int rpb = slice_rows_per_block(p);
-  const GemvArgs a{p.x,   p.w, p.bias, p.y,     p.residual, p.norm_eps, p.rows,
-                   p.in,  p.out, 1,    nullptr, nullptr,    nullptr,    nullptr, 0};  // (no prefetch)
+  const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_eps, p.rows, p.in, p.out, 1, nullptr, nullptr, nullptr};
   MINFER_CUDA_RETURN(kern::launch_pdl(gemv_slice_kernel<T, EPI>, dim3(kern::blocks_for(p.out, rpb)), dim3(kThreads),
                                       static_cast<size_t>(slice_bytes(p)), stream, a, rpb, slice_late_trigger()));
   return Status::ok();
@@ -457,8 +440,6 @@ GemvParams plain(const GemmParams& g, int split) {
   p.in = g.in;
   p.out = g.out;
   p.split = split;
-  p.next_w = g.next_w;
-  p.next_w_bytes = g.next_w_bytes;
   return p;
 }
 

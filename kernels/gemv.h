@@ -31,8 +31,9 @@
 // H100 1.087-1.134 vs 1.021, llama-3.1-8b 6.46 vs 5.67 (the redundant normalisation costs issue slots
 // and L1 traffic in every warp). Hence the norm moved to the producing GEMV's last block (above).
 // An L2 bulk prefetch of each block's weight rows before pdl_wait() was also tried: H100 e2e geomean
-// 1.004 unfused, 0.96 fused; not kept. Prefetching the next projection's weights (next_w, below; opt-in
-// MINFER_GEMV_PREFETCH_NEXT) made small models' steps 7-11% slower on an H100 (engine/model/model.cpp).
+// 1.004 unfused, 0.96 fused; not kept. So was each block asking L2 for the next projection's weights once
+// its own loads were done (1 or 2 projections ahead): small models' steps 7-11% slower on an H100
+// (reports/logs/h100/ab/ab_e2e_gemv_prefetch_next.csv; removed after 6be1193).
 // Slice form (opt-in: MINFER_GEMV_SLICE=1 or GemvParams::slice = 1): one row (R = 1), fp16 / bf16, K
 // <= 4096, no RMSNorm epilogue, and each block's weight slice (ceil(N / SMs) rows, twice with SwiGLU)
 // at most 100 KiB. About one block per SM; the block copies its whole slice into shared memory with
@@ -77,11 +78,6 @@ struct GemvParams {
   bool swiglu = false;                // SwiGLU epilogue
   int split = 0;                      // S: 1, 2, 4 or 8 (<= 4 with swiglu); 0 picks one from N, K, SMs
   int slice = -1;                     // the slice form where it applies: 1 on, 0 off, -1 MINFER_GEMV_SLICE=1
-  // Or null: an L2 prefetch of the next projection's weights (next_w_bytes, 16-byte aligned), each
-  // block asking for its share once its own loads are done (not in the slice form). Outputs unchanged.
-  // The engine's opt-in MINFER_GEMV_PREFETCH_NEXT=1|2 (measured slower: engine/model/model.cpp).
-  const void* next_w = nullptr;
-  int64_t next_w_bytes = 0;
 };
 
 // Checks the params (naming the field at fault), then launches on `stream` (with PDL where enabled).

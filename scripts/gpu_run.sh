@@ -18,7 +18,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,pfn,wst]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -61,7 +61,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|pfn|wst) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -221,10 +221,9 @@ stage_profile() {
 # steps' fusions, on by default at <= 4 rows and hidden <= 2048: the gate/up GEMV's SwiGLU epilogue,
 # MINFER_GEMV_SWIGLU_MAX_ROWS, and decode attention's RoPE prologue, MINFER_FUSED_ROPE_MAX_ROWS: the
 # decode attention tests, test_engine, model validation, and timing against both off and both forced
-# on at 4 rows on bench/cases/e2e_fuse_ab.txt), pfn (decode GEMVs asking L2 for the next projection's
-# weights, each block its share, MINFER_GEMV_PREFETCH_NEXT=1 (the next projection) and =2 (the one after):
-# test_gemv, test_engine under =1, timing of both on bench/cases/e2e_fuse_ab.txt), wst (v4 with TMA copies, MINFER_PREFILL=v4t: its bit test, validation,
-# timing against the default and v4 on bench/cases/prefill_ws_ab.txt with the peers).
+# on at 4 rows on bench/cases/e2e_fuse_ab.txt), wst (v4 with TMA copies, MINFER_PREFILL=v4t, the default
+# at head_dim 128 past 512 rows: its bit test, validation, timing against the default and v4 on
+# bench/cases/prefill_ws_ab.txt with the peers).
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
   local rc=0
@@ -282,12 +281,6 @@ stage_ab() {
     "$BUILD/validate/validate_all" --sweep model --quick --csv "$OUTDIR/validate_model_fuse.csv" || rc=1
     bash scripts/ab.sh "$OUTDIR/ab_fuse" --build "$BUILD" --sweep e2e --peers off --cases bench/cases/e2e_fuse_ab.txt \
       MINFER_GEMV_SWIGLU_MAX_ROWS=0,MINFER_FUSED_ROPE_MAX_ROWS=0 MINFER_GEMV_SWIGLU_MAX_ROWS=4,MINFER_FUSED_ROPE_MAX_ROWS=4 || rc=1
-  fi
-  if ab_group pfn; then  # decode GEMVs prefetching the next projection's weights into L2 (spread over their blocks)
-    "$BUILD/tests/test_gemv" || rc=1
-    MINFER_GEMV_PREFETCH_NEXT=1 "$BUILD/tests/test_engine" || rc=1
-    bash scripts/ab.sh "$OUTDIR/ab_pfn" --build "$BUILD" --sweep e2e --peers off --cases bench/cases/e2e_fuse_ab.txt \
-      MINFER_GEMV_PREFETCH_NEXT=1 MINFER_GEMV_PREFETCH_NEXT=2 || rc=1
   fi
   if ab_group wst; then  # v4 with TMA copies (MINFER_PREFILL=v4t); time limits: a hang must not eat the call
     MINFER_TEST_PREFILL_V4T=1 timeout 120 "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1

@@ -107,19 +107,6 @@ SlotPlace place_of(const ModelConfig& c, const WeightLayout& w, const std::strin
   return p;
 }
 
-SlotPlace projection_ahead(const ModelConfig& c, const WeightLayout& w, int l, int k, int reach) {
-  const int64_t i = 4ll * l + k + reach;
-  if (l < 0 || k < 0 || k > 3 || reach < 0 || i >= 4ll * static_cast<int64_t>(w.layers.size())) return {};
-  const LayerLayout& L = w.layers[static_cast<size_t>(i / 4)];
-  const int64_t H = c.hidden, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate;
-  switch (i % 4) {
-    case 0: return {L.wqkv, (Q + 2 * KV) * H};
-    case 1: return {L.wo, H * Q};
-    case 2: return {L.wgu, 2 * I * H};
-    default: return {L.wdown, H * I};
-  }
-}
-
 uint64_t kv_cache_bytes(const ModelConfig& c, DType dtype, int batch, int context) {
   return 2ull * static_cast<uint64_t>(c.layers) * static_cast<uint64_t>(batch) * static_cast<uint64_t>(context) *
          static_cast<uint64_t>(c.kv_dim()) * dtype_size(dtype);

@@ -51,11 +51,6 @@ WeightLayout plan_weights(const ModelConfig& cfg, DType dtype);
 // Throws UsageError for a slot this layout does not hold.
 SlotPlace place_of(const ModelConfig& cfg, const WeightLayout& w, const std::string& slot);
 
-// A decode step's projections in order: layer l's QKV (k = 0), o (1), gate/up (2), down (3), then
-// layer l + 1's. The weights of the projection `reach` places after (l, k): element offset and count
-// (count 0 past the last layer's down). The decode GEMVs' L2 prefetch (MINFER_GEMV_PREFETCH_NEXT).
-SlotPlace projection_ahead(const ModelConfig& cfg, const WeightLayout& w, int l, int k, int reach);
-
 // Attention kernels the engine calls. simple: kernels/attention (one kernel for prefill and decode).
 // flash: kernels/flash_prefill for host-driven forwards (ragged new tokens over each sequence's
 // cached prefix) and kernels/decode_attention (split-KV) for decode steps; head_dim 16, 32, 64, 128.

@@ -123,24 +123,11 @@ int decode_fusion_max_rows(const char* env, const ModelConfig& cfg) {
   return cfg.hidden <= kFuseMaxHidden ? kFuseMaxRows : 0;
 }
 
-// Decode steps (opt-in: MINFER_GEMV_PREFETCH_NEXT=N, N 1 or 2) have each projection's GEMV ask L2 for
-// the weights of the projection N places later in the step (QKV -> o -> gate/up -> down -> the next
-// layer's QKV; N = 2: QKV asks for gate/up, o for down, ...), each block its share once its own loads
-// are done (GemvParams::next_w), where that matrix is at most kPrefetchMaxBytes: the reads run under the
-// GEMV's tail and the kernels between, spread over every SM (a one-block kernel doing it was 4x slower:
-// the note above). Measured slower (H100, bf16, ms/step, one run: reports/logs/h100/ab/
-// ab_e2e_gemv_prefetch_next.csv), default / N = 1 / N = 2: qwen3-0.6b b1 p128 1.017 / 1.124 / 1.101,
-// qwen2.5-0.5b b1 0.815 / 0.890 / 0.908, llama-3.1-8b b1 5.701 / 5.709 / 5.719. Kept opt-in.
-constexpr int64_t kPrefetchMaxBytes = 24ll << 20;
-
-int gemv_prefetch_reach() {
-  const char* v = std::getenv("MINFER_GEMV_PREFETCH_NEXT");
-  if (!v) return 0;
-  const std::string s(v);
-  if (s == "0" || s.empty()) return 0;
-  if (s == "1" || s == "2") return std::stoi(s);
-  throw UsageError("MINFER_GEMV_PREFETCH_NEXT: '" + s + "' is not 0, 1 or 2 (projections ahead)");
-}
+// Also measured and removed (after 6be1193): each decode GEMV's blocks asking L2 for the weights of the
+// projection 1 or 2 places later in the step (MINFER_GEMV_PREFETCH_NEXT), spread over every SM. H100,
+// bf16, ms/step, one run (reports/logs/h100/ab/ab_e2e_gemv_prefetch_next.csv), default / 1 / 2:
+// qwen3-0.6b b1 p128 1.017 / 1.124 / 1.101, qwen2.5-0.5b b1 0.815 / 0.890 / 0.908, llama-3.1-8b b1
+// 5.701 / 5.709 / 5.719: the prefetches compete with each GEMV's own reads.
 
 int fused_decode_max_rows() {
   const char* v = std::getenv("MINFER_FUSED");
@@ -156,7 +143,6 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       fused_max_rows_(fused_decode_max_rows()),
       swiglu_max_rows_(decode_fusion_max_rows("MINFER_GEMV_SWIGLU_MAX_ROWS", cfg)),
       rope_max_rows_(decode_fusion_max_rows("MINFER_FUSED_ROPE_MAX_ROWS", cfg)),
-      prefetch_reach_(gemv_prefetch_reach()),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
@@ -195,22 +181,9 @@ void* Model::kv_layer(void* base, int l) const {
   return static_cast<uint8_t*>(base) + per_layer * static_cast<uint64_t>(l);
 }
 
-Model::Prefetch Model::prefetch_of(int64_t w_off, int64_t elems) const {
-  const int64_t bytes = elems * static_cast<int64_t>(dtype_size(dtype_));
-  if (prefetch_reach_ == 0 || max_q_ != 0 || bytes > kPrefetchMaxBytes) return {};
-  return {weights_->at(w_off), bytes};
-}
-
-Model::Prefetch Model::ahead(int l, int k) const {
-  if (prefetch_reach_ == 0) return {};
-  const SlotPlace next = projection_ahead(cfg_, weights_->layout(), l, k, prefetch_reach_);
-  return next.count > 0 ? prefetch_of(next.offset, next.count) : Prefetch{};
-}
-
 void Model::gemm(const char* name, const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in,
-                 int64_t out, Prefetch next) {
-  GemmParams p{dtype_, x, weights_->at(w_off), weights_->at(b_off), y, rows, in, out};
-  p.next_w = next.w, p.next_w_bytes = next.bytes;
+                 int64_t out) {
+  const GemmParams p{dtype_, x, weights_->at(w_off), weights_->at(b_off), y, rows, in, out};
   mark_begin();
   MINFER_STATUS_CHECK(gemm_->run(p, stream_));
   mark_end(name, static_cast<double>(out * in + rows * in + rows * out) * static_cast<double>(dtype_size(dtype_)));
@@ -358,12 +331,11 @@ bool Model::fused_fits(int64_t rows) const {
   return true;
 }
 
-void Model::fused_gemv(const char* name, GemvParams p, Prefetch next) {
+void Model::fused_gemv(const char* name, const GemvParams& p) {
   const double es = static_cast<double>(dtype_size(dtype_));
   const double w_rows = static_cast<double>(p.swiglu ? 2 * p.out : p.out);
   const double streams = static_cast<double>(p.rows) * (static_cast<double>(p.in) + (p.residual ? 3.0 : 1.0) *
                                                                                          static_cast<double>(p.out));
-  p.next_w = next.w, p.next_w_bytes = next.bytes;
   mark_begin();
   MINFER_STATUS_CHECK(gemv_fused_forward(p, stream_));
   mark_end(name, (w_rows * static_cast<double>(p.in) + streams) * es);
@@ -377,9 +349,7 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   // Fused, a = attn_norm(res) came from the previous layer's down GEMV.
   if (l == 0) norm(s.res, nullptr, L.attn_norm, T);
   else if (!fused_) norm(s.y, s.res, L.attn_norm, T);
-  // Each projection may prefetch a later one's weights (MINFER_GEMV_PREFETCH_NEXT=N, decode steps):
-  // QKV -> o -> gate/up -> down -> the next layer's QKV (ahead(), above).
-  gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV, ahead(l, 0));
+  gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV);
   QkvRopeParams r;
   r.dtype = dtype_;
   r.qkv = s.qkv;
@@ -407,31 +377,30 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
     mark_end("qkv_rope_cache", static_cast<double>(T * (2 * Q + 4 * KV)) * es);
   }
   attend(r.k_cache, r.v_cache, T, nseq, fuse_rope ? &r : nullptr);
-  const Prefetch pf_o = ahead(l, 1), pf_gu = ahead(l, 2), pf_down = ahead(l, 3);
   if (fused_) {
-    fused_gemv("gemv.o+residual+norm", fused_params(1, l, T), pf_o);
-    fused_gemv("gemv.gate_up+swiglu", fused_params(2, l, T), pf_gu);
-    fused_gemv("gemv.down+residual+norm", fused_params(3, l, T), pf_down);
+    fused_gemv("gemv.o+residual+norm", fused_params(1, l, T));
+    fused_gemv("gemv.gate_up+swiglu", fused_params(2, l, T));
+    fused_gemv("gemv.down+residual+norm", fused_params(3, l, T));
     return;
   }
-  gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H, pf_o);
+  gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H);
   norm(s.y, s.res, L.ffn_norm, T);
   // Decode rows whose gate/up projection takes the GEMV with the SwiGLU epilogue (kernels/gemv.h; small
   // steps by default, swiglu_max_rows_ above, or a single row in the opt-in slice form): one launch fewer.
   if (max_q_ == 0) {
     GemvParams gu = fused_params(2, l, T);
     if ((T <= swiglu_max_rows_ && gemv_fused_supports(gu)) || (T == 1 && gemv_slice_applies(gu))) {
-      fused_gemv("gemv.gate_up+swiglu", gu, pf_gu);
-      gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H, pf_down);
+      fused_gemv("gemv.gate_up+swiglu", gu);
+      gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H);
       return;
     }
   }
-  gemm("gemm.gate_up", s.a, L.wgu, -1, s.gu, T, H, 2 * I, pf_gu);
+  gemm("gemm.gate_up", s.a, L.wgu, -1, s.gu, T, H, 2 * I);
   const SwigluParams sw{dtype_, s.gu, s.act, T, I, 2 * I, I};
   mark_begin();
   MINFER_STATUS_CHECK(swiglu_forward(sw, stream_));
   mark_end("swiglu", static_cast<double>(3 * T * I) * es);
-  gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H, pf_down);
+  gemm("gemm.down", s.act, L.wdown, -1, s.y, T, I, H);
 }
 
 void Model::enqueue_body(int64_t T, int nseq) {

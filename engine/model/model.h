@@ -49,12 +49,6 @@
 
 namespace minfer {
 
-// A range of weights a decode GEMV asks L2 for once its own loads are done (empty: none).
-struct WeightPrefetch {
-  const void* w = nullptr;
-  int64_t bytes = 0;
-};
-
 class Model {
  public:
   // Refuses (UsageError naming the limit) a request past the context / batch / memory limits before
@@ -109,17 +103,12 @@ class Model {
   void enqueue_body(int64_t T, int nseq);
   void enqueue_layer(int l, int64_t T, int nseq);
   void enqueue_logits(const void* x, int64_t rows);
-  using Prefetch = WeightPrefetch;
-  Prefetch prefetch_of(int64_t w_off, int64_t elems) const;  // MINFER_GEMV_PREFETCH_NEXT decode steps only
-  // What the GEMV of projection k (0 QKV, 1 o, 2 gate/up, 3 down) of layer l prefetches: the weights of
-  // the projection prefetch_reach_ places later in the step (none past the last layer's down).
-  Prefetch ahead(int l, int k) const;
   void gemm(const char* name, const void* x, int64_t w_off, int64_t b_off, void* y, int64_t rows, int64_t in,
-            int64_t out, Prefetch next = {});
+            int64_t out);
   void norm(const void* x, void* residual, int64_t w_off, int64_t rows);
   GemvParams fused_params(int which, int l, int64_t rows) const;
   bool fused_fits(int64_t rows) const;  // the fused decode GEMVs take every layer shape at `rows`
-  void fused_gemv(const char* name, GemvParams p, Prefetch next = {});
+  void fused_gemv(const char* name, const GemvParams& p);
   // rope: decode attention's fused prologue does this step's QK-norm, RoPE and cache write (or null).
   void attend(void* k_cache, void* v_cache, int64_t T, int nseq, const QkvRopeParams* rope = nullptr);
   void attend_simple(void* k_cache, void* v_cache, int64_t T, int nseq);
@@ -146,7 +135,6 @@ class Model {
   int fused_max_rows_ = 0;     // decode steps of at most this many rows run fused (0: never)
   int swiglu_max_rows_ = 0;    // decode steps of at most this many rows fuse the SwiGLU into gate/up (0: never)
   int rope_max_rows_ = 0;      // decode steps of at most this many rows fuse RoPE + cache write into attention
-  int prefetch_reach_ = 0;     // decode GEMVs prefetch the weights this many projections ahead into L2 (0: off)
   bool fused_ = false;         // the step being enqueued uses the fused decode GEMVs
   int step_max_rows_ = 0;      // decode steps of at most this many rows run as one kernel (0: never)
   void* step_layers_ = nullptr;  // (L) DecodeStepLayer: each layer's weight pointers, on the device

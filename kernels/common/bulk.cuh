@@ -4,7 +4,7 @@
 // (bulk_copy); every thread then waits on the phase (mbar_try_wait in a loop). Sizes and addresses
 // are multiples of 16 bytes. Compiles to nothing below sm_90: callers check the device first.
 // Users: kernels/decode_step.cu (the whole-step kernel's weight ring), kernels/gemv.cu (the
-// single-row GEMV's weight slice and its L2 prefetch of the next projection's weights).
+// single-row GEMV's weight slice).
 #pragma once
 #include <cstdint>
 
@@ -21,15 +21,6 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 #else
 #define MINFER_BULK_DEVICE 0
 #endif
-
-// Asks L2 to fetch [p, p + bytes) from memory (cp.async.bulk.prefetch.L2: no destination, nothing to
-// wait for); p and bytes multiples of 16. One SM's bulk-copy unit serves the request: spread large
-// ranges over many blocks (reports/logs/h100/ab/ab_e2e_prefetch_weights.csv).
-__device__ __forceinline__ void l2_prefetch_bulk(const void* p, uint32_t bytes) {
-#if MINFER_BULK_DEVICE
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-#endif
-}
 
 // A 2-D box of a tensor map (a __grid_constant__ kernel parameter) into shared memory at dst,
 // completing on bar (armed by mbar_expect_tx); c0 the inner (column) coordinate, c1 the row.

@@ -75,39 +75,6 @@ TEST(EnginePlan, FusedSlicesAreContiguousInProjectionOrder) {
   EXPECT_GE(w3.layers[1].q_norm, 0);
 }
 
-// The decode GEMVs' L2 prefetch target: the projection `reach` places later in the step's order
-// (QKV, o, gate/up, down, the next layer's QKV), as place_of puts the slots; nothing past the last down.
-TEST(EnginePlan, ProjectionAheadFollowsTheStepOrder) {
-  const ModelConfig c = preset_config("tiny-qwen3");
-  const WeightLayout w = plan_weights(c, DType::BF16);
-  const int L = c.layers;
-  ASSERT_GE(L, 2);
-  auto slot = [&](int l, const char* name) { return place_of(c, w, "layers." + std::to_string(l) + "." + name); };
-  std::vector<SlotPlace> order;  // the step's projections, each fused slice as one place
-  for (int l = 0; l < L; ++l) {
-    order.push_back({slot(l, "wq").offset, slot(l, "wq").count + slot(l, "wk").count + slot(l, "wv").count});
-    order.push_back(slot(l, "wo"));
-    order.push_back({slot(l, "w_gate").offset, slot(l, "w_gate").count + slot(l, "w_up").count});
-    order.push_back(slot(l, "w_down"));
-  }
-  for (int reach : {0, 1, 2}) {
-    for (int l = 0; l < L; ++l) {
-      for (int k = 0; k < 4; ++k) {
-        const size_t i = static_cast<size_t>(4 * l + k + reach);
-        const SlotPlace got = projection_ahead(c, w, l, k, reach);
-        if (i >= order.size()) {
-          EXPECT_EQ(got.count, 0) << "reach " << reach << " l " << l << " k " << k;
-          continue;
-        }
-        EXPECT_EQ(got.offset, order[i].offset) << "reach " << reach << " l " << l << " k " << k;
-        EXPECT_EQ(got.count, order[i].count) << "reach " << reach << " l " << l << " k " << k;
-      }
-    }
-  }
-  EXPECT_EQ(projection_ahead(c, w, 0, 4, 1).count, 0);  // no fifth projection
-  EXPECT_EQ(projection_ahead(c, w, -1, 0, 1).count, 0);
-}
-
 TEST(EnginePlan, RefusesMixtureOfExperts) {
   for (const char* name : {"tiny-mixtral", "tiny-qwen3-moe", "tiny-olmoe"}) {
     const std::string m = usage_message([&] { plan_weights(preset_config(name), DType::BF16); });

@@ -267,28 +267,6 @@ TEST_F(GemvTest, ArgumentErrorsNameTheField) {
   s = gemv_fused_forward(p, stream_);
   ASSERT_FALSE(s.is_ok());
   EXPECT_NE(s.message().find("out"), std::string::npos) << s.message();
-  p = rn.params(0);
-  p.next_w = static_cast<const char*>(p.w) + 8;  // a prefetch range off the 16-byte grid
-  p.next_w_bytes = 64;
-  s = gemv_fused_forward(p, stream_);
-  ASSERT_FALSE(s.is_ok());
-  EXPECT_NE(s.message().find("next_w"), std::string::npos) << s.message();
-}
-
-// The L2 prefetch of a next projection's weights (GemvParams::next_w) changes no output: every form,
-// with a range larger than the grid's shares and one smaller than a block's.
-TEST_F(GemvTest, PrefetchOfTheNextWeightsLeavesTheOutputs) {
-  uint64_t seed = 40;
-  for (Form f : {Form::Bias, Form::ResidualNorm, Form::Swiglu}) {
-    const Problem pr(DType::BF16, f, 1, 1024, 1152, seed++);
-    const Problem next(DType::BF16, Form::Bias, 1, 1024, 4096, seed++);  // its weights are the range
-    for (int64_t bytes : {int64_t{4096} * 1024 * 2, int64_t{48}}) {
-      SCOPED_TRACE(pr.name(0) + " prefetch " + std::to_string(bytes));
-      GemvParams p = pr.params(0);
-      p.next_w = next.params(0).w, p.next_w_bytes = bytes;
-      run_twice(pr, p);
-    }
-  }
 }
 
 }  // namespace
