@@ -26,9 +26,12 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p);
 // tma (with ws; MINFER_PREFILL=v4t): whole K/V tiles copied by TMA (one producer thread) where the key
 // tensor's extent is known (k_lens, or total_k), a sequence's last partial tile and Q by cp.async;
 // where it is not known, v4's copies, or with v3_otherwise the 128-row v3 (the default's choice).
+// wide (with tma; MINFER_PREFILL=v4tw): key tiles of 128 rows instead of 64 where TMA runs (three
+// stages at head_dim 128, four at 64), so that each tile's waits, barriers and softmax reductions
+// cover twice the keys; the same arithmetic per row in a different summation order.
 Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream,
                                   bool persistent = false, bool small = false, bool ws = false,
-                                  bool tma = false, bool v3_otherwise = false);
+                                  bool tma = false, bool v3_otherwise = false, bool wide = false);
 
 #if defined(__CUDACC__)
 // First key row and key count of sequence b (cu_seqlens_k, or a per-sequence cache with k_lens):
