@@ -850,7 +850,7 @@ Status launch_half(const FlashPrefillParams& p, float scale_log2, cudaStream_t s
       return flash_prefill_sm90_forward(
           p, scale_log2, stream, v == PrefillVersion::kV3P,
           v == PrefillVersion::kV3S ||
-              (v == PrefillVersion::kAuto && !auto_tma && p.max_seqlen_q <= v3_small_max_rows()),
+              (v == PrefillVersion::kAuto && HD == 128 && !auto_tma && p.max_seqlen_q <= v3_small_max_rows()),
           v == PrefillVersion::kV4 || v == PrefillVersion::kV4T || v == PrefillVersion::kV4TW || auto_tma,
           v == PrefillVersion::kV4T || v == PrefillVersion::kV4TW || auto_tma, auto_tma,
           v == PrefillVersion::kV4TW);

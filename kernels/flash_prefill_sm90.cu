@@ -82,8 +82,11 @@ constexpr int kStages = 4;              // K/V tiles in shared memory (see the m
 // The small variant (head_dim 128, MINFER_PREFILL=v3s): one warpgroup of 64 query rows a block and
 // three stages (113 KiB), so that two blocks share an SM and one's fill and drain overlap the other's
 // MMAs (one 128-row block an SM leaves the SM idle while it fills: latency-bound at 512 keys, ncu).
+// At head_dim 64 (opt-in: MINFER_PREFILL=v3s only) four stages (74 KiB), three blocks an SM, at most
+// 168 registers (two P buffers, as at 128).
 constexpr int kSmallGroups = 1;
-constexpr int kSmallStages = 3;
+template <int HD> constexpr int small_stages() { return HD == 64 ? 4 : 3; }
+template <int HD> constexpr int small_blocks_per_sm() { return HD == 64 ? 3 : 2; }
 
 // Keys per tile at head_dim HD.
 template <int HD> constexpr int tile_keys() { return 64; }
@@ -107,8 +110,10 @@ template <int HD, bool kPersist = false, int G = kGroups, int ST = kStages, int 
   static constexpr uint32_t kTable = kPersist ? kMaxItems * sizeof(PrefillItem) : 0;
   static constexpr uint32_t kBytes = kQ * kQBufs + 2 * ST * kTile + kTable + 1024;  // + room to align the base
 };
-static_assert(2 * (Plan<128, false, kSmallGroups, kSmallStages>::kBytes + 1024) <= 233472,
+static_assert(2 * (Plan<128, false, kSmallGroups, small_stages<128>()>::kBytes + 1024) <= 233472,
               "two small blocks (plus the 1 KiB the runtime reserves for each) fit an SM's 228 KiB");
+static_assert(3 * (Plan<64, false, kSmallGroups, small_stages<64>()>::kBytes + 1024) <= 233472,
+              "three small blocks at head_dim 64 fit an SM's 228 KiB");
 static_assert(Plan<128, true>::kBytes <= 232448, "the persistent plan fits the 227 KiB a block may have");
 static_assert(Plan<128>::kBytes + 2 * kStages * 8 <= 232448, "the warp-specialised plan fits the 227 KiB a block may have");
 // The wide-tile TMA variant (MINFER_PREFILL=v4tw): 128-key tiles, 3 stages at head_dim 128, 4 at 64.
@@ -182,7 +187,8 @@ struct PrefillMaps {
 
 template <typename T, int HD, bool kPersist, int G = kGroups, int ST = kStages, bool kWS = false, bool kTma = false,
           int BN = tile_keys<HD>()>
-__global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0), kWS ? 1 : G == kGroups ? blocks_per_sm<HD>() : 2)
+__global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
+                                  kWS ? 1 : G == kGroups ? blocks_per_sm<HD>() : small_blocks_per_sm<HD>())
     flash_prefill_sm90(FlashPrefillParams p, float scale_log2, const __grid_constant__ PrefillMaps maps) {
 #if defined(MINFER_WGMMA)
   static_assert(!kPersist || (G == kGroups && ST == kStages), "the persistent variant has the default shape");
@@ -200,7 +206,7 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0), kWS ? 1 : G == kGro
   // One P buffer (packed after P V of the tile before is done) where two blocks share an SM and
   // registers are short, or where 128-key tiles make S and P twice as large; otherwise two, swapped
   // between iterations (packing overlaps P V).
-  constexpr bool kOneP = (!kWS && blocks_per_sm<HD>() > 1) || kBN == 128;
+  constexpr bool kOneP = (!kWS && G == kGroups && blocks_per_sm<HD>() > 1) || kBN == 128;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw_s = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
   const uint32_t base = (raw_s + 1023u) & ~1023u;
@@ -757,10 +763,14 @@ Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2,
     if (p.dtype == DType::F16) return launch_persistent<__half>(p, scale_log2, stream);
     return launch_persistent<__nv_bfloat16>(p, scale_log2, stream);
   }
-  if (small && p.head_dim == 128) {
+  if (small) {
     MINFER_REQUIRE(kern::blocks_for(p.max_seqlen_q, 64) <= 65535, "max_seqlen_q", "too many 64-row query tiles");
-    if (p.dtype == DType::F16) return launch<__half, 128, kSmallGroups, kSmallStages>(p, scale_log2, stream);
-    return launch<__nv_bfloat16, 128, kSmallGroups, kSmallStages>(p, scale_log2, stream);
+    if (p.head_dim == 64) {
+      if (p.dtype == DType::F16) return launch<__half, 64, kSmallGroups, small_stages<64>()>(p, scale_log2, stream);
+      return launch<__nv_bfloat16, 64, kSmallGroups, small_stages<64>()>(p, scale_log2, stream);
+    }
+    if (p.dtype == DType::F16) return launch<__half, 128, kSmallGroups, small_stages<128>()>(p, scale_log2, stream);
+    return launch<__nv_bfloat16, 128, kSmallGroups, small_stages<128>()>(p, scale_log2, stream);
   }
   if (p.head_dim == 64) {
     if (p.dtype == DType::F16) return launch<__half, 64>(p, scale_log2, stream);

@@ -19,8 +19,9 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p);
 // sqrt(head_dim)). Refuses params flash_prefill_sm90_applies() rejects. persistent (head_dim 128; 64
 // ignores it): the persistent variant (MINFER_PREFILL=v3p), blocks that walk several query tiles with
 // one copy stream, so that the next tile's Q and first keys are copied under this one's last MMAs.
-// small (head_dim 128; 64 ignores it): the small variant (MINFER_PREFILL=v3s), blocks of 64 query
-// rows (one warpgroup) with three K/V stages, two blocks an SM; the same arithmetic per row.
+// small: the small variant (MINFER_PREFILL=v3s), blocks of 64 query rows (one warpgroup) with three
+// K/V stages, two blocks an SM (head_dim 128), or four stages, three blocks an SM (head_dim 64); the
+// same arithmetic per row.
 // ws: the warp-specialised variant (MINFER_PREFILL=v4; head_dim 64 and 128): a producer warpgroup
 // copies, two consumer warpgroups compute and take turns at the MMAs; the same arithmetic per row.
 // tma (with ws; MINFER_PREFILL=v4t): whole K/V tiles copied by TMA (one producer thread) where the key

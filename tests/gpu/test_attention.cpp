@@ -395,7 +395,7 @@ TEST(FlashPrefillVariants, SameBitsAsV3) {
                           {{100, 300}, {612, 300}, 14, 2, true},   // chunked prefill: a prefix of 512 and none
                           {std::vector<int>(11, 1024), {}, 64, 8, false},   // 5632 tiles > 40 x 132
                           {{1, 63, 65, 200}, {}, 16, 16, true}};  // the small variant's 64-row tiles
-  constexpr int kHd = 128;
+  for (int kHd : {128, 64})  // the small variant at 64: four stages, three blocks an SM
   for (DType dt : {DType::F16, DType::BF16})
     for (const Shape& sh : shapes) {
       FlashPrefillParams p;
@@ -458,7 +458,8 @@ TEST(FlashPrefillVariants, SameBitsAsV3) {
       const std::vector<uint16_t> v4 = run(false, false, true), v4t = run(false, false, true, true);
       const bool with_v4tw = std::getenv("MINFER_TEST_PREFILL_V4TW") != nullptr;
       const std::vector<uint16_t> v4tw = with_v4tw ? run(false, false, true, true, true) : v3;
-      const std::string what = std::string(dtype_name(dt)) + " batch " + std::to_string(p.batch) + " heads " +
+      const std::string what = std::string(dtype_name(dt)) + " head_dim " + std::to_string(kHd) + " batch " +
+                               std::to_string(p.batch) + " heads " +
                                std::to_string(sh.heads) + "/" + std::to_string(sh.kv_heads) +
                                (sh.causal ? " causal" : " non-causal") + (klens.empty() ? "" : " prefix");
       for (const auto& [name, other] : {std::pair<const char*, const std::vector<uint16_t>*>{"v3p", &v3p},
