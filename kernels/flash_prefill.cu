@@ -831,9 +831,21 @@ int v3_small_max_rows() { return 1024; }
 // not; at head_dim 64 v4t is slower everywhere (0.80-0.95 at 1024 and more), so 64 keeps v3.
 int v4t_min_rows() { return 512; }
 
+// At head_dim 64, v3 runs as its small variant (64-row blocks, three an SM; the same output bits)
+// where all of its blocks fit on the SMs at once (batch x heads x 64-row tiles of the longest sequence
+// <= 3 x SMs), so that a grid too small to fill the SMs with 128-row blocks is spread over twice the
+// blocks. H100, bf16, 14 cases in one run with the peers (reports/logs/h100/ab/ab_attention_v3s_hd64.csv),
+// default time / small time: 1.15-1.47 where the rule holds (batch 1 at 512 and 1024 rows, 8-16 heads),
+// 0.93-0.98 where the small blocks need a second wave while the 128-row ones fit one (batch 1 x 2048 x
+// 16 heads, batch 4 x 512 x 16), 0.97-1.02 on larger grids.
+bool v3_small64(const FlashPrefillParams& p) {
+  const int64_t blocks = static_cast<int64_t>(p.batch) * p.heads * kern::blocks_for(p.max_seqlen_q, 64);
+  return blocks <= 3 * kern::device_attribute(cudaDevAttrMultiProcessorCount, 132);
+}
+
 // fp16 / bf16 at head_dim 64 and 128: v3 on compute capability 9.0 (past v3_min_rows; its small
-// variant at head_dim 128 up to v3_small_max_rows, its TMA variant at head_dim 128 past v4t_min_rows
-// where the key extent is known), else v2, as
+// variant at head_dim 128 up to v3_small_max_rows and at head_dim 64 where v3_small64 says, its TMA
+// variant at head_dim 128 past v4t_min_rows where the key extent is known), else v2, as
 // prefill_version_selected() says (v1.1 where a sequence has more query tiles than v2's grid holds);
 // v1.1 at the other head dims.
 template <typename T, int HD>
@@ -850,7 +862,8 @@ Status launch_half(const FlashPrefillParams& p, float scale_log2, cudaStream_t s
       return flash_prefill_sm90_forward(
           p, scale_log2, stream, v == PrefillVersion::kV3P,
           v == PrefillVersion::kV3S ||
-              (v == PrefillVersion::kAuto && HD == 128 && !auto_tma && p.max_seqlen_q <= v3_small_max_rows()),
+              (v == PrefillVersion::kAuto && HD == 128 && !auto_tma && p.max_seqlen_q <= v3_small_max_rows()) ||
+              (v == PrefillVersion::kAuto && HD == 64 && v3_small64(p)),
           v == PrefillVersion::kV4 || v == PrefillVersion::kV4T || v == PrefillVersion::kV4TW || auto_tma,
           v == PrefillVersion::kV4T || v == PrefillVersion::kV4TW || auto_tma, auto_tma,
           v == PrefillVersion::kV4TW);
