@@ -29,7 +29,8 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p);
 // where it is not known, v4's copies, or with v3_otherwise the 128-row v3 (the default's choice).
 // wide (with tma; MINFER_PREFILL=v4tw): key tiles of 128 rows instead of 64 where TMA runs (three
 // stages at head_dim 128, four at 64), so that each tile's waits, barriers and softmax reductions
-// cover twice the keys; the same arithmetic per row in a different summation order.
+// cover twice the keys; the same arithmetic per row in a different summation order. Measured slower
+// on an H100 (0.768x the default over 26 bf16 cases: reports/logs/h100/ab/ab_attention_v4tw.csv).
 Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream,
                                   bool persistent = false, bool small = false, bool ws = false,
                                   bool tma = false, bool v3_otherwise = false, bool wide = false);
