@@ -3,7 +3,8 @@
 # Stages, in order: build (release preset, sm_90a only, build dir build/gpu), test (ctest, all
 # labels incl. gpu), validate (validate_all per sweep -> OUTDIR/validate_<sweep>.csv), bench
 # (bench_all per sweep with peers -> OUTDIR/<sweep>.csv), profile (one decode step per kernel:
-# minfer generate --profile-csv -> OUTDIR/profile_<model>.csv, and where ncu exists the last CUDA-graph
+# minfer generate --profile-csv -> OUTDIR/profile_<model>.csv; the CUDA-graph steps traced with CUPTI:
+# minfer generate --timeline-csv -> OUTDIR/timeline_<model>.csv and .groups.csv; and where ncu exists the last CUDA-graph
 # step under ncu -> OUTDIR/ncu_<model>.csv, summarised by tools/ncu_step.py -> OUTDIR/ncu_step_<model>.csv),
 # fixtures (tools/make_hf_fixtures.py), smollm2
 # (the real model: parity tests, chat, perplexity -> OUTDIR/smollm2/); and,
@@ -192,6 +193,9 @@ stage_profile() {
   for m in $PROFILE_MODELS; do
     "$BUILD/engine/minfer" generate --model "preset:$m" --backend cuda --dtype bf16 --batch "$PROFILE_BATCH" \
       --prompt-tokens "$prompt" --max-new-tokens 16 --profile-csv "$OUTDIR/profile_$m.csv" || rc=1
+    # The CUDA-graph steps' kernels on the GPU's clock (CUPTI): the median of 30 steps.
+    "$BUILD/engine/minfer" generate --model "preset:$m" --backend cuda --dtype bf16 --batch "$PROFILE_BATCH" \
+      --prompt-tokens "$prompt" --max-new-tokens 32 --timeline-csv "$OUTDIR/timeline_$m.csv" || rc=1
     command -v ncu > /dev/null || { echo "ncu not found: no per-kernel ncu breakdown"; continue; }
     ncu --clock-control none --graph-profiling node --metrics gpu__time_duration.sum --csv \
       "$BUILD/engine/minfer" generate --model "preset:$m" --backend cuda --dtype bf16 --batch "$PROFILE_BATCH" \

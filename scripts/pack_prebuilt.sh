@@ -5,7 +5,8 @@
 # into its build folder's layout and runs the test binaries directly.
 # Holds: engine/minfer, validate/validate_all, bench/bench_all, bench/bench_decode_splits, every GPU test binary (tests/test_*
 # built from tests/gpu), stripped, and the Google Benchmark shared library they link (Debian's
-# soname, which the GPU machine's own build does not provide), under lib/.
+# soname, which the GPU machine's own build does not provide) and libcupti (for minfer generate
+# --timeline), under lib/.
 # Usage: scripts/pack_prebuilt.sh OUT.tar.xz [--build DIR]   (DIR default build/ci)
 set -euo pipefail
 
@@ -32,6 +33,10 @@ for b in "${bins[@]}"; do
 done
 mkdir -p "$STAGE/lib"
 for lib in $(ldd "$BUILD/bench/bench_all" | awk '/libbenchmark/ {print $3}'); do cp -L "$lib" "$STAGE/lib/"; done
+# libcupti, which minfer generate --timeline loads at run time (wherever the GPU machine keeps its own).
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/extras/CUPTI/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  if [ -e "$d/libcupti.so.13" ]; then cp -L "$d/libcupti.so.13" "$STAGE/lib/"; break; fi
+done
 git -C "$ROOT" rev-parse --short HEAD > "$STAGE/COMMIT" 2>/dev/null || echo unknown > "$STAGE/COMMIT"
 if ! git -C "$ROOT" diff --quiet HEAD 2>/dev/null; then sed -i 's/$/+dirty/' "$STAGE/COMMIT"; fi
 tar -C "$STAGE" -cJf "$OUT.tmp" .

@@ -5,6 +5,10 @@
 // top-k, top-p, --seed), decode steps as CUDA graphs; prints a timing and memory summary.
 // --profile (cuda): then one more decode step, eager, with CUDA events around each kernel launch,
 // printed as a table (kernel, calls, us, % of step, bytes, GB/s); --profile-csv PATH writes it too.
+// --timeline (cuda): the CUDA-graph decode steps traced with CUPTI (engine/runtime/kernel_tracer.h),
+// the median step's kernels on the GPU's clock, overlaps under programmatic dependent launch included,
+// printed by kernel and grid (engine/core/timeline.h); --timeline-csv PATH writes each kernel to PATH
+// and the table to PATH.groups.csv.
 // --attention auto|simple|flash (cuda): the engine's attention kernels (engine/core/plan.h AttentionBackend).
 #include <algorithm>
 #include <chrono>
@@ -12,6 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <vector>
 
 #include <cuda_runtime.h>
 
@@ -26,6 +32,7 @@
 #include "engine/core/tokenizer.h"
 #include "engine/model/model.h"
 #include "engine/runtime/generator.h"
+#include "engine/runtime/kernel_tracer.h"
 #include "engine/runtime/profile.h"
 #include "reference/model.h"
 
@@ -65,6 +72,13 @@ CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
   c->add_option("--profile-csv", o.profile_csv, "cuda backend: write the --profile breakdown to this CSV (implies "
                                                 "--profile); a step run as the whole-step kernel also writes its "
                                                 "traced stages to PATH.stages.csv");
+  c->add_flag("--timeline", o.timeline,
+              "cuda backend: trace the CUDA-graph decode steps with CUPTI (libcupti, loaded at run time) and print how "
+              "the median step's time splits among its kernels on the GPU's clock (share: how far each kernel moved "
+              "the step's end; overlaps under programmatic dependent launch included). Tracing adds a little time "
+              "per kernel; needs --max-new-tokens 3 or more");
+  c->add_option("--timeline-csv", o.timeline_csv, "cuda backend: write the --timeline step's kernels to this CSV "
+                                                  "(implies --timeline) and its table to PATH.groups.csv");
   return c;
 }
 
@@ -180,6 +194,16 @@ void report_profile(const GenerateOptions& o, const StepProfile& p) {
   std::printf("profile: whole-step kernel stages written to %s\n", stages.c_str());
 }
 
+// Prints the traced step's table; writes its CSVs when asked.
+void report_timeline(const GenerateOptions& o, const StepTimeline& t, const GenerateResult& r) {
+  std::printf("timeline: CUDA-graph decode steps traced with CUPTI (untraced steady step: %.3f ms)\n%s", r.ms_per_step,
+              format_timeline(t).c_str());
+  if (o.timeline_csv.empty()) return;
+  write_file_atomic(o.timeline_csv, timeline_csv(t));
+  write_file_atomic(o.timeline_csv + ".groups.csv", timeline_groups_csv(t));
+  std::printf("timeline: written to %s and %s.groups.csv\n", o.timeline_csv.c_str(), o.timeline_csv.c_str());
+}
+
 // --prompt TEXT: the prompt's ids (through the chat template with --chat) and the stop ids.
 struct TextPrompt {
   std::unique_ptr<Tokenizer> tok;
@@ -219,6 +243,10 @@ int run_cuda(const GenerateOptions& o, const TextPrompt* text) {
   const SamplerConfig sampler = sampler_of(o);
   validate_sampler(sampler, m.config.vocab);
   const bool profile = o.profile || !o.profile_csv.empty();
+  const bool timeline = o.timeline || !o.timeline_csv.empty();
+  if (timeline && o.max_new_tokens < 3)
+    throw UsageError("--timeline: traces the CUDA-graph decode steps (from the second new token on): give "
+                     "--max-new-tokens 3 or more, got " + std::to_string(o.max_new_tokens));
   RunShape shape;
   shape.attention = choose_attention_backend("--attention", o.attention, m.config.head_dim);
   shape.batch = static_cast<int>(batch.size());
@@ -238,7 +266,11 @@ int run_cuda(const GenerateOptions& o, const TextPrompt* text) {
   req.sampler = sampler;
   req.eos_token_id = m.config.eos_token_id;
   if (text) req.stop_token_ids = text->stop_ids;
+  std::unique_ptr<KernelTracer> tracer;
+  if (timeline) tracer = std::make_unique<KernelTracer>();
   const GenerateResult r = gen.generate(req);
+  const std::vector<KernelSpan> spans = tracer ? tracer->finish() : std::vector<KernelSpan>{};
+  tracer.reset();
   if (text) {
     print_texts(*text, r.tokens);
   } else {
@@ -249,6 +281,7 @@ int run_cuda(const GenerateOptions& o, const TextPrompt* text) {
     }
   }
   print_cuda_summary(o, dt, shape.attention, batch, r);
+  if (timeline) report_timeline(o, median_graph_step(spans), r);
   if (profile) report_profile(o, profile_decode_step(model, static_cast<int>(batch.size())));
   return 0;
 }
@@ -290,6 +323,7 @@ int run_generate(const GenerateOptions& o) {
   if (!o.system.empty() && !o.chat) throw UsageError("--system: needs --chat");
   if (!o.prompt.empty()) {
     if (o.profile || !o.profile_csv.empty()) throw UsageError("--profile: use --prompt-tokens");
+    if (o.timeline || !o.timeline_csv.empty()) throw UsageError("--timeline: use --prompt-tokens");
     const TextPrompt t = text_prompt(o);
     if (o.batch <= 1) return run_text_one(o, t);
     if (o.backend != "cuda") throw UsageError("--batch: a text prompt on the reference backend runs one sequence");
@@ -298,6 +332,8 @@ int run_generate(const GenerateOptions& o) {
   if (o.backend == "cuda") return run_cuda(o, nullptr);
   if (o.backend != "cuda" && (o.profile || !o.profile_csv.empty()))
     throw UsageError("--profile: times GPU kernels; use --backend cuda");
+  if (o.backend != "cuda" && (o.timeline || !o.timeline_csv.empty()))
+    throw UsageError("--timeline: traces GPU kernels; use --backend cuda");
   if (o.backend == "reference" && o.attention != "auto")
     throw UsageError("--attention: picks the GPU engine's kernels; use --backend cuda");
   if (o.backend == "reference" && (o.temperature != 0.0f || o.top_k != 0 || o.top_p != 1.0f))

@@ -44,6 +44,9 @@ struct GenerateOptions {
   // Backend cuda: after generating, one eager decode step with events around each launch.
   bool profile = false;
   std::string profile_csv;  // also write the breakdown as CSV here ("" = no file)
+  // Backend cuda: trace the CUDA-graph decode steps (CUPTI) and lay out the median step's kernels.
+  bool timeline = false;
+  std::string timeline_csv;  // also write its kernels as CSV here (and PATH.groups.csv) ("" = no file)
   std::string attention = "auto";  // backend cuda: attention kernels, auto, simple or flash (engine/core/plan.h)
 };
 

@@ -88,7 +88,7 @@ TEST_F(CliTest, HelpExitsZeroAndIsComplete) {
   EXPECT_EQ(g.rc, 0);
   for (const char* flag : {"--model", "--prompt-tokens", "--batch", "--max-new-tokens", "--backend", "--dtype", "--seed",
                            "--weight-seed", "--temperature", "--top-k", "--top-p", "--attention", "--prompt", "--chat",
-                           "--system", "--no-think"}) {
+                           "--system", "--no-think", "--profile", "--profile-csv", "--timeline", "--timeline-csv"}) {
     EXPECT_NE(g.out.find(flag), std::string::npos) << flag;
   }
   const std::vector<std::pair<std::string, std::vector<std::string>>> text_cmds = {
@@ -134,6 +134,11 @@ TEST_F(CliTest, CudaBackendNeedsADeviceAndUnknownBackendsAreRefused) {
     expect_error(r, 2, {"no CUDA device"});
   }
   expect_error(run("generate --model preset:tiny --prompt-tokens 1,2 --backend tpu"), 2, {"tpu"});
+  // The kernel timeline traces GPU graph steps: refused on the reference backend and with too few steps
+  // (before any model is loaded or device is looked for).
+  expect_error(run("generate --model preset:tiny --prompt-tokens 1,2 --timeline"), 2, {"--timeline", "--backend cuda"});
+  expect_error(run("generate --model preset:tiny --prompt-tokens 1,2 --backend cuda --max-new-tokens 2 --timeline-csv x.csv"),
+               2, {"--timeline", "--max-new-tokens 3"});
 }
 
 TEST_F(CliTest, PresetsListsEveryPreset) {
