@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@
 #include "engine/core/weights.h"
 #include "engine/model/model.h"
 #include "engine/runtime/generator.h"
+#include "engine/runtime/kernel_tracer.h"
 #include "engine/runtime/profile.h"
 #include "kernels/attention.h"
 #include "kernels/decode_attention.h"
@@ -576,6 +578,52 @@ TEST_F(Engine, SequencesFinishAtDifferentSteps) {
   const GenerateResult r = run_generate(eng, prompts, 8, SamplerConfig{}, true, eos);
   ASSERT_EQ(r.tokens[1], std::vector<int32_t>({eos}));
   for (size_t b = 0; b < prompts.size(); ++b) EXPECT_EQ(r.tokens[b], ref.generate_greedy(prompts[b], 8)) << b;
+}
+
+// The kernel tracer (CUPTI) around a graph-decoding generate: every graph launch is one decode step of
+// the same kernels (one record per graph node), spans are ordered in time, and the median step's shares
+// add up to its span. Skipped where libcupti cannot be loaded (the tracer's error names it).
+TEST_F(Engine, KernelTracerSeesEveryGraphStep) {
+  const char* preset = "tiny-qwen3";
+  const ModelConfig cfg = preset_config(preset);
+  auto src = preset_source(preset, DType::BF16);
+  const Seqs prompts = ragged_prompts(cfg.vocab);
+  Model eng(cfg, *src, DType::BF16, generate_shape(3, 17 + 8, 23));
+  run_generate(eng, prompts, 8, SamplerConfig{}, true, -1);  // warm: plans, tuner, graph capture
+  std::unique_ptr<KernelTracer> tracer;
+  try {
+    tracer = std::make_unique<KernelTracer>();
+  } catch (const UsageError& e) {
+    GTEST_SKIP() << e.what();
+  }
+  const GenerateResult r = run_generate(eng, prompts, 8, SamplerConfig{}, true, -1);
+  const std::vector<KernelSpan> spans = tracer->finish();
+  ASSERT_TRUE(r.graph);
+  std::map<uint32_t, std::vector<std::string>> steps;
+  size_t eager = 0;
+  for (const KernelSpan& k : spans) {
+    EXPECT_FALSE(k.name.empty());
+    EXPECT_GE(k.end_ns, k.start_ns) << k.name;
+    if (k.graph != 0) steps[k.launch].push_back(k.name);
+    else ++eager;
+  }
+  EXPECT_GT(eager, 0u);  // the prefill and the first (eager) decode step
+  ASSERT_EQ(steps.size(), static_cast<size_t>(r.decode_steps - 1)) << "graph launches traced";
+  const std::vector<std::string>& first = steps.begin()->second;
+  EXPECT_GT(first.size(), static_cast<size_t>(cfg.layers));
+  for (const auto& [launch, names] : steps) {
+    std::vector<std::string> a = names, b = first;
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    EXPECT_EQ(a, b) << "launch " << launch;
+  }
+  const StepTimeline t = median_graph_step(spans);
+  EXPECT_EQ(t.kernels.size(), first.size());
+  double sum = 0;
+  for (const TimelineKernel& k : t.kernels) sum += k.share_us;
+  EXPECT_NEAR(sum, t.step_us, 1e-3 * t.step_us + 1e-3);
+  EXPECT_LE(t.min_step_us, t.median_step_us);
+  EXPECT_LE(t.median_step_us, t.max_step_us);
 }
 
 TEST_F(Engine, SamplingIsReproducibleForASeed) {
