@@ -5,10 +5,14 @@
 # tools/ab_merge.py into one CSV with the variant of ours renamed minfer[SETTING], and a summary of
 # the speed of each setting against the baseline (baseline time / setting time).
 # Usage: scripts/ab.sh OUTDIR --sweep S [--dtype D] [--case ID]... [--cases FILE] [--quick]
-#        [--peers on|off|auto] [--build DIR] SETTING [SETTING ...]
+#        [--peers on|off|auto] [--build DIR] [--rounds N] SETTING [SETTING ...]
 #   SETTING: VAR=VAL, or several joined by commas (VAR=VAL,VAR2=VAL2: applied together)
-# Writes OUTDIR/ab_<sweep>.csv (merged), OUTDIR/ab_<sweep>.<n>.csv (run n; 0 the baseline), and
-# OUTDIR/ab_<sweep>.<n>.log; exits non-zero if a run failed (the others still run).
+#   --rounds N: the baseline and the settings N times, interleaved (peers in the first round only);
+#   each row of ours then carries the median over the rounds, and the summary states the baseline's
+#   run-to-run spread (tools/ab_merge.py). Default 1.
+# Writes OUTDIR/ab_<sweep>.csv (merged), OUTDIR/ab_<sweep>.<n>.csv (run n; 0 the baseline; round r > 1:
+# ab_<sweep>.<n>.r<r>.csv), and the matching .log files; exits non-zero if a run failed (the others
+# still run).
 # Example: scripts/ab.sh out/ab --sweep attention --dtype bf16 --cases cases.txt MINFER_PREFILL=v1 MINFER_PREFILL_PV=f16
 set -u -o pipefail
 
@@ -19,6 +23,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/build/gpu
 SWEEP=""
 PEERS=auto
+ROUNDS=1
 ARGS=()
 SETTINGS=()
 while [ $# -gt 0 ]; do
@@ -33,6 +38,10 @@ while [ $# -gt 0 ]; do
     --quick) ARGS+=(--quick); shift ;;
     --peers) PEERS=${2:?--peers needs on, off or auto}; shift 2 ;;
     --build) BUILD=${2:?--build needs a folder}; shift 2 ;;
+    --rounds)
+      ROUNDS=${2:-}
+      [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ab.sh: --rounds: a positive count, got '$ROUNDS'" >&2; exit 2; }
+      shift 2 ;;
     -h|--help) usage ;;
     -*) echo "ab.sh: unknown option '$1'" >&2; usage ;;
     *=*) SETTINGS+=("$1"); shift ;;
@@ -46,26 +55,48 @@ mkdir -p "$OUTDIR"
 OUTDIR=$(cd "$OUTDIR" && pwd)
 RC=0
 
-# run N PEERS [VAR=VAL ...]: bench_all under those variables -> ab_<sweep>.N.csv
+# The file stem of run N in round R: ab_<sweep>.N, with .rR past the first round.
+stem() { if [ "$2" -eq 1 ]; then echo "$OUTDIR/ab_$SWEEP.$1"; else echo "$OUTDIR/ab_$SWEEP.$1.r$2"; fi; }
+
+# run N R PEERS [VAR=VAL ...]: bench_all under those variables -> stem.csv
 run() {
-  local n=$1 peers=$2; shift 2
-  echo "== ab.sh: run $n ${*:-(baseline)}" >&2
+  local n=$1 round=$2 peers=$3 f
+  shift 3
+  f=$(stem "$n" "$round")
+  echo "== ab.sh: round $round/$ROUNDS, run $n ${*:-(baseline)}" >&2
   if ! env "$@" "$BUILD/bench/bench_all" --sweep "$SWEEP" --peers "$peers" "${ARGS[@]}" \
-      --csv "$OUTDIR/ab_$SWEEP.$n.csv" > "$OUTDIR/ab_$SWEEP.$n.log" 2>&1; then
-    echo "ab.sh: run $n failed (see $OUTDIR/ab_$SWEEP.$n.log)" >&2
+      --csv "$f.csv" > "$f.log" 2>&1; then
+    echo "ab.sh: run $n of round $round failed (see $f.log)" >&2
     RC=1
   fi
 }
 
-run 0 "$PEERS"
+for ((r = 1; r <= ROUNDS; r++)); do
+  if [ "$r" -eq 1 ]; then run 0 1 "$PEERS"; else run 0 "$r" off; fi
+  i=1
+  for s in "${SETTINGS[@]}"; do
+    IFS=, read -r -a vars <<< "$s"
+    run "$i" "$r" off "${vars[@]}"
+    i=$((i + 1))
+  done
+done
+# files N: the CSVs run N wrote, one per round, joined by commas (rounds without a CSV left out)
+files() {
+  local r f out=""
+  for ((r = 1; r <= ROUNDS; r++)); do
+    f="$(stem "$1" "$r").csv"
+    [ -f "$f" ] && out="${out:+$out,}$f"
+  done
+  echo "$out"
+}
+BASE=$(files 0)
+[ -f "$OUTDIR/ab_$SWEEP.0.csv" ] || { echo "ab.sh: the baseline run wrote no CSV" >&2; exit 1; }
 MERGE=()
 i=1
 for s in "${SETTINGS[@]}"; do
-  IFS=, read -r -a vars <<< "$s"
-  run "$i" off "${vars[@]}"
-  [ -f "$OUTDIR/ab_$SWEEP.$i.csv" ] && MERGE+=("$s=$OUTDIR/ab_$SWEEP.$i.csv")
+  f=$(files "$i")
+  [ -n "$f" ] && MERGE+=("$s=$f")
   i=$((i + 1))
 done
-[ -f "$OUTDIR/ab_$SWEEP.0.csv" ] || { echo "ab.sh: the baseline run wrote no CSV" >&2; exit 1; }
-python3 "$ROOT/tools/ab_merge.py" --out "$OUTDIR/ab_$SWEEP.csv" "$OUTDIR/ab_$SWEEP.0.csv" "${MERGE[@]}" || RC=1
+python3 "$ROOT/tools/ab_merge.py" --out "$OUTDIR/ab_$SWEEP.csv" "$BASE" "${MERGE[@]}" || RC=1
 exit $RC

@@ -5,11 +5,17 @@ README.md). The first input is the baseline: all of its rows are kept (ours and 
 later input is labelled by its switch: its rows of ours (variant minfer, minfer-simple, ...) are kept
 with the variant renamed VARIANT[LABEL]; its peer rows are dropped (the baseline has them).
 
+Rounds (scripts/ab.sh --rounds N): the baseline and each label may name several CSVs joined by commas,
+one per round (the first with the peers); a row of ours then carries the median over the rounds of
+its median_us (the lower median for an even count; its other columns are the first round's), so that
+a switch is judged against the run-to-run spread, which the summary states for the baseline: the
+largest (max - min) / median over its cases, in percent.
+
 Summary, one line per label and variant of ours: cases matched with the baseline, and the ratio
 baseline median_us / labelled median_us (> 1: the switch is faster) as geomean, min and max; a
-labelled row whose status is not ok counts as failed and is not in the ratios.
+labelled row whose status is not ok (in any round) counts as failed and is not in the ratios.
 
-Usage: tools/ab_merge.py --out AB.csv BASE.csv [LABEL=RUN.csv ...]
+Usage: tools/ab_merge.py --out AB.csv BASE.csv[,BASE2.csv ...] [LABEL=RUN.csv[,RUN2.csv ...] ...]
 Exit 0, or 2 on bad input (unreadable file, missing column, differing headers).
 Standard library only.
 """
@@ -62,18 +68,59 @@ def median_us(row, path):
     return v
 
 
-def merge(base_path, labelled, out_path):
-    cols, base = read(base_path)
+def lower_median(xs):
+    xs = sorted(xs)
+    return xs[(len(xs) - 1) // 2]
+
+
+def read_rounds(paths, cols=None, base_path=None):
+    """The rows of the first round, with each ok row of ours carrying the median of its median_us over
+    the rounds (rows of ours that failed in a later round are marked failed there). Returns (cols,
+    rows, spread): spread the largest (max - min) / median of ours over cases, 0 with one round."""
+    c0, first = read(paths[0])
+    if cols is not None and c0 != cols:
+        raise BadInput(f"{paths[0]}: columns differ from the baseline's ({base_path})")
+    later = []
+    for p in paths[1:]:
+        c, rows = read(p)
+        if c != c0:
+            raise BadInput(f"{p}: columns differ from {paths[0]}'s")
+        later.append((p, {(r["variant"], key(r, c0)): r for r in rows if ours(r["variant"])}))
+    spread = 0.0
+    out = []
+    for r in first:
+        r = dict(r)
+        if ours(r["variant"]) and later and r["status"] == "ok" and r["median_us"]:
+            k = (r["variant"], key(r, c0))
+            us = [median_us(r, paths[0])]
+            for p, by_key in later:
+                o = by_key.get(k)
+                if o is None or o["status"] != "ok" or not o["median_us"]:
+                    r["status"] = f"failed: round {p}: " + ("missing" if o is None else o["status"])
+                    break
+                us.append(median_us(o, p))
+            else:
+                m = lower_median(us)
+                r["median_us"] = repr(m)
+                spread = max(spread, (max(us) - min(us)) / m if m > 0 else 0.0)
+        out.append(r)
+    return c0, out, spread
+
+
+def merge(base_paths, labelled, out_path):
+    base_path = base_paths[0]
+    cols, base, spread = read_rounds(base_paths)
     merged = list(base)
     base_us = {}
     for r in base:
         if ours(r["variant"]) and r["status"] == "ok" and r["median_us"]:
             base_us[(r["variant"], key(r, cols))] = median_us(r, base_path)
     lines = []
-    for label, path in labelled:
-        c2, rows = read(path)
-        if c2 != cols:
-            raise BadInput(f"{path}: columns differ from the baseline's ({base_path})")
+    if len(base_paths) > 1:
+        lines.append(f"baseline: {len(base_paths)} rounds, run-to-run spread up to {100 * spread:.1f}% of a case's median")
+    for label, paths in labelled:
+        path = paths[0]
+        _, rows, _ = read_rounds(paths, cols, base_path)
         stats = {}
         for r in rows:
             if not ours(r["variant"]):
@@ -115,8 +162,9 @@ def merge(base_path, labelled, out_path):
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="merged CSV to write")
-    ap.add_argument("base", help="the baseline run's CSV (no switch)")
-    ap.add_argument("runs", nargs="*", help="LABEL=CSV of a run under a switch (LABEL: e.g. MINFER_PDL=0)")
+    ap.add_argument("base", help="the baseline run's CSV (no switch); rounds joined by commas")
+    ap.add_argument("runs", nargs="*", help="LABEL=CSV of a run under a switch (LABEL: e.g. MINFER_PDL=0); rounds "
+                                            "joined by commas")
     a = ap.parse_args(argv)
     labelled = []
     for spec in a.runs:
@@ -124,9 +172,9 @@ def main(argv):
         if not sep or not label or not path:
             print(f"ab_merge: '{spec}' is not LABEL=CSV", file=sys.stderr)
             return 2
-        labelled.append((label, path))
+        labelled.append((label, path.split(",")))
     try:
-        lines = merge(a.base, labelled, a.out)
+        lines = merge(a.base.split(","), labelled, a.out)
     except BadInput as e:
         print(f"ab_merge: {e}", file=sys.stderr)
         return 2

@@ -68,6 +68,42 @@ class AbMerge(unittest.TestCase):
         self.assertIn("geomean 0.500", y)
         self.assertIn("1 failed", y)
 
+    def test_rounds_take_the_median_and_state_the_spread(self):
+        paths = {}
+        for name, rows in {
+                "b1": [row("minfer", 512, 100.0), row("minfer", 1024, 400.0), row("torch-flash", 512, 80.0)],
+                "b2": [row("minfer", 512, 110.0), row("minfer", 1024, 380.0)],
+                "b3": [row("minfer", 512, 90.0), row("minfer", 1024, 420.0)],
+                "s1": [row("minfer", 512, 50.0), row("minfer", 1024, 200.0)],
+                "s2": [row("minfer", 512, 60.0), row("minfer", 1024, 0, status="failed: check")],
+                "s3": [row("minfer", 512, 40.0), row("minfer", 1024, 190.0)]}.items():
+            paths[name] = os.path.join(self.d, name + ".csv")
+            write_csv(paths[name], COLS, rows)
+        out = os.path.join(self.d, "ab.csv")
+        base = ",".join(paths[n] for n in ("b1", "b2", "b3"))
+        runs = ",".join(paths[n] for n in ("s1", "s2", "s3"))
+        r = self.run_merge("--out", out, base, f"MINFER_X=1={runs}")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = read(out)
+        got = {(x["variant"], x["seqlen"]): x for x in rows}
+        self.assertEqual(float(got[("minfer", "512")]["median_us"]), 100.0)  # median of 100, 110, 90
+        self.assertEqual(float(got[("minfer", "1024")]["median_us"]), 400.0)
+        self.assertEqual(float(got[("minfer[MINFER_X=1]", "512")]["median_us"]), 50.0)
+        self.assertTrue(got[("minfer[MINFER_X=1]", "1024")]["status"].startswith("failed: round"))
+        self.assertEqual(float(got[("torch-flash", "512")]["median_us"]), 80.0)  # peers: the first round's
+        lines = r.stdout.splitlines()
+        self.assertIn("baseline: 3 rounds, run-to-run spread up to 20.0% of a case's median", lines)
+        x = next(line for line in lines if line.startswith("minfer[MINFER_X=1]"))
+        self.assertIn("1 cases vs baseline", x)
+        self.assertIn("geomean 2.000", x)
+        self.assertIn("1 failed", x)
+        # A later round with other columns is refused.
+        odd = os.path.join(self.d, "odd.csv")
+        write_csv(odd, COLS[:-1] + ["extra", "status"], [row("minfer", 512, 1.0)])
+        r = self.run_merge("--out", out, paths["b1"] + "," + odd)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("columns differ", r.stderr)
+
     def test_bad_input_exits_2(self):
         base = os.path.join(self.d, "base.csv")
         write_csv(base, COLS, [row("minfer", 512, 100.0)])
@@ -113,6 +149,41 @@ class AbScript(unittest.TestCase):
             self.assertEqual(r.returncode, 2)
             self.assertIn("no ", r.stderr)
             self.assertIn("bench_all", r.stderr)
+            r = self.run_ab(d, "--sweep", "attention", "--rounds", "0", "MINFER_PDL=0")
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("--rounds", r.stderr)
+
+    def test_rounds_run_interleaved_with_peers_once(self):
+        # A stand-in bench_all: logs its call (the switch and --peers), writes one row of ours whose time
+        # is FAKE_US (the switch's) or 100, and a peer row unless --peers off.
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "build", "bench"))
+            fake = os.path.join(d, "build", "bench", "bench_all")
+            log = os.path.join(d, "calls.txt")
+            with open(fake, "w") as f:
+                f.write("#!/usr/bin/env bash\n"
+                        "csv=; peers=\n"
+                        "while [ $# -gt 0 ]; do case $1 in --csv) csv=$2; shift 2;; --peers) peers=$2; shift 2;; "
+                        "*) shift;; esac; done\n"
+                        f"echo \"${{FAKE_US:-base}} $peers\" >> {log}\n"
+                        "{ echo 'sweep,variant,dtype,seqlen,causal,label,median_us,tflops,rel_err,gpu,commit,repro,status'\n"
+                        "  echo \"attention,minfer,bf16,512,0,,${FAKE_US:-100},1,0,h100,abc,,ok\"\n"
+                        "  [ \"$peers\" = off ] || echo 'attention,torch-flash,bf16,512,0,,80,1,0,h100,abc,,ok'\n"
+                        "} > \"$csv\"\n")
+            os.chmod(fake, 0o755)
+            out = os.path.join(d, "out")
+            r = self.run_ab(out, "--sweep", "attention", "--build", os.path.join(d, "build"), "--rounds", "2",
+                            "FAKE_US=50")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(log) as f:
+                calls = f.read().split("\n")[:-1]
+            self.assertEqual(calls, ["base auto", "50 off", "base off", "50 off"])  # interleaved, peers once
+            for n in ("ab_attention.0.csv", "ab_attention.1.csv", "ab_attention.0.r2.csv", "ab_attention.1.r2.csv"):
+                self.assertTrue(os.path.exists(os.path.join(out, n)), n)
+            self.assertIn("baseline: 2 rounds", r.stdout)
+            self.assertIn("minfer[FAKE_US=50]: 1 cases vs baseline, speed geomean 2.000", r.stdout)
+            variants = [x["variant"] for x in read(os.path.join(out, "ab_attention.csv"))]
+            self.assertEqual(sorted(variants), ["minfer", "minfer[FAKE_US=50]", "torch-flash"])
 
 
 if __name__ == "__main__":
