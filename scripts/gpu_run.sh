@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,wide,small64]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,wide,small64,minkeys,timeline]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -62,7 +62,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|wide|small64) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|wide|small64|minkeys|timeline) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -231,7 +231,10 @@ stage_profile() {
 # closeness test against v3, validation (the quick attention sweep and bench/cases/validate_prefill_tma.txt),
 # timing against v4t and the default on bench/cases/prefill_ws_ab.txt with the peers), small64 (the small
 # prefill variant at head_dim 64, MINFER_PREFILL=v3s: the bit test, validation, timing on
-# bench/cases/prefill_hd64_ab.txt with the peers).
+# bench/cases/prefill_hd64_ab.txt with the peers), minkeys (decode attention's fewest keys per split at 32
+# instead of 128, e2e on bench/cases/e2e_small_decode_ab.txt, two interleaved rounds, ours only), timeline
+# (the CUDA-graph decode step's kernels on the GPU clock, minfer generate --timeline-csv, for qwen3-0.6b at
+# prompts 128 and 2048, qwen2.5-0.5b and llama-3.1-8b at 128, batch 1 -> OUTDIR/timeline/).
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
   local rc=0
@@ -313,6 +316,20 @@ stage_ab() {
       --csv "$OUTDIR/validate_attention_v3s.csv" || rc=1
     timeout 300 bash scripts/ab.sh "$OUTDIR/ab_small64" --build "$BUILD" --sweep attention \
       --cases bench/cases/prefill_hd64_ab.txt MINFER_PREFILL=v3s || rc=1
+  fi
+  if ab_group minkeys; then  # MINFER_DECODE_MIN_KEYS=32: short caches in more decode-attention splits
+    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_minkeys" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
+      --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_MIN_KEYS=32 || rc=1
+  fi
+  if ab_group timeline; then  # the graph decode step's kernels on the GPU clock (CUPTI)
+    mkdir -p "$OUTDIR/timeline"
+    local spec m plen
+    for spec in qwen3-0.6b:128 qwen3-0.6b:2048 qwen2.5-0.5b:128 llama-3.1-8b:128; do
+      m=${spec%%:*} plen=${spec##*:}
+      timeout 300 "$BUILD/engine/minfer" generate --model "preset:$m" --backend cuda --dtype bf16 \
+        --prompt-tokens "$(seq -s, 11 $((10 + plen)))" --max-new-tokens 32 \
+        --timeline-csv "$OUTDIR/timeline/timeline_${m}_p$plen.csv" > "$OUTDIR/timeline/timeline_${m}_p$plen.log" 2>&1 || rc=1
+    done
   fi
   if ab_group small; then  # the small prefill variant (MINFER_PREFILL=v3s: 64-row blocks, two an SM)
     "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1
