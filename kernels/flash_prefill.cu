@@ -682,10 +682,10 @@ __global__ void __launch_bounds__(kThreads, 2) flash_prefill_tc2(FlashPrefillPar
 // environment variable MINFER_PREFILL=v2 or v1 selects one of the older versions where v3 would run,
 // and MINFER_PREFILL=v3 runs v3 wherever it can (also at or below v3_min_rows), v3p / v3s / v4 its
 // persistent, small and warp-specialised variants wherever they can (v4t: v4 with TMA copies; v4tw:
-// v4t with 128-key tiles), for A/B
+// v4t with 128-key tiles; v4t3: v4t with three consumer warpgroups at head_dim 64), for A/B
 // timings in one run.
 // Read once.
-enum class PrefillVersion { kAuto, kV3, kV3P, kV3S, kV4, kV4T, kV4TW, kV2, kV1 };
+enum class PrefillVersion { kAuto, kV3, kV3P, kV3S, kV4, kV4T, kV4TW, kV4T3, kV2, kV1 };
 PrefillVersion prefill_version_selected() {
   static const PrefillVersion v = [] {
     const char* e = std::getenv("MINFER_PREFILL");
@@ -697,6 +697,7 @@ PrefillVersion prefill_version_selected() {
     if (e && std::string(e) == "v4") return PrefillVersion::kV4;
     if (e && std::string(e) == "v4t") return PrefillVersion::kV4T;
     if (e && std::string(e) == "v4tw") return PrefillVersion::kV4TW;
+    if (e && std::string(e) == "v4t3") return PrefillVersion::kV4T3;
     return PrefillVersion::kAuto;
   }();
   return v;
@@ -854,7 +855,7 @@ Status launch_half(const FlashPrefillParams& p, float scale_log2, cudaStream_t s
     const PrefillVersion v = prefill_version_selected();
     const bool v3 = v == PrefillVersion::kV3 || v == PrefillVersion::kV3P || v == PrefillVersion::kV3S ||
                     v == PrefillVersion::kV4 || v == PrefillVersion::kV4T || v == PrefillVersion::kV4TW ||
-                    (v == PrefillVersion::kAuto && p.max_seqlen_q > v3_min_rows());
+                    v == PrefillVersion::kV4T3 || (v == PrefillVersion::kAuto && p.max_seqlen_q > v3_min_rows());
     // The default's TMA variant (v4t_min_rows, above): v3 where the maps cannot be made.
     const bool auto_tma = v == PrefillVersion::kAuto && HD == 128 && p.max_seqlen_q > v4t_min_rows() &&
                           (p.k_lens || p.total_k > 0);
@@ -864,9 +865,10 @@ Status launch_half(const FlashPrefillParams& p, float scale_log2, cudaStream_t s
           v == PrefillVersion::kV3S ||
               (v == PrefillVersion::kAuto && HD == 128 && !auto_tma && p.max_seqlen_q <= v3_small_max_rows()) ||
               (v == PrefillVersion::kAuto && HD == 64 && v3_small64(p)),
-          v == PrefillVersion::kV4 || v == PrefillVersion::kV4T || v == PrefillVersion::kV4TW || auto_tma,
-          v == PrefillVersion::kV4T || v == PrefillVersion::kV4TW || auto_tma, auto_tma,
-          v == PrefillVersion::kV4TW);
+          v == PrefillVersion::kV4 || v == PrefillVersion::kV4T || v == PrefillVersion::kV4TW ||
+              v == PrefillVersion::kV4T3 || auto_tma,
+          v == PrefillVersion::kV4T || v == PrefillVersion::kV4TW || v == PrefillVersion::kV4T3 || auto_tma, auto_tma,
+          v == PrefillVersion::kV4TW, v == PrefillVersion::kV4T3);
     if (v != PrefillVersion::kV1 && kern::blocks_for(p.max_seqlen_q, kBlockM2) <= 65535)
       return launch_tc2<T, HD>(p, scale_log2, stream);
   }

@@ -43,6 +43,9 @@
 // every producer thread's cp.async (rows past the keys zero-filled, so that NaN past a sequence never
 // meets a zero P), announced by one arrival after a producer barrier. The maps need the key tensor's
 // row count: k_lens' batch x k_seq_stride or FlashPrefillParams::total_k; without it v4t runs as v4.
+// Its three-consumer form (G = 3, MINFER_PREFILL=v4t3, head_dim 64 only; opt-in, not yet timed):
+// 192-row blocks of 512 threads, the producer at 32 registers and the consumers at 160, the empty
+// barriers counting 12 warps; no ping-pong (the three consumers interleave on their own).
 // Persistent variant (kPersist, head_dim 128, MINFER_PREFILL=v3p; measured slower than v3 on an H100,
 // 0.60-0.92x on 20 cases, reports/logs/h100/ab/ab_attention_v3p_persistent.csv): the grid is the SMs
 // (more blocks only where one would hold more than kMaxItems query tiles); a block deals itself the
@@ -192,7 +195,8 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
     flash_prefill_sm90(FlashPrefillParams p, float scale_log2, const __grid_constant__ PrefillMaps maps) {
 #if defined(MINFER_WGMMA)
   static_assert(!kPersist || (G == kGroups && ST == kStages), "the persistent variant has the default shape");
-  static_assert(!kWS || (!kPersist && G == kGroups), "the warp-specialised variant has two consumer warpgroups");
+  static_assert(!kWS || (!kPersist && (G == kGroups || (G == 3 && kTma && HD == 64))),
+                "the warp-specialised variant has two consumer warpgroups (three: its TMA form at head_dim 64)");
   static_assert(!kTma || kWS, "TMA copies are the warp-specialised variant's");
   static_assert(ST >= 3, "the pipeline holds tile j (P V), j + 1 (S) and copies ahead");
   static_assert(BN == tile_keys<HD>() || kTma, "wide key tiles are the TMA variant's");
@@ -200,6 +204,9 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
   // threads (kCopyThreads), everything else as the default's warpgroups 0 and 1.
   constexpr int kThreads = 128 * G, kBM = 64 * G, kStages = ST;  // this instance's shape (shadows the defaults)
   constexpr int kCopyThreads = kWS ? 128 : kThreads;
+  // kWS: the registers the producer gives up and the consumers take (128 x producer + 128 G x consumer
+  // <= 64 Ki): 56 / 224 with two consumer warpgroups, 32 / 160 with three.
+  constexpr int kProducerRegs = G == 3 ? 32 : 56, kConsumerRegs = G == 3 ? 160 : 224;
   using PlanT = Plan<HD, kPersist, G, ST, BN>;
   constexpr int kBN = PlanT::kBN;
   constexpr bool kSplitP = std::is_same_v<T, __nv_bfloat16>;
@@ -322,7 +329,7 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
     if (threadIdx.x == 0) {
       for (int st = 0; st < kStages; ++st) {
         kern::mbar_init(&full_bar[st], kTma ? 1 : kCopyThreads);
-        kern::mbar_init(&empty_bar[st], 8);
+        kern::mbar_init(&empty_bar[st], 4 * G);
       }
     }
     kern::fence_mbarrier_init();
@@ -332,7 +339,7 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
       // TMA copies (HD / 64 boxes each of K and V) on the stage's full barrier (one arrival with the
       // bytes); the sequence's last, partial tile by every producer thread's cp.async (rows past its
       // keys zero-filled, as v3), announced by one arrival once all have landed.
-      set_max_regs_dec<56>();
+      set_max_regs_dec<kProducerRegs>();
       load_swizzled<HD, kBM, kCopyThreads>(q_s, qg, q_bytes, tq - m0);
       kern::cp_async_commit();
       kern::cp_async_wait<0>();
@@ -365,7 +372,7 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
       return;
     }
     if (!kTma && threadIdx.x < kCopyThreads) {
-      set_max_regs_dec<56>();
+      set_max_regs_dec<kProducerRegs>();
       constexpr int kLag = 2;  // copy groups left in flight when a tile is announced
       for (int i = 0; i < ntiles; ++i) {
         if (i >= kStages) wait_parity(&empty_bar[i % kStages], ((i / kStages) - 1) & 1);
@@ -382,7 +389,7 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
       for (int i = max(ntiles - kLag, 0); i < ntiles; ++i) kern::mbar_arrive(&full_bar[i % kStages]);
       return;
     }
-    set_max_regs_inc<224>();
+    set_max_regs_inc<kConsumerRegs>();
   }
   const int wg = static_cast<int>(threadIdx.x) / 128 - (kWS ? 1 : 0);
   const int warp = (static_cast<int>(threadIdx.x) % 128) / 32;
@@ -502,7 +509,7 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
   // kWS: both consumer warpgroups run the same tiles (non-causal, both with rows): they take turns at
   // issuing their MMAs (named barriers 1 and 2: warpgroup 0 first), so one's softmax runs under the
   // other's MMAs. Warpgroup 1 gives warpgroup 0 its first turn here.
-  const bool pingpong = kWS && !p.causal && m0 + 64 < tq;
+  const bool pingpong = kWS && G == 2 && !p.causal && m0 + 64 < tq;
   if (pingpong && wg == 1) named_bar_arrive(2, 256);
   PFrag ph, pl;  // P of the current tile (pl unused for fp16)
   float corr_a = 1.f, corr_b = 1.f;
@@ -684,10 +691,11 @@ bool encode_map(CUtensorMap& m, const void* base, DType dt, int64_t rows, int64_
 // tma: whole K/V tiles by TMA where the key tensor's rows are known (k_lens: batch x k_seq_stride, else
 // total_k) and the maps encode; otherwise the cp.async producer, or (v3_otherwise: the default's choice)
 // the 128-row v3. wide (with tma): 128-key tiles in wide_stages<HD>() stages where TMA runs, v4's
-// 64-key tiles where it does not.
+// 64-key tiles where it does not. three (with tma, head_dim 64): three consumer warpgroups, 192-row
+// blocks, where TMA runs.
 template <typename T, int HD>
 Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool tma, bool v3_otherwise,
-                 bool wide) {
+                 bool wide, bool three) {
   constexpr int kWST = wide_stages<HD>();
   using WidePlan = Plan<HD, false, kGroups, kWST, kWideBN>;
   const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, kBM), static_cast<unsigned>(p.batch));
@@ -699,6 +707,19 @@ Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t str
       encode_map(maps.k, p.k, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, box_rows) &&
       encode_map(maps.v, p.v, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, box_rows);
   if (tma && !use_tma && v3_otherwise) return launch<T, HD>(p, scale_log2, stream);
+  if constexpr (HD == 64) {
+    if (three && use_tma && !wide) {
+      constexpr uint32_t kSmem3 = Plan<64, false, 3>::kBytes + 2 * kStages * sizeof(uint64_t);
+      MINFER_REQUIRE(kern::blocks_for(p.max_seqlen_q, 192) <= 65535, "max_seqlen_q", "too many 192-row query tiles");
+      auto* k3 = flash_prefill_sm90<T, 64, false, 3, kStages, true, true>;
+      MINFER_CUDA_RETURN(cudaFuncSetAttribute(k3, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem3));
+      const dim3 grid3(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, 192),
+                       static_cast<unsigned>(p.batch));
+      k3<<<grid3, 4 * 128, kSmem3, stream>>>(p, scale_log2, maps);
+      MINFER_LAUNCH_RETURN();
+      return Status::ok();
+    }
+  }
   const bool use_wide = wide && use_tma;
   const uint32_t kSmem = use_wide ? WidePlan::kBytes + 2 * kWST * sizeof(uint64_t)
                                   : Plan<HD>::kBytes + 2 * kStages * sizeof(uint64_t);
@@ -748,16 +769,16 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p) {
 }
 
 Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool persistent,
-                                  bool small, bool ws, bool tma, bool v3_otherwise, bool wide) {
+                                  bool small, bool ws, bool tma, bool v3_otherwise, bool wide, bool three) {
   MINFER_REQUIRE(flash_prefill_sm90_applies(p), "head_dim",
                  "the sm_90 prefill takes fp16 / bf16 at head_dim 64 or 128 on a compute capability 9.0 device");
   if (ws) {
     if (p.head_dim == 64) {
-      if (p.dtype == DType::F16) return launch_ws<__half, 64>(p, scale_log2, stream, tma, v3_otherwise, wide);
-      return launch_ws<__nv_bfloat16, 64>(p, scale_log2, stream, tma, v3_otherwise, wide);
+      if (p.dtype == DType::F16) return launch_ws<__half, 64>(p, scale_log2, stream, tma, v3_otherwise, wide, three);
+      return launch_ws<__nv_bfloat16, 64>(p, scale_log2, stream, tma, v3_otherwise, wide, three);
     }
-    if (p.dtype == DType::F16) return launch_ws<__half, 128>(p, scale_log2, stream, tma, v3_otherwise, wide);
-    return launch_ws<__nv_bfloat16, 128>(p, scale_log2, stream, tma, v3_otherwise, wide);
+    if (p.dtype == DType::F16) return launch_ws<__half, 128>(p, scale_log2, stream, tma, v3_otherwise, wide, three);
+    return launch_ws<__nv_bfloat16, 128>(p, scale_log2, stream, tma, v3_otherwise, wide, three);
   }
   if (persistent && p.head_dim == 128) {
     if (p.dtype == DType::F16) return launch_persistent<__half>(p, scale_log2, stream);

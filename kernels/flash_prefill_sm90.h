@@ -31,9 +31,13 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p);
 // stages at head_dim 128, four at 64), so that each tile's waits, barriers and softmax reductions
 // cover twice the keys; the same arithmetic per row in a different summation order. Measured slower
 // on an H100 (0.768x the default over 26 bf16 cases: reports/logs/h100/ab/ab_attention_v4tw.csv).
+// three (with tma; MINFER_PREFILL=v4t3; head_dim 64, 128 ignores it): three consumer warpgroups and
+// 192-row blocks (FlashAttention-3's head_dim 64 shape: producer 32 registers, consumers 160; no
+// ping-pong) where TMA runs; the same arithmetic per row as v3.
 Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream,
                                   bool persistent = false, bool small = false, bool ws = false,
-                                  bool tma = false, bool v3_otherwise = false, bool wide = false);
+                                  bool tma = false, bool v3_otherwise = false, bool wide = false,
+                                  bool three = false);
 
 #if defined(__CUDACC__)
 // First key row and key count of sequence b (cu_seqlens_k, or a per-sequence cache with k_lens):
