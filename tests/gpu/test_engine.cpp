@@ -584,11 +584,9 @@ TEST_F(Engine, SequencesFinishAtDifferentSteps) {
 // the same kernels (one record per graph node), spans are ordered in time, and the median step's shares
 // add up to its span. Skipped where libcupti cannot be loaded (the tracer's error names it).
 TEST_F(Engine, KernelTracerSeesEveryGraphStep) {
-  const char* preset = "tiny-qwen3";
-  const ModelConfig cfg = preset_config(preset);
-  auto src = preset_source(preset, DType::BF16);
+  const ModelConfig cfg = preset_config("tiny-qwen3");
   const Seqs prompts = ragged_prompts(cfg.vocab);
-  Model eng(cfg, *src, DType::BF16, generate_shape(3, 17 + 8, 23));
+  Model eng(cfg, *preset_source("tiny-qwen3", DType::BF16), DType::BF16, generate_shape(3, 17 + 8, 23));
   run_generate(eng, prompts, 8, SamplerConfig{}, true, -1);  // warm: plans, tuner, graph capture
   std::unique_ptr<KernelTracer> tracer;
   try {
