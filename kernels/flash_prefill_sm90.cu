@@ -105,8 +105,8 @@ constexpr int kMaxItems = 40;  // items of one persistent block (the launch size
 // Shared-memory plan (bytes) at head_dim HD: Q (kQBufs buffers: 1, or 3 for the persistent variant),
 // then kStages K tiles, then kStages V tiles, each a multiple of 1024 bytes (the swizzle atom) from a
 // 1024-aligned base; the persistent variant's item table last.
-template <int HD, bool kPersist = false, int G = kGroups, int ST = kStages, int BN = tile_keys<HD>()> struct Plan {
-  static constexpr int kBN = BN;
+template <int HD, bool kPersist = false, int G = kGroups, int ST = kStages> struct Plan {
+  static constexpr int kBN = tile_keys<HD>();
   static constexpr int kQBufs = kPersist ? 3 : 1;
   static constexpr uint32_t kQ = 64 * G * HD * 2;
   static constexpr uint32_t kTile = kBN * HD * 2;
@@ -119,11 +119,6 @@ static_assert(3 * (Plan<64, false, kSmallGroups, small_stages<64>()>::kBytes + 1
               "three small blocks at head_dim 64 fit an SM's 228 KiB");
 static_assert(Plan<128, true>::kBytes <= 232448, "the persistent plan fits the 227 KiB a block may have");
 static_assert(Plan<128>::kBytes + 2 * kStages * 8 <= 232448, "the warp-specialised plan fits the 227 KiB a block may have");
-// The wide-tile TMA variant (MINFER_PREFILL=v4tw): 128-key tiles, 3 stages at head_dim 128, 4 at 64.
-constexpr int kWideBN = 128;
-template <int HD> constexpr int wide_stages() { return HD == 128 ? 3 : 4; }
-static_assert(Plan<128, false, kGroups, wide_stages<128>(), kWideBN>::kBytes + 2 * wide_stages<128>() * 8 <= 232448,
-              "the wide-tile plan fits the 227 KiB a block may have");
 
 #if defined(MINFER_WGMMA)  // device helpers of the sm_90a kernel body
 __device__ __forceinline__ void cp_async16_to(uint32_t dst, const void* src, bool valid) {
@@ -188,8 +183,7 @@ struct PrefillMaps {
   CUtensorMap k, v;
 };
 
-template <typename T, int HD, bool kPersist, int G = kGroups, int ST = kStages, bool kWS = false, bool kTma = false,
-          int BN = tile_keys<HD>()>
+template <typename T, int HD, bool kPersist, int G = kGroups, int ST = kStages, bool kWS = false, bool kTma = false>
 __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
                                   kWS ? 1 : G == kGroups ? blocks_per_sm<HD>() : small_blocks_per_sm<HD>())
     flash_prefill_sm90(FlashPrefillParams p, float scale_log2, const __grid_constant__ PrefillMaps maps) {
@@ -199,7 +193,6 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
                 "the warp-specialised variant has two consumer warpgroups (three: its TMA form at head_dim 64)");
   static_assert(!kTma || kWS, "TMA copies are the warp-specialised variant's");
   static_assert(ST >= 3, "the pipeline holds tile j (P V), j + 1 (S) and copies ahead");
-  static_assert(BN == tile_keys<HD>() || kTma, "wide key tiles are the TMA variant's");
   // kWS: warpgroup 0 copies (the producer), warpgroups 1 and 2 compute; copies by the 128 producer
   // threads (kCopyThreads), everything else as the default's warpgroups 0 and 1.
   constexpr int kThreads = 128 * G, kBM = 64 * G, kStages = ST;  // this instance's shape (shadows the defaults)
@@ -207,13 +200,12 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
   // kWS: the registers the producer gives up and the consumers take (128 x producer + 128 G x consumer
   // <= 64 Ki): 56 / 224 with two consumer warpgroups, 32 / 160 with three.
   constexpr int kProducerRegs = G == 3 ? 32 : 56, kConsumerRegs = G == 3 ? 160 : 224;
-  using PlanT = Plan<HD, kPersist, G, ST, BN>;
+  using PlanT = Plan<HD, kPersist, G, ST>;
   constexpr int kBN = PlanT::kBN;
   constexpr bool kSplitP = std::is_same_v<T, __nv_bfloat16>;
   // One P buffer (packed after P V of the tile before is done) where two blocks share an SM and
-  // registers are short, or where 128-key tiles make S and P twice as large; otherwise two, swapped
-  // between iterations (packing overlaps P V).
-  constexpr bool kOneP = (!kWS && G == kGroups && blocks_per_sm<HD>() > 1) || kBN == 128;
+  // registers are short; otherwise two, swapped between iterations (packing overlaps P V).
+  constexpr bool kOneP = !kWS && G == kGroups && blocks_per_sm<HD>() > 1;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw_s = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
   const uint32_t base = (raw_s + 1023u) & ~1023u;
@@ -690,44 +682,34 @@ bool encode_map(CUtensorMap& m, const void* base, DType dt, int64_t rows, int64_
 
 // tma: whole K/V tiles by TMA where the key tensor's rows are known (k_lens: batch x k_seq_stride, else
 // total_k) and the maps encode; otherwise the cp.async producer, or (v3_otherwise: the default's choice)
-// the 128-row v3. wide (with tma): 128-key tiles in wide_stages<HD>() stages where TMA runs, v4's
-// 64-key tiles where it does not. three (with tma, head_dim 64): three consumer warpgroups, 192-row
-// blocks, where TMA runs.
+// the 128-row v3. three (with tma, head_dim 64): three consumer warpgroups, 192-row blocks, where TMA
+// runs.
 template <typename T, int HD>
-Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool tma, bool v3_otherwise,
-                 bool wide, bool three) {
-  constexpr int kWST = wide_stages<HD>();
-  using WidePlan = Plan<HD, false, kGroups, kWST, kWideBN>;
-  const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, kBM), static_cast<unsigned>(p.batch));
+Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, const Sm90PrefillForm& f) {
   const int64_t rows = p.k_lens ? static_cast<int64_t>(p.batch) * p.k_seq_stride : p.total_k;
-  const int box_rows = wide ? WidePlan::kBN : Plan<HD>::kBN;
   PrefillMaps maps{};
   const bool use_tma =
-      tma && rows > 0 && rows < (int64_t{1} << 31) &&
-      encode_map(maps.k, p.k, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, box_rows) &&
-      encode_map(maps.v, p.v, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, box_rows);
-  if (tma && !use_tma && v3_otherwise) return launch<T, HD>(p, scale_log2, stream);
+      f.tma && rows > 0 && rows < (int64_t{1} << 31) &&
+      encode_map(maps.k, p.k, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN) &&
+      encode_map(maps.v, p.v, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN);
+  if (f.tma && !use_tma && f.v3_otherwise) return launch<T, HD>(p, scale_log2, stream);
+  // The instance: consumer warpgroups G (rows 64 G a block), its shared memory, its kernel.
+  int g = kGroups;
+  uint32_t smem = Plan<HD>::kBytes + 2 * kStages * sizeof(uint64_t);
+  auto* kernel = use_tma ? flash_prefill_sm90<T, HD, false, kGroups, kStages, true, true>
+                         : flash_prefill_sm90<T, HD, false, kGroups, kStages, true>;
   if constexpr (HD == 64) {
-    if (three && use_tma && !wide) {
-      constexpr uint32_t kSmem3 = Plan<64, false, 3>::kBytes + 2 * kStages * sizeof(uint64_t);
-      MINFER_REQUIRE(kern::blocks_for(p.max_seqlen_q, 192) <= 65535, "max_seqlen_q", "too many 192-row query tiles");
-      auto* k3 = flash_prefill_sm90<T, 64, false, 3, kStages, true, true>;
-      MINFER_CUDA_RETURN(cudaFuncSetAttribute(k3, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem3));
-      const dim3 grid3(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, 192),
-                       static_cast<unsigned>(p.batch));
-      k3<<<grid3, 4 * 128, kSmem3, stream>>>(p, scale_log2, maps);
-      MINFER_LAUNCH_RETURN();
-      return Status::ok();
+    if (f.three && use_tma) {
+      g = 3;
+      smem = Plan<64, false, 3>::kBytes + 2 * kStages * sizeof(uint64_t);
+      kernel = flash_prefill_sm90<T, 64, false, 3, kStages, true, true>;
     }
   }
-  const bool use_wide = wide && use_tma;
-  const uint32_t kSmem = use_wide ? WidePlan::kBytes + 2 * kWST * sizeof(uint64_t)
-                                  : Plan<HD>::kBytes + 2 * kStages * sizeof(uint64_t);
-  auto* kernel = use_wide  ? flash_prefill_sm90<T, HD, false, kGroups, kWST, true, true, kWideBN>
-                 : use_tma ? flash_prefill_sm90<T, HD, false, kGroups, kStages, true, true>
-                           : flash_prefill_sm90<T, HD, false, kGroups, kStages, true>;
-  MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-  kernel<<<grid, kThreads + 128, kSmem, stream>>>(p, scale_log2, maps);
+  MINFER_REQUIRE(kern::blocks_for(p.max_seqlen_q, 64 * g) <= 65535, "max_seqlen_q", "too many query tiles");
+  MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, 64 * g),
+                  static_cast<unsigned>(p.batch));
+  kernel<<<grid, 128 * (g + 1), smem, stream>>>(p, scale_log2, maps);
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }
@@ -768,23 +750,23 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p) {
          kern::blocks_for(p.max_seqlen_q, kBM) <= 65535 && device_is_sm90();
 }
 
-Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool persistent,
-                                  bool small, bool ws, bool tma, bool v3_otherwise, bool wide, bool three) {
+Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream,
+                                  const Sm90PrefillForm& f) {
   MINFER_REQUIRE(flash_prefill_sm90_applies(p), "head_dim",
                  "the sm_90 prefill takes fp16 / bf16 at head_dim 64 or 128 on a compute capability 9.0 device");
-  if (ws) {
+  if (f.ws) {
     if (p.head_dim == 64) {
-      if (p.dtype == DType::F16) return launch_ws<__half, 64>(p, scale_log2, stream, tma, v3_otherwise, wide, three);
-      return launch_ws<__nv_bfloat16, 64>(p, scale_log2, stream, tma, v3_otherwise, wide, three);
+      if (p.dtype == DType::F16) return launch_ws<__half, 64>(p, scale_log2, stream, f);
+      return launch_ws<__nv_bfloat16, 64>(p, scale_log2, stream, f);
     }
-    if (p.dtype == DType::F16) return launch_ws<__half, 128>(p, scale_log2, stream, tma, v3_otherwise, wide, three);
-    return launch_ws<__nv_bfloat16, 128>(p, scale_log2, stream, tma, v3_otherwise, wide, three);
+    if (p.dtype == DType::F16) return launch_ws<__half, 128>(p, scale_log2, stream, f);
+    return launch_ws<__nv_bfloat16, 128>(p, scale_log2, stream, f);
   }
-  if (persistent && p.head_dim == 128) {
+  if (f.persistent && p.head_dim == 128) {
     if (p.dtype == DType::F16) return launch_persistent<__half>(p, scale_log2, stream);
     return launch_persistent<__nv_bfloat16>(p, scale_log2, stream);
   }
-  if (small) {
+  if (f.small) {
     MINFER_REQUIRE(kern::blocks_for(p.max_seqlen_q, 64) <= 65535, "max_seqlen_q", "too many 64-row query tiles");
     if (p.head_dim == 64) {
       if (p.dtype == DType::F16) return launch<__half, 64, kSmallGroups, small_stages<64>()>(p, scale_log2, stream);

@@ -15,8 +15,18 @@ namespace minfer {
 // has compute capability 9.0 (the build's sm_90a code runs there).
 bool flash_prefill_sm90_applies(const FlashPrefillParams& p);
 
+// Which form of v3 runs (all false: v3's 128-row blocks). The fields:
+struct Sm90PrefillForm {
+  bool persistent = false;    // MINFER_PREFILL=v3p
+  bool small = false;         // v3s
+  bool ws = false;            // v4
+  bool tma = false;           // with ws: v4t
+  bool v3_otherwise = false;  // with tma: v3 where the tensor maps cannot be made (the default's choice)
+  bool three = false;         // with tma: v4t3 (head_dim 64)
+};
+
 // Launches v3 on `stream` (p already checked by flash_prefill_forward; scale_log2 = log2(e) /
-// sqrt(head_dim)). Refuses params flash_prefill_sm90_applies() rejects. persistent (head_dim 128; 64
+// sqrt(head_dim)) in form f. Refuses params flash_prefill_sm90_applies() rejects. persistent (head_dim 128; 64
 // ignores it): the persistent variant (MINFER_PREFILL=v3p), blocks that walk several query tiles with
 // one copy stream, so that the next tile's Q and first keys are copied under this one's last MMAs.
 // small: the small variant (MINFER_PREFILL=v3s), blocks of 64 query rows (one warpgroup) with three
@@ -27,17 +37,13 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p);
 // tma (with ws; MINFER_PREFILL=v4t): whole K/V tiles copied by TMA (one producer thread) where the key
 // tensor's extent is known (k_lens, or total_k), a sequence's last partial tile and Q by cp.async;
 // where it is not known, v4's copies, or with v3_otherwise the 128-row v3 (the default's choice).
-// wide (with tma; MINFER_PREFILL=v4tw): key tiles of 128 rows instead of 64 where TMA runs (three
-// stages at head_dim 128, four at 64), so that each tile's waits, barriers and softmax reductions
-// cover twice the keys; the same arithmetic per row in a different summation order. Measured slower
-// on an H100 (0.768x the default over 26 bf16 cases: reports/logs/h100/ab/ab_attention_v4tw.csv).
+// (Removed after 89d5485: v4tw, key tiles of 128 rows in v4t, measured 0.768x the default over 26
+// bf16 cases on an H100: reports/logs/h100/ab/ab_attention_v4tw.csv.)
 // three (with tma; MINFER_PREFILL=v4t3; head_dim 64, 128 ignores it): three consumer warpgroups and
 // 192-row blocks (FlashAttention-3's head_dim 64 shape: producer 32 registers, consumers 160; no
 // ping-pong) where TMA runs; the same arithmetic per row as v3.
 Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream,
-                                  bool persistent = false, bool small = false, bool ws = false,
-                                  bool tma = false, bool v3_otherwise = false, bool wide = false,
-                                  bool three = false);
+                                  const Sm90PrefillForm& f = {});
 
 #if defined(__CUDACC__)
 // First key row and key count of sequence b (cu_seqlens_k, or a per-sequence cache with k_lens):

@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,wide,small64,minkeys,timeline,three]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,minkeys,timeline,three]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -62,7 +62,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|wide|small64|minkeys|timeline|three) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|minkeys|timeline|three) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -227,9 +227,8 @@ stage_profile() {
 # decode attention tests, test_engine, model validation, and timing against both off and both forced
 # on at 4 rows on bench/cases/e2e_fuse_ab.txt), wst (v4 with TMA copies, MINFER_PREFILL=v4t, the default
 # at head_dim 128 past 512 rows: its bit test, validation, timing against the default and v4 on
-# bench/cases/prefill_ws_ab.txt with the peers), wide (v4t with 128-key tiles, MINFER_PREFILL=v4tw: its
-# closeness test against v3, validation (the quick attention sweep and bench/cases/validate_prefill_tma.txt),
-# timing against v4t and the default on bench/cases/prefill_ws_ab.txt with the peers), small64 (the small
+# bench/cases/prefill_ws_ab.txt with the peers; v4t with 128-key tiles, group wide, was timed at 0.768x
+# and removed after 89d5485), small64 (the small
 # prefill variant at head_dim 64, MINFER_PREFILL=v3s: the bit test, validation, timing on
 # bench/cases/prefill_hd64_ab.txt with the peers), minkeys (decode attention's fewest keys per split at 32
 # instead of 128, e2e on bench/cases/e2e_small_decode_ab.txt, two interleaved rounds, ours only), timeline
@@ -302,16 +301,6 @@ stage_ab() {
       --csv "$OUTDIR/validate_attention_v4t.csv" || rc=1
     timeout 400 bash scripts/ab.sh "$OUTDIR/ab_wst" --build "$BUILD" --sweep attention --cases bench/cases/prefill_ws_ab.txt \
       MINFER_PREFILL=v4t MINFER_PREFILL=v4 || rc=1
-  fi
-  if ab_group wide; then  # v4t with 128-key tiles (MINFER_PREFILL=v4tw); time limits: a hang must not eat the call
-    MINFER_TEST_PREFILL_V4TW=1 timeout 120 "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1
-    MINFER_PREFILL=v4tw timeout 200 "$BUILD/validate/validate_all" --sweep attention --quick \
-      --csv "$OUTDIR/validate_attention_v4tw.csv" || rc=1
-    # shellcheck disable=SC2046
-    MINFER_PREFILL=v4tw timeout 200 "$BUILD/validate/validate_all" --sweep attention \
-      $(sed 's/^/--case /' bench/cases/validate_prefill_tma.txt) --csv "$OUTDIR/validate_prefill_v4tw.csv" || rc=1
-    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_wide" --build "$BUILD" --sweep attention --cases bench/cases/prefill_ws_ab.txt \
-      MINFER_PREFILL=v4tw MINFER_PREFILL=v4t || rc=1
   fi
   if ab_group small64; then  # the small prefill variant at head_dim 64 (MINFER_PREFILL=v3s: 3 blocks an SM)
     timeout 120 "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1
