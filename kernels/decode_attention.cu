@@ -90,6 +90,7 @@ struct SplitOut {
   int splits;  // NS
   int groups;  // head groups per KV head
   int heads_fast;  // 1: grid (nkv * groups, NS, B), the KV heads of one key range side by side; 0: (NS, nkv * groups, B)
+  unsigned* counters;  // DecodeAttentionParams::combine_counters (v2 only; else null): the fused combine
 };
 
 // This block's (head-group index over nkv * groups, split) from its grid position (see SplitOut).
@@ -321,6 +322,43 @@ __device__ __forceinline__ void tc_rope_prologue(const DecodeAttentionParams& p,
   __syncthreads();  // qs written; this block's cache writes before any warp's copies read them
 }
 
+// The fused combine (SplitOut::counters): each split block of a (row, head group) counts itself in
+// once its partials are stored (the threadfence-reduction pattern); the last to arrive combines the
+// group's heads exactly as decode_combine does (the same operations in the same order: the same bits),
+// reading the partials through L2, and re-arms the counter for the next launch.
+template <typename T, int HD>
+__device__ __forceinline__ void combine_if_last(const DecodeAttentionParams& p, const SplitOut& so, int b, int hg,
+                                                int h0, int gn) {
+  __shared__ bool last;
+  unsigned* counter = so.counters + static_cast<int64_t>(b) * p.kv_heads * so.groups + hg;
+  __threadfence();  // this block's partials are visible device-wide before it is counted
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == static_cast<unsigned>(so.splits - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int i = threadIdx.x; i < gn * HD; i += blockDim.x) {
+    const int r = i / HD, d = i % HD;
+    const int64_t bh = static_cast<int64_t>(b) * p.heads + h0 + r;
+    const float* lse = so.lse + bh * so.splits;
+    const float* o = so.o + bh * so.splits * HD;
+    float mx = -INFINITY;
+    for (int s = 0; s < so.splits; ++s) mx = fmaxf(mx, __ldcg(lse + s));
+    float num = 0.f, den = 0.f;
+    if (mx > -INFINITY) {
+      for (int s = 0; s < so.splits; ++s) {
+        const float ls = __ldcg(lse + s);
+        if (ls == -INFINITY) continue;
+        const float w = exp2f(ls - mx);
+        num += w * __ldcg(o + s * HD + d);
+        den += w;
+      }
+    }
+    static_cast<T*>(p.out)[bh * HD + d] = kern::from_float<T>(den > 0.f ? num / den : 0.f);
+  }
+  if (threadIdx.x == 0) *counter = 0u;
+}
+
 template <typename T, int HD, int kStages, bool kBulk, bool kSkipUnit = false, bool kRope = false>
 __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionParams p, SplitOut so, float scale_log2) {
   static_assert(!kRope || (!kBulk && kStages == 2 && !kSkipUnit), "the fused prologue takes the default form");
@@ -495,6 +533,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     so.o[(bh * so.splits + split) * HD + d] = val;
     if (d == 0) so.lse[bh * so.splits + split] = den > 0.f ? mx + log2f(den) : -INFINITY;
   }
+  if (so.splits > 1 && so.counters) combine_if_last<T, HD>(p, so, b, hs.x, h0, gn);
 }
 
 // out (B, nh, HD) from the splits' partials; one block per (b, h), thread d per output dim.
@@ -548,6 +587,13 @@ int decode_stages() {
 bool decode_heads_fast() {
   static const bool heads = env_choice("MINFER_DECODE_ORDER", {"splits", "heads"}) == 1;
   return heads;
+}
+
+// MINFER_DECODE_COMBINE=launch: the separate combine launch even where the caller gave combine
+// counters (A/B against the fused combine; the same bits). Read once.
+bool decode_combine_launch() {
+  static const bool launch = env_choice("MINFER_DECODE_COMBINE", {"fused", "launch"}) == 1;
+  return launch;
 }
 
 // Split-count rule (decode_attention_splits): sm (default), or MINFER_DECODE_SPLITS=waves (the rule
@@ -618,6 +664,9 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
   so.splits = splits;
   so.groups = (p.heads / p.kv_heads + kMaxGroup - 1) / kMaxGroup;
   so.heads_fast = p.heads_fast >= 0 ? p.heads_fast : decode_heads_fast() ? 1 : 0;
+  // The fused combine where the split kernel is v2 and the caller gave counters (none on the v1 path).
+  const bool v2 = takes_v2<T>(p.block_table ? p.page_size : 0);
+  so.counters = v2 && splits > 1 && !decode_combine_launch() ? p.combine_counters : nullptr;
   so.o = p.workspace;
   so.lse = p.workspace + static_cast<size_t>(p.batch) * p.heads * splits * HD;
   const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD))) * kLog2e;
@@ -647,7 +696,7 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
     if (!st.is_ok()) return st;
   }
   MINFER_LAUNCH_RETURN();
-  if (splits > 1) {
+  if (splits > 1 && !so.counters) {
     const unsigned rows = static_cast<unsigned>(p.batch * p.heads);
     MINFER_CUDA_RETURN(kern::launch_pdl(decode_combine<T, HD>, rows, HD, 0, stream, p, so));
     MINFER_LAUNCH_RETURN();

@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,minkeys,timeline,three]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,combine,timeline,three]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -62,7 +62,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|minkeys|timeline|three) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|combine|timeline|three) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -230,8 +230,9 @@ stage_profile() {
 # bench/cases/prefill_ws_ab.txt with the peers; v4t with 128-key tiles, group wide, was timed at 0.768x
 # and removed after 89d5485), small64 (the small
 # prefill variant at head_dim 64, MINFER_PREFILL=v3s: the bit test, validation, timing on
-# bench/cases/prefill_hd64_ab.txt with the peers), minkeys (decode attention's fewest keys per split at 32
-# instead of 128, e2e on bench/cases/e2e_small_decode_ab.txt, two interleaved rounds, ours only), timeline
+# bench/cases/prefill_hd64_ab.txt with the peers), combine (decode attention's fused combine: its bit tests,
+# then e2e on bench/cases/e2e_small_decode_ab.txt against the combine launch, MINFER_DECODE_COMBINE=launch,
+# and fewest keys per split at 32 and 64 instead of 128, two interleaved rounds, ours only), timeline
 # (the CUDA-graph decode step's kernels on the GPU clock, minfer generate --timeline-csv, for qwen3-0.6b at
 # prompts 128 and 2048, qwen2.5-0.5b and llama-3.1-8b at 128, batch 1 -> OUTDIR/timeline/), three (v4t
 # with three consumer warpgroups at head_dim 64, MINFER_PREFILL=v4t3: its bit test, validation (the quick
@@ -309,9 +310,11 @@ stage_ab() {
     timeout 300 bash scripts/ab.sh "$OUTDIR/ab_small64" --build "$BUILD" --sweep attention \
       --cases bench/cases/prefill_hd64_ab.txt MINFER_PREFILL=v3s || rc=1
   fi
-  if ab_group minkeys; then  # MINFER_DECODE_MIN_KEYS=32: short caches in more decode-attention splits
-    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_minkeys" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_MIN_KEYS=32 || rc=1
+  if ab_group combine; then  # decode attention's fused combine; then more splits, now cheaper
+    timeout 120 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' || rc=1
+    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_combine" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
+      --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_COMBINE=launch MINFER_DECODE_MIN_KEYS=32 \
+      MINFER_DECODE_MIN_KEYS=64 || rc=1
   fi
   if ab_group timeline; then  # the graph decode step's kernels on the GPU clock (CUPTI)
     mkdir -p "$OUTDIR/timeline"
