@@ -1,9 +1,13 @@
 // kernels/rmsnorm.cu: RMSNorm with optional fused residual add. Versions: v1: one block per row;
 // one pass over memory: x (and residual_in) are read once as 16-byte packs (4 per thread in flight),
 // the (rounded) sum is kept in shared memory for the second half, residual_out and out are written
-// once. Scalar fallback (N = 1) when H or a pointer is not 16-byte aligned.
+// once; the weight packs of pass 2's first round are loaded before pdl_wait. Scalar fallback (N = 1)
+// when H or a pointer is not 16-byte aligned.
 // R = rows, H = hidden. Reference: ref::rmsnorm.
 #include "kernels/rmsnorm.h"
+
+#include <cstdlib>
+#include <string>
 
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
@@ -26,13 +30,19 @@ __global__ void __launch_bounds__(kMaxThreads) rmsnorm_kernel(const T* x,       
                                T* residual_out,       // (R, H) when RESID; may alias residual_in
                                const T* __restrict__ weight,  // (H)
                                T* out,                // (R, H); may alias x
-                               int64_t hidden, float eps) {
-  kern::pdl_launch_dependents();
-  kern::pdl_wait();  // every read and write below depends on the previous kernel
+                               int64_t hidden, float eps, bool preload) {
   using P = kern::Pack<T, N>;
   const int64_t nv = hidden / N;
-  const int64_t base = static_cast<int64_t>(blockIdx.x) * nv;  // row offset in packs
   const int64_t step = blockDim.x;
+  // Before the wait, what does not depend on the previous kernel: this thread's weight packs of pass
+  // 2's first round (a decode row's whole share at hidden <= 4 x 32 x N), off the critical path.
+  kern::pdl_launch_dependents();
+  P w0[kU] = {};
+#pragma unroll
+  for (int u = 0; u < kU; ++u)
+    if (preload && threadIdx.x + u * step < nv) w0[u] = reinterpret_cast<const P*>(weight)[threadIdx.x + u * step];
+  kern::pdl_wait();  // every read and write below depends on the previous kernel
+  const int64_t base = static_cast<int64_t>(blockIdx.x) * nv;  // row offset in packs
   P* cache = reinterpret_cast<P*>(rmsnorm_row_smem);            // (H / N)
   float ss = 0.f;
   // Pass 1: kU packs per thread loaded before any is used (independent loads in flight); a thread
@@ -71,7 +81,7 @@ __global__ void __launch_bounds__(kMaxThreads) rmsnorm_kernel(const T* x,       
     P wp[kU];
 #pragma unroll
     for (int u = 0; u < kU; ++u)
-      if (i0 + u * step < nv) wp[u] = reinterpret_cast<const P*>(weight)[i0 + u * step];
+      if (i0 + u * step < nv) wp[u] = preload && i0 == threadIdx.x ? w0[u] : reinterpret_cast<const P*>(weight)[i0 + u * step];
 #pragma unroll
     for (int u = 0; u < kU; ++u) {
       const int64_t i = i0 + u * step;
@@ -92,6 +102,15 @@ int threads_for(int64_t packs) {
   return static_cast<int>(t < 32 ? 32 : (t > kMaxThreads ? kMaxThreads : t));
 }
 
+// MINFER_NORM_PRELOAD=0: pass 2's weights loaded after the wait, as before (A/B; the same bits).
+bool norm_preload() {
+  static const bool on = [] {
+    const char* v = std::getenv("MINFER_NORM_PRELOAD");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+
 template <typename T, int N, bool RESID>
 Status launch(const RmsNormParams& p, cudaStream_t stream) {
   auto kernel = rmsnorm_kernel<T, N, RESID>;
@@ -110,7 +129,7 @@ Status launch(const RmsNormParams& p, cudaStream_t stream) {
   MINFER_CUDA_RETURN(kern::launch_pdl(
       kernel, rows, threads_for(p.hidden / N), smem, stream, static_cast<const T*>(p.x),
       static_cast<const T*>(p.residual_in), static_cast<T*>(p.residual_out), static_cast<const T*>(p.weight),
-      static_cast<T*>(p.out), p.hidden, p.eps));
+      static_cast<T*>(p.out), p.hidden, p.eps, norm_preload()));
   return Status::ok();
 }
 
