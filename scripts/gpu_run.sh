@@ -232,7 +232,7 @@ stage_profile() {
 # prefill variant at head_dim 64, MINFER_PREFILL=v3s: the bit test, validation, timing on
 # bench/cases/prefill_hd64_ab.txt with the peers), combine (decode attention's fused combine: its bit tests,
 # then e2e on bench/cases/e2e_small_decode_ab.txt against the combine launch, MINFER_DECODE_COMBINE=launch,
-# RMSNorm's weights loaded after the wait, MINFER_NORM_PRELOAD=0, and fewest keys per split at 32 and 64 instead of 128, two interleaved rounds, ours only), timeline
+# RMSNorm's weights loaded after the wait, MINFER_NORM_PRELOAD=0, and fewest keys per split at 32 instead of 128, two interleaved rounds, ours only), timeline
 # (the CUDA-graph decode step's kernels on the GPU clock, minfer generate --timeline-csv, for qwen3-0.6b at
 # prompts 128 and 2048, qwen2.5-0.5b and llama-3.1-8b at 128, batch 1 -> OUTDIR/timeline/), three (v4t
 # with three consumer warpgroups at head_dim 64, MINFER_PREFILL=v4t3: its bit test, validation (the quick
@@ -310,12 +310,6 @@ stage_ab() {
     timeout 300 bash scripts/ab.sh "$OUTDIR/ab_small64" --build "$BUILD" --sweep attention \
       --cases bench/cases/prefill_hd64_ab.txt MINFER_PREFILL=v3s || rc=1
   fi
-  if ab_group combine; then  # decode attention's fused combine; then more splits, now cheaper
-    timeout 120 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' || rc=1
-    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_combine" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_COMBINE=launch MINFER_NORM_PRELOAD=0 \
-      MINFER_DECODE_MIN_KEYS=32 MINFER_DECODE_MIN_KEYS=64 || rc=1
-  fi
   if ab_group timeline; then  # the graph decode step's kernels on the GPU clock (CUPTI)
     mkdir -p "$OUTDIR/timeline"
     local spec m plen
@@ -325,6 +319,12 @@ stage_ab() {
         --prompt-tokens "$(seq -s, 11 $((10 + plen)))" --max-new-tokens 32 \
         --timeline-csv "$OUTDIR/timeline/timeline_${m}_p$plen.csv" > "$OUTDIR/timeline/timeline_${m}_p$plen.log" 2>&1 || rc=1
     done
+  fi
+  if ab_group combine; then  # decode attention's fused combine; then more splits, now cheaper
+    timeout 120 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' || rc=1
+    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_combine" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
+      --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_COMBINE=launch MINFER_NORM_PRELOAD=0 \
+      MINFER_DECODE_MIN_KEYS=32 || rc=1
   fi
   if ab_group three; then  # v4t with three consumer warpgroups at head_dim 64 (MINFER_PREFILL=v4t3)
     MINFER_TEST_PREFILL_V4T3=1 timeout 120 "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1
