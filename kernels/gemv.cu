@@ -152,21 +152,21 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
   const P* wp = static_cast<const P*>(a.w) + (!active ? 0 : EPI == kSwiglu && (vf & 1) ? a.out + o : o) * packs;
 
   // Before the wait, what does not depend on the previous kernel: the first kUnroll weight packs of
-  // each lane.
+  // each lane, and the bias.
   kern::pdl_launch_dependents();
   P wv[kUnroll] = {};
 #pragma unroll
   for (int u = 0; u < kUnroll; ++u)
     if (active && first + u * step < packs) wv[u] = load_stream(wp + first + u * step);
-  kern::pdl_wait();
-
-  const P* xg = static_cast<const P*>(a.x) + r0 * packs;  // (nr, K / V)
-
   const int64_t oj = tile * per_block + j;
   const bool mine = j < per_block && r < nr && oj < a.out;
   const int64_t at = (r0 + r) * a.out + oj;
-  // The bias and residual elements of this thread's output, read before the K loop.
+  // The bias element of this thread's output (a weight: before the wait too).
   const float bv = EPI != kSwiglu && mine && a.bias ? kern::to_float(static_cast<const T*>(a.bias)[oj]) : 0.f;
+  kern::pdl_wait();
+
+  const P* xg = static_cast<const P*>(a.x) + r0 * packs;  // (nr, K / V)
+  // The residual element of this thread's output, read before the K loop.
   constexpr bool kResid = EPI == kResidual || EPI == kResidualNorm;
   const float rv = kResid && mine ? kern::to_float(static_cast<const T*>(a.resid)[at]) : 0.f;
   float acc[RT] = {};
