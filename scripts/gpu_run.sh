@@ -322,6 +322,9 @@ stage_ab() {
   fi
   if ab_group combine; then  # decode attention's fused combine; then more splits, now cheaper
     timeout 120 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' || rc=1
+    timeout 120 "$BUILD/tests/test_kernels" --gtest_filter='*RmsNorm*' || rc=1
+    timeout 120 "$BUILD/tests/test_gemv" || rc=1
+    timeout 200 "$BUILD/tests/test_engine" || rc=1
     timeout 400 bash scripts/ab.sh "$OUTDIR/ab_combine" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
       --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_COMBINE=launch MINFER_NORM_PRELOAD=0 \
       MINFER_DECODE_MIN_KEYS=32 || rc=1
