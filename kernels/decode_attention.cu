@@ -91,7 +91,20 @@ struct SplitOut {
   int groups;  // head groups per KV head
   int heads_fast;  // 1: grid (nkv * groups, NS, B), the KV heads of one key range side by side; 0: (NS, nkv * groups, B)
   unsigned* counters;  // DecodeAttentionParams::combine_counters (v2 only; else null): the fused combine
+  int prefetch;        // v2, contiguous cache: L2 prefetch of the block's K/V rows before pdl_wait
 };
+
+// MINFER_DECODE_PREFETCH=1 (v2, contiguous cache): before pdl_wait, each block asks L2 for its split's
+// K and V rows, from a length read through L2 that may still be the previous step's (a prefetch is a
+// hint: a stale length only prefetches one row too few); the loads after the wait then hit L2. The
+// same bits. Read once.
+bool decode_prefetch_env() {
+  static const bool on = [] {
+    const char* v = std::getenv("MINFER_DECODE_PREFETCH");
+    return v && std::string(v) == "1";
+  }();
+  return on;
+}
 
 // This block's (head-group index over nkv * groups, split) from its grid position (see SplitOut).
 __device__ __forceinline__ int2 block_head_split(const SplitOut& so) {
@@ -364,6 +377,20 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   static_assert(!kRope || (!kBulk && kStages == 2 && !kSkipUnit), "the fused prologue takes the default form");
   static_assert(kStages >= 2, "the pipeline needs a stage in flight while one is read");
   kern::pdl_launch_dependents();
+  if (so.prefetch) {  // a hint before the wait (decode_prefetch_env): nothing read here is used after it
+    const int2 hsp = block_head_split(so);
+    const int bp = blockIdx.z, kvhp = hsp.x / so.groups;
+    const int lenp = min(max(__ldcg(p.cache_lens + bp), 0), static_cast<int>(p.max_len));
+    const int2 krp = tc_split_range(lenp, hsp.y, so.splits);
+    constexpr int kLines = HD * static_cast<int>(sizeof(T)) / 128 > 0 ? HD * static_cast<int>(sizeof(T)) / 128 : 1;
+    const int n = (krp.y - krp.x) * 2 * kLines;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+      const int key = krp.x + i / (2 * kLines), kv = (i / kLines) & 1, line = i % kLines;
+      const T* base = static_cast<const T*>(kv ? p.v_cache : p.k_cache);
+      const T* at = base + ((static_cast<int64_t>(bp) * p.max_len + key) * p.kv_heads + kvhp) * HD + line * (128 / sizeof(T));
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(at));
+    }
+  }
   kern::pdl_wait();  // every read and write below depends on the previous kernel
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int kS = HD + kTcPad;                    // shared row stride, elements
@@ -667,6 +694,7 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
   // The fused combine where the split kernel is v2 and the caller gave counters (none on the v1 path).
   const bool v2 = takes_v2<T>(p.block_table ? p.page_size : 0);
   so.counters = v2 && splits > 1 && !decode_combine_launch() ? p.combine_counters : nullptr;
+  so.prefetch = v2 && !p.block_table && decode_prefetch_env() ? 1 : 0;
   so.o = p.workspace;
   so.lse = p.workspace + static_cast<size_t>(p.batch) * p.heads * splits * HD;
   const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD))) * kLog2e;

@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,combine,timeline,three]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,combine,timeline,tlvar,three]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -62,7 +62,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|combine|timeline|three) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|combine|timeline|tlvar|three) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -319,6 +319,24 @@ stage_ab() {
         --prompt-tokens "$(seq -s, 11 $((10 + plen)))" --max-new-tokens 32 \
         --timeline-csv "$OUTDIR/timeline/timeline_${m}_p$plen.csv" > "$OUTDIR/timeline/timeline_${m}_p$plen.log" 2>&1 || rc=1
     done
+  fi
+  if ab_group tlvar; then  # qwen3-0.6b b1 p128's graph step under decode settings (CUPTI), then e2e A/B
+    mkdir -p "$OUTDIR/tlvar"
+    local setting tag
+    for setting in none MINFER_DECODE_COMBINE=launch MINFER_FUSED_ROPE_MAX_ROWS=0 MINFER_PDL=0 \
+      MINFER_DECODE_PREFETCH=1 MINFER_DECODE_MIN_KEYS=256 MINFER_DECODE_MIN_KEYS=256,MINFER_DECODE_PREFETCH=1; do
+      tag=${setting//[=,]/_}
+      local -a envs=()
+      [ "$setting" = none ] || read -r -a envs <<< "${setting//,/ }"
+      env "${envs[@]}" timeout 120 "$BUILD/engine/minfer" generate \
+        --model preset:qwen3-0.6b --backend cuda --dtype bf16 --prompt-tokens "$(seq -s, 11 138)" --max-new-tokens 32 \
+        --timeline-csv "$OUTDIR/tlvar/timeline_$tag.csv" > "$OUTDIR/tlvar/timeline_$tag.log" 2>&1 || rc=1
+    done
+    timeout 120 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' || rc=1
+    MINFER_DECODE_PREFETCH=1 timeout 200 "$BUILD/tests/test_engine" || rc=1
+    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_tlvar" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
+      --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_COMBINE=launch MINFER_DECODE_PREFETCH=1 \
+      MINFER_DECODE_COMBINE=launch,MINFER_DECODE_PREFETCH=1 MINFER_DECODE_MIN_KEYS=256,MINFER_DECODE_PREFETCH=1 || rc=1
   fi
   if ab_group combine; then  # decode attention's fused combine; then more splits, now cheaper
     timeout 120 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' || rc=1
