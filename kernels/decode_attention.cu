@@ -616,12 +616,6 @@ bool decode_heads_fast() {
   return heads;
 }
 
-// MINFER_DECODE_COMBINE=launch: the separate combine launch even where the caller gave combine
-// counters (A/B against the fused combine; the same bits). Read once.
-bool decode_combine_launch() {
-  static const bool launch = env_choice("MINFER_DECODE_COMBINE", {"fused", "launch"}) == 1;
-  return launch;
-}
 
 // Split-count rule (decode_attention_splits): sm (default), or MINFER_DECODE_SPLITS=waves (the rule
 // before 2026-12-06: about two waves of SMs) or =fill (decode_attention_splits_fill). Read once.
@@ -693,7 +687,7 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
   so.heads_fast = p.heads_fast >= 0 ? p.heads_fast : decode_heads_fast() ? 1 : 0;
   // The fused combine where the split kernel is v2 and the caller gave counters (none on the v1 path).
   const bool v2 = takes_v2<T>(p.block_table ? p.page_size : 0);
-  so.counters = v2 && splits > 1 && !decode_combine_launch() ? p.combine_counters : nullptr;
+  so.counters = v2 && splits > 1 ? p.combine_counters : nullptr;
   so.prefetch = v2 && !p.block_table && decode_prefetch_env() ? 1 : 0;
   so.o = p.workspace;
   so.lse = p.workspace + static_cast<size_t>(p.batch) * p.heads * splits * HD;
@@ -900,6 +894,14 @@ int decode_attention_resident_blocks(DType dtype, int head_dim, int page_size, i
   const int per_sm = blocks_per_sm_of(dtype, head_dim, page_size, stages > 0 ? stages : decode_stages());
   cudaGetLastError();
   return per_sm * sms;
+}
+
+// MINFER_DECODE_COMBINE=fused (read once): whether the engine hands decode attention its combine
+// counters. Off by default: on an H100 the fused combine was slower than the combine launch
+// (reports/logs/h100/ab/ab_e2e_combine.csv).
+bool decode_attention_fused_combine_env() {
+  static const bool fused = env_choice("MINFER_DECODE_COMBINE", {"launch", "fused"}) == 1;
+  return fused;
 }
 
 size_t decode_attention_workspace_bytes(int batch, int heads, int head_dim, int num_splits) {

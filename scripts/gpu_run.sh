@@ -231,10 +231,12 @@ stage_profile() {
 # and removed after 89d5485), small64 (the small
 # prefill variant at head_dim 64, MINFER_PREFILL=v3s: the bit test, validation, timing on
 # bench/cases/prefill_hd64_ab.txt with the peers), combine (decode attention's fused combine: its bit tests,
-# then e2e on bench/cases/e2e_small_decode_ab.txt against the combine launch, MINFER_DECODE_COMBINE=launch,
+# then e2e on bench/cases/e2e_small_decode_ab.txt: MINFER_DECODE_COMBINE=fused against the combine launch,
 # RMSNorm's weights loaded after the wait, MINFER_NORM_PRELOAD=0, and fewest keys per split at 32 instead of 128, two interleaved rounds, ours only), timeline
 # (the CUDA-graph decode step's kernels on the GPU clock, minfer generate --timeline-csv, for qwen3-0.6b at
-# prompts 128 and 2048, qwen2.5-0.5b and llama-3.1-8b at 128, batch 1 -> OUTDIR/timeline/), three (v4t
+# prompts 128 and 2048, qwen2.5-0.5b and llama-3.1-8b at 128, batch 1 -> OUTDIR/timeline/), tlvar (qwen3-0.6b
+# b1 p128's traced graph step under decode settings -> OUTDIR/tlvar/, the decode bit tests and test_engine under
+# MINFER_DECODE_PREFETCH=1, then their e2e A/B on bench/cases/e2e_small_decode_ab.txt), three (v4t
 # with three consumer warpgroups at head_dim 64, MINFER_PREFILL=v4t3: its bit test, validation (the quick
 # attention sweep and bench/cases/validate_prefill_hd64.txt), timing against the default on
 # bench/cases/prefill_hd64_ab.txt with the peers).
@@ -323,7 +325,7 @@ stage_ab() {
   if ab_group tlvar; then  # qwen3-0.6b b1 p128's graph step under decode settings (CUPTI), then e2e A/B
     mkdir -p "$OUTDIR/tlvar"
     local setting tag
-    for setting in none MINFER_DECODE_COMBINE=launch MINFER_FUSED_ROPE_MAX_ROWS=0 MINFER_PDL=0 \
+    for setting in none MINFER_DECODE_COMBINE=fused MINFER_FUSED_ROPE_MAX_ROWS=0 MINFER_PDL=0 \
       MINFER_DECODE_PREFETCH=1 MINFER_DECODE_MIN_KEYS=256 MINFER_DECODE_MIN_KEYS=256,MINFER_DECODE_PREFETCH=1; do
       tag=${setting//[=,]/_}
       local -a envs=()
@@ -335,8 +337,8 @@ stage_ab() {
     timeout 120 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' || rc=1
     MINFER_DECODE_PREFETCH=1 timeout 200 "$BUILD/tests/test_engine" || rc=1
     timeout 400 bash scripts/ab.sh "$OUTDIR/ab_tlvar" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_COMBINE=launch MINFER_DECODE_PREFETCH=1 \
-      MINFER_DECODE_COMBINE=launch,MINFER_DECODE_PREFETCH=1 MINFER_DECODE_MIN_KEYS=256,MINFER_DECODE_PREFETCH=1 || rc=1
+      --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_PREFETCH=1 MINFER_DECODE_MIN_KEYS=256 \
+      MINFER_DECODE_MIN_KEYS=256,MINFER_DECODE_PREFETCH=1 MINFER_DECODE_MIN_KEYS=32,MINFER_DECODE_COMBINE=fused || rc=1
   fi
   if ab_group combine; then  # decode attention's fused combine; then more splits, now cheaper
     timeout 120 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' || rc=1
@@ -344,7 +346,7 @@ stage_ab() {
     timeout 120 "$BUILD/tests/test_gemv" || rc=1
     timeout 200 "$BUILD/tests/test_engine" || rc=1
     timeout 400 bash scripts/ab.sh "$OUTDIR/ab_combine" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_COMBINE=launch MINFER_NORM_PRELOAD=0 \
+      --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_COMBINE=fused MINFER_NORM_PRELOAD=0 \
       MINFER_DECODE_MIN_KEYS=32 || rc=1
   fi
   if ab_group three; then  # v4t with three consumer warpgroups at head_dim 64 (MINFER_PREFILL=v4t3)

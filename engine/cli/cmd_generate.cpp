@@ -196,7 +196,9 @@ void report_profile(const GenerateOptions& o, const StepProfile& p) {
 
 // Prints the traced step's table; writes its CSVs when asked.
 void report_timeline(const GenerateOptions& o, const StepTimeline& t, const GenerateResult& r) {
-  std::printf("timeline: CUDA-graph decode steps traced with CUPTI (untraced steady step: %.3f ms)\n%s", r.ms_per_step,
+  std::printf("timeline: CUDA-graph decode steps traced with CUPTI (host-timed steady step while traced: %.3f ms; "
+              "tracing slows the host side, the GPU span below is the step's)\n%s",
+              r.ms_per_step,
               format_timeline(t).c_str());
   if (o.timeline_csv.empty()) return;
   write_file_atomic(o.timeline_csv, timeline_csv(t));
