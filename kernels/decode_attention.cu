@@ -92,7 +92,19 @@ struct SplitOut {
   int heads_fast;  // 1: grid (nkv * groups, NS, B), the KV heads of one key range side by side; 0: (NS, nkv * groups, B)
   unsigned* counters;  // DecodeAttentionParams::combine_counters (v2 only; else null): the fused combine
   int prefetch;        // v2, contiguous cache: L2 prefetch of the block's K/V rows before pdl_wait
+  int early_issue;     // v2 with the RoPE prologue: first K/V run issued before the prologue where it may
 };
+
+// MINFER_DECODE_EARLY=0: with the fused RoPE prologue, every warp issues its first K/V copies after the
+// prologue (as before); default: before it, where the run does not hold the row the prologue writes.
+// The same bits. Read once.
+bool decode_early_issue_env() {
+  static const bool on = [] {
+    const char* v = std::getenv("MINFER_DECODE_EARLY");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
 
 // MINFER_DECODE_PREFETCH=1 (v2, contiguous cache): before pdl_wait, each block asks L2 for its split's
 // K and V rows, from a length read through L2 that may still be the previous step's (a prefetch is a
@@ -415,24 +427,36 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   const int kbeg = kr.x, kend = kr.y;
   const int steps = kend > kbeg ? (kend - kbeg + kStepKeys - 1) / kStepKeys : 0;
   T* qs = reinterpret_cast<T*>(smem_raw + tc_smem_bytes<T, HD, kStages>());  // kRope: (kMaxGroup, HD)
-  if constexpr (kRope)
-    tc_rope_prologue<T, HD>(p, b, kvh, h0, gn, split == so.splits - 1 && g0 == 0, kbeg, kend, qs, warp, lane);
 
   // This warp's first key of step s is kbeg + s * kStepKeys + warp * kWarpKeys. Steps 0 .. kStages - 2
-  // are issued here, step it + kStages - 1 at step it (into the stage step it - 1 freed); the cache
+  // are issued first, step it + kStages - 1 at step it (into the stage step it - 1 freed); the cache
   // row of the next step to issue is looked up one issue ahead (one block-table load per warp step,
   // off the path of the copies it addresses). Every step commits a group, empty past the last step,
   // so wait<kStages - 1> always means "step it has landed".
   const int wk0 = kbeg + warp * kWarpKeys;
   int64_t row_next = steps > 0 ? tc_first_row(p, b, wk0, kend) : 0;
+  auto issue_first = [&] {
 #pragma unroll
-  for (int st = 0; st < kStages - 1; ++st) {
-    if (st < steps) {
-      T* sb = wbuf + st * kWarpStage;
-      tc_issue<T, HD, kBulk>(p, kvh, row_next, wk0 + st * kStepKeys, kend, sb, sb + kWarpKeys * kS, &bars[st], lane);
-      row_next = st + 1 < steps ? tc_first_row(p, b, wk0 + (st + 1) * kStepKeys, kend) : 0;
+    for (int st = 0; st < kStages - 1; ++st) {
+      if (st < steps) {
+        T* sb = wbuf + st * kWarpStage;
+        tc_issue<T, HD, kBulk>(p, kvh, row_next, wk0 + st * kStepKeys, kend, sb, sb + kWarpKeys * kS, &bars[st], lane);
+        row_next = st + 1 < steps ? tc_first_row(p, b, wk0 + (st + 1) * kStepKeys, kend) : 0;
+      }
+      kern::cp_async_commit();
     }
-    kern::cp_async_commit();
+  };
+  if constexpr (kRope) {
+    // The prologue writes cache row `pos` only (kStages == 2: one run issued first): a warp whose first
+    // run does not hold it issues that run before the prologue, so its copies overlap the prologue
+    // (so.early_issue; the same bits); the others after its block barrier, which orders the write first.
+    const int pn = p.rope.positions[b];
+    const bool early = so.early_issue && !(pn >= wk0 && pn < wk0 + kWarpKeys);
+    if (early) issue_first();
+    tc_rope_prologue<T, HD>(p, b, kvh, h0, gn, split == so.splits - 1 && g0 == 0, kbeg, kend, qs, warp, lane);
+    if (!early) issue_first();
+  } else {
+    issue_first();
   }
 
   // Q fragments: rows g and g + 8 of the group (zero past gn), dims kk * 16 + t * 2 (+1, +8, +9).
@@ -689,6 +713,7 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
   const bool v2 = takes_v2<T>(p.block_table ? p.page_size : 0);
   so.counters = v2 && splits > 1 ? p.combine_counters : nullptr;
   so.prefetch = v2 && !p.block_table && decode_prefetch_env() ? 1 : 0;
+  so.early_issue = decode_early_issue_env() ? 1 : 0;
   so.o = p.workspace;
   so.lse = p.workspace + static_cast<size_t>(p.batch) * p.heads * splits * HD;
   const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD))) * kLog2e;

@@ -325,7 +325,7 @@ stage_ab() {
   if ab_group tlvar; then  # qwen3-0.6b b1 p128's graph step under decode settings (CUPTI), then e2e A/B
     mkdir -p "$OUTDIR/tlvar"
     local setting tag
-    for setting in none MINFER_DECODE_COMBINE=fused MINFER_FUSED_ROPE_MAX_ROWS=0 MINFER_PDL=0 \
+    for setting in none MINFER_DECODE_EARLY=0 MINFER_DECODE_COMBINE=fused MINFER_FUSED_ROPE_MAX_ROWS=0 MINFER_PDL=0 \
       MINFER_DECODE_PREFETCH=1 MINFER_DECODE_MIN_KEYS=256 MINFER_DECODE_MIN_KEYS=256,MINFER_DECODE_PREFETCH=1; do
       tag=${setting//[=,]/_}
       local -a envs=()
@@ -337,7 +337,7 @@ stage_ab() {
     timeout 120 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' || rc=1
     MINFER_DECODE_PREFETCH=1 timeout 200 "$BUILD/tests/test_engine" || rc=1
     timeout 400 bash scripts/ab.sh "$OUTDIR/ab_tlvar" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_PREFETCH=1 MINFER_DECODE_MIN_KEYS=256 \
+      --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_EARLY=0 MINFER_DECODE_PREFETCH=1 MINFER_DECODE_MIN_KEYS=256 \
       MINFER_DECODE_MIN_KEYS=256,MINFER_DECODE_PREFETCH=1 MINFER_DECODE_MIN_KEYS=32,MINFER_DECODE_COMBINE=fused || rc=1
   fi
   if ab_group combine; then  # decode attention's fused combine; then more splits, now cheaper
