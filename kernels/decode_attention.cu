@@ -90,33 +90,7 @@ struct SplitOut {
   int splits;  // NS
   int groups;  // head groups per KV head
   int heads_fast;  // 1: grid (nkv * groups, NS, B), the KV heads of one key range side by side; 0: (NS, nkv * groups, B)
-  unsigned* counters;  // DecodeAttentionParams::combine_counters (v2 only; else null): the fused combine
-  int prefetch;        // v2, contiguous cache: L2 prefetch of the block's K/V rows before pdl_wait
-  int early_issue;     // v2 with the RoPE prologue: first K/V run issued before the prologue where it may
 };
-
-// MINFER_DECODE_EARLY=0: with the fused RoPE prologue, every warp issues its first K/V copies after the
-// prologue (as before); default: before it, where the run does not hold the row the prologue writes.
-// The same bits. Read once.
-bool decode_early_issue_env() {
-  static const bool on = [] {
-    const char* v = std::getenv("MINFER_DECODE_EARLY");
-    return !(v && std::string(v) == "0");
-  }();
-  return on;
-}
-
-// MINFER_DECODE_PREFETCH=1 (v2, contiguous cache): before pdl_wait, each block asks L2 for its split's
-// K and V rows, from a length read through L2 that may still be the previous step's (a prefetch is a
-// hint: a stale length only prefetches one row too few); the loads after the wait then hit L2. The
-// same bits. Read once.
-bool decode_prefetch_env() {
-  static const bool on = [] {
-    const char* v = std::getenv("MINFER_DECODE_PREFETCH");
-    return v && std::string(v) == "1";
-  }();
-  return on;
-}
 
 // This block's (head-group index over nkv * groups, split) from its grid position (see SplitOut).
 __device__ __forceinline__ int2 block_head_split(const SplitOut& so) {
@@ -347,62 +321,11 @@ __device__ __forceinline__ void tc_rope_prologue(const DecodeAttentionParams& p,
   __syncthreads();  // qs written; this block's cache writes before any warp's copies read them
 }
 
-// The fused combine (SplitOut::counters): each split block of a (row, head group) counts itself in
-// once its partials are stored (the threadfence-reduction pattern); the last to arrive combines the
-// group's heads exactly as decode_combine does (the same operations in the same order: the same bits),
-// reading the partials through L2, and re-arms the counter for the next launch.
-template <typename T, int HD>
-__device__ __forceinline__ void combine_if_last(const DecodeAttentionParams& p, const SplitOut& so, int b, int hg,
-                                                int h0, int gn) {
-  __shared__ bool last;
-  unsigned* counter = so.counters + static_cast<int64_t>(b) * p.kv_heads * so.groups + hg;
-  __threadfence();  // this block's partials are visible device-wide before it is counted
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == static_cast<unsigned>(so.splits - 1);
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (int i = threadIdx.x; i < gn * HD; i += blockDim.x) {
-    const int r = i / HD, d = i % HD;
-    const int64_t bh = static_cast<int64_t>(b) * p.heads + h0 + r;
-    const float* lse = so.lse + bh * so.splits;
-    const float* o = so.o + bh * so.splits * HD;
-    float mx = -INFINITY;
-    for (int s = 0; s < so.splits; ++s) mx = fmaxf(mx, __ldcg(lse + s));
-    float num = 0.f, den = 0.f;
-    if (mx > -INFINITY) {
-      for (int s = 0; s < so.splits; ++s) {
-        const float ls = __ldcg(lse + s);
-        if (ls == -INFINITY) continue;
-        const float w = exp2f(ls - mx);
-        num += w * __ldcg(o + s * HD + d);
-        den += w;
-      }
-    }
-    static_cast<T*>(p.out)[bh * HD + d] = kern::from_float<T>(den > 0.f ? num / den : 0.f);
-  }
-  if (threadIdx.x == 0) *counter = 0u;
-}
-
 template <typename T, int HD, int kStages, bool kBulk, bool kSkipUnit = false, bool kRope = false>
 __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionParams p, SplitOut so, float scale_log2) {
   static_assert(!kRope || (!kBulk && kStages == 2 && !kSkipUnit), "the fused prologue takes the default form");
   static_assert(kStages >= 2, "the pipeline needs a stage in flight while one is read");
   kern::pdl_launch_dependents();
-  if (so.prefetch) {  // a hint before the wait (decode_prefetch_env): nothing read here is used after it
-    const int2 hsp = block_head_split(so);
-    const int bp = blockIdx.z, kvhp = hsp.x / so.groups;
-    const int lenp = min(max(__ldcg(p.cache_lens + bp), 0), static_cast<int>(p.max_len));
-    const int2 krp = tc_split_range(lenp, hsp.y, so.splits);
-    constexpr int kLines = HD * static_cast<int>(sizeof(T)) / 128 > 0 ? HD * static_cast<int>(sizeof(T)) / 128 : 1;
-    const int n = (krp.y - krp.x) * 2 * kLines;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-      const int key = krp.x + i / (2 * kLines), kv = (i / kLines) & 1, line = i % kLines;
-      const T* base = static_cast<const T*>(kv ? p.v_cache : p.k_cache);
-      const T* at = base + ((static_cast<int64_t>(bp) * p.max_len + key) * p.kv_heads + kvhp) * HD + line * (128 / sizeof(T));
-      asm volatile("prefetch.global.L2 [%0];" ::"l"(at));
-    }
-  }
   kern::pdl_wait();  // every read and write below depends on the previous kernel
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int kS = HD + kTcPad;                    // shared row stride, elements
@@ -427,36 +350,24 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   const int kbeg = kr.x, kend = kr.y;
   const int steps = kend > kbeg ? (kend - kbeg + kStepKeys - 1) / kStepKeys : 0;
   T* qs = reinterpret_cast<T*>(smem_raw + tc_smem_bytes<T, HD, kStages>());  // kRope: (kMaxGroup, HD)
+  if constexpr (kRope)
+    tc_rope_prologue<T, HD>(p, b, kvh, h0, gn, split == so.splits - 1 && g0 == 0, kbeg, kend, qs, warp, lane);
 
   // This warp's first key of step s is kbeg + s * kStepKeys + warp * kWarpKeys. Steps 0 .. kStages - 2
-  // are issued first, step it + kStages - 1 at step it (into the stage step it - 1 freed); the cache
+  // are issued here, step it + kStages - 1 at step it (into the stage step it - 1 freed); the cache
   // row of the next step to issue is looked up one issue ahead (one block-table load per warp step,
   // off the path of the copies it addresses). Every step commits a group, empty past the last step,
   // so wait<kStages - 1> always means "step it has landed".
   const int wk0 = kbeg + warp * kWarpKeys;
   int64_t row_next = steps > 0 ? tc_first_row(p, b, wk0, kend) : 0;
-  auto issue_first = [&] {
 #pragma unroll
-    for (int st = 0; st < kStages - 1; ++st) {
-      if (st < steps) {
-        T* sb = wbuf + st * kWarpStage;
-        tc_issue<T, HD, kBulk>(p, kvh, row_next, wk0 + st * kStepKeys, kend, sb, sb + kWarpKeys * kS, &bars[st], lane);
-        row_next = st + 1 < steps ? tc_first_row(p, b, wk0 + (st + 1) * kStepKeys, kend) : 0;
-      }
-      kern::cp_async_commit();
+  for (int st = 0; st < kStages - 1; ++st) {
+    if (st < steps) {
+      T* sb = wbuf + st * kWarpStage;
+      tc_issue<T, HD, kBulk>(p, kvh, row_next, wk0 + st * kStepKeys, kend, sb, sb + kWarpKeys * kS, &bars[st], lane);
+      row_next = st + 1 < steps ? tc_first_row(p, b, wk0 + (st + 1) * kStepKeys, kend) : 0;
     }
-  };
-  if constexpr (kRope) {
-    // The prologue writes cache row `pos` only (kStages == 2: one run issued first): a warp whose first
-    // run does not hold it issues that run before the prologue, so its copies overlap the prologue
-    // (so.early_issue; the same bits); the others after its block barrier, which orders the write first.
-    const int pn = p.rope.positions[b];
-    const bool early = so.early_issue && !(pn >= wk0 && pn < wk0 + kWarpKeys);
-    if (early) issue_first();
-    tc_rope_prologue<T, HD>(p, b, kvh, h0, gn, split == so.splits - 1 && g0 == 0, kbeg, kend, qs, warp, lane);
-    if (!early) issue_first();
-  } else {
-    issue_first();
+    kern::cp_async_commit();
   }
 
   // Q fragments: rows g and g + 8 of the group (zero past gn), dims kk * 16 + t * 2 (+1, +8, +9).
@@ -584,7 +495,6 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     so.o[(bh * so.splits + split) * HD + d] = val;
     if (d == 0) so.lse[bh * so.splits + split] = den > 0.f ? mx + log2f(den) : -INFINITY;
   }
-  if (so.splits > 1 && so.counters) combine_if_last<T, HD>(p, so, b, hs.x, h0, gn);
 }
 
 // out (B, nh, HD) from the splits' partials; one block per (b, h), thread d per output dim.
@@ -639,7 +549,6 @@ bool decode_heads_fast() {
   static const bool heads = env_choice("MINFER_DECODE_ORDER", {"splits", "heads"}) == 1;
   return heads;
 }
-
 
 // Split-count rule (decode_attention_splits): sm (default), or MINFER_DECODE_SPLITS=waves (the rule
 // before 2026-12-06: about two waves of SMs) or =fill (decode_attention_splits_fill). Read once.
@@ -709,11 +618,6 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
   so.splits = splits;
   so.groups = (p.heads / p.kv_heads + kMaxGroup - 1) / kMaxGroup;
   so.heads_fast = p.heads_fast >= 0 ? p.heads_fast : decode_heads_fast() ? 1 : 0;
-  // The fused combine where the split kernel is v2 and the caller gave counters (none on the v1 path).
-  const bool v2 = takes_v2<T>(p.block_table ? p.page_size : 0);
-  so.counters = v2 && splits > 1 ? p.combine_counters : nullptr;
-  so.prefetch = v2 && !p.block_table && decode_prefetch_env() ? 1 : 0;
-  so.early_issue = decode_early_issue_env() ? 1 : 0;
   so.o = p.workspace;
   so.lse = p.workspace + static_cast<size_t>(p.batch) * p.heads * splits * HD;
   const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD))) * kLog2e;
@@ -743,7 +647,7 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
     if (!st.is_ok()) return st;
   }
   MINFER_LAUNCH_RETURN();
-  if (splits > 1 && !so.counters) {
+  if (splits > 1) {
     const unsigned rows = static_cast<unsigned>(p.batch * p.heads);
     MINFER_CUDA_RETURN(kern::launch_pdl(decode_combine<T, HD>, rows, HD, 0, stream, p, so));
     MINFER_LAUNCH_RETURN();
@@ -919,14 +823,6 @@ int decode_attention_resident_blocks(DType dtype, int head_dim, int page_size, i
   const int per_sm = blocks_per_sm_of(dtype, head_dim, page_size, stages > 0 ? stages : decode_stages());
   cudaGetLastError();
   return per_sm * sms;
-}
-
-// MINFER_DECODE_COMBINE=fused (read once): whether the engine hands decode attention its combine
-// counters. Off by default: on an H100 the fused combine was slower than the combine launch
-// (reports/logs/h100/ab/ab_e2e_combine.csv).
-bool decode_attention_fused_combine_env() {
-  static const bool fused = env_choice("MINFER_DECODE_COMBINE", {"launch", "fused"}) == 1;
-  return fused;
 }
 
 size_t decode_attention_workspace_bytes(int batch, int heads, int head_dim, int num_splits) {

@@ -45,13 +45,6 @@ struct DecodeAttentionParams {
   int num_splits = 0;                   // NS; 0: chosen by decode_attention_splits for this device
   float* workspace = nullptr;           // decode_attention_workspace_bytes(B, nh, hd, NS) bytes, device
   size_t workspace_bytes = 0;
-  // Optional: decode_attention_counter_words(B, nh) zeroed words, device. Set, the last split block of
-  // each (row, head group) to finish combines the group's heads (the same bits as the combine launch,
-  // which is then not made) and leaves its word zero again; the words must be zero before the first
-  // launch and not shared by launches in flight together. Null (or a v1 form: fp32, pages not a
-  // multiple of 16): the combine launch. The engine sets it under MINFER_DECODE_COMBINE=fused only
-  // (decode_attention_fused_combine_env: measured slower on an H100).
-  unsigned* combine_counters = nullptr;
   // Variants of the same arithmetic (outputs are bitwise the same), for A/B timing:
   int stages = 0;       // v2's cp.async stages per warp at head_dim 64 and 128: 2 or 3; 0: MINFER_DECODE_STAGES, else 2
   int heads_fast = -1;  // block order: 1 KV heads fastest, 0 splits fastest; -1: MINFER_DECODE_ORDER, else 0
@@ -129,12 +122,6 @@ int decode_attention_resident_blocks(DType dtype, int head_dim, int page_size, i
 
 // Workspace the combine pass needs (0 when num_splits is 1): partial outputs and log-sum-exps.
 size_t decode_attention_workspace_bytes(int batch, int heads, int head_dim, int num_splits);
-// MINFER_DECODE_COMBINE=fused, read once: the engine's decode steps take the fused combine.
-bool decode_attention_fused_combine_env();
-// Counter words DecodeAttentionParams::combine_counters needs for B rows of nh query heads.
-inline size_t decode_attention_counter_words(int batch, int heads) {
-  return static_cast<size_t>(batch) * static_cast<size_t>(heads);
-}
 
 // Checks the params (naming the field at fault), then launches the split pass and the combine pass.
 Status decode_attention_forward(const DecodeAttentionParams& p, cudaStream_t stream);

@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,combine,timeline,tlvar,three]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,three]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -62,7 +62,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|combine|timeline|tlvar|three) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|three) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -230,13 +230,12 @@ stage_profile() {
 # bench/cases/prefill_ws_ab.txt with the peers; v4t with 128-key tiles, group wide, was timed at 0.768x
 # and removed after 89d5485), small64 (the small
 # prefill variant at head_dim 64, MINFER_PREFILL=v3s: the bit test, validation, timing on
-# bench/cases/prefill_hd64_ab.txt with the peers), combine (decode attention's fused combine: its bit tests,
-# then e2e on bench/cases/e2e_small_decode_ab.txt: MINFER_DECODE_COMBINE=fused against the combine launch,
-# RMSNorm's weights loaded after the wait, MINFER_NORM_PRELOAD=0, and fewest keys per split at 32 instead of 128, two interleaved rounds, ours only), timeline
+# bench/cases/prefill_hd64_ab.txt with the peers), timeline
 # (the CUDA-graph decode step's kernels on the GPU clock, minfer generate --timeline-csv, for qwen3-0.6b at
 # prompts 128 and 2048, qwen2.5-0.5b and llama-3.1-8b at 128, batch 1 -> OUTDIR/timeline/), tlvar (qwen3-0.6b
-# b1 p128's traced graph step under decode settings -> OUTDIR/tlvar/, the decode bit tests and test_engine under
-# MINFER_DECODE_PREFETCH=1, then their e2e A/B on bench/cases/e2e_small_decode_ab.txt), three (v4t
+# b1 p128's traced graph step under decode settings -> OUTDIR/tlvar/: as built, RoPE unfused, no PDL, one
+# decode split; then RMSNorm's weight read after the wait and one split in an e2e A/B on
+# bench/cases/e2e_small_decode_ab.txt, two interleaved rounds, ours only), three (v4t
 # with three consumer warpgroups at head_dim 64, MINFER_PREFILL=v4t3: its bit test, validation (the quick
 # attention sweep and bench/cases/validate_prefill_hd64.txt), timing against the default on
 # bench/cases/prefill_hd64_ab.txt with the peers).
@@ -325,8 +324,7 @@ stage_ab() {
   if ab_group tlvar; then  # qwen3-0.6b b1 p128's graph step under decode settings (CUPTI), then e2e A/B
     mkdir -p "$OUTDIR/tlvar"
     local setting tag
-    for setting in none MINFER_DECODE_EARLY=0 MINFER_DECODE_COMBINE=fused MINFER_FUSED_ROPE_MAX_ROWS=0 MINFER_PDL=0 \
-      MINFER_DECODE_PREFETCH=1 MINFER_DECODE_MIN_KEYS=256 MINFER_DECODE_MIN_KEYS=256,MINFER_DECODE_PREFETCH=1; do
+    for setting in none MINFER_FUSED_ROPE_MAX_ROWS=0 MINFER_PDL=0 MINFER_DECODE_MIN_KEYS=256; do
       tag=${setting//[=,]/_}
       local -a envs=()
       [ "$setting" = none ] || read -r -a envs <<< "${setting//,/ }"
@@ -334,20 +332,8 @@ stage_ab() {
         --model preset:qwen3-0.6b --backend cuda --dtype bf16 --prompt-tokens "$(seq -s, 11 138)" --max-new-tokens 32 \
         --timeline-csv "$OUTDIR/tlvar/timeline_$tag.csv" > "$OUTDIR/tlvar/timeline_$tag.log" 2>&1 || rc=1
     done
-    timeout 120 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' || rc=1
-    MINFER_DECODE_PREFETCH=1 timeout 200 "$BUILD/tests/test_engine" || rc=1
     timeout 400 bash scripts/ab.sh "$OUTDIR/ab_tlvar" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_EARLY=0 MINFER_DECODE_PREFETCH=1 MINFER_DECODE_MIN_KEYS=256 \
-      MINFER_DECODE_MIN_KEYS=256,MINFER_DECODE_PREFETCH=1 MINFER_DECODE_MIN_KEYS=32,MINFER_DECODE_COMBINE=fused || rc=1
-  fi
-  if ab_group combine; then  # decode attention's fused combine; then more splits, now cheaper
-    timeout 120 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' || rc=1
-    timeout 120 "$BUILD/tests/test_kernels" --gtest_filter='*RmsNorm*' || rc=1
-    timeout 120 "$BUILD/tests/test_gemv" || rc=1
-    timeout 200 "$BUILD/tests/test_engine" || rc=1
-    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_combine" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_small_decode_ab.txt MINFER_DECODE_COMBINE=fused MINFER_NORM_PRELOAD=0 \
-      MINFER_DECODE_MIN_KEYS=32 || rc=1
+      --cases bench/cases/e2e_small_decode_ab.txt MINFER_NORM_PRELOAD=0 MINFER_DECODE_MIN_KEYS=256 || rc=1
   fi
   if ab_group three; then  # v4t with three consumer warpgroups at head_dim 64 (MINFER_PREFILL=v4t3)
     MINFER_TEST_PREFILL_V4T3=1 timeout 120 "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1

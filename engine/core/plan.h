@@ -109,7 +109,6 @@ struct WorkspaceLayout {
   uint64_t ids = 0, positions = 0, token_slot = 0, cu_seqlens = 0, cache_lens = 0, slot = 0;  // int32 (Tm [+1])
   uint64_t counters = 0;             // uint64 (Tm)
   uint64_t gemv_counters = 0;        // uint32 (ceil(Tm / 16)): the fused GEMV's norm epilogue, kept zero
-  uint64_t attn_counters = 0;        // uint32 (decode rows x nh): decode attention's fused combine, kept zero
   uint64_t cos_sin = 0;              // fp32 (C, hd/2, 2)
   uint64_t attn = 0;                 // flash decode split workspace: RunShape::decode_workspace_bytes (may be 0)
   uint64_t step = 0;                 // whole-step decode kernel: RunShape::step_workspace_bytes (may be 0), zeroed

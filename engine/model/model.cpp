@@ -291,7 +291,6 @@ DecodeAttentionParams Model::decode_params(void* k_cache, void* v_cache, int row
   p.num_splits = shape_.decode_splits;
   p.workspace = s.attn_workspace;
   p.workspace_bytes = shape_.decode_workspace_bytes;
-  if (decode_attention_fused_combine_env()) p.combine_counters = s.attn_counters;  // opt-in: measured slower
   if (rope) p.rope = *rope;
   return p;
 }

@@ -44,7 +44,6 @@ class RunState {
   int32_t* cache_lens = nullptr;  // (Tm) cached tokens per sequence after the append
   int32_t* slot = nullptr;        // (Tm) cache slot per sequence (< 0: padding / finished)
   uint64_t* counters = nullptr;   // (Tm) sampler draw counters
-  unsigned* attn_counters = nullptr;  // (decode rows x nh) decode attention's fused combine (zero between launches)
   unsigned* gemv_counters = nullptr;  // (ceil(Tm / 16)) kernels/gemv's norm epilogue (zero between launches)
   float* cos_sin = nullptr;       // (C, hd/2, 2)
   void* gemm_workspace = nullptr; // kGemmWorkspaceBytes
