@@ -681,11 +681,10 @@ __global__ void __launch_bounds__(kThreads, 2) flash_prefill_tc2(FlashPrefillPar
 // compute capability 9.0 device: the default there), v2 (the default elsewhere), or v1.1. The
 // environment variable MINFER_PREFILL=v2 or v1 selects one of the older versions where v3 would run,
 // and MINFER_PREFILL=v3 runs v3 wherever it can (also at or below v3_min_rows), v3p / v3s / v4 its
-// persistent, small and warp-specialised variants wherever they can (v4t: v4 with TMA copies; v4t3:
-// v4t with three consumer warpgroups at head_dim 64), for A/B
+// persistent, small and warp-specialised variants wherever they can (v4t: v4 with TMA copies), for A/B
 // timings in one run.
 // Read once.
-enum class PrefillVersion { kAuto, kV3, kV3P, kV3S, kV4, kV4T, kV4T3, kV2, kV1 };
+enum class PrefillVersion { kAuto, kV3, kV3P, kV3S, kV4, kV4T, kV2, kV1 };
 PrefillVersion prefill_version_selected() {
   static const PrefillVersion v = [] {
     const char* e = std::getenv("MINFER_PREFILL");
@@ -696,7 +695,6 @@ PrefillVersion prefill_version_selected() {
     if (e && std::string(e) == "v3s") return PrefillVersion::kV3S;
     if (e && std::string(e) == "v4") return PrefillVersion::kV4;
     if (e && std::string(e) == "v4t") return PrefillVersion::kV4T;
-    if (e && std::string(e) == "v4t3") return PrefillVersion::kV4T3;
     return PrefillVersion::kAuto;
   }();
   return v;
@@ -862,10 +860,9 @@ Status launch_half(const FlashPrefillParams& p, float scale_log2, cudaStream_t s
     f.small = v == PrefillVersion::kV3S ||
               (auto_v3 && HD == 128 && !auto_tma && p.max_seqlen_q <= v3_small_max_rows()) ||
               (auto_v3 && HD == 64 && v3_small64(p));
-    f.tma = v == PrefillVersion::kV4T || v == PrefillVersion::kV4T3 || auto_tma;
+    f.tma = v == PrefillVersion::kV4T || auto_tma;
     f.ws = f.tma || v == PrefillVersion::kV4;
     f.v3_otherwise = auto_tma;
-    f.three = v == PrefillVersion::kV4T3;
     if (v3 && flash_prefill_sm90_applies(p)) return flash_prefill_sm90_forward(p, scale_log2, stream, f);
     if (v != PrefillVersion::kV1 && kern::blocks_for(p.max_seqlen_q, kBlockM2) <= 65535)
       return launch_tc2<T, HD>(p, scale_log2, stream);

@@ -43,9 +43,9 @@
 // every producer thread's cp.async (rows past the keys zero-filled, so that NaN past a sequence never
 // meets a zero P), announced by one arrival after a producer barrier. The maps need the key tensor's
 // row count: k_lens' batch x k_seq_stride or FlashPrefillParams::total_k; without it v4t runs as v4.
-// Its three-consumer form (G = 3, MINFER_PREFILL=v4t3, head_dim 64 only; opt-in, not yet timed):
-// 192-row blocks of 512 threads, the producer at 32 registers and the consumers at 160, the empty
-// barriers counting 12 warps; no ping-pong (the three consumers interleave on their own).
+// (Its three-consumer form, v4t3 at head_dim 64: 192-row blocks of 512 threads, the producer at 32
+// registers and the consumers at 160, no ping-pong, measured 0.820x the default on an H100 (0.60-0.98,
+// 14 cases): removed after 36628fe.)
 // Persistent variant (kPersist, head_dim 128, MINFER_PREFILL=v3p; measured slower than v3 on an H100,
 // 0.60-0.92x on 20 cases, reports/logs/h100/ab/ab_attention_v3p_persistent.csv): the grid is the SMs
 // (more blocks only where one would hold more than kMaxItems query tiles); a block deals itself the
@@ -189,17 +189,15 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
     flash_prefill_sm90(FlashPrefillParams p, float scale_log2, const __grid_constant__ PrefillMaps maps) {
 #if defined(MINFER_WGMMA)
   static_assert(!kPersist || (G == kGroups && ST == kStages), "the persistent variant has the default shape");
-  static_assert(!kWS || (!kPersist && (G == kGroups || (G == 3 && kTma && HD == 64))),
-                "the warp-specialised variant has two consumer warpgroups (three: its TMA form at head_dim 64)");
+  static_assert(!kWS || (!kPersist && G == kGroups), "the warp-specialised variant has two consumer warpgroups");
   static_assert(!kTma || kWS, "TMA copies are the warp-specialised variant's");
   static_assert(ST >= 3, "the pipeline holds tile j (P V), j + 1 (S) and copies ahead");
   // kWS: warpgroup 0 copies (the producer), warpgroups 1 and 2 compute; copies by the 128 producer
   // threads (kCopyThreads), everything else as the default's warpgroups 0 and 1.
   constexpr int kThreads = 128 * G, kBM = 64 * G, kStages = ST;  // this instance's shape (shadows the defaults)
   constexpr int kCopyThreads = kWS ? 128 : kThreads;
-  // kWS: the registers the producer gives up and the consumers take (128 x producer + 128 G x consumer
-  // <= 64 Ki): 56 / 224 with two consumer warpgroups, 32 / 160 with three.
-  constexpr int kProducerRegs = G == 3 ? 32 : 56, kConsumerRegs = G == 3 ? 160 : 224;
+  // kWS: the registers the producer gives up and the consumers take (128 x 56 + 256 x 224 <= 64 Ki).
+  constexpr int kProducerRegs = 56, kConsumerRegs = 224;
   using PlanT = Plan<HD, kPersist, G, ST>;
   constexpr int kBN = PlanT::kBN;
   constexpr bool kSplitP = std::is_same_v<T, __nv_bfloat16>;
@@ -501,7 +499,7 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
   // kWS: both consumer warpgroups run the same tiles (non-causal, both with rows): they take turns at
   // issuing their MMAs (named barriers 1 and 2: warpgroup 0 first), so one's softmax runs under the
   // other's MMAs. Warpgroup 1 gives warpgroup 0 its first turn here.
-  const bool pingpong = kWS && G == 2 && !p.causal && m0 + 64 < tq;
+  const bool pingpong = kWS && !p.causal && m0 + 64 < tq;
   if (pingpong && wg == 1) named_bar_arrive(2, 256);
   PFrag ph, pl;  // P of the current tile (pl unused for fp16)
   float corr_a = 1.f, corr_b = 1.f;
@@ -682,8 +680,7 @@ bool encode_map(CUtensorMap& m, const void* base, DType dt, int64_t rows, int64_
 
 // tma: whole K/V tiles by TMA where the key tensor's rows are known (k_lens: batch x k_seq_stride, else
 // total_k) and the maps encode; otherwise the cp.async producer, or (v3_otherwise: the default's choice)
-// the 128-row v3. three (with tma, head_dim 64): three consumer warpgroups, 192-row blocks, where TMA
-// runs.
+// the 128-row v3.
 template <typename T, int HD>
 Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, const Sm90PrefillForm& f) {
   const int64_t rows = p.k_lens ? static_cast<int64_t>(p.batch) * p.k_seq_stride : p.total_k;
@@ -693,23 +690,14 @@ Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t str
       encode_map(maps.k, p.k, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN) &&
       encode_map(maps.v, p.v, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN);
   if (f.tma && !use_tma && f.v3_otherwise) return launch<T, HD>(p, scale_log2, stream);
-  // The instance: consumer warpgroups G (rows 64 G a block), its shared memory, its kernel.
-  int g = kGroups;
-  uint32_t smem = Plan<HD>::kBytes + 2 * kStages * sizeof(uint64_t);
+  const uint32_t smem = Plan<HD>::kBytes + 2 * kStages * sizeof(uint64_t);
   auto* kernel = use_tma ? flash_prefill_sm90<T, HD, false, kGroups, kStages, true, true>
                          : flash_prefill_sm90<T, HD, false, kGroups, kStages, true>;
-  if constexpr (HD == 64) {
-    if (f.three && use_tma) {
-      g = 3;
-      smem = Plan<64, false, 3>::kBytes + 2 * kStages * sizeof(uint64_t);
-      kernel = flash_prefill_sm90<T, 64, false, 3, kStages, true, true>;
-    }
-  }
-  MINFER_REQUIRE(kern::blocks_for(p.max_seqlen_q, 64 * g) <= 65535, "max_seqlen_q", "too many query tiles");
+  MINFER_REQUIRE(kern::blocks_for(p.max_seqlen_q, kBM) <= 65535, "max_seqlen_q", "too many query tiles");
   MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, 64 * g),
+  const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, kBM),
                   static_cast<unsigned>(p.batch));
-  kernel<<<grid, 128 * (g + 1), smem, stream>>>(p, scale_log2, maps);
+  kernel<<<grid, kThreads + 128, smem, stream>>>(p, scale_log2, maps);
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }

@@ -22,7 +22,6 @@ struct Sm90PrefillForm {
   bool ws = false;            // v4
   bool tma = false;           // with ws: v4t
   bool v3_otherwise = false;  // with tma: v3 where the tensor maps cannot be made (the default's choice)
-  bool three = false;         // with tma: v4t3 (head_dim 64)
 };
 
 // Launches v3 on `stream` (p already checked by flash_prefill_forward; scale_log2 = log2(e) /
@@ -39,9 +38,8 @@ struct Sm90PrefillForm {
 // where it is not known, v4's copies, or with v3_otherwise the 128-row v3 (the default's choice).
 // (Removed after 89d5485: v4tw, key tiles of 128 rows in v4t, measured 0.768x the default over 26
 // bf16 cases on an H100: reports/logs/h100/ab/ab_attention_v4tw.csv.)
-// three (with tma; MINFER_PREFILL=v4t3; head_dim 64, 128 ignores it): three consumer warpgroups and
-// 192-row blocks (FlashAttention-3's head_dim 64 shape: producer 32 registers, consumers 160; no
-// ping-pong) where TMA runs; the same arithmetic per row as v3.
+// (Removed after 36628fe: v4t3, v4t at head_dim 64 with three consumer warpgroups and 192-row blocks,
+// correct but 0.820x the default over 14 bf16 cases on an H100: reports/logs/h100/ab/ab_attention_v4t3.csv.)
 Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream,
                                   const Sm90PrefillForm& f = {});
 

@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,three]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -62,7 +62,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|three) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -235,10 +235,8 @@ stage_profile() {
 # prompts 128 and 2048, qwen2.5-0.5b and llama-3.1-8b at 128, batch 1 -> OUTDIR/timeline/), tlvar (qwen3-0.6b
 # b1 p128's traced graph step under decode settings -> OUTDIR/tlvar/: as built, RoPE unfused, no PDL, one
 # decode split; then RMSNorm's weight read after the wait and one split in an e2e A/B on
-# bench/cases/e2e_small_decode_ab.txt, two interleaved rounds, ours only), three (v4t
-# with three consumer warpgroups at head_dim 64, MINFER_PREFILL=v4t3: its bit test, validation (the quick
-# attention sweep and bench/cases/validate_prefill_hd64.txt), timing against the default on
-# bench/cases/prefill_hd64_ab.txt with the peers).
+# bench/cases/e2e_small_decode_ab.txt, two interleaved rounds, ours only). (Group three, v4t at head_dim 64
+# with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
   local rc=0
@@ -335,16 +333,7 @@ stage_ab() {
     timeout 400 bash scripts/ab.sh "$OUTDIR/ab_tlvar" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
       --cases bench/cases/e2e_small_decode_ab.txt MINFER_NORM_PRELOAD=0 MINFER_DECODE_MIN_KEYS=256 || rc=1
   fi
-  if ab_group three; then  # v4t with three consumer warpgroups at head_dim 64 (MINFER_PREFILL=v4t3)
-    MINFER_TEST_PREFILL_V4T3=1 timeout 120 "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1
-    MINFER_PREFILL=v4t3 timeout 200 "$BUILD/validate/validate_all" --sweep attention --quick \
-      --csv "$OUTDIR/validate_attention_v4t3.csv" || rc=1
-    # shellcheck disable=SC2046
-    MINFER_PREFILL=v4t3 timeout 200 "$BUILD/validate/validate_all" --sweep attention \
-      $(sed 's/^/--case /' bench/cases/validate_prefill_hd64.txt) --csv "$OUTDIR/validate_prefill_v4t3.csv" || rc=1
-    timeout 300 bash scripts/ab.sh "$OUTDIR/ab_three" --build "$BUILD" --sweep attention \
-      --cases bench/cases/prefill_hd64_ab.txt MINFER_PREFILL=v4t3 || rc=1
-  fi
+
   if ab_group small; then  # the small prefill variant (MINFER_PREFILL=v3s: 64-row blocks, two an SM)
     "$BUILD/tests/test_attention" --gtest_filter='FlashPrefillVariants.*' || rc=1
     MINFER_PREFILL=v3s "$BUILD/validate/validate_all" --sweep attention --quick \

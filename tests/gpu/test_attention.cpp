@@ -453,16 +453,10 @@ TEST(FlashPrefillVariants, SameBitsAsV3) {
       Sm90PrefillForm fp, fs, fw, ft;
       fp.persistent = true, fs.small = true, fw.ws = true;
       ft.ws = ft.tma = true;
-      Sm90PrefillForm f3 = ft;
-      f3.three = true;
       const std::vector<uint16_t> v3 = run({}), v3p = run(fp), v3s = run(fs);
-      // v4 and v4t (its TMA copies; the default at head_dim 128 past 512 rows) correct on an H100 since
-      // 2026-12-06. v4t3 (three consumer warpgroups, head_dim 64; at 128 it runs as v4t) has not run on
-      // a GPU yet: only under MINFER_TEST_PREFILL_V4T3 (gpu_run.sh's ab group three), so that a hang of
-      // a first version cannot stall the whole suite.
+      // v4 and v4t (its TMA copies; the default at head_dim 128 past 512 rows): correct on an H100 since
+      // 2026-12-06.
       const std::vector<uint16_t> v4 = run(fw), v4t = run(ft);
-      const bool with_v4t3 = std::getenv("MINFER_TEST_PREFILL_V4T3") != nullptr;
-      const std::vector<uint16_t> v4t3 = with_v4t3 ? run(f3) : v3;
       const std::string what = std::string(dtype_name(dt)) + " head_dim " + std::to_string(kHd) + " batch " +
                                std::to_string(p.batch) + " heads " +
                                std::to_string(sh.heads) + "/" + std::to_string(sh.kv_heads) +
@@ -470,8 +464,7 @@ TEST(FlashPrefillVariants, SameBitsAsV3) {
       for (const auto& [name, other] : {std::pair<const char*, const std::vector<uint16_t>*>{"v3p", &v3p},
                                         std::pair<const char*, const std::vector<uint16_t>*>{"v3s", &v3s},
                                         std::pair<const char*, const std::vector<uint16_t>*>{"v4", &v4},
-                                        std::pair<const char*, const std::vector<uint16_t>*>{"v4t", &v4t},
-                                        std::pair<const char*, const std::vector<uint16_t>*>{"v4t3", &v4t3}}) {
+                                        std::pair<const char*, const std::vector<uint16_t>*>{"v4t", &v4t}}) {
         size_t differ = 0, first = q_n;
         for (size_t i = 0; i < q_n; ++i)
           if (v3[i] != (*other)[i]) ++differ, first = std::min(first, i);
