@@ -11,7 +11,8 @@ End to end (bench_all --sweep e2e): per model and (batch, prompt) the time to fi
 tokens/s and MFU, decode ms/step, tokens/s and SOL% (weights + KV bytes per step over the copy
 ceiling), peak memory, and the torch-graph peer's decode step beside ours; skipped cases with their
 reason. Whole-model validation (validate_all --sweep model): worst rel_err and greedy agreement per
-model and dtype from the summary rows.
+model and dtype from the summary rows. Beside the e2e table, the per-kernel split of traced decode steps
+from reports/data/<gpu>/timeline/ (minfer generate --timeline-csv), where present.
 Attention sweeps, against the targets the project set itself (TARGETS below): prefill, per dtype and
 (head_dim, causal), median TFLOP/s of ours and of each SDPA backend over cases of at least 512 tokens
 and how many of those cases ours is at least as fast as torch-flash; decode, per dtype and cache
@@ -340,7 +341,40 @@ def model_validation_section(val, gpu):
             md_table(["model", "dtype", "cases", "pass", "worst rel_err", "min greedy agreement", "bound"], rows), ""]
 
 
-def gpu_section(bench, val, gpu, plots_dir, report_dir):
+TIMELINE_COLS = {"kernel", "calls", "share_us", "share_pct", "dur_us", "wait_us"}
+
+
+def timeline_section(data_dir, gpu):
+    """Decode steps on the GPU clock: reports/data/<gpu>/timeline/timeline_<model>_p<prompt>.csv.groups.csv
+    (minfer generate --timeline-csv: the median traced CUDA-graph step, kernels grouped by name and grid in
+    first-start order). Share = how far a kernel moved the step's end past the kernels before it (the
+    shares add up to the step); duration includes time spent launched early, waiting on its inputs."""
+    folder = os.path.join(data_dir, gpu, "timeline")
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".groups.csv")) if os.path.isdir(folder) else []
+    if not files:
+        return []
+    out = ["### Decode step on the GPU clock (CUDA graph, CUPTI)", "",
+           "One traced graph step (the median of the traced steps) per model, bf16, batch 1 "
+           "(`minfer generate --timeline-csv`). share: how far the kernel moved the step's end past the kernels "
+           "before it (the shares add up to the step); duration: start to end, including time launched early "
+           "(programmatic dependent launch) while the kernel before it still ran.", ""]
+    for name in files:
+        path = os.path.join(folder, name)
+        df = pd.read_csv(path)
+        if not TIMELINE_COLS <= set(df.columns):
+            raise ValueError(f"{path}: missing columns {sorted(TIMELINE_COLS - set(df.columns))}")
+        tag = name[len("timeline_"):] if name.startswith("timeline_") else name
+        tag = tag[: -len(".csv.groups.csv")] if tag.endswith(".csv.groups.csv") else tag[: -len(".groups.csv")]
+        step = df["share_us"].sum()
+        rows = [[r["kernel"], int(r["calls"]), fmt(r["share_us"], 4), fmt(r["share_pct"]),
+                 fmt(r["share_us"] / r["calls"]), fmt(r["dur_us"] / r["calls"])] for _, r in df.iterrows()]
+        out += [f"{tag}: step {fmt(step, 4)} us over {int(df['calls'].sum())} kernels", "",
+                md_table(["kernel (grid)", "calls", "share us", "share %", "share us / call", "duration us / call"],
+                         rows), ""]
+    return out
+
+
+def gpu_section(bench, val, gpu, plots_dir, report_dir, data_dir=None):
     out = [f"## {gpu}", ""]
     b = bench[bench["gpu"] == gpu] if not bench.empty else bench
     if not b.empty:
@@ -351,6 +385,7 @@ def gpu_section(bench, val, gpu, plots_dir, report_dir):
         for sweep in sorted(b["sweep"].unique()):
             if sweep == "e2e":
                 out += e2e_section(bench, gpu)
+                out += timeline_section(data_dir, gpu) if data_dir else []
             else:
                 out += sweep_section(bench, gpu, sweep, plots_dir, report_dir)
     return out + validation_section(val, gpu) + model_validation_section(val, gpu)
@@ -396,7 +431,7 @@ def build_report(data_dir, out_path, plots_dir):
     if not gpus:
         lines += ["No data found under " + data_dir + ".", ""]
     for gpu in gpus:
-        lines += gpu_section(bench, val, gpu, plots_dir, report_dir)
+        lines += gpu_section(bench, val, gpu, plots_dir, report_dir, data_dir)
     lines += tokenizer_section(data_dir)
     tmp = out_path + ".tmp"
     with open(tmp, "w") as f:

@@ -70,6 +70,35 @@ class ReportE2e(unittest.TestCase):
         self.assertIn("### Whole-model logits", text)
         self.assertIn("| tiny | bf16 | 1 | 1 | 0.015 | 0.97 | 0.05 |", text)
 
+    def test_timeline_section(self):
+        with tempfile.TemporaryDirectory() as d:
+            data = os.path.join(d, "data", "h200")
+            write_csv(os.path.join(data, "e2e.csv"), E2E_COLS, [
+                e2e_row("qwen3-0.6b", "minfer", "prefill", 9000.0), e2e_row("qwen3-0.6b", "minfer", "decode", 3000.0)])
+            cols = ["kernel", "calls", "share_us", "share_pct", "dur_us", "wait_us"]
+            write_csv(os.path.join(data, "timeline", "timeline_qwen3-0.6b_p128.csv.groups.csv"), cols, [
+                {"kernel": "rmsnorm_kernel (1,1,1)", "calls": 4, "share_us": 12.0, "share_pct": 40, "dur_us": 20.0,
+                 "wait_us": 0},
+                {"kernel": "gemv_kernel (512,1,1)", "calls": 3, "share_us": 18.0, "share_pct": 60, "dur_us": 9.0,
+                 "wait_us": 0}])
+            out = os.path.join(d, "REPORT.md")
+            args = [sys.executable, REPORT, "--data", os.path.join(d, "data"), "--out", out, "--plots",
+                    os.path.join(d, "plots")]
+            r = subprocess.run(args, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(out) as f:
+                text = f.read()
+            self.assertIn("### Decode step on the GPU clock", text)
+            self.assertIn("qwen3-0.6b_p128: step 30 us over 7 kernels", text)
+            self.assertIn("| rmsnorm_kernel (1,1,1) | 4 | 12 | 40 | 3 | 5 |", text)  # 12 / 4 share, 20 / 4 duration
+            self.assertIn("| gemv_kernel (512,1,1) | 3 | 18 | 60 | 6 | 3 |", text)
+            # A groups file without its columns is bad input: exit 2, naming the file.
+            write_csv(os.path.join(data, "timeline", "timeline_bad.csv.groups.csv"), ["kernel", "calls"],
+                      [{"kernel": "x", "calls": 1}])
+            r = subprocess.run(args, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("timeline_bad.csv.groups.csv", r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
