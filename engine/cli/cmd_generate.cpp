@@ -75,8 +75,8 @@ CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
   c->add_flag("--timeline", o.timeline,
               "cuda backend: trace the CUDA-graph decode steps with CUPTI (libcupti, loaded at run time) and print how "
               "the median step's time splits among its kernels on the GPU's clock (share: how far each kernel moved "
-              "the step's end; overlaps under programmatic dependent launch included). Tracing adds a little time "
-              "per kernel; needs --max-new-tokens 3 or more");
+              "the step's end; overlaps under programmatic dependent launch included). Tracing slows the host side "
+              "(the summary's ms/step), not the traced steps' GPU spans; needs --max-new-tokens 3 or more");
   c->add_option("--timeline-csv", o.timeline_csv, "cuda backend: write the --timeline step's kernels to this CSV "
                                                   "(implies --timeline) and its table to PATH.groups.csv");
   return c;
