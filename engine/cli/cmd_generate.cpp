@@ -198,8 +198,7 @@ void report_profile(const GenerateOptions& o, const StepProfile& p) {
 void report_timeline(const GenerateOptions& o, const StepTimeline& t, const GenerateResult& r) {
   std::printf("timeline: CUDA-graph decode steps traced with CUPTI (host-timed steady step while traced: %.3f ms; "
               "tracing slows the host side, the GPU span below is the step's)\n%s",
-              r.ms_per_step,
-              format_timeline(t).c_str());
+              r.ms_per_step, format_timeline(t).c_str());
   if (o.timeline_csv.empty()) return;
   write_file_atomic(o.timeline_csv, timeline_csv(t));
   write_file_atomic(o.timeline_csv + ".groups.csv", timeline_groups_csv(t));
