@@ -30,6 +30,7 @@
 #include <initializer_list>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/common/bulk.cuh"
 #include "kernels/common/dispatch.cuh"
@@ -321,12 +322,65 @@ __device__ __forceinline__ void tc_rope_prologue(const DecodeAttentionParams& p,
   __syncthreads();  // qs written; this block's cache writes before any warp's copies read them
 }
 
-template <typename T, int HD, int kStages, bool kBulk, bool kSkipUnit = false, bool kRope = false>
+// The cluster form (DecodeAttentionParams::cluster): at most 8 splits a cluster. Its receive area,
+// after the stages (and the fused prologue's query rows): the slices of the normalised outputs the
+// other splits push to this block, (splits, ceil(gn * HD / splits)) fp32, then their log2-sum-exps,
+// (kMaxClusterSplits, kMaxGroup).
+constexpr int kMaxClusterSplits = 8;
+template <int HD>
+constexpr int tc_cluster_bytes() {
+  return (kMaxGroup * HD + kMaxClusterSplits + kMaxClusterSplits * kMaxGroup) * static_cast<int>(sizeof(float));
+}
+
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+// Thread 0's globaltimer at trace point i (DecodeAttentionParams::trace), kept in shared memory.
+__device__ __forceinline__ void trace_mark(const DecodeAttentionParams& p, unsigned long long* tr, int i) {
+  if (p.trace && threadIdx.x == 0) tr[i] = global_ns();
+}
+
+// Cluster barrier halves (sm_90+; every thread of every block of the cluster, warps converged).
+__device__ __forceinline__ void cluster_arrive_relaxed() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cluster_arrive_release() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cluster_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#endif
+}
+// *at in the shared memory of the cluster's block `rank` (at: this block's address of the same variable).
+__device__ __forceinline__ void store_cluster(float* at, unsigned rank, float v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  const unsigned local = static_cast<unsigned>(__cvta_generic_to_shared(at));
+  unsigned remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local), "r"(rank));
+  asm volatile("st.shared::cluster.f32 [%0], %1;\n" ::"r"(remote), "f"(v) : "memory");
+#endif
+}
+
+template <typename T, int HD, int kStages, bool kBulk, bool kSkipUnit = false, bool kRope = false, bool kCluster = false>
 __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionParams p, SplitOut so, float scale_log2) {
   static_assert(!kRope || (!kBulk && kStages == 2 && !kSkipUnit), "the fused prologue takes the default form");
+  static_assert(!kCluster || (!kBulk && kStages == 2 && !kSkipUnit), "the cluster form takes the default form");
   static_assert(kStages >= 2, "the pipeline needs a stage in flight while one is read");
+  __shared__ unsigned long long tr[8];  // the trace points (DecodeAttentionParams::trace)
+  trace_mark(p, tr, 0);
+  if (p.trace && threadIdx.x == 0) tr[3] = 0;  // stays 0 when the block has no key step
+  if constexpr (kCluster) cluster_arrive_relaxed();  // this block has started (waited on before any push)
   kern::pdl_launch_dependents();
   kern::pdl_wait();  // every read and write below depends on the previous kernel
+  trace_mark(p, tr, 1);
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int kS = HD + kTcPad;                    // shared row stride, elements
   constexpr int kWarpStage = 2 * kWarpKeys * kS;     // K then V of one stage of one warp, elements
@@ -352,6 +406,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   T* qs = reinterpret_cast<T*>(smem_raw + tc_smem_bytes<T, HD, kStages>());  // kRope: (kMaxGroup, HD)
   if constexpr (kRope)
     tc_rope_prologue<T, HD>(p, b, kvh, h0, gn, split == so.splits - 1 && g0 == 0, kbeg, kend, qs, warp, lane);
+  trace_mark(p, tr, 2);
 
   // This warp's first key of step s is kbeg + s * kStepKeys + warp * kWarpKeys. Steps 0 .. kStages - 2
   // are issued here, step it + kStages - 1 at step it (into the stage step it - 1 freed); the cache
@@ -403,6 +458,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     } else {
       kern::cp_async_wait<kStages - 1>();
     }
+    if (it == 0) trace_mark(p, tr, 3);
     __syncwarp();
     const T* kt = wbuf + (it % kStages) * kWarpStage;  // (16, kS)
     const T* vt = kt + kWarpKeys * kS;           // (16, kS)
@@ -450,6 +506,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     __syncwarp();  // this stage is refilled by the next step's prefetch
   }
 
+  trace_mark(p, tr, 4);
   // Row sums over the quad; then the 4 warps' states meet in shared memory (over the key buffers).
 #pragma unroll
   for (int off = 1; off < 4; off <<= 1) {
@@ -472,6 +529,12 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     ls[warp * 16 + g] = l_a, ls[warp * 16 + g + 8] = l_b;
   }
   __syncthreads();
+  // kCluster: this block's output is pushed in slices of `per` elements, slice j to the cluster's block j
+  // (the split of that rank), into its receive area at row `split`.
+  [[maybe_unused]] float* recv_o = reinterpret_cast<float*>(smem_raw + tc_smem_bytes<T, HD, kStages>() + (kRope ? tc_rope_q_bytes<T, HD>() : 0));
+  [[maybe_unused]] float* recv_l = recv_o + kMaxGroup * HD + kMaxClusterSplits;  // (kMaxClusterSplits, kMaxGroup)
+  [[maybe_unused]] const int per = (gn * HD + so.splits - 1) / so.splits;
+  if constexpr (kCluster) cluster_wait();  // every block of the cluster has started: its shared memory exists
   for (int i = threadIdx.x; i < gn * HD; i += kTcThreads) {
     const int r = i / HD, d = i % HD;
     float mx = -INFINITY;
@@ -488,12 +551,58 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     }
     const float val = den > 0.f ? num / den : 0.f;
     const int64_t bh = static_cast<int64_t>(b) * p.heads + h0 + r;
+    if constexpr (kCluster) {
+      const int owner = i / per;
+      store_cluster(recv_o + split * per + (i - owner * per), owner, val);
+      if (d == 0) {
+        const float lse = den > 0.f ? mx + log2f(den) : -INFINITY;
+        for (int j = 0; j < so.splits; ++j) store_cluster(recv_l + split * kMaxGroup + r, j, lse);
+      }
+      continue;
+    }
     if (so.splits == 1) {
       static_cast<T*>(p.out)[bh * HD + d] = kern::from_float<T>(val);
       continue;
     }
     so.o[(bh * so.splits + split) * HD + d] = val;
     if (d == 0) so.lse[bh * so.splits + split] = den > 0.f ? mx + log2f(den) : -INFINITY;
+  }
+  trace_mark(p, tr, 5);
+  if constexpr (kCluster) {
+    cluster_arrive_release();  // every push of every block is visible to its owner after the wait
+    cluster_wait();
+    // This block's slice of the outputs: decode_combine's arithmetic and order over the splits.
+    for (int off = threadIdx.x; off < per; off += kTcThreads) {
+      const int e = split * per + off;
+      if (e >= gn * HD) break;
+      const int r = e / HD, d = e % HD;
+      float mx = -INFINITY;
+      for (int s2 = 0; s2 < so.splits; ++s2) mx = fmaxf(mx, recv_l[s2 * kMaxGroup + r]);
+      float num = 0.f, den = 0.f;
+      if (mx > -INFINITY) {
+        for (int s2 = 0; s2 < so.splits; ++s2) {
+          const float lse = recv_l[s2 * kMaxGroup + r];
+          if (lse == -INFINITY) continue;
+          const float w = exp2f(lse - mx);
+          num += w * recv_o[s2 * per + off];
+          den += w;
+        }
+      }
+      const int64_t bh = static_cast<int64_t>(b) * p.heads + h0 + r;
+      static_cast<T*>(p.out)[bh * HD + d] = kern::from_float<T>(den > 0.f ? num / den : 0.f);
+    }
+  }
+  trace_mark(p, tr, 6);
+  if (p.trace && threadIdx.x == 0) {  // one record: block, SM, the seven points
+    const unsigned long long slot = atomicAdd(p.trace, 1ull);
+    if (slot < p.trace[1]) {
+      unsigned smid;
+      asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
+      unsigned long long* rec = p.trace + 2 + slot * 8;
+      rec[0] = blockIdx.x | static_cast<unsigned long long>(blockIdx.y) << 16 |
+               static_cast<unsigned long long>(blockIdx.z) << 32 | static_cast<unsigned long long>(smid) << 48;
+      for (int j = 0; j < 7; ++j) rec[1 + j] = tr[j];
+    }
   }
 }
 
@@ -602,13 +711,19 @@ int decode_l2_prefetch_env() {
   return bytes;
 }
 
-template <typename T, int HD, int kStages, bool kBulk = false, bool kSkipUnit = false, bool kRope = false>
+template <typename T, int HD, int kStages, bool kBulk = false, bool kSkipUnit = false, bool kRope = false,
+          bool kCluster = false>
 Status launch_tc(const DecodeAttentionParams& p, const SplitOut& so, dim3 grid, float scale_log2, cudaStream_t stream) {
   constexpr int kSmem = tc_smem_bytes<T, HD, kStages>() + (kBulk ? kTcWarps * kStages * 8 : 0) +
-                        (kRope ? tc_rope_q_bytes<T, HD>() : 0);
-  auto* kernel = decode_split_tc<T, HD, kStages, kBulk, kSkipUnit, kRope>;
+                        (kRope ? tc_rope_q_bytes<T, HD>() : 0) + (kCluster ? tc_cluster_bytes<HD>() : 0);
+  auto* kernel = decode_split_tc<T, HD, kStages, kBulk, kSkipUnit, kRope, kCluster>;
   MINFER_CUDA_RETURN(allow_smem(kernel, kSmem));
-  MINFER_CUDA_RETURN(kern::launch_pdl(kernel, grid, kTcThreads, kSmem, stream, p, so, scale_log2));
+  if constexpr (kCluster) {
+    MINFER_CUDA_RETURN(kern::launch_pdl_cluster(kernel, grid, kTcThreads, kSmem, stream, static_cast<unsigned>(so.splits),
+                                                p, so, scale_log2));
+  } else {
+    MINFER_CUDA_RETURN(kern::launch_pdl(kernel, grid, kTcThreads, kSmem, stream, p, so, scale_log2));
+  }
   return Status::ok();
 }
 
@@ -624,10 +739,20 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
   const unsigned nsplit = static_cast<unsigned>(splits), nhead = static_cast<unsigned>(p.kv_heads * so.groups);
   const dim3 grid(so.heads_fast ? nhead : nsplit, so.heads_fast ? nsplit : nhead, static_cast<unsigned>(p.batch));
   const int stages = p.stages > 0 ? p.stages : decode_stages();
+  const bool cluster = decode_attention_cluster_applies(p, splits);
   if (!takes_v2<T>(p.block_table ? p.page_size : 0)) {
     MINFER_CUDA_RETURN(kern::launch_pdl(decode_split<T, HD>, grid, kThreads, 0, stream, p, so, scale_log2));
   } else if constexpr (!std::is_same_v<T, float>) {
     Status st = Status::ok();
+    if constexpr (HD >= 64) {
+      if (cluster) {  // the splits merged in clusters: no combine launch
+        st = p.rope.qkv ? launch_tc<T, HD, 2, false, false, true, true>(p, so, grid, scale_log2, stream)
+                        : launch_tc<T, HD, 2, false, false, false, true>(p, so, grid, scale_log2, stream);
+        if (!st.is_ok()) return st;
+        MINFER_LAUNCH_RETURN();
+        return Status::ok();
+      }
+    }
     if (p.rope.qkv) {  // the fused prologue: the default form (decode_attention_rope_fits checked it)
       st = launch_tc<T, HD, 2, false, false, true>(p, so, grid, scale_log2, stream);
     } else if constexpr (HD >= 64) {
@@ -841,6 +966,87 @@ bool default_form(const DecodeAttentionParams& p) {
 }
 }  // namespace
 
+bool decode_attention_cluster_env() {
+  static const bool on = env_choice("MINFER_DECODE_CLUSTER", {"0", "1"}) == 1;
+  return on;
+}
+
+bool decode_attention_cluster_applies(const DecodeAttentionParams& p, int splits) {
+  const bool on = p.cluster >= 0 ? p.cluster == 1 : decode_attention_cluster_env();
+  if (!on || splits < 2 || splits > kMaxClusterSplits || p.dtype == DType::F32) return false;
+  if (p.head_dim != 64 && p.head_dim != 128) return false;
+  if (p.block_table && p.page_size % kWarpKeys != 0) return false;
+  if ((p.heads_fast >= 0 ? p.heads_fast == 1 : decode_heads_fast()) || !default_form(p)) return false;
+  static const bool sm90 = [] {
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    return major >= 9;
+  }();
+  return sm90;
+}
+
+int decode_attention_splits_cluster(int batch, int heads, int kv_heads, int max_kv_len, int num_sms) {
+  static const int64_t min_keys = [] {
+    const char* v = std::getenv("MINFER_DECODE_CLUSTER_MIN_KEYS");
+    const int64_t k = v ? std::atoll(v) : 64;
+    return k >= 16 && k <= 65536 ? k : int64_t{64};
+  }();
+  const int64_t work = decode_attention_unsplit_blocks(batch, heads, kv_heads);
+  const int64_t by_len = (static_cast<int64_t>(std::max(max_kv_len, 1)) + min_keys - 1) / min_keys;
+  return static_cast<int>(std::clamp<int64_t>(std::min<int64_t>(num_sms / work, by_len), 1, kMaxClusterSplits));
+}
+
+namespace {
+unsigned long long* g_trace = nullptr;  // decode_attention_trace_start's buffer: count, capacity, records
+int g_trace_records = 0;
+}  // namespace
+
+unsigned long long* decode_attention_trace_start(int records) {
+  decode_attention_trace_stop();
+  const size_t bytes = (2 + static_cast<size_t>(std::max(records, 1)) * 8) * sizeof(unsigned long long);
+  if (cudaMalloc(&g_trace, bytes) != cudaSuccess) {
+    cudaGetLastError();
+    g_trace = nullptr;
+    return nullptr;
+  }
+  g_trace_records = std::max(records, 1);
+  const unsigned long long head[2] = {0, static_cast<unsigned long long>(g_trace_records)};
+  cudaMemset(g_trace, 0, bytes);
+  cudaMemcpy(g_trace, head, sizeof(head), cudaMemcpyHostToDevice);
+  return g_trace;
+}
+
+unsigned long long* decode_attention_trace_buffer() { return g_trace; }
+
+std::string decode_attention_trace_csv() {
+  std::string out = "record,bx,by,bz,sm,entry_ns,waited_ns,prologue_ns,first_keys_ns,loop_ns,merge_ns,end_ns\n";
+  if (!g_trace) return out;
+  unsigned long long n = 0;
+  if (cudaDeviceSynchronize() != cudaSuccess || cudaMemcpy(&n, g_trace, sizeof(n), cudaMemcpyDeviceToHost) != cudaSuccess)
+    return out;
+  n = std::min<unsigned long long>(n, static_cast<unsigned long long>(g_trace_records));
+  std::vector<unsigned long long> rec(n * 8);
+  if (n > 0 && cudaMemcpy(rec.data(), g_trace + 2, rec.size() * sizeof(rec[0]), cudaMemcpyDeviceToHost) != cudaSuccess)
+    return out;
+  char line[320];
+  for (unsigned long long i = 0; i < n; ++i) {
+    const unsigned long long* r = &rec[i * 8];
+    std::snprintf(line, sizeof(line), "%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", i, r[0] & 0xffff,
+                  (r[0] >> 16) & 0xffff, (r[0] >> 32) & 0xffff, r[0] >> 48, r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+    out += line;
+  }
+  return out;
+}
+
+void decode_attention_trace_stop() {
+  if (g_trace) cudaFree(g_trace);
+  g_trace = nullptr;
+  g_trace_records = 0;
+}
+
 bool decode_attention_rope_fits(const DecodeAttentionParams& p) {
   return p.rope.qkv && check_params(p).is_ok() && default_form(p);
 }
@@ -873,6 +1079,8 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
                  "must be 2, 3 or 0 (default), got " + std::to_string(p.stages));
   MINFER_REQUIRE(!p.rope.qkv || default_form(p), "rope.qkv",
                  "the fused prologue takes v2's default form: two cp.async stages, no bulk copies, no rescale skip");
+  MINFER_REQUIRE(p.cluster >= -1 && p.cluster <= 1, "cluster",
+                 "must be 0, 1 or -1 (default), got " + std::to_string(p.cluster));
   MINFER_REQUIRE(p.heads_fast >= -1 && p.heads_fast <= 1, "heads_fast",
                  "must be 0, 1 or -1 (default), got " + std::to_string(p.heads_fast));
   MINFER_REQUIRE(splits >= 1 && splits <= kMaxSplits, "num_splits",

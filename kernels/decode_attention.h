@@ -17,6 +17,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include <cuda_runtime.h>
 
@@ -74,7 +75,39 @@ struct DecodeAttentionParams {
   // row b (token_slot[b] = b, or < 0: padding, q zero and nothing written), so that no block reads a
   // cache row another block writes; device memory, not checked.
   QkvRopeParams rope{};
+  // Splits merged in the split kernel instead of by the combine launch: the splits of one (sequence,
+  // head group) run as one thread-block cluster; each block pushes its (normalised output, log2-sum-exp)
+  // into the shared memory of the block that owns each slice of the output, and after one cluster
+  // barrier the owners write it (the combine's arithmetic in its order: the same bits). Applies where
+  // decode_attention_cluster_applies says so (v2's default form, head_dim 64 or 128, 2..8 splits, splits
+  // fastest, sm_90+); elsewhere the combine launch runs. 1 on, 0 off; -1: MINFER_DECODE_CLUSTER=1, else off.
+  int cluster = -1;
+  // Phase trace for profiling (v2 only): null, or decode_attention_trace_start()'s device buffer. Each
+  // block appends one record of its globaltimer at seven points (decode_attention_trace_csv names them).
+  unsigned long long* trace = nullptr;
 };
+
+// Whether the split kernel merges `splits` splits of p in clusters (see DecodeAttentionParams::cluster;
+// p.cluster < 0 reads MINFER_DECODE_CLUSTER). Needs a device of compute capability 9.0 or newer.
+bool decode_attention_cluster_applies(const DecodeAttentionParams& p, int splits);
+
+// Whether MINFER_DECODE_CLUSTER=1 (read once).
+bool decode_attention_cluster_env();
+
+// The split count for the cluster form (the engine's decode step with the cluster switch on): keys of a
+// split at least 64 (MINFER_DECODE_CLUSTER_MIN_KEYS=N: N), at most num_sms / work blocks a KV head group
+// and 8 splits (a portable cluster); 1 where the unsplit blocks already fill num_sms.
+int decode_attention_splits_cluster(int batch, int heads, int kv_heads, int max_kv_len, int num_sms);
+
+// The phase trace (DecodeAttentionParams::trace): start allocates room for `records` block records on
+// the current device (zeroed; again on each call); buffer is the device pointer (null before start);
+// csv copies the records back (in the order blocks finished) as CSV: block (x, y, z), SM, and the
+// globaltimer ns at entry, after pdl_wait, after the fused prologue, when the first key step landed in
+// warp 0, after the key loop, after the block's merge, and at the end; stop frees it.
+unsigned long long* decode_attention_trace_start(int records);
+unsigned long long* decode_attention_trace_buffer();
+std::string decode_attention_trace_csv();
+void decode_attention_trace_stop();
 
 // Whether decode_attention_forward accepts p's fused prologue (p.rope.qkv set): see rope above. Reads
 // the environment's stage and copy switches as the forward does.

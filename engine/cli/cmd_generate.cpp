@@ -34,6 +34,7 @@
 #include "engine/runtime/generator.h"
 #include "engine/runtime/kernel_tracer.h"
 #include "engine/runtime/profile.h"
+#include "kernels/decode_attention.h"
 #include "reference/model.h"
 
 namespace minfer::cli {
@@ -79,6 +80,11 @@ CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
               "(the summary's ms/step), not the traced steps' GPU spans; needs --max-new-tokens 3 or more");
   c->add_option("--timeline-csv", o.timeline_csv, "cuda backend: write the --timeline step's kernels to this CSV "
                                                   "(implies --timeline) and its table to PATH.groups.csv");
+  c->add_option("--attention-trace-csv", o.attention_trace_csv,
+                "cuda backend: record the globaltimer of every decode-attention block (tensor-core kernel) at its "
+                "phases (entry, after the wait on the previous kernel, after the fused RoPE prologue, first keys "
+                "landed, key loop done, merged, end) over the decode steps, and write them to this CSV (the "
+                "first 262144 blocks; a few stores a block)");
   return c;
 }
 
@@ -258,6 +264,8 @@ int run_cuda(const GenerateOptions& o, const TextPrompt* text) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0)
     throw UsageError("--backend cuda: no CUDA device is visible; use --backend reference");
+  if (!o.attention_trace_csv.empty() && !decode_attention_trace_start(1 << 18))
+    throw UsageError("--attention-trace-csv: could not allocate the trace buffer on the device");
   ProgressSource src(*m.source, "generate: loading " + m.source->describe());
   Model model(m.config, src, dt, shape);
   Generator gen(model);
@@ -283,6 +291,11 @@ int run_cuda(const GenerateOptions& o, const TextPrompt* text) {
   }
   print_cuda_summary(o, dt, shape.attention, batch, r);
   if (timeline) report_timeline(o, median_graph_step(spans), r);
+  if (!o.attention_trace_csv.empty()) {
+    write_file_atomic(o.attention_trace_csv, decode_attention_trace_csv());
+    decode_attention_trace_stop();
+    std::printf("attention trace: written to %s\n", o.attention_trace_csv.c_str());
+  }
   if (profile) report_profile(o, profile_decode_step(model, static_cast<int>(batch.size())));
   return 0;
 }
@@ -325,6 +338,7 @@ int run_generate(const GenerateOptions& o) {
   if (!o.prompt.empty()) {
     if (o.profile || !o.profile_csv.empty()) throw UsageError("--profile: use --prompt-tokens");
     if (o.timeline || !o.timeline_csv.empty()) throw UsageError("--timeline: use --prompt-tokens");
+    if (!o.attention_trace_csv.empty()) throw UsageError("--attention-trace-csv: use --prompt-tokens");
     const TextPrompt t = text_prompt(o);
     if (o.batch <= 1) return run_text_one(o, t);
     if (o.backend != "cuda") throw UsageError("--batch: a text prompt on the reference backend runs one sequence");
@@ -335,6 +349,8 @@ int run_generate(const GenerateOptions& o) {
     throw UsageError("--profile: times GPU kernels; use --backend cuda");
   if (o.backend != "cuda" && (o.timeline || !o.timeline_csv.empty()))
     throw UsageError("--timeline: traces GPU kernels; use --backend cuda");
+  if (o.backend != "cuda" && !o.attention_trace_csv.empty())
+    throw UsageError("--attention-trace-csv: traces GPU kernels; use --backend cuda");
   if (o.backend == "reference" && o.attention != "auto")
     throw UsageError("--attention: picks the GPU engine's kernels; use --backend cuda");
   if (o.backend == "reference" && (o.temperature != 0.0f || o.top_k != 0 || o.top_p != 1.0f))

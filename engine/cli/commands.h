@@ -47,6 +47,8 @@ struct GenerateOptions {
   // Backend cuda: trace the CUDA-graph decode steps (CUPTI) and lay out the median step's kernels.
   bool timeline = false;
   std::string timeline_csv;  // also write its kernels as CSV here (and PATH.groups.csv) ("" = no file)
+  // Backend cuda: each decode-attention block's phase times (kernels/decode_attention.h trace) to this CSV.
+  std::string attention_trace_csv;
   std::string attention = "auto";  // backend cuda: attention kernels, auto, simple or flash (engine/core/plan.h)
 };
 

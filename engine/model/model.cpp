@@ -42,6 +42,10 @@ RunShape complete_shape(const ModelConfig& cfg, DType dtype, const RunShape& sha
   MINFER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   const int resident = decode_attention_resident_blocks(dtype, cfg.head_dim, 0);  // the cache is contiguous
   s.decode_splits = decode_attention_splits_chained(s.batch, cfg.heads, cfg.kv_heads, s.context, sms, resident);
+  if (decode_attention_cluster_env()) {  // MINFER_DECODE_CLUSTER=1: splits merged in clusters, its own count
+    const int c = decode_attention_splits_cluster(s.batch, cfg.heads, cfg.kv_heads, s.context, sms);
+    if (c >= 2) s.decode_splits = c;
+  }
   s.decode_workspace_bytes = decode_attention_workspace_bytes(s.batch, cfg.heads, cfg.head_dim, s.decode_splits);
   s.step_workspace_bytes = decode_step_workspace_bytes(std::min(s.batch, kDecodeStepMaxRows), cfg.heads,
                                                        cfg.head_dim, kDecodeStepMaxSplits);
@@ -292,6 +296,7 @@ DecodeAttentionParams Model::decode_params(void* k_cache, void* v_cache, int row
   p.workspace = s.attn_workspace;
   p.workspace_bytes = shape_.decode_workspace_bytes;
   if (rope) p.rope = *rope;
+  p.trace = decode_attention_trace_buffer();
   return p;
 }
 

@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +28,13 @@
 
 namespace minfer {
 namespace {
+
+// Whether the current device has compute capability 9.0 or newer (thread-block clusters).
+bool sm90() {
+  int dev = 0, major = 0;
+  return cudaGetDevice(&dev) == cudaSuccess &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;
+}
 
 constexpr double kTol = 1e-3;
 const DType kDtypes[] = {DType::F32, DType::F16, DType::BF16};
@@ -223,7 +232,8 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
   if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
   struct Shape { int batch, len, heads, kv_heads, hd, page, splits; };
   const Shape shapes[] = {{3, 1000, 32, 8, 128, 0, 5}, {5, 777, 16, 8, 128, 16, 1},
-                          {2, 3000, 14, 2, 64, 32, 12}, {1, 130, 64, 1, 64, 0, 2}};
+                          {2, 3000, 14, 2, 64, 32, 12}, {1, 130, 64, 1, 64, 0, 2},
+                          {3, 900, 16, 8, 128, 16, 8}, {1, 20, 16, 8, 128, 0, 3}, {2, 50, 32, 8, 64, 0, 3}};
   for (DType dt : {DType::F16, DType::BF16})
     for (const Shape& sh : shapes) {
       std::mt19937_64 rng(11);
@@ -248,7 +258,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       val::DeviceBuffer out(out_n * dtype_size(dt));
       val::DeviceBuffer ws(decode_attention_workspace_bytes(sh.batch, sh.heads, sh.hd, sh.splits));
       auto run = [&](int stages, int heads_fast, int bulk = 0, int l2_prefetch = 0, int skip_unit = 0,
-                     int zfill_edge = 0) {
+                     int zfill_edge = 0, int cluster = 0) {
         DecodeAttentionParams p;
         p.dtype = dt, p.q = qd.get(), p.k_cache = kd.get(), p.v_cache = vd.get(), p.out = out.get();
         p.cache_lens = static_cast<const int32_t*>(lens_d.get());
@@ -257,7 +267,10 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
         p.max_len = sh.len, p.page_size = sh.page, p.max_pages = max_pages, p.max_kv_len = sh.len;
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
         p.stages = stages, p.heads_fast = heads_fast, p.bulk = bulk, p.l2_prefetch = l2_prefetch;
-        p.skip_unit_rescale = skip_unit, p.zfill_edge = zfill_edge;
+        p.skip_unit_rescale = skip_unit, p.zfill_edge = zfill_edge, p.cluster = cluster;
+        if (cluster == 1 && sh.splits >= 2 && sh.splits <= 8 && sm90()) {
+          EXPECT_TRUE(decode_attention_cluster_applies(p, sh.splits)) << sh.splits << " splits";
+        }
         val::poison(out.get(), out.bytes(), nullptr);
         const Status st = decode_attention_forward(p, nullptr);
         EXPECT_TRUE(st.is_ok()) << st.message();
@@ -279,7 +292,64 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       for (int bytes : {128, 256}) EXPECT_TRUE(run(2, 0, 0, bytes) == base) << what << ": L2 prefetch " << bytes;
       EXPECT_TRUE(run(2, 0, 0, 0, 1) == base) << what << ": O rescale skipped on unit factors";
       for (int bytes : {0, 128}) EXPECT_TRUE(run(2, 0, 0, bytes, 0, 1) == base) << what << ": zero-fill at the edge only";
+      EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1) == base) << what << ": splits merged in clusters";
     }
+}
+
+// The phase trace (DecodeAttentionParams::trace): one record a block of the launch, each block once,
+// its seven points in order on the GPU clock.
+TEST(DecodeAttentionTrace, OneOrderedRecordPerBlock) {
+  if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  const DType dt = DType::BF16;
+  const int B = 2, len = 300, nh = 16, nkv = 8, hd = 128, splits = 3;
+  std::mt19937_64 rng(3);
+  const auto q = val::random_rounded(dt, static_cast<size_t>(B) * nh * hd, rng, -1.f, 1.f);
+  const auto kv = val::random_rounded(dt, static_cast<size_t>(B) * len * nkv * hd, rng, -1.f, 1.f);
+  val::DeviceBuffer qd = val::upload(dt, q), kd = val::upload(dt, kv), vd = val::upload(dt, kv);
+  const std::vector<int32_t> lens = {len, 17};
+  val::DeviceBuffer lens_d(8), out(static_cast<size_t>(B) * nh * hd * 2);
+  val::DeviceBuffer ws(decode_attention_workspace_bytes(B, nh, hd, splits));
+  ASSERT_EQ(cudaMemcpy(lens_d.get(), lens.data(), 8, cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_NE(decode_attention_trace_start(64), nullptr);
+  for (int cluster : {0, 1}) {
+    DecodeAttentionParams p;
+    p.dtype = dt, p.q = qd.get(), p.k_cache = kd.get(), p.v_cache = vd.get(), p.out = out.get();
+    p.cache_lens = static_cast<const int32_t*>(lens_d.get());
+    p.batch = B, p.heads = nh, p.kv_heads = nkv, p.head_dim = hd, p.max_len = len, p.max_kv_len = len;
+    p.num_splits = splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
+    p.cluster = cluster, p.trace = decode_attention_trace_buffer();
+    const Status st = decode_attention_forward(p, nullptr);
+    ASSERT_TRUE(st.is_ok()) << st.message();
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the second launch's blocks record after the first's
+  }
+  const std::string csv = decode_attention_trace_csv();
+  decode_attention_trace_stop();
+  std::istringstream in(csv);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line.rfind("record,bx,by,bz,sm,entry_ns", 0), 0u) << line;
+  std::map<std::string, int> seen;  // "launch bx by bz" -> records
+  int rows = 0;
+  while (std::getline(in, line)) {
+    std::vector<unsigned long long> f;
+    std::istringstream ls(line);
+    for (std::string x; std::getline(ls, x, ',');) f.push_back(std::stoull(x));
+    ASSERT_EQ(f.size(), 12u) << line;
+    EXPECT_LT(f[1], static_cast<unsigned long long>(splits)) << line;
+    EXPECT_LT(f[2], static_cast<unsigned long long>(nkv)) << line;
+    EXPECT_LT(f[3], static_cast<unsigned long long>(B)) << line;
+    // entry <= waited <= prologue <= (first keys, when the block had any) <= loop <= merge <= end
+    EXPECT_GT(f[5], 0u) << line;
+    for (int i : {6, 7, 9, 10, 11}) EXPECT_LE(f[i == 9 ? 7 : i - 1], f[i]) << line << ": point " << i - 5;
+    if (f[8] != 0) {
+      EXPECT_TRUE(f[7] <= f[8] && f[8] <= f[9]) << line;
+    }
+    ++seen[std::to_string(rows < B * nkv * splits ? 0 : 1) + " " + std::to_string(f[1]) + " " + std::to_string(f[2]) +
+           " " + std::to_string(f[3])];
+    ++rows;
+  }
+  EXPECT_EQ(rows, 2 * B * nkv * splits);  // both launches, every block
+  for (const auto& [block, n] : seen) EXPECT_EQ(n, 1) << block;
 }
 
 // Decode attention's fused prologue (DecodeAttentionParams::rope) does qkv_rope_cache's work in the
@@ -292,7 +362,7 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
   struct Shape { int batch, len, heads, kv_heads, hd, splits; bool qk_norm; int pad_row; };
   const Shape shapes[] = {{3, 1000, 16, 8, 128, 5, true, -1}, {4, 300, 14, 2, 64, 1, false, 2},
                           {2, 130, 64, 1, 64, 2, true, -1}, {2, 1, 16, 16, 128, 1, true, -1},
-                          {2, 700, 32, 8, 128, 64, false, 0}};
+                          {2, 700, 32, 8, 128, 64, false, 0}, {3, 160, 16, 8, 128, 3, true, 1}};
   for (DType dt : {DType::F16, DType::BF16})
     for (const Shape& sh : shapes) {
       std::mt19937_64 rng(5);
@@ -328,7 +398,7 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
       val::DeviceBuffer q_d(out_n * dtype_size(dt)), ws(decode_attention_workspace_bytes(B, nh, hd, sh.splits));
       // One run: a fresh copy of the cache, then the two launches or the fused one; the output and cache.
       struct Result { std::vector<float> out, k, v; };
-      auto run = [&](bool fused) {
+      auto run = [&](bool fused, int cluster = 0) {
         val::DeviceBuffer kd = val::upload(dt, k0), vd = val::upload(dt, v0), out(out_n * dtype_size(dt));
         QkvRopeParams r;
         r.dtype = dt, r.qkv = qkv_d.get(), r.q_out = q_d.get(), r.k_cache = kd.get(), r.v_cache = vd.get();
@@ -343,7 +413,7 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
         p.out = out.get(), p.cache_lens = static_cast<const int32_t*>(lens_d.get());
         p.batch = B, p.heads = nh, p.kv_heads = nkv, p.head_dim = hd, p.max_len = C, p.max_kv_len = C;
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
-        p.stages = 2, p.bulk = 0, p.skip_unit_rescale = 0;
+        p.stages = 2, p.bulk = 0, p.skip_unit_rescale = 0, p.cluster = cluster;
         val::poison(out.get(), out.bytes(), nullptr);
         val::poison(q_d.get(), q_d.bytes(), nullptr);
         if (fused) {
@@ -376,6 +446,9 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
       EXPECT_TRUE(same(a.k, f.k)) << what << ": K caches differ";
       EXPECT_TRUE(same(a.v, f.v)) << what << ": V caches differ";
       EXPECT_FALSE(same(a.k, k0)) << what << ": the new keys were not written";
+      const Result c = run(true, 1);  // the splits merged in clusters (where 2..8 splits: else as f)
+      EXPECT_TRUE(same(a.out, c.out)) << what << ": outputs differ with clusters";
+      EXPECT_TRUE(same(a.k, c.k) && same(a.v, c.v)) << what << ": caches differ with clusters";
     }
 }
 
@@ -501,6 +574,7 @@ TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
       {"l2_prefetch", [](DecodeAttentionParams& p) { p.l2_prefetch = 64; }},
       {"skip_unit_rescale", [](DecodeAttentionParams& p) { p.skip_unit_rescale = 3; }},
       {"zfill_edge", [](DecodeAttentionParams& p) { p.zfill_edge = 2; }},
+      {"cluster", [](DecodeAttentionParams& p) { p.cluster = 2; }},
       // The fused prologue: rope's own fields, then its fit with the attention.
       {"rope.positions", [](DecodeAttentionParams& p) { p.rope.qkv = g_dummy; }},
       {"rope.num_tokens", [](DecodeAttentionParams& p) { set_rope(p), p.rope.num_tokens = 2; }},
