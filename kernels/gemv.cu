@@ -52,6 +52,8 @@ struct GemvArgs {
   void* norm_out;         // kResidualNorm: (R, N)
   const void* out_norm_w; // kResidualNorm: (N)
   unsigned* counters;     // kResidualNorm: one per block row, zero between launches
+  const void* in_norm_w;  // kNormIn: (K), the RMSNorm weight folded into x
+  float in_eps;           // kNormIn: its eps
 };
 
 template <int RT>
@@ -63,19 +65,22 @@ __device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
 }
 
 // Thread (j, r)'s output: the split partial sums, then the form's epilogue.
+// scale: the folded RMSNorm's 1 / rms(x) of the row (kNormIn), else 1.
 template <typename T, int EPI, int RT>
 __device__ __forceinline__ void epilogue(const GemvArgs& a, const float (&partial)[kWarps][RT], int split, int j,
-                                         int r, int64_t at, float bv, float rv) {
+                                         int r, int64_t at, float bv, float rv, float scale = 1.f) {
   T* y = static_cast<T*>(a.y);
   if constexpr (EPI == kSwiglu) {
     float g = 0.f, u = 0.f;
     for (int q = 0; q < split; ++q) g += partial[(2 * j) * split + q][r], u += partial[(2 * j + 1) * split + q][r];
+    g *= scale, u *= scale;
     g = kern::to_float(kern::from_float<T>(g));
     u = kern::to_float(kern::from_float<T>(u));
     y[at] = kern::from_float<T>(g / (1.f + expf(-g)) * u);
   } else {
     float v = 0.f;
     for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
+    v *= scale;
     if constexpr (EPI == kResidual || EPI == kResidualNorm) {
       const float yr = kern::to_float(kern::from_float<T>(v + bv));
       y[at] = kern::from_float<T>(rv + yr);
@@ -131,12 +136,16 @@ __device__ __forceinline__ void last_block_norm(const GemvArgs& a, int64_t r0, i
 
 // grid (tiles, ceil(R / RT)): block x computes tile x (per_block outputs) for RT rows. Warp w: virtual
 // feature w / S of the tile (a SwiGLU output has two: gate, up), K slice w % S. Every block calls
-// pdl_wait() (kernels/common/pdl.cuh).
-template <typename T, int RT, int EPI>
+// pdl_wait() (kernels/common/pdl.cuh). kNormIn (GemvParams::in_norm_weight): each lane multiplies its x
+// elements by the norm weight's and sums their squares beside the dot product (x never normalised
+// before the loop: no pass over x ahead of it); the epilogue scales the sums by 1 / rms(x).
+template <typename T, int RT, int EPI, bool kNormIn = false>
 __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kernel(GemvArgs a) {
+  static_assert(!kNormIn || EPI == kPlain || EPI == kSwiglu, "the folded norm takes the plain and SwiGLU forms");
   constexpr int V = kern::kVec16<T>;
   using P = kern::Pack<T, V>;
   __shared__ float partial[kWarps][RT];
+  __shared__ float partial_ss[kNormIn ? kWarps : 1][RT];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int split = a.split, part = warp % split, vf = warp / split;
   const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);  // outputs per tile
@@ -170,6 +179,7 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
   constexpr bool kResid = EPI == kResidual || EPI == kResidualNorm;
   const float rv = kResid && mine ? kern::to_float(static_cast<const T*>(a.resid)[at]) : 0.f;
   float acc[RT] = {};
+  [[maybe_unused]] float ss[RT] = {};  // kNormIn: sums of x^2 over this lane's packs
   if (active) {
     for (int64_t i0 = first; i0 < packs; i0 += step * kUnroll) {
       if (i0 != first) {
@@ -183,11 +193,17 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
         if (i >= packs) break;
         float wf[V];
         kern::widen<T>(wv[u], wf);
+        [[maybe_unused]] float gf[V];
+        if constexpr (kNormIn) kern::widen<T>(load_ro(static_cast<const P*>(a.in_norm_w) + i), gf);
 #pragma unroll
         for (int q = 0; q < RT; ++q) {
           if (q >= nr) break;
           float xf[V];
           kern::widen<T>(load_ro(xg + q * packs + i), xf);
+          if constexpr (kNormIn) {
+#pragma unroll
+            for (int e = 0; e < V; ++e) ss[q] = fmaf(xf[e], xf[e], ss[q]), xf[e] *= gf[e];
+          }
 #pragma unroll
           for (int e = 0; e < V; ++e) acc[q] = fmaf(wf[e], xf[e], acc[q]);
         }
@@ -195,12 +211,25 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
     }
   }
   warp_sum(acc);
+  if constexpr (kNormIn) warp_sum(ss);
   if (lane == 0)
 #pragma unroll
-    for (int q = 0; q < RT; ++q) partial[warp][q] = acc[q];
+    for (int q = 0; q < RT; ++q) {
+      partial[warp][q] = acc[q];
+      if constexpr (kNormIn) partial_ss[warp][q] = ss[q];
+    }
   __syncthreads();
 
-  if (mine) epilogue<T, EPI>(a, partial, split, j, r, at, bv, rv);
+  float scale = 1.f;
+  if constexpr (kNormIn) {
+    if (mine) {  // the sum of x^2 over K from the split warps of this output (the gate's with SwiGLU)
+      const int jf = EPI == kSwiglu ? 2 * j : j;
+      float s2 = 0.f;
+      for (int q = 0; q < split; ++q) s2 += partial_ss[jf * split + q][r];
+      scale = rsqrtf(s2 / static_cast<float>(a.in) + a.in_eps);
+    }
+  }
+  if (mine) epilogue<T, EPI>(a, partial, split, j, r, at, bv, rv, scale);
   if constexpr (EPI == kResidualNorm) last_block_norm<T, RT>(a, r0, nr);
 }
 
@@ -297,20 +326,28 @@ int sm_count() {
 }
 
 
-template <typename T, int RT, int EPI>
+template <typename T, int RT, int EPI, bool kNormIn = false>
 Status launch(const GemvParams& p, int split, cudaStream_t stream) {
   const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);
   const dim3 grid(kern::blocks_for(p.out, per_block), kern::blocks_for(p.rows, RT));
   const GemvArgs a{p.x,   p.w,  p.bias, p.y,     p.residual, p.norm_eps,        p.rows,
-                   p.in,  p.out, split, p.norm_out, p.norm_weight, p.counters};
-  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, EPI>, grid, dim3(kThreads), 0, stream, a));
+                   p.in,  p.out, split, p.norm_out, p.norm_weight, p.counters, p.in_norm_weight, p.in_norm_eps};
+  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, EPI, kNormIn>, grid, dim3(kThreads), 0, stream, a));
   return Status::ok();
 }
 
 // Instantiated: plain for every RT (the GEMM tuner's candidate, any decode batch); the fused forms
-// for the engine's decode step: SwiGLU (gate/up), residual + RMSNorm (o, down) and residual alone.
+// for the engine's decode step: SwiGLU (gate/up), residual + RMSNorm (o, down) and residual alone;
+// the folded input norm (plain or SwiGLU) for one row.
 template <typename T, int RT>
 Status dispatch_epi(const GemvParams& p, int split, cudaStream_t stream) {
+  if (p.in_norm_weight) {
+    if constexpr (RT == 1) {
+      return p.swiglu ? launch<T, 1, kSwiglu, true>(p, split, stream) : launch<T, 1, kPlain, true>(p, split, stream);
+    } else {
+      return Status::error("gemv: the folded input norm takes one row");
+    }
+  }
   if (p.swiglu) return launch<T, RT, kSwiglu>(p, split, stream);
   if (p.residual && p.norm_out) return launch<T, RT, kResidualNorm>(p, split, stream);
   if (p.residual) return launch<T, RT, kResidual>(p, split, stream);
@@ -352,6 +389,12 @@ Status check(const GemvParams& p, int split) {
   MINFER_REQUIRE(!p.norm_out || p.out % v == 0, "out",
                  "the RMSNorm epilogue needs a multiple of " + std::to_string(v) + ", got " + std::to_string(p.out));
   MINFER_REQUIRE(p.norm_eps >= 0.f, "norm_eps", "must be >= 0");
+  if (p.in_norm_weight) {
+    MINFER_REQUIRE(p.rows == 1, "in_norm_weight", "the folded input norm takes one row, got " + std::to_string(p.rows));
+    MINFER_REQUIRE(!p.residual && !p.norm_out, "in_norm_weight", "the folded input norm takes the plain and SwiGLU forms");
+    MINFER_REQUIRE(kern::aligned16(p.in_norm_weight), "in_norm_weight", "gemv needs 16-byte alignment");
+    MINFER_REQUIRE(p.in_norm_eps >= 0.f, "in_norm_eps", "must be >= 0");
+  }
   return Status::ok();
 }
 
@@ -374,7 +417,7 @@ bool slice_enabled(const GemvParams& p) {
 
 bool slice_fits(const GemvParams& p) {
   static const bool sm90 = kern::device_attribute(cudaDevAttrComputeCapabilityMajor, 0) >= 9;
-  return sm90 && p.rows == 1 && dtype_size(p.dtype) == 2 && !p.norm_out &&
+  return sm90 && p.rows == 1 && dtype_size(p.dtype) == 2 && !p.norm_out && !p.in_norm_weight &&
          p.in <= static_cast<int64_t>(kSliceMaxXPacks) * 32 * kern::kVec16<__half> && slice_bytes(p) <= kSliceMaxBytes;
 }
 
@@ -403,7 +446,7 @@ Status launch_slice(const GemvParams& p, cudaStream_t stream) {
   static const cudaError_t attr = slice_attributes<T, EPI>();
   MINFER_CUDA_RETURN(attr);
   const int rpb = slice_rows_per_block(p);
-  const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_eps, p.rows, p.in, p.out, 1, nullptr, nullptr, nullptr};
+  const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_eps, p.rows, p.in, p.out, 1, nullptr, nullptr, nullptr, nullptr, 0.f};
   MINFER_CUDA_RETURN(kern::launch_pdl(gemv_slice_kernel<T, EPI>, dim3(kern::blocks_for(p.out, rpb)), dim3(kThreads),
                                       static_cast<size_t>(slice_bytes(p)), stream, a, rpb, slice_late_trigger()));
   return Status::ok();

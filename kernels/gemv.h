@@ -78,6 +78,13 @@ struct GemvParams {
   bool swiglu = false;                // SwiGLU epilogue
   int split = 0;                      // S: 1, 2, 4 or 8 (<= 4 with swiglu); 0 picks one from N, K, SMs
   int slice = -1;                     // the slice form where it applies: 1 on, 0 off, -1 MINFER_GEMV_SLICE=1
+  // Folded input RMSNorm (one row, plain or SwiGLU form): y = ((x o g) W^T) * rstd (+ bias) with
+  // g = in_norm_weight (K) and rstd = 1 / sqrt(mean(x^2) + in_norm_eps) over the row, i.e.
+  // linear(rmsnorm(x)) without rounding the normalised x to the storage type (the unfused sequence
+  // rounds it once; fp32 sums in another order). Lets a decode step skip the RMSNorm launch before
+  // the QKV and gate/up projections.
+  const void* in_norm_weight = nullptr;
+  float in_norm_eps = 0.f;
 };
 
 // Checks the params (naming the field at fault), then launches on `stream` (with PDL where enabled).

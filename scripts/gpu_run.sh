@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dcluster]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -62,7 +62,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dcluster) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -235,11 +235,12 @@ stage_profile() {
 # prompts 128 and 2048, qwen2.5-0.5b and llama-3.1-8b at 128, batch 1 -> OUTDIR/timeline/), tlvar (qwen3-0.6b
 # b1 p128's traced graph step under decode settings -> OUTDIR/tlvar/: as built, RoPE unfused, no PDL, one
 # decode split; then RMSNorm's weight read after the wait and one split in an e2e A/B on
-# bench/cases/e2e_small_decode_ab.txt, two interleaved rounds, ours only), dcluster (decode attention's
-# splits merged in thread-block clusters, MINFER_DECODE_CLUSTER=1: the decode attention GPU tests, qwen3-0.6b
-# b1 p128's graph step and each attention block's phases (--attention-trace-csv) as built, clustered and
-# without PDL -> OUTDIR/dcluster/, test_engine clustered, then an e2e A/B on bench/cases/e2e_cluster_ab.txt
-# with the cluster's fewest keys a split at 64, 32 and 128). (Group three, v4t at head_dim 64
+# bench/cases/e2e_small_decode_ab.txt, two interleaved rounds, ours only), dstep (the decode step with
+# decode attention's splits merged in thread-block clusters, MINFER_DECODE_CLUSTER=1, and the RMSNorms folded
+# into the QKV and gate/up GEMVs, MINFER_NORM_IN=1: the decode attention and GEMV GPU tests, qwen3-0.6b b1
+# p128's graph step and each attention block's phases (--attention-trace-csv) under each and without PDL ->
+# OUTDIR/dstep/, test_engine and validate --sweep model --quick with both, then an e2e A/B on
+# bench/cases/e2e_cluster_ab.txt, two interleaved rounds, ours only). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
@@ -337,25 +338,30 @@ stage_ab() {
     timeout 400 bash scripts/ab.sh "$OUTDIR/ab_tlvar" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
       --cases bench/cases/e2e_small_decode_ab.txt MINFER_NORM_PRELOAD=0 MINFER_DECODE_MIN_KEYS=256 || rc=1
   fi
-  if ab_group dcluster; then  # decode attention's splits merged in clusters (MINFER_DECODE_CLUSTER=1)
-    mkdir -p "$OUTDIR/dcluster"
-    timeout 200 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' > "$OUTDIR/dcluster/test_attention.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/dcluster/test_attention.log"
+  if ab_group dstep; then  # decode step: splits merged in clusters (MINFER_DECODE_CLUSTER=1), norms folded (MINFER_NORM_IN=1)
+    mkdir -p "$OUTDIR/dstep"
+    timeout 200 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' > "$OUTDIR/dstep/test_attention.log" 2>&1 || rc=1
+    tail -3 "$OUTDIR/dstep/test_attention.log"
+    timeout 200 "$BUILD/tests/test_gemv" > "$OUTDIR/dstep/test_gemv.log" 2>&1 || rc=1
+    tail -3 "$OUTDIR/dstep/test_gemv.log"
     local setting tag
-    for setting in none MINFER_DECODE_CLUSTER=1 MINFER_PDL=0; do  # the graph step and each block's phases
-      tag=${setting//[=,]/_}
+    for setting in none MINFER_DECODE_CLUSTER=1 MINFER_NORM_IN=1 MINFER_DECODE_CLUSTER=1,MINFER_NORM_IN=1 MINFER_PDL=0; do
+      tag=${setting//[=,]/_}  # the graph step's kernels and each attention block's phases
       local -a envs=()
       [ "$setting" = none ] || read -r -a envs <<< "${setting//,/ }"
       env "${envs[@]}" timeout 120 "$BUILD/engine/minfer" generate \
         --model preset:qwen3-0.6b --backend cuda --dtype bf16 --prompt-tokens "$(seq -s, 11 138)" --max-new-tokens 32 \
-        --timeline-csv "$OUTDIR/dcluster/timeline_$tag.csv" --attention-trace-csv "$OUTDIR/dcluster/atrace_$tag.csv" \
-        > "$OUTDIR/dcluster/timeline_$tag.log" 2>&1 || rc=1
+        --timeline-csv "$OUTDIR/dstep/timeline_$tag.csv" --attention-trace-csv "$OUTDIR/dstep/atrace_$tag.csv" \
+        > "$OUTDIR/dstep/timeline_$tag.log" 2>&1 || rc=1
     done
-    MINFER_DECODE_CLUSTER=1 timeout 200 "$BUILD/tests/test_engine" > "$OUTDIR/dcluster/test_engine_cluster.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/dcluster/test_engine_cluster.log"
-    timeout 420 bash scripts/ab.sh "$OUTDIR/ab_dcluster" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_cluster_ab.txt MINFER_DECODE_CLUSTER=1 MINFER_DECODE_CLUSTER=1,MINFER_DECODE_CLUSTER_MIN_KEYS=32 \
-      MINFER_DECODE_CLUSTER=1,MINFER_DECODE_CLUSTER_MIN_KEYS=128 || rc=1
+    MINFER_DECODE_CLUSTER=1 MINFER_NORM_IN=1 timeout 200 "$BUILD/tests/test_engine" > "$OUTDIR/dstep/test_engine.log" 2>&1 || rc=1
+    tail -3 "$OUTDIR/dstep/test_engine.log"
+    MINFER_DECODE_CLUSTER=1 MINFER_NORM_IN=1 timeout 200 "$BUILD/validate/validate_all" --sweep model --quick \
+      --csv "$OUTDIR/dstep/validate_model.csv" > "$OUTDIR/dstep/validate_model.log" 2>&1 || rc=1
+    tail -3 "$OUTDIR/dstep/validate_model.log"
+    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_dstep" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
+      --cases bench/cases/e2e_cluster_ab.txt MINFER_DECODE_CLUSTER=1 MINFER_NORM_IN=1 MINFER_DECODE_CLUSTER=1,MINFER_NORM_IN=1 \
+      MINFER_DECODE_CLUSTER=1,MINFER_DECODE_CLUSTER_MIN_KEYS=32 || rc=1
   fi
 
   if ab_group small; then  # the small prefill variant (MINFER_PREFILL=v3s: 64-row blocks, two an SM)

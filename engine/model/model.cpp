@@ -329,6 +329,45 @@ GemvParams Model::fused_params(int which, int l, int64_t rows) const {
   return p;
 }
 
+// The single-row decode GEMVs with the RMSNorms folded in (kernels/gemv.h, GemvParams::in_norm_weight)
+// of layer l: which = 0 QKV (+ bias) of attn_norm(res), 1 o (residual epilogue into res), 2 gate/up
+// (SwiGLU) of ffn_norm(res), 3 down (residual epilogue into res).
+GemvParams Model::norm_in_params(int which, int l) const {
+  RunState& s = *state_;
+  const LayerLayout& L = weights_->layout().layers[static_cast<size_t>(l)];
+  const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
+  GemvParams p;
+  p.dtype = dtype_;
+  p.rows = 1;
+  p.in_norm_eps = static_cast<float>(cfg_.rms_eps);
+  switch (which) {
+    case 0:
+      p.x = s.res, p.w = weights_->at(L.wqkv), p.bias = weights_->at(L.bqkv), p.y = s.qkv, p.in = H, p.out = Q + 2 * KV;
+      p.in_norm_weight = weights_->at(L.attn_norm);
+      break;
+    case 1: p.x = s.att, p.w = weights_->at(L.wo), p.y = s.res, p.residual = s.res, p.in = Q, p.out = H; break;
+    case 2:
+      p.x = s.res, p.w = weights_->at(L.wgu), p.swiglu = true, p.y = s.act, p.in = H, p.out = I;
+      p.in_norm_weight = weights_->at(L.ffn_norm);
+      break;
+    default: p.x = s.act, p.w = weights_->at(L.wdown), p.y = s.res, p.residual = s.res, p.in = I, p.out = H; break;
+  }
+  return p;
+}
+
+// Whether a decode step of `rows` rows takes the folded-norm GEMVs: one row, MINFER_NORM_IN=1 (opt-in
+// until timed), every layer shape supported.
+bool Model::norm_in_fits(int64_t rows) const {
+  static const bool on = [] {
+    const char* v = std::getenv("MINFER_NORM_IN");
+    return v && std::string(v) == "1";
+  }();
+  if (!on || rows != 1 || cfg_.layers < 1) return false;
+  for (int which = 0; which <= 3; ++which)
+    if (!gemv_fused_supports(norm_in_params(which, 0))) return false;
+  return true;
+}
+
 bool Model::fused_fits(int64_t rows) const {
   if (rows > fused_max_rows_ || cfg_.layers < 1) return false;
   for (int which = 1; which <= 3; ++which)
@@ -351,10 +390,11 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   RunState& s = *state_;
   const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
   const double es = static_cast<double>(dtype_size(dtype_));
-  // Fused, a = attn_norm(res) came from the previous layer's down GEMV.
-  if (l == 0) norm(s.res, nullptr, L.attn_norm, T);
+  // Fused, a = attn_norm(res) came from the previous layer's down GEMV; norm_in_, the QKV GEMV folds it.
+  if (norm_in_) fused_gemv("gemv.qkv+norm", norm_in_params(0, l));
+  else if (l == 0) norm(s.res, nullptr, L.attn_norm, T);
   else if (!fused_) norm(s.y, s.res, L.attn_norm, T);
-  gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV);
+  if (!norm_in_) gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV);
   QkvRopeParams r;
   r.dtype = dtype_;
   r.qkv = s.qkv;
@@ -388,6 +428,12 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
     fused_gemv("gemv.down+residual+norm", fused_params(3, l, T));
     return;
   }
+  if (norm_in_) {  // the residual adds in the o and down GEMVs, the FFN norm folded into gate/up
+    fused_gemv("gemv.o+residual", norm_in_params(1, l));
+    fused_gemv("gemv.gate_up+norm+swiglu", norm_in_params(2, l));
+    fused_gemv("gemv.down+residual", norm_in_params(3, l));
+    return;
+  }
   gemm("gemm.o", s.att, L.wo, -1, s.y, T, Q, H);
   norm(s.y, s.res, L.ffn_norm, T);
   // Decode rows whose gate/up projection takes the GEMV with the SwiGLU epilogue (kernels/gemv.h; small
@@ -415,7 +461,8 @@ void Model::enqueue_body(int64_t T, int nseq) {
   MINFER_STATUS_CHECK(embedding_forward(e, stream_));
   mark_end("embedding", static_cast<double>(2 * T * cfg_.hidden) * static_cast<double>(dtype_size(dtype_)));
   for (int l = 0; l < cfg_.layers; ++l) enqueue_layer(l, T, nseq);
-  if (!fused_) norm(s.y, s.res, weights_->layout().final_norm, T);  // fused: the last down GEMV did it
+  if (norm_in_) norm(s.res, nullptr, weights_->layout().final_norm, T);  // res is whole: the down GEMV added
+  else if (!fused_) norm(s.y, s.res, weights_->layout().final_norm, T);   // fused: the last down GEMV did it
 }
 
 void Model::enqueue_logits(const void* x, int64_t rows) {
@@ -567,9 +614,11 @@ void Model::enqueue_decode(int rows) {
     return;
   }
   fused_ = fused_fits(rows);
+  norm_in_ = !fused_ && norm_in_fits(rows);
   enqueue_body(rows, rows);
   enqueue_logits(state_->a, rows);
   fused_ = false;
+  norm_in_ = false;
 }
 
 void Model::prepare_decode(int rows, const std::vector<bool>& finished) {

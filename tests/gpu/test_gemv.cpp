@@ -4,7 +4,9 @@
 // epilogue (in place, y aliasing the residual), residual + RMSNorm of the new residual (the last
 // block's norm; its counters re-armed, checked by running it twice), SwiGLU; rows 1, 3, 16 and 17
 // (two block rows); odd K and N; every split the form allows; a grid of several waves (N large);
-// argument errors naming the field; the slice form (one row, 16-bit, weights via shared memory).
+// argument errors naming the field; the slice form (one row, 16-bit, weights via shared memory); the
+// folded input RMSNorm (one row, plain with bias and SwiGLU) against linear(rmsnorm(x)) with the
+// normalised x left unrounded, as the kernel keeps it.
 // Outputs are NaN-poisoned before each run. GPU tests skip without a CUDA device.
 // Legend: R rows, K in features, N out features (I for SwiGLU outputs).
 #include <cmath>
@@ -29,7 +31,7 @@ constexpr double kTol = 1e-3;
 const DType kDtypes[] = {DType::F32, DType::F16, DType::BF16};
 constexpr float kEps = 1e-6f;
 
-enum class Form { Bias, Residual, ResidualNorm, Swiglu };
+enum class Form { Bias, Residual, ResidualNorm, Swiglu, NormBias, NormSwiglu };
 
 const char* form_name(Form f) {
   switch (f) {
@@ -37,30 +39,50 @@ const char* form_name(Form f) {
     case Form::Residual: return "residual";
     case Form::ResidualNorm: return "residual+norm";
     case Form::Swiglu: return "swiglu";
+    case Form::NormBias: return "norm-in+bias";
+    case Form::NormSwiglu: return "norm-in+swiglu";
   }
   return "?";
 }
 
 bool residual_form(Form f) { return f == Form::Residual || f == Form::ResidualNorm; }
+bool norm_in_form(Form f) { return f == Form::NormBias || f == Form::NormSwiglu; }
+bool swiglu_form(Form f) { return f == Form::Swiglu || f == Form::NormSwiglu; }
 
 // One fused problem: host inputs rounded to t, the reference outputs, device copies.
 struct Problem {
   DType t;
   Form form;
   int64_t R, K, N;
-  std::vector<float> x, gamma, w, b, res, ref, ref_norm;
-  val::DeviceBuffer dx, dg, dw, db, dy, dnorm, dcount;
+  std::vector<float> x, gamma, gin, w, b, res, ref, ref_norm;
+  val::DeviceBuffer dx, dg, dgin, dw, db, dy, dnorm, dcount;
 
   Problem(DType t_, Form f, int64_t r, int64_t k, int64_t n, uint64_t seed) : t(t_), form(f), R(r), K(k), N(n) {
     std::mt19937_64 rng(seed);
-    const int64_t wrows = form == Form::Swiglu ? 2 * N : N;
+    const int64_t wrows = swiglu_form(form) ? 2 * N : N;
     x = val::random_rounded(t, static_cast<size_t>(R * K), rng, -2.f, 2.f);
     gamma = val::random_rounded(t, static_cast<size_t>(N), rng, 0.5f, 1.5f);
     w = val::random_rounded(t, static_cast<size_t>(wrows * K), rng, -0.5f, 0.5f);
     b = val::random_rounded(t, static_cast<size_t>(N), rng, -1.f, 1.f);
     res = val::random_rounded(t, static_cast<size_t>(R * N), rng, -4.f, 4.f);
+    gin = val::random_rounded(t, static_cast<size_t>(K), rng, 0.5f, 1.5f);
     ref.resize(static_cast<size_t>(R * N));
+    // The folded norm's input: rmsnorm(x) per row in double, not rounded to t.
+    std::vector<float> xn(x.size());
+    for (int64_t row = 0; row < R; ++row) {
+      double ss = 0.0;
+      for (int64_t i = 0; i < K; ++i) ss += static_cast<double>(x[row * K + i]) * x[row * K + i];
+      const double rstd = 1.0 / std::sqrt(ss / static_cast<double>(K) + kEps);
+      for (int64_t i = 0; i < K; ++i) xn[row * K + i] = static_cast<float>(x[row * K + i] * rstd * gin[i]);
+    }
     switch (form) {
+      case Form::NormBias: ref::linear(t, xn.data(), w.data(), b.data(), ref.data(), R, K, N); break;
+      case Form::NormSwiglu: {
+        std::vector<float> gu(static_cast<size_t>(R * 2 * N));
+        ref::linear(t, xn.data(), w.data(), nullptr, gu.data(), R, K, 2 * N);
+        ref::swiglu(t, gu.data(), ref.data(), R, N, 2 * N, N);
+        break;
+      }
       case Form::Bias: ref::linear(t, x.data(), w.data(), b.data(), ref.data(), R, K, N); break;
       case Form::Residual:
       case Form::ResidualNorm: {
@@ -82,6 +104,7 @@ struct Problem {
     }
     dx = val::upload(t, x);
     dg = val::upload(t, gamma);
+    dgin = val::upload(t, gin);
     dw = val::upload(t, w);
     db = val::upload(t, b);
     dy = residual_form(form) ? val::upload(t, res) : val::DeviceBuffer(ref.size() * dtype_size(t));
@@ -99,7 +122,11 @@ struct Problem {
     p.in = K;
     p.out = N;
     p.split = split;
-    if (form == Form::Bias) p.bias = db.get();
+    if (form == Form::Bias || form == Form::NormBias) p.bias = db.get();
+    if (norm_in_form(form)) {
+      p.in_norm_weight = dgin.get();
+      p.in_norm_eps = kEps;
+    }
     if (residual_form(form)) p.residual = dy.get();  // in place, as the engine runs it
     if (form == Form::ResidualNorm) {
       p.norm_out = dnorm.get();
@@ -107,7 +134,7 @@ struct Problem {
       p.norm_eps = kEps;
       p.counters = static_cast<unsigned*>(dcount.get());
     }
-    p.swiglu = form == Form::Swiglu;
+    p.swiglu = swiglu_form(form);
     return p;
   }
   std::string name(int split) const {
@@ -152,7 +179,7 @@ class GemvTest : public ::testing::Test {
   // Runs p at split 0 (default) and every split the form allows, twice each (the second run checks
   // that the first left the counters re-armed); each result within kTol.
   void run_all_splits(const Problem& pr) {
-    const int max_split = pr.form == Form::Swiglu ? 4 : 8;
+    const int max_split = swiglu_form(pr.form) ? 4 : 8;
     for (int split = 0; split <= max_split; split = split == 0 ? 1 : 2 * split) {
       SCOPED_TRACE(pr.name(split));
       const GemvParams p = pr.params(split);
@@ -182,6 +209,29 @@ TEST_F(GemvTest, FusedFormsMatchTheUnfusedReference) {
   for (DType t : kDtypes)
     for (Form f : {Form::Bias, Form::Residual, Form::ResidualNorm, Form::Swiglu})
       for (const Shape& sh : shapes) run_all_splits(Problem(t, f, sh.R, sh.K, sh.N, seed++));
+}
+
+// The folded input norm (GemvParams::in_norm_weight): one row; qwen3-0.6b's QKV and gate/up shapes, a
+// wide K, odd N; every split; refused for several rows and with the residual form, naming the field.
+TEST_F(GemvTest, FoldedInputNormMatchesTheReference) {
+  struct Shape {
+    int64_t K, N;
+  };
+  const Shape shapes[] = {{1024, 4096}, {1024, 3072}, {896, 1151}, {4096, 40}, {64, 7}};
+  uint64_t seed = 500;
+  for (DType t : kDtypes)
+    for (Form f : {Form::NormBias, Form::NormSwiglu})
+      for (const Shape& sh : shapes) run_all_splits(Problem(t, f, 1, sh.K, sh.N, seed++));
+  const Problem two(DType::BF16, Form::NormBias, 2, 256, 16, 9);
+  Status s = gemv_fused_forward(two.params(0), stream_);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.message().rfind("in_norm_weight", 0), 0u) << s.message();
+  const Problem one(DType::BF16, Form::NormBias, 1, 256, 16, 10);
+  GemvParams p = one.params(0);
+  p.residual = one.dy.get();
+  s = gemv_fused_forward(p, stream_);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_EQ(s.message().rfind("in_norm_weight", 0), 0u) << s.message();
 }
 
 TEST_F(GemvTest, ManyOutputBlocks) {
