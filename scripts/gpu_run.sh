@@ -360,8 +360,7 @@ stage_ab() {
       --csv "$OUTDIR/dstep/validate_model.csv" > "$OUTDIR/dstep/validate_model.log" 2>&1 || rc=1
     tail -3 "$OUTDIR/dstep/validate_model.log"
     timeout 400 bash scripts/ab.sh "$OUTDIR/ab_dstep" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_cluster_ab.txt MINFER_DECODE_CLUSTER=1 MINFER_NORM_IN=1 MINFER_DECODE_CLUSTER=1,MINFER_NORM_IN=1 \
-      MINFER_DECODE_CLUSTER=1,MINFER_DECODE_CLUSTER_MIN_KEYS=32 || rc=1
+      --cases bench/cases/e2e_cluster_ab.txt MINFER_DECODE_CLUSTER=1 MINFER_NORM_IN=1 MINFER_DECODE_CLUSTER=1,MINFER_NORM_IN=1 || rc=1
   fi
 
   if ab_group small; then  # the small prefill variant (MINFER_PREFILL=v3s: 64-row blocks, two an SM)
