@@ -238,7 +238,7 @@ stage_profile() {
 # bench/cases/e2e_small_decode_ab.txt, two interleaved rounds, ours only), dstep (the decode step with
 # decode attention's splits merged in thread-block clusters, MINFER_DECODE_CLUSTER=1, and the RMSNorms folded
 # into the QKV and gate/up GEMVs, MINFER_NORM_IN=1: the decode attention and GEMV GPU tests, qwen3-0.6b b1
-# p128's graph step and each attention block's phases (--attention-trace-csv) under each and without PDL ->
+# p128's graph step and each attention block's phases (--attention-trace-csv) as built and with both ->
 # OUTDIR/dstep/, test_engine and validate --sweep model --quick with both, then an e2e A/B on
 # bench/cases/e2e_cluster_ab.txt, two interleaved rounds, ours only). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
@@ -345,7 +345,7 @@ stage_ab() {
     timeout 200 "$BUILD/tests/test_gemv" > "$OUTDIR/dstep/test_gemv.log" 2>&1 || rc=1
     tail -3 "$OUTDIR/dstep/test_gemv.log"
     local setting tag
-    for setting in none MINFER_DECODE_CLUSTER=1 MINFER_NORM_IN=1 MINFER_DECODE_CLUSTER=1,MINFER_NORM_IN=1 MINFER_PDL=0; do
+    for setting in none MINFER_DECODE_CLUSTER=1,MINFER_NORM_IN=1; do
       tag=${setting//[=,]/_}  # the graph step's kernels and each attention block's phases
       local -a envs=()
       [ "$setting" = none ] || read -r -a envs <<< "${setting//,/ }"
