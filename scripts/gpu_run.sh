@@ -235,11 +235,11 @@ stage_profile() {
 # prompts 128 and 2048, qwen2.5-0.5b and llama-3.1-8b at 128, batch 1 -> OUTDIR/timeline/), tlvar (qwen3-0.6b
 # b1 p128's traced graph step under decode settings -> OUTDIR/tlvar/: as built, RoPE unfused, no PDL, one
 # decode split; then RMSNorm's weight read after the wait and one split in an e2e A/B on
-# bench/cases/e2e_small_decode_ab.txt, two interleaved rounds, ours only), dstep (the decode step with
-# decode attention's splits merged in thread-block clusters, MINFER_DECODE_CLUSTER=1, and the RMSNorms folded
-# into the QKV and gate/up GEMVs, MINFER_NORM_IN=1: the decode attention and GEMV GPU tests, qwen3-0.6b b1
-# p128's graph step and each attention block's phases (--attention-trace-csv) as built and with both ->
-# OUTDIR/dstep/, test_engine and validate --sweep model --quick with both, then an e2e A/B on
+# bench/cases/e2e_small_decode_ab.txt, two interleaved rounds, ours only), dstep (the decode step with decode
+# attention's splits merged in thread-block clusters, the engine's default where it applies: the decode
+# attention and engine GPU tests, qwen3-0.6b b1 p128's graph step and each attention block's phases
+# (--attention-trace-csv) -> OUTDIR/dstep/, e2e batch 1 prompt 128 of three models with torch-graph in the
+# same run (OUTDIR/dstep/e2e_b1.csv), then an e2e A/B against MINFER_DECODE_CLUSTER=0 on
 # bench/cases/e2e_cluster_ab.txt, two interleaved rounds, ours only). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
@@ -338,29 +338,22 @@ stage_ab() {
     timeout 400 bash scripts/ab.sh "$OUTDIR/ab_tlvar" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
       --cases bench/cases/e2e_small_decode_ab.txt MINFER_NORM_PRELOAD=0 MINFER_DECODE_MIN_KEYS=256 || rc=1
   fi
-  if ab_group dstep; then  # decode step: splits merged in clusters (MINFER_DECODE_CLUSTER=1), norms folded (MINFER_NORM_IN=1)
+  if ab_group dstep; then  # decode step: splits merged in clusters (the engine's default rule; MINFER_DECODE_CLUSTER=0 off)
     mkdir -p "$OUTDIR/dstep"
     timeout 200 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' > "$OUTDIR/dstep/test_attention.log" 2>&1 || rc=1
     tail -3 "$OUTDIR/dstep/test_attention.log"
-    timeout 200 "$BUILD/tests/test_gemv" > "$OUTDIR/dstep/test_gemv.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/dstep/test_gemv.log"
-    local setting tag
-    for setting in none MINFER_DECODE_CLUSTER=1,MINFER_NORM_IN=1; do
-      tag=${setting//[=,]/_}  # the graph step's kernels and each attention block's phases
-      local -a envs=()
-      [ "$setting" = none ] || read -r -a envs <<< "${setting//,/ }"
-      env "${envs[@]}" timeout 120 "$BUILD/engine/minfer" generate \
-        --model preset:qwen3-0.6b --backend cuda --dtype bf16 --prompt-tokens "$(seq -s, 11 138)" --max-new-tokens 32 \
-        --timeline-csv "$OUTDIR/dstep/timeline_$tag.csv" --attention-trace-csv "$OUTDIR/dstep/atrace_$tag.csv" \
-        > "$OUTDIR/dstep/timeline_$tag.log" 2>&1 || rc=1
-    done
-    MINFER_DECODE_CLUSTER=1 MINFER_NORM_IN=1 timeout 200 "$BUILD/tests/test_engine" > "$OUTDIR/dstep/test_engine.log" 2>&1 || rc=1
+    timeout 200 "$BUILD/tests/test_engine" > "$OUTDIR/dstep/test_engine.log" 2>&1 || rc=1
     tail -3 "$OUTDIR/dstep/test_engine.log"
-    MINFER_DECODE_CLUSTER=1 MINFER_NORM_IN=1 timeout 200 "$BUILD/validate/validate_all" --sweep model --quick \
-      --csv "$OUTDIR/dstep/validate_model.csv" > "$OUTDIR/dstep/validate_model.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/dstep/validate_model.log"
-    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_dstep" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_cluster_ab.txt MINFER_DECODE_CLUSTER=1 MINFER_NORM_IN=1 MINFER_DECODE_CLUSTER=1,MINFER_NORM_IN=1 || rc=1
+    timeout 120 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
+      --prompt-tokens "$(seq -s, 11 138)" --max-new-tokens 32 --timeline-csv "$OUTDIR/dstep/timeline_qwen3-0.6b_p128.csv" \
+      --attention-trace-csv "$OUTDIR/dstep/atrace_qwen3-0.6b_p128.csv" > "$OUTDIR/dstep/timeline_qwen3-0.6b_p128.log" 2>&1 || rc=1
+    local -a b1=()
+    local m
+    for m in qwen3-0.6b qwen2.5-0.5b llama-3.1-8b; do b1+=(--case "e2e/bf16/$m/batch=1/prompt_len=128/new_tokens=64"); done
+    timeout 200 "$BUILD/bench/bench_all" --sweep e2e --dtype bf16 --peers auto "${b1[@]}" --csv "$OUTDIR/dstep/e2e_b1.csv" \
+      > "$OUTDIR/dstep/e2e_b1.log" 2>&1 || rc=1
+    timeout 300 bash scripts/ab.sh "$OUTDIR/ab_dstep" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
+      --cases bench/cases/e2e_cluster_ab.txt MINFER_DECODE_CLUSTER=0 || rc=1
   fi
 
   if ab_group small; then  # the small prefill variant (MINFER_PREFILL=v3s: 64-row blocks, two an SM)

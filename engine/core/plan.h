@@ -76,6 +76,9 @@ struct RunShape {
   // it needs for B rows (decode_attention_workspace_bytes). Both 0 with the simple backend.
   int decode_splits = 0;
   uint64_t decode_workspace_bytes = 0;
+  // flash only, filled in by the engine: the decode splits are merged in thread-block clusters
+  // (DecodeAttentionParams::cluster) instead of by the combine launch.
+  bool decode_cluster = false;
   // flash only, filled in by the engine: the whole-step decode kernel's workspace (kernels/decode_step.h:
   // its grid-barrier word and split partials for min(B, 4) rows); 0 when the kernel cannot serve the run.
   uint64_t step_workspace_bytes = 0;

@@ -29,12 +29,30 @@ void refuse_early(const ModelConfig& cfg, DType dtype, const RunShape& shape) {
   check_fits(plan, shape, free_b);
 }
 
+// Decode attention's splits merged in thread-block clusters (DecodeAttentionParams::cluster: no combine
+// launch; its own split count, decode_attention_splits_cluster) for steps of at most kClusterMaxWork
+// unsplit blocks (batch x KV heads x head groups) where the chained rule splits a cache at most 8 ways.
+// MINFER_DECODE_CLUSTER=0 turns it off, =1 takes it wherever the cluster count is 2 or more. H100, bf16,
+// e2e ms/step, two interleaved rounds, off / =1 (reports/logs/h100/ab/ab_e2e_dstep.csv): qwen3-0.6b b1
+// p128 0.971 / 0.868, b1 p2048 1.077 / 1.102 (8 splits where the chained rule takes 16: not taken by
+// default), b4 p512 1.423 / 1.437 (work 32: not taken); qwen2.5-0.5b b1 p128 0.761 / 0.759; llama-3.1-8b
+// b1 p128 5.719 / 5.628.
+constexpr int64_t kClusterMaxWork = 16;
+
+// -1 the default rule above, 0 off, 1 wherever it applies (MINFER_DECODE_CLUSTER).
+int decode_cluster_mode() {
+  const char* v = std::getenv("MINFER_DECODE_CLUSTER");
+  if (!v) return -1;
+  return std::string(v) == "0" ? 0 : std::string(v) == "1" ? 1 : -1;
+}
+
 // The shape with the flash decode plan filled in: one split count for every bucket (chosen for the
 // planned batch and the max context, so it never changes while a graph replays), and its workspace.
 RunShape complete_shape(const ModelConfig& cfg, DType dtype, const RunShape& shape) {
   RunShape s = shape;
   s.decode_splits = 0;
   s.decode_workspace_bytes = 0;
+  s.decode_cluster = false;
   if (s.attention != AttentionBackend::Flash) return s;
   check_request(cfg, s);  // batch, context and head_dim are in range before they size anything
   int dev = 0, sms = 0;
@@ -42,9 +60,11 @@ RunShape complete_shape(const ModelConfig& cfg, DType dtype, const RunShape& sha
   MINFER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   const int resident = decode_attention_resident_blocks(dtype, cfg.head_dim, 0);  // the cache is contiguous
   s.decode_splits = decode_attention_splits_chained(s.batch, cfg.heads, cfg.kv_heads, s.context, sms, resident);
-  if (decode_attention_cluster_env()) {  // MINFER_DECODE_CLUSTER=1: splits merged in clusters, its own count
+  const int mode = decode_cluster_mode();
+  const int64_t work = decode_attention_unsplit_blocks(s.batch, cfg.heads, cfg.kv_heads);
+  if (mode == 1 || (mode < 0 && work <= kClusterMaxWork && s.decode_splits <= 8)) {
     const int c = decode_attention_splits_cluster(s.batch, cfg.heads, cfg.kv_heads, s.context, sms);
-    if (c >= 2) s.decode_splits = c;
+    if (c >= 2) s.decode_splits = c, s.decode_cluster = true;
   }
   s.decode_workspace_bytes = decode_attention_workspace_bytes(s.batch, cfg.heads, cfg.head_dim, s.decode_splits);
   s.step_workspace_bytes = decode_step_workspace_bytes(std::min(s.batch, kDecodeStepMaxRows), cfg.heads,
@@ -293,6 +313,7 @@ DecodeAttentionParams Model::decode_params(void* k_cache, void* v_cache, int row
   p.max_len = shape_.context;
   p.max_kv_len = shape_.context;
   p.num_splits = shape_.decode_splits;
+  p.cluster = shape_.decode_cluster ? 1 : 0;
   p.workspace = s.attn_workspace;
   p.workspace_bytes = shape_.decode_workspace_bytes;
   if (rope) p.rope = *rope;

@@ -310,7 +310,7 @@ TEST(DecodeAttentionTrace, OneOrderedRecordPerBlock) {
   val::DeviceBuffer lens_d(8), out(static_cast<size_t>(B) * nh * hd * 2);
   val::DeviceBuffer ws(decode_attention_workspace_bytes(B, nh, hd, splits));
   ASSERT_EQ(cudaMemcpy(lens_d.get(), lens.data(), 8, cudaMemcpyHostToDevice), cudaSuccess);
-  ASSERT_NE(decode_attention_trace_start(64), nullptr);
+  ASSERT_NE(decode_attention_trace_start(256), nullptr);
   for (int cluster : {0, 1}) {
     DecodeAttentionParams p;
     p.dtype = dt, p.q = qd.get(), p.k_cache = kd.get(), p.v_cache = vd.get(), p.out = out.get();
