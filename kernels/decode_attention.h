@@ -1,7 +1,8 @@
 // kernels/decode_attention.h: split-KV (flash-decoding) attention for one new query token per
 // sequence, over a contiguous or a paged KV cache. One block per (split, KV head, sequence) holds
 // every query head that shares the KV head (up to 16 per block), so each KV byte is read once; online
-// softmax; a combine pass merges the splits by their log-sum-exp. Versions: v2 for fp16/bf16 (the
+// softmax; a combine pass merges the splits by their log-sum-exp (or, in the cluster form, the split
+// blocks of one head group merge them through distributed shared memory: no combine launch). Versions: v2 for fp16/bf16 (the
 // group's heads as the rows of tensor-core MMAs, a per-warp cp.async pipeline of 16-key tiles, two
 // stages or three with MINFER_DECODE_STAGES=3, 16-byte copies with a 128-byte L2 prefetch hint, or
 // bulk copies with MINFER_DECODE_COPY=bulk; pages must hold a multiple of 16 tokens, others take

@@ -178,6 +178,17 @@ TEST(DecodeAttentionSplits, FollowTheWorkSize) {
   EXPECT_EQ(decode_attention_workspace_bytes(2, 4, 64, 3), 2u * 4 * 3 * 65 * sizeof(float));
 }
 
+// The cluster form's count: at least 64 keys a split, at most num_sms / work blocks a head group and 8 splits.
+TEST(DecodeAttentionSplits, ClusterRuleKeepsSplitsShortAndFew) {
+  if (std::getenv("MINFER_DECODE_CLUSTER_MIN_KEYS")) GTEST_SKIP() << "MINFER_DECODE_CLUSTER_MIN_KEYS sets the keys";
+  EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 160, 132), 3);    // qwen3-0.6b b1, prompt 128 + 32
+  EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 64, 132), 1);     // one split's worth: no cluster
+  EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 2112, 132), 8);   // capped at a portable cluster
+  EXPECT_EQ(decode_attention_splits_cluster(4, 16, 8, 576, 132), 4);    // 32 blocks: 132 / 32
+  EXPECT_EQ(decode_attention_splits_cluster(32, 16, 8, 8192, 132), 1);  // 256 blocks fill the SMs
+  EXPECT_EQ(decode_attention_splits_cluster(1, 64, 1, 200, 132), 4);    // 64 heads a KV head: 4 head groups
+}
+
 // The chained rule (the engine's decode graph): the default rule's count, except where that leaves
 // about one block per SM unsplit, there the waves rule's.
 TEST(DecodeAttentionSplits, ChainedRuleSplitsOneBlockPerSm) {
