@@ -978,11 +978,8 @@ bool decode_attention_cluster_applies(const DecodeAttentionParams& p, int splits
   if (p.block_table && p.page_size % kWarpKeys != 0) return false;
   if ((p.heads_fast >= 0 ? p.heads_fast == 1 : decode_heads_fast()) || !default_form(p)) return false;
   static const bool sm90 = [] {
-    int dev = 0, major = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
-      cudaGetLastError();
-      return false;
-    }
+    const int major = kern::device_attribute(cudaDevAttrComputeCapabilityMajor, 0);
+    cudaGetLastError();  // no device: not sticky, but not left for the next launch check either
     return major >= 9;
   }();
   return sm90;

@@ -62,10 +62,11 @@ RunShape complete_shape(const ModelConfig& cfg, DType dtype, const RunShape& sha
   s.decode_splits = decode_attention_splits_chained(s.batch, cfg.heads, cfg.kv_heads, s.context, sms, resident);
   const int mode = decode_cluster_mode();
   const int64_t work = decode_attention_unsplit_blocks(s.batch, cfg.heads, cfg.kv_heads);
-  const bool fits = dtype != DType::F32 && (cfg.head_dim == 64 || cfg.head_dim == 128);  // the cluster form's kernels
-  if (fits && (mode == 1 || (mode < 0 && work <= kClusterMaxWork && s.decode_splits <= 8))) {
+  if (mode == 1 || (mode < 0 && work <= kClusterMaxWork && s.decode_splits <= 8)) {
     const int c = decode_attention_splits_cluster(s.batch, cfg.heads, cfg.kv_heads, s.context, sms);
-    if (c >= 2) s.decode_splits = c, s.decode_cluster = true;
+    DecodeAttentionParams probe;  // the fields the cluster form depends on: dtype, head_dim, a contiguous cache
+    probe.dtype = dtype, probe.head_dim = cfg.head_dim, probe.cluster = 1;
+    if (decode_attention_cluster_applies(probe, c)) s.decode_splits = c, s.decode_cluster = true;
   }
   s.decode_workspace_bytes = decode_attention_workspace_bytes(s.batch, cfg.heads, cfg.head_dim, s.decode_splits);
   s.step_workspace_bytes = decode_step_workspace_bytes(std::min(s.batch, kDecodeStepMaxRows), cfg.heads,
