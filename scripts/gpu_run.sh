@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -62,7 +62,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -240,7 +240,9 @@ stage_profile() {
 # attention and engine GPU tests, qwen3-0.6b b1 p128's graph step and each attention block's phases
 # (--attention-trace-csv) -> OUTDIR/dstep/, e2e batch 1 prompt 128 of three models with torch-graph in the
 # same run (OUTDIR/dstep/e2e_b1.csv), then an e2e A/B against MINFER_DECODE_CLUSTER=0 on
-# bench/cases/e2e_cluster_ab.txt, two interleaved rounds, ours only). (Group three, v4t at head_dim 64
+# bench/cases/e2e_cluster_ab.txt and against MINFER_NORM_IN=1, two interleaved rounds, ours only), normin
+# (MINFER_NORM_IN=1, the folded RMSNorms with the GEMM tuner's splits: the engine tests, the model
+# validation and qwen3-0.6b b1 p128's traced step -> OUTDIR/normin/). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
@@ -353,7 +355,18 @@ stage_ab() {
     timeout 200 "$BUILD/bench/bench_all" --sweep e2e --dtype bf16 --peers auto "${b1[@]}" --csv "$OUTDIR/dstep/e2e_b1.csv" \
       > "$OUTDIR/dstep/e2e_b1.log" 2>&1 || rc=1
     timeout 300 bash scripts/ab.sh "$OUTDIR/ab_dstep" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_cluster_ab.txt MINFER_DECODE_CLUSTER=0 || rc=1
+      --cases bench/cases/e2e_cluster_ab.txt MINFER_DECODE_CLUSTER=0 MINFER_NORM_IN=1 || rc=1
+  fi
+  if ab_group normin; then  # single-row decode steps with the RMSNorms folded into the GEMVs (MINFER_NORM_IN=1)
+    mkdir -p "$OUTDIR/normin"
+    MINFER_NORM_IN=1 timeout 200 "$BUILD/tests/test_engine" > "$OUTDIR/normin/test_engine.log" 2>&1 || rc=1
+    tail -3 "$OUTDIR/normin/test_engine.log"
+    MINFER_NORM_IN=1 timeout 200 "$BUILD/validate/validate_all" --sweep model --quick \
+      --csv "$OUTDIR/normin/validate_model.csv" > "$OUTDIR/normin/validate_model.log" 2>&1 || rc=1
+    tail -3 "$OUTDIR/normin/validate_model.log"
+    MINFER_NORM_IN=1 timeout 120 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
+      --prompt-tokens "$(seq -s, 11 138)" --max-new-tokens 32 --timeline-csv "$OUTDIR/normin/timeline_qwen3-0.6b_p128.csv" \
+      > "$OUTDIR/normin/timeline_qwen3-0.6b_p128.log" 2>&1 || rc=1
   fi
 
   if ab_group small; then  # the small prefill variant (MINFER_PREFILL=v3s: 64-row blocks, two an SM)

@@ -375,7 +375,24 @@ GemvParams Model::norm_in_params(int which, int l) const {
       break;
     default: p.x = s.act, p.w = weights_->at(L.wdown), p.y = s.res, p.residual = s.res, p.in = I, p.out = H; break;
   }
+  p.split = norm_in_split_[which];
   return p;
+}
+
+// The GEMM tuner's GEMV split for the plain shape of each folded-norm GEMV (norm_in_split_): timed in the
+// step that runs eagerly (the first), read back from the tuner's plans in the captured ones. The timed
+// runs write scratch outputs (qkv, y, gu), never the residual stream. SwiGLU takes at most 4.
+void Model::plan_norm_in() {
+  RunState& s = *state_;
+  void* scratch[4] = {s.qkv, s.y, s.gu, s.y};
+  for (int which = 0; which < 4; ++which) {
+    norm_in_split_[which] = 0;
+    const GemvParams f = norm_in_params(which, 0);
+    const GemmParams g{dtype_, f.x, f.w, f.bias, scratch[which], 1, f.in, f.swiglu ? 2 * f.out : f.out};
+    int split = 0;
+    MINFER_STATUS_CHECK(gemm_->gemv_split(g, stream_, split));
+    norm_in_split_[which] = f.swiglu ? std::min(split, 4) : split;
+  }
 }
 
 // Whether a decode step of `rows` rows takes the folded-norm GEMVs: one row, MINFER_NORM_IN=1 (opt-in
@@ -638,6 +655,7 @@ void Model::enqueue_decode(int rows) {
   }
   fused_ = fused_fits(rows);
   norm_in_ = !fused_ && norm_in_fits(rows);
+  if (norm_in_) plan_norm_in();
   enqueue_body(rows, rows);
   enqueue_logits(state_->a, rows);
   fused_ = false;

@@ -109,7 +109,8 @@ class Model {
   GemvParams fused_params(int which, int l, int64_t rows) const;
   bool fused_fits(int64_t rows) const;  // the fused decode GEMVs take every layer shape at `rows`
   GemvParams norm_in_params(int which, int l) const;
-  bool norm_in_fits(int64_t rows) const;  // a decode step of `rows` rows folds its RMSNorms into the GEMVs
+  bool norm_in_fits(int64_t rows) const;
+  void plan_norm_in();  // norm_in_split_ from the GEMM tuner  // a decode step of `rows` rows folds its RMSNorms into the GEMVs
   void fused_gemv(const char* name, const GemvParams& p);
   // rope: decode attention's fused prologue does this step's QK-norm, RoPE and cache write (or null).
   void attend(void* k_cache, void* v_cache, int64_t T, int nseq, const QkvRopeParams* rope = nullptr);
@@ -138,6 +139,7 @@ class Model {
   int swiglu_max_rows_ = 0;    // decode steps of at most this many rows fuse the SwiGLU into gate/up (0: never)
   int rope_max_rows_ = 0;      // decode steps of at most this many rows fuse RoPE + cache write into attention
   bool fused_ = false;         // the step being enqueued uses the fused decode GEMVs
+  int norm_in_split_[4] = {};  // the folded-norm GEMVs' splits (plan_norm_in; 0: the GEMV's default)
   bool norm_in_ = false;       // the step being enqueued folds its RMSNorms into the QKV and gate/up GEMVs
   int step_max_rows_ = 0;      // decode steps of at most this many rows run as one kernel (0: never)
   void* step_layers_ = nullptr;  // (L) DecodeStepLayer: each layer's weight pointers, on the device
