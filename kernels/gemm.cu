@@ -294,9 +294,7 @@ Status Gemm::tune(const GemmParams& p, Plan& plan, cudaStream_t stream) {
   return Status::ok();
 }
 
-// The plan of p's shape, made the first time it is asked for and tuned where run() tunes (options_.tune,
-// R <= tune_max_rows, the stream not capturing); the timed runs write p.y.
-Status Gemm::plan_for(const GemmParams& p, cudaStream_t stream, Plan*& out) {
+Status Gemm::run(const GemmParams& p, cudaStream_t stream) {
   if (p.rows <= 0 || p.in <= 0 || p.out <= 0 || !p.x || !p.w || !p.y)
     return Status::error("gemm: rows, in, out must be positive and x, w, y set");
   const Key key = key_of(p);
@@ -318,21 +316,7 @@ Status Gemm::plan_for(const GemmParams& p, cudaStream_t stream, Plan*& out) {
     if (cap == cudaStreamCaptureStatusNone)
       if (Status s = tune(p, plan, stream); !s) return s;
   }
-  out = &plan;
-  return Status::ok();
-}
-
-Status Gemm::run(const GemmParams& p, cudaStream_t stream) {
-  Plan* plan = nullptr;
-  if (Status s = plan_for(p, stream, plan); !s) return s;
-  return run_choice(p, *plan, stream);
-}
-
-Status Gemm::gemv_split(const GemmParams& p, cudaStream_t stream, int& split) {
-  Plan* plan = nullptr;
-  if (Status s = plan_for(p, stream, plan); !s) return s;
-  split = plan->gemv_split;
-  return Status::ok();
+  return run_choice(p, plan, stream);
 }
 
 std::optional<GemmPlanInfo> Gemm::plan_info(const GemmParams& p) const {

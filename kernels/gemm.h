@@ -102,10 +102,6 @@ class Gemm {
   Status run(const GemmParams& p, cudaStream_t stream);
   size_t cached_plans() const { return plans_.size(); }
   std::optional<GemmPlanInfo> plan_info(const GemmParams& p) const;
-  // The GEMV split the tuner keeps for p's shape (1, 2, 4 or 8), planning and timing the shape now
-  // where run() would (the timed runs write p.y: pass a scratch output); 0 where it is not timed (the
-  // GEMV's default split then). For the GEMV's fused forms (gemv.h), which run outside the tuner.
-  Status gemv_split(const GemmParams& p, cudaStream_t stream, int& split);
   const GemmOptions& options() const { return options_; }
   void set_options(const GemmOptions& o) { options_ = o; }  // cached choices stay
 
@@ -114,7 +110,6 @@ class Gemm {
   using Key = std::tuple<int, int64_t, int64_t, int64_t, bool>;
   static Key key_of(const GemmParams& p);
   Status make_plan(const GemmParams& p, Plan& plan);
-  Status plan_for(const GemmParams& p, cudaStream_t stream, Plan*& out);
   Status run_lt(const GemmParams& p, Plan& plan, int index, cudaStream_t stream);
   Status run_choice(const GemmParams& p, Plan& plan, cudaStream_t stream);
   Status tune(const GemmParams& p, Plan& plan, cudaStream_t stream);

@@ -498,6 +498,21 @@ int gemv_default_split(const GemvParams& p) {
   return split;
 }
 
+int gemv_one_wave_split(const GemvParams& p) {
+  const int64_t packs = p.in / static_cast<int64_t>(16 / dtype_size(p.dtype));
+  const int64_t features = p.swiglu ? 2 * p.out : p.out;
+  const int rt = rows_tile(p.rows);
+  const int64_t slots = static_cast<int64_t>(rt == 1 ? kMinBlocks : 1) * sm_count();
+  const int64_t row_blocks = kern::blocks_for(p.rows, rt);
+  const int max_split = p.swiglu ? 4 : kMaxSplit;
+  int best = 1;
+  for (int split = 1; split <= max_split; split *= 2) {
+    if (split > 1 && packs < 32LL * split) break;  // lanes with no pack
+    if (kern::blocks_for(features, kWarps / split) * row_blocks <= slots) best = split;
+  }
+  return best;
+}
+
 bool gemv_slice_applies(const GemvParams& p) {
   return check(p, p.split == 0 ? gemv_default_split(p) : p.split).is_ok() && slice_enabled(p) && slice_fits(p);
 }

@@ -95,5 +95,9 @@ bool gemv_fused_supports(const GemvParams& p);
 bool gemv_slice_applies(const GemvParams& p);
 // The split used when p.split is 0.
 int gemv_default_split(const GemvParams& p);
+// The largest split (<= 4 with swiglu, each lane keeping a pack) whose grid fits one wave of resident
+// blocks (4 an SM at R = 1), so that every block loads its first weight packs before pdl_wait(); 1
+// where none fits. The folded-norm decode GEMVs take it (engine/model/model.cpp, MINFER_NORM_IN).
+int gemv_one_wave_split(const GemvParams& p);
 
 }  // namespace minfer

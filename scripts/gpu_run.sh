@@ -240,9 +240,9 @@ stage_profile() {
 # attention and engine GPU tests, qwen3-0.6b b1 p128's graph step and each attention block's phases
 # (--attention-trace-csv) -> OUTDIR/dstep/, e2e batch 1 prompt 128 of three models with torch-graph in the
 # same run (OUTDIR/dstep/e2e_b1.csv), then an e2e A/B against MINFER_DECODE_CLUSTER=0 on
-# bench/cases/e2e_cluster_ab.txt and against MINFER_NORM_IN=1, two interleaved rounds, ours only), normin
-# (MINFER_NORM_IN=1, the folded RMSNorms with the GEMM tuner's splits: the engine tests, the model
-# validation and qwen3-0.6b b1 p128's traced step -> OUTDIR/normin/). (Group three, v4t at head_dim 64
+# bench/cases/e2e_cluster_ab.txt and against MINFER_NORM_IN=0, two interleaved rounds, ours only), normin
+# (the folded RMSNorms of single-row steps, the default at most 2048 wide: the engine and GEMV GPU
+# tests, the model validation and qwen3-0.6b b1 p128's traced step -> OUTDIR/normin/). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
@@ -355,16 +355,19 @@ stage_ab() {
     timeout 200 "$BUILD/bench/bench_all" --sweep e2e --dtype bf16 --peers auto "${b1[@]}" --csv "$OUTDIR/dstep/e2e_b1.csv" \
       > "$OUTDIR/dstep/e2e_b1.log" 2>&1 || rc=1
     timeout 300 bash scripts/ab.sh "$OUTDIR/ab_dstep" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_cluster_ab.txt MINFER_DECODE_CLUSTER=0 MINFER_NORM_IN=1 || rc=1
+      --cases bench/cases/e2e_cluster_ab.txt MINFER_DECODE_CLUSTER=0 MINFER_NORM_IN=0 || rc=1
   fi
-  if ab_group normin; then  # single-row decode steps with the RMSNorms folded into the GEMVs (MINFER_NORM_IN=1)
+  if ab_group normin; then  # single-row decode steps with the RMSNorms folded into the GEMVs (default <= 2048 wide)
     mkdir -p "$OUTDIR/normin"
-    MINFER_NORM_IN=1 timeout 200 "$BUILD/tests/test_engine" > "$OUTDIR/normin/test_engine.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/normin/test_engine.log"
-    MINFER_NORM_IN=1 timeout 200 "$BUILD/validate/validate_all" --sweep model --quick \
+    local t
+    for t in test_engine test_gemv; do
+      timeout 200 "$BUILD/tests/$t" > "$OUTDIR/normin/$t.log" 2>&1 || rc=1
+      tail -3 "$OUTDIR/normin/$t.log"
+    done
+    timeout 200 "$BUILD/validate/validate_all" --sweep model --quick \
       --csv "$OUTDIR/normin/validate_model.csv" > "$OUTDIR/normin/validate_model.log" 2>&1 || rc=1
     tail -3 "$OUTDIR/normin/validate_model.log"
-    MINFER_NORM_IN=1 timeout 120 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
+    timeout 120 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
       --prompt-tokens "$(seq -s, 11 138)" --max-new-tokens 32 --timeline-csv "$OUTDIR/normin/timeline_qwen3-0.6b_p128.csv" \
       > "$OUTDIR/normin/timeline_qwen3-0.6b_p128.log" 2>&1 || rc=1
   fi

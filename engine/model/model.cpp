@@ -149,6 +149,12 @@ int decode_fusion_max_rows(const char* env, const ModelConfig& cfg) {
   return cfg.hidden <= kFuseMaxHidden ? kFuseMaxRows : 0;
 }
 
+// MINFER_NORM_IN: 1 on, any other value off, unset -1 (the default rule: Model::norm_in_fits).
+int norm_in_mode() {
+  const char* v = std::getenv("MINFER_NORM_IN");
+  return !v ? -1 : std::string(v) == "1" ? 1 : 0;
+}
+
 // Also measured and removed (after 6be1193): each decode GEMV's blocks asking L2 for the weights of the
 // projection 1 or 2 places later in the step (MINFER_GEMV_PREFETCH_NEXT), spread over every SM. H100,
 // bf16, ms/step, one run (reports/logs/h100/ab/ab_e2e_gemv_prefetch_next.csv), default / 1 / 2:
@@ -169,6 +175,7 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       fused_max_rows_(fused_decode_max_rows()),
       swiglu_max_rows_(decode_fusion_max_rows("MINFER_GEMV_SWIGLU_MAX_ROWS", cfg)),
       rope_max_rows_(decode_fusion_max_rows("MINFER_FUSED_ROPE_MAX_ROWS", cfg)),
+      norm_in_mode_(norm_in_mode()),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
@@ -375,34 +382,20 @@ GemvParams Model::norm_in_params(int which, int l) const {
       break;
     default: p.x = s.act, p.w = weights_->at(L.wdown), p.y = s.res, p.residual = s.res, p.in = I, p.out = H; break;
   }
-  p.split = norm_in_split_[which];
+  p.split = gemv_one_wave_split(p);
   return p;
 }
 
-// The GEMM tuner's GEMV split for the plain shape of each folded-norm GEMV (norm_in_split_): timed in the
-// step that runs eagerly (the first), read back from the tuner's plans in the captured ones. The timed
-// runs write scratch outputs (qkv, y, gu), never the residual stream. SwiGLU takes at most 4.
-void Model::plan_norm_in() {
-  RunState& s = *state_;
-  void* scratch[4] = {s.qkv, s.y, s.gu, s.y};
-  for (int which = 0; which < 4; ++which) {
-    norm_in_split_[which] = 0;
-    const GemvParams f = norm_in_params(which, 0);
-    const GemmParams g{dtype_, f.x, f.w, f.bias, scratch[which], 1, f.in, f.swiglu ? 2 * f.out : f.out};
-    int split = 0;
-    MINFER_STATUS_CHECK(gemm_->gemv_split(g, stream_, split));
-    norm_in_split_[which] = f.swiglu ? std::min(split, 4) : split;
-  }
-}
-
-// Whether a decode step of `rows` rows takes the folded-norm GEMVs: one row, MINFER_NORM_IN=1 (opt-in
-// until timed), every layer shape supported.
+// Whether a decode step of `rows` rows takes the folded-norm GEMVs: one row of a model at most
+// kFuseMaxHidden wide (MINFER_NORM_IN=1: any width, 0: never), every layer shape supported. Each takes
+// the one-wave split (gemv_one_wave_split), not the default split: at qwen3-0.6b's QKV the default
+// runs 1024 blocks, two waves of the 4 an SM, and the second wave loads its weights after pdl_wait.
+// H100, bf16 e2e b1 p128 ms/step, one run at 5eaade3 (the GEMM tuner's split for the plain shapes, two
+// rounds; reports/logs/h100/ab/ab_e2e_normin.csv), off / on: qwen3-0.6b 0.854 / 0.846 and 0.805,
+// qwen2.5-0.5b 0.754 / 0.711, llama-3.1-8b 5.620 / 5.848 (wide models keep the RMSNorm kernels).
 bool Model::norm_in_fits(int64_t rows) const {
-  static const bool on = [] {
-    const char* v = std::getenv("MINFER_NORM_IN");
-    return v && std::string(v) == "1";
-  }();
-  if (!on || rows != 1 || cfg_.layers < 1) return false;
+  const int mode = norm_in_mode_;
+  if (mode == 0 || (mode < 0 && cfg_.hidden > kFuseMaxHidden) || rows != 1 || cfg_.layers < 1) return false;
   for (int which = 0; which <= 3; ++which)
     if (!gemv_fused_supports(norm_in_params(which, 0))) return false;
   return true;
@@ -655,7 +648,6 @@ void Model::enqueue_decode(int rows) {
   }
   fused_ = fused_fits(rows);
   norm_in_ = !fused_ && norm_in_fits(rows);
-  if (norm_in_) plan_norm_in();
   enqueue_body(rows, rows);
   enqueue_logits(state_->a, rows);
   fused_ = false;

@@ -138,8 +138,8 @@ class Model {
   int fused_max_rows_ = 0;     // decode steps of at most this many rows run fused (0: never)
   int swiglu_max_rows_ = 0;    // decode steps of at most this many rows fuse the SwiGLU into gate/up (0: never)
   int rope_max_rows_ = 0;      // decode steps of at most this many rows fuse RoPE + cache write into attention
+  int norm_in_mode_ = -1;      // MINFER_NORM_IN at construction: 1 on, 0 off, -1 the default rule
   bool fused_ = false;         // the step being enqueued uses the fused decode GEMVs
-  int norm_in_split_[4] = {};  // the folded-norm GEMVs' splits (plan_norm_in; 0: the GEMV's default)
   bool norm_in_ = false;       // the step being enqueued folds its RMSNorms into the QKV and gate/up GEMVs
   int step_max_rows_ = 0;      // decode steps of at most this many rows run as one kernel (0: never)
   void* step_layers_ = nullptr;  // (L) DecodeStepLayer: each layer's weight pointers, on the device

@@ -912,6 +912,37 @@ TEST_F(Engine, ProfileTimesEveryLaunchOfADecodeStepWithItsFusions) {
   profile_times_every_launch(kFlash, 1, true, true);  // with the fused GEMVs: the rope launch goes too
 }
 
+// A single-row decode step of a model at most 2048 wide folds both RMSNorms of a layer into the QKV and
+// gate/up GEMVs and the residual adds into the o and down GEMVs (MINFER_NORM_IN unset: the default
+// rule; =1 forces it): one RMSNorm launch a step, the final one. MINFER_NORM_IN=0 keeps two a layer.
+TEST_F(Engine, ProfileOfASingleRowStepFoldsItsNorms) {
+  for (const char* mode : {"unset", "1", "0"}) {
+    FusedRows env("0");
+    ScopedEnv no_step("MINFER_STEP", "0");
+    if (std::string(mode) == "unset") unsetenv("MINFER_NORM_IN");
+    else setenv("MINFER_NORM_IN", mode, 1);
+    const char* preset = "tiny-qwen3";
+    const ModelConfig cfg = preset_config(preset);
+    ASSERT_LE(cfg.hidden, 2048);
+    auto src = preset_source(preset, DType::BF16);
+    const Seqs prompts{ragged_prompts(cfg.vocab)[0]};
+    Model eng(cfg, *src, DType::BF16, generate_shape(1, 32, 32, kFlash));
+    run_generate(eng, prompts, 4, SamplerConfig{}, true, -1);
+    const StepProfile p = profile_decode_step(eng, 1);
+    unsetenv("MINFER_NORM_IN");
+    std::map<std::string, int> calls;
+    for (const KernelTiming& k : p.kernels) calls[k.name] = k.calls;
+    const int L = cfg.layers;
+    const bool folded = std::string(mode) != "0";
+    EXPECT_EQ(p.rows, 1) << mode;
+    EXPECT_EQ(calls["rmsnorm"], folded ? 1 : 2 * L + 1) << mode;
+    for (const char* k : {"gemv.qkv+norm", "gemv.o+residual", "gemv.gate_up+norm+swiglu", "gemv.down+residual"})
+      EXPECT_EQ(calls[k], folded ? L : 0) << k << " " << mode;
+    EXPECT_EQ(calls["gemm.qkv"], folded ? 0 : L) << mode;
+    EXPECT_EQ(calls["attention"], L) << mode;
+  }
+}
+
 // The whole-step kernel is one launch per decode step (the sampler and the position advance are the
 // generator's); its bytes are the streamed weights and the KV rows read.
 TEST_F(Engine, ProfileOfTheDecodeStepKernelIsOneLaunch) {
