@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin,nsplit]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -62,7 +62,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin|nsplit) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -242,7 +242,9 @@ stage_profile() {
 # same run (OUTDIR/dstep/e2e_b1.csv), then an e2e A/B against MINFER_DECODE_CLUSTER=0 on
 # bench/cases/e2e_cluster_ab.txt and against MINFER_NORM_IN=0, two interleaved rounds, ours only), normin
 # (the folded RMSNorms of single-row steps, the default at most 2048 wide: the engine and GEMV GPU
-# tests, the model validation and qwen3-0.6b b1 p128's traced step -> OUTDIR/normin/). (Group three, v4t at head_dim 64
+# tests, the model validation and qwen3-0.6b b1 p128's traced step -> OUTDIR/normin/), nsplit (their
+# splits, MINFER_NORM_IN_SPLITS, against the one-wave rule on bench/cases/e2e_normin_splits.txt, two
+# interleaved rounds, ours only). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
@@ -356,6 +358,12 @@ stage_ab() {
       > "$OUTDIR/dstep/e2e_b1.log" 2>&1 || rc=1
     timeout 300 bash scripts/ab.sh "$OUTDIR/ab_dstep" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
       --cases bench/cases/e2e_cluster_ab.txt MINFER_DECODE_CLUSTER=0 MINFER_NORM_IN=0 || rc=1
+  fi
+  if ab_group nsplit; then  # the folded-norm GEMVs' splits (MINFER_NORM_IN_SPLITS=Q,O,G,D) against the one-wave rule
+    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_nsplit" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
+      --cases bench/cases/e2e_normin_splits.txt MINFER_NORM_IN_SPLITS=2,0,0,0 MINFER_NORM_IN_SPLITS=0,8,0,0 \
+      MINFER_NORM_IN_SPLITS=0,0,2,0 MINFER_NORM_IN_SPLITS=0,0,0,8 MINFER_NORM_IN_SPLITS=0,2,0,2 \
+      MINFER_NORM_IN_SPLITS=0,0,4,0 || rc=1
   fi
   if ab_group normin; then  # single-row decode steps with the RMSNorms folded into the GEMVs (default <= 2048 wide)
     mkdir -p "$OUTDIR/normin"

@@ -155,6 +155,27 @@ int norm_in_mode() {
   return !v ? -1 : std::string(v) == "1" ? 1 : 0;
 }
 
+// MINFER_NORM_IN_SPLITS=Q,O,G,D (A/B timing): the folded-norm GEMVs' splits (QKV, o, gate/up, down),
+// each 1, 2, 4 or 8 (gate/up at most 4), or 0 for the one-wave rule; unset: all 0.
+std::array<int, 4> norm_in_splits() {
+  std::array<int, 4> s{};
+  const char* v = std::getenv("MINFER_NORM_IN_SPLITS");
+  if (!v) return s;
+  const std::string text(v);
+  size_t at = 0;
+  for (int i = 0; i < 4; ++i) {
+    const size_t end = i < 3 ? text.find(',', at) : text.size();
+    const std::string item = end == std::string::npos ? "" : text.substr(at, end - at);
+    const bool ok = item == "0" || item == "1" || item == "2" || item == "4" || (item == "8" && i != 2);
+    if (!ok || end == std::string::npos)
+      throw UsageError("MINFER_NORM_IN_SPLITS: expected four splits Q,O,G,D, each 0, 1, 2, 4 or 8 (G at most 4), got '" +
+                       text + "'");
+    s[static_cast<size_t>(i)] = std::stoi(item);
+    at = end + 1;
+  }
+  return s;
+}
+
 // Also measured and removed (after 6be1193): each decode GEMV's blocks asking L2 for the weights of the
 // projection 1 or 2 places later in the step (MINFER_GEMV_PREFETCH_NEXT), spread over every SM. H100,
 // bf16, ms/step, one run (reports/logs/h100/ab/ab_e2e_gemv_prefetch_next.csv), default / 1 / 2:
@@ -176,6 +197,7 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       swiglu_max_rows_(decode_fusion_max_rows("MINFER_GEMV_SWIGLU_MAX_ROWS", cfg)),
       rope_max_rows_(decode_fusion_max_rows("MINFER_FUSED_ROPE_MAX_ROWS", cfg)),
       norm_in_mode_(norm_in_mode()),
+      norm_in_splits_(norm_in_splits()),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
@@ -382,7 +404,7 @@ GemvParams Model::norm_in_params(int which, int l) const {
       break;
     default: p.x = s.act, p.w = weights_->at(L.wdown), p.y = s.res, p.residual = s.res, p.in = I, p.out = H; break;
   }
-  p.split = gemv_one_wave_split(p);
+  p.split = norm_in_splits_[which] > 0 ? norm_in_splits_[which] : gemv_one_wave_split(p);
   return p;
 }
 
