@@ -6,7 +6,8 @@
 # the speed of each setting against the baseline (baseline time / setting time).
 # Usage: scripts/ab.sh OUTDIR --sweep S [--dtype D] [--case ID]... [--cases FILE] [--quick]
 #        [--peers on|off|auto] [--build DIR] [--rounds N] SETTING [SETTING ...]
-#   SETTING: VAR=VAL, or several joined by commas (VAR=VAL,VAR2=VAL2: applied together)
+#   SETTING: VAR=VAL, or several joined by commas (VAR=VAL,VAR2=VAL2: applied together; a value may
+#   hold commas: a comma starts a new item only where VAR= follows it)
 #   --rounds N: the baseline and the settings N times, interleaved (peers in the first round only);
 #   each row of ours then carries the median over the rounds, and the summary states the baseline's
 #   run-to-run spread (tools/ab_merge.py). Default 1.
@@ -71,11 +72,25 @@ run() {
   fi
 }
 
+# split_setting SETTING -> vars: its VAR=VAL items; a comma starts a new item only where VAR= follows it,
+# so that a value may hold commas (MINFER_NORM_IN_SPLITS=1,4,0,4,MINFER_NORM_IN=1: two items).
+split_setting() {
+  local p cur="" parts=()
+  vars=()
+  IFS=, read -r -a parts <<< "$1"
+  for p in "${parts[@]}"; do
+    if [ -z "$cur" ]; then cur=$p
+    elif [[ "$p" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; then vars+=("$cur"); cur=$p
+    else cur="$cur,$p"; fi
+  done
+  [ -z "$cur" ] || vars+=("$cur")
+}
+
 for ((r = 1; r <= ROUNDS; r++)); do
   if [ "$r" -eq 1 ]; then run 0 1 "$PEERS"; else run 0 "$r" off; fi
   i=1
   for s in "${SETTINGS[@]}"; do
-    IFS=, read -r -a vars <<< "$s"
+    split_setting "$s"
     run "$i" "$r" off "${vars[@]}"
     i=$((i + 1))
   done

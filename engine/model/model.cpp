@@ -155,21 +155,26 @@ int norm_in_mode() {
   return !v ? -1 : std::string(v) == "1" ? 1 : 0;
 }
 
-// MINFER_NORM_IN_SPLITS=Q,O,G,D (A/B timing): the folded-norm GEMVs' splits (QKV, o, gate/up, down),
-// each 1, 2, 4 or 8 (gate/up at most 4), or 0 for the one-wave rule; unset: all 0.
-std::array<int, 4> norm_in_splits() {
+// MINFER_NORM_IN_SPLITS=Q,O,G,D and MINFER_NORM_IN_WARP_ROWS=Q,O,G,D (A/B timing): the folded-norm
+// GEMVs' splits (QKV, o, gate/up, down; each 1, 2, 4 or 8, gate/up at most 4) and weight rows a warp
+// (1 or 2); 0 or unset: the rules (Model::norm_in_params).
+std::array<int, 4> four_values(const char* env, const std::vector<std::string>& allowed, const std::string& gate_up_max) {
   std::array<int, 4> s{};
-  const char* v = std::getenv("MINFER_NORM_IN_SPLITS");
+  const char* v = std::getenv(env);
   if (!v) return s;
   const std::string text(v);
   size_t at = 0;
   for (int i = 0; i < 4; ++i) {
     const size_t end = i < 3 ? text.find(',', at) : text.size();
     const std::string item = end == std::string::npos ? "" : text.substr(at, end - at);
-    const bool ok = item == "0" || item == "1" || item == "2" || item == "4" || (item == "8" && i != 2);
-    if (!ok || end == std::string::npos)
-      throw UsageError("MINFER_NORM_IN_SPLITS: expected four splits Q,O,G,D, each 0, 1, 2, 4 or 8 (G at most 4), got '" +
-                       text + "'");
+    const bool ok = std::find(allowed.begin(), allowed.end(), item) != allowed.end() &&
+                    (i != 2 || std::stoi(item) <= std::stoi(gate_up_max));
+    if (!ok || end == std::string::npos || (i == 3 && text.find(',', at) != std::string::npos)) {
+      std::string list;
+      for (const std::string& a : allowed) list += (list.empty() ? "" : " ") + a;
+      throw UsageError(std::string(env) + ": expected four comma-separated values Q,O,G,D, each of " + list +
+                       " (G at most " + gate_up_max + "), got '" + text + "'");
+    }
     s[static_cast<size_t>(i)] = std::stoi(item);
     at = end + 1;
   }
@@ -197,7 +202,8 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       swiglu_max_rows_(decode_fusion_max_rows("MINFER_GEMV_SWIGLU_MAX_ROWS", cfg)),
       rope_max_rows_(decode_fusion_max_rows("MINFER_FUSED_ROPE_MAX_ROWS", cfg)),
       norm_in_mode_(norm_in_mode()),
-      norm_in_splits_(norm_in_splits()),
+      norm_in_splits_(four_values("MINFER_NORM_IN_SPLITS", {"0", "1", "2", "4", "8"}, "4")),
+      norm_in_warp_rows_(four_values("MINFER_NORM_IN_WARP_ROWS", {"0", "1", "2"}, "2")),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
@@ -404,6 +410,10 @@ GemvParams Model::norm_in_params(int which, int l) const {
       break;
     default: p.x = s.act, p.w = weights_->at(L.wdown), p.y = s.res, p.residual = s.res, p.in = I, p.out = H; break;
   }
+  // Two weight rows a warp where one a warp cannot fit the resident slots at any split (a wide gate/up).
+  const int wr = norm_in_warp_rows_[which];
+  p.split = 1;
+  p.warp_rows = wr > 0 ? wr : gemv_fits_one_wave(p) ? 1 : 2;
   p.split = norm_in_splits_[which] > 0 ? norm_in_splits_[which] : gemv_one_wave_split(p);
   return p;
 }
