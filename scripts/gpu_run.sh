@@ -242,9 +242,9 @@ stage_profile() {
 # same run (OUTDIR/dstep/e2e_b1.csv), then an e2e A/B against MINFER_DECODE_CLUSTER=0 on
 # bench/cases/e2e_cluster_ab.txt and against MINFER_NORM_IN=0, two interleaved rounds, ours only), normin
 # (the folded RMSNorms of single-row steps, the default at most 2048 wide: the engine and GEMV GPU
-# tests, the model validation and qwen3-0.6b b1 p128's traced step -> OUTDIR/normin/), nsplit (test_gemv,
-# then their splits and weight rows a warp, MINFER_NORM_IN_SPLITS / _WARP_ROWS, against the rules on
-# bench/cases/e2e_normin_splits.txt, two interleaved rounds, ours only). (Group three, v4t at head_dim 64
+# tests, the model validation and qwen3-0.6b b1 p128's traced step -> OUTDIR/normin/), nsplit (the same
+# checks and trace -> OUTDIR/nsplit/, then their splits and weight rows a warp, MINFER_NORM_IN_SPLITS /
+# _WARP_ROWS, against the rules on bench/cases/e2e_normin_splits.txt, two interleaved rounds, ours only). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
@@ -360,13 +360,22 @@ stage_ab() {
       --cases bench/cases/e2e_cluster_ab.txt MINFER_DECODE_CLUSTER=0 MINFER_NORM_IN=0 || rc=1
   fi
   if ab_group nsplit; then  # the folded-norm GEMVs' splits and weight rows a warp against the rules
-    timeout 60 "$BUILD/tests/test_gemv" > "$OUTDIR/test_gemv_nsplit.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/test_gemv_nsplit.log"
-    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_nsplit" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
+    mkdir -p "$OUTDIR/nsplit"
+    local t
+    for t in test_gemv test_engine; do
+      timeout 120 "$BUILD/tests/$t" > "$OUTDIR/nsplit/$t.log" 2>&1 || rc=1
+      tail -3 "$OUTDIR/nsplit/$t.log"
+    done
+    timeout 120 "$BUILD/validate/validate_all" --sweep model --quick \
+      --csv "$OUTDIR/nsplit/validate_model.csv" > "$OUTDIR/nsplit/validate_model.log" 2>&1 || rc=1
+    tail -2 "$OUTDIR/nsplit/validate_model.log"
+    timeout 60 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
+      --prompt-tokens "$(seq -s, 11 138)" --max-new-tokens 32 --timeline-csv "$OUTDIR/nsplit/timeline_qwen3-0.6b_p128.csv" \
+      > "$OUTDIR/nsplit/timeline_qwen3-0.6b_p128.log" 2>&1 || rc=1
+    timeout 260 bash scripts/ab.sh "$OUTDIR/ab_nsplit" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
       --cases bench/cases/e2e_normin_splits.txt MINFER_NORM_IN_WARP_ROWS=0,0,1,0 \
-      MINFER_NORM_IN_WARP_ROWS=0,0,1,0,MINFER_NORM_IN_SPLITS=0,0,2,0 \
       MINFER_NORM_IN_WARP_ROWS=2,2,0,2,MINFER_NORM_IN_SPLITS=1,4,0,4 MINFER_NORM_IN_SPLITS=2,0,0,0 \
-      MINFER_NORM_IN_SPLITS=0,8,0,0 MINFER_NORM_IN_SPLITS=0,0,0,8 MINFER_NORM_IN_SPLITS=0,2,0,2 || rc=1
+      MINFER_NORM_IN_SPLITS=0,2,0,2 || rc=1
   fi
   if ab_group normin; then  # single-row decode steps with the RMSNorms folded into the GEMVs (default <= 2048 wide)
     mkdir -p "$OUTDIR/normin"
