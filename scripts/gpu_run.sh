@@ -373,7 +373,7 @@ stage_ab() {
       --prompt-tokens "$(seq -s, 11 138)" --max-new-tokens 32 --timeline-csv "$OUTDIR/nsplit/timeline_qwen3-0.6b_p128.csv" \
       > "$OUTDIR/nsplit/timeline_qwen3-0.6b_p128.log" 2>&1 || rc=1
     timeout 200 bash scripts/ab.sh "$OUTDIR/ab_nsplit" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_normin_splits.txt MINFER_NORM_IN_WARP_ROWS=0,0,1,0 \
+      --cases bench/cases/e2e_normin_splits.txt MINFER_NORM_IN_WARP_ROWS=0,0,2,0 \
       MINFER_NORM_IN_WARP_ROWS=2,2,0,2,MINFER_NORM_IN_SPLITS=1,4,0,4 || rc=1
   fi
   if ab_group normin; then  # single-row decode steps with the RMSNorms folded into the GEMVs (default <= 2048 wide)

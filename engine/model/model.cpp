@@ -410,10 +410,8 @@ GemvParams Model::norm_in_params(int which, int l) const {
       break;
     default: p.x = s.act, p.w = weights_->at(L.wdown), p.y = s.res, p.residual = s.res, p.in = I, p.out = H; break;
   }
-  // Two weight rows a warp where one a warp cannot fit the resident slots at any split (a wide gate/up).
-  const int wr = norm_in_warp_rows_[which];
-  p.split = 1;
-  p.warp_rows = wr > 0 ? wr : gemv_fits_one_wave(p) ? 1 : 2;
+  // One weight row a warp (two: MINFER_NORM_IN_WARP_ROWS, opt-in until timed on a GPU).
+  p.warp_rows = norm_in_warp_rows_[which] > 0 ? norm_in_warp_rows_[which] : 1;
   p.split = norm_in_splits_[which] > 0 ? norm_in_splits_[which] : gemv_one_wave_split(p);
   return p;
 }
