@@ -244,7 +244,7 @@ stage_profile() {
 # (the folded RMSNorms of single-row steps, the default at most 2048 wide: the engine and GEMV GPU
 # tests, the model validation and qwen3-0.6b b1 p128's traced step -> OUTDIR/normin/), nsplit (the same
 # checks and trace -> OUTDIR/nsplit/, then their splits and weight rows a warp, MINFER_NORM_IN_SPLITS /
-# _WARP_ROWS, against the rules on bench/cases/e2e_normin_splits.txt, two interleaved rounds, ours only). (Group three, v4t at head_dim 64
+# _WARP_ROWS, against the rules on bench/cases/e2e_normin_splits.txt, one round, ours only). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 stage_ab() {
@@ -372,7 +372,7 @@ stage_ab() {
     timeout 60 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
       --prompt-tokens "$(seq -s, 11 138)" --max-new-tokens 32 --timeline-csv "$OUTDIR/nsplit/timeline_qwen3-0.6b_p128.csv" \
       > "$OUTDIR/nsplit/timeline_qwen3-0.6b_p128.log" 2>&1 || rc=1
-    timeout 200 bash scripts/ab.sh "$OUTDIR/ab_nsplit" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
+    timeout 200 bash scripts/ab.sh "$OUTDIR/ab_nsplit" --build "$BUILD" --sweep e2e --peers off --rounds 1 \
       --cases bench/cases/e2e_normin_splits.txt MINFER_NORM_IN_WARP_ROWS=0,0,2,0 \
       MINFER_NORM_IN_WARP_ROWS=2,2,0,2,MINFER_NORM_IN_SPLITS=1,4,0,4 || rc=1
   fi
