@@ -247,6 +247,23 @@ stage_profile() {
 # _WARP_ROWS, against the rules on bench/cases/e2e_normin_splits.txt, one round, ours only). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
+# decode_checks DIR: the GEMV and engine GPU tests, validate --sweep model --quick and qwen3-0.6b b1
+# p128's traced graph step (minfer generate --timeline-csv), logs and CSVs into DIR.
+decode_checks() {
+  local dir=$1 t rc=0
+  mkdir -p "$dir"
+  for t in test_gemv test_engine; do
+    timeout 120 "$BUILD/tests/$t" > "$dir/$t.log" 2>&1 || rc=1
+    tail -3 "$dir/$t.log"
+  done
+  timeout 120 "$BUILD/validate/validate_all" --sweep model --quick --csv "$dir/validate_model.csv" \
+    > "$dir/validate_model.log" 2>&1 || rc=1
+  tail -2 "$dir/validate_model.log"
+  timeout 60 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
+    --prompt-tokens "$(seq -s, 11 138)" --max-new-tokens 32 --timeline-csv "$dir/timeline_qwen3-0.6b_p128.csv" \
+    > "$dir/timeline_qwen3-0.6b_p128.log" 2>&1 || rc=1
+  return $rc
+}
 stage_ab() {
   local rc=0
   if ab_group prefill; then
@@ -360,35 +377,13 @@ stage_ab() {
       --cases bench/cases/e2e_cluster_ab.txt MINFER_DECODE_CLUSTER=0 MINFER_NORM_IN=0 || rc=1
   fi
   if ab_group nsplit; then  # the folded-norm GEMVs' splits and weight rows a warp against the rules
-    mkdir -p "$OUTDIR/nsplit"
-    local t
-    for t in test_gemv test_engine; do
-      timeout 120 "$BUILD/tests/$t" > "$OUTDIR/nsplit/$t.log" 2>&1 || rc=1
-      tail -3 "$OUTDIR/nsplit/$t.log"
-    done
-    timeout 120 "$BUILD/validate/validate_all" --sweep model --quick \
-      --csv "$OUTDIR/nsplit/validate_model.csv" > "$OUTDIR/nsplit/validate_model.log" 2>&1 || rc=1
-    tail -2 "$OUTDIR/nsplit/validate_model.log"
-    timeout 60 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
-      --prompt-tokens "$(seq -s, 11 138)" --max-new-tokens 32 --timeline-csv "$OUTDIR/nsplit/timeline_qwen3-0.6b_p128.csv" \
-      > "$OUTDIR/nsplit/timeline_qwen3-0.6b_p128.log" 2>&1 || rc=1
+    decode_checks "$OUTDIR/nsplit" || rc=1
     timeout 200 bash scripts/ab.sh "$OUTDIR/ab_nsplit" --build "$BUILD" --sweep e2e --peers off --rounds 1 \
       --cases bench/cases/e2e_normin_splits.txt MINFER_NORM_IN_WARP_ROWS=0,0,2,0 \
       MINFER_NORM_IN_WARP_ROWS=2,2,0,2,MINFER_NORM_IN_SPLITS=1,4,0,4 || rc=1
   fi
   if ab_group normin; then  # single-row decode steps with the RMSNorms folded into the GEMVs (default <= 2048 wide)
-    mkdir -p "$OUTDIR/normin"
-    local t
-    for t in test_engine test_gemv; do
-      timeout 200 "$BUILD/tests/$t" > "$OUTDIR/normin/$t.log" 2>&1 || rc=1
-      tail -3 "$OUTDIR/normin/$t.log"
-    done
-    timeout 200 "$BUILD/validate/validate_all" --sweep model --quick \
-      --csv "$OUTDIR/normin/validate_model.csv" > "$OUTDIR/normin/validate_model.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/normin/validate_model.log"
-    timeout 120 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
-      --prompt-tokens "$(seq -s, 11 138)" --max-new-tokens 32 --timeline-csv "$OUTDIR/normin/timeline_qwen3-0.6b_p128.csv" \
-      > "$OUTDIR/normin/timeline_qwen3-0.6b_p128.log" 2>&1 || rc=1
+    decode_checks "$OUTDIR/normin" || rc=1
   fi
 
   if ab_group small; then  # the small prefill variant (MINFER_PREFILL=v3s: 64-row blocks, two an SM)

@@ -247,24 +247,20 @@ TEST_F(GemvTest, TwoWeightRowsAWarpMatchTheReference) {
   for (DType t : kDtypes)
     for (Form f : {Form::Bias, Form::Residual, Form::Swiglu, Form::NormBias, Form::NormSwiglu})
       for (const Shape& sh : shapes) run_all_splits(Problem(t, f, 1, sh.K, sh.N, seed++), 2);
-  const Problem three(DType::BF16, Form::Bias, 3, 256, 16, 11);
-  GemvParams p = three.params(0);
-  p.warp_rows = 2;
-  Status s = gemv_fused_forward(p, stream_);
-  ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.message().rfind("warp_rows", 0), 0u) << s.message();
-  const Problem normed(DType::BF16, Form::ResidualNorm, 1, 256, 16, 12);
-  p = normed.params(0);
-  p.warp_rows = 2;
-  s = gemv_fused_forward(p, stream_);
-  ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.message().rfind("warp_rows", 0), 0u) << s.message();
-  const Problem one(DType::BF16, Form::Bias, 1, 256, 16, 13);
-  p = one.params(0);
-  p.warp_rows = 3;
-  s = gemv_fused_forward(p, stream_);
-  ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.message().rfind("warp_rows", 0), 0u) << s.message();
+  // {form, rows, warp_rows}: several rows, the RMSNorm epilogue, a count other than 1 or 2.
+  struct Refused {
+    Form f;
+    int64_t R;
+    int warp_rows;
+  };
+  for (const Refused& c : {Refused{Form::Bias, 3, 2}, Refused{Form::ResidualNorm, 1, 2}, Refused{Form::Bias, 1, 3}}) {
+    const Problem pr(DType::BF16, c.f, c.R, 256, 16, 11);
+    GemvParams p = pr.params(0);
+    p.warp_rows = c.warp_rows;
+    const Status s = gemv_fused_forward(p, stream_);
+    ASSERT_FALSE(s.is_ok());
+    EXPECT_EQ(s.message().rfind("warp_rows", 0), 0u) << s.message();
+  }
 }
 
 TEST_F(GemvTest, ManyOutputBlocks) {
