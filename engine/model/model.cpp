@@ -416,9 +416,10 @@ GemvParams Model::norm_in_params(int which, int l) const {
 // kFuseMaxHidden wide (MINFER_NORM_IN=1: any width, 0: never), every layer shape supported. Each takes
 // the one-wave split (gemv_one_wave_split), not the default split: at qwen3-0.6b's QKV the default
 // runs 1024 blocks, two waves of the 4 an SM, and the second wave loads its weights after pdl_wait.
-// H100, bf16 e2e b1 p128 ms/step, one run at 5eaade3 (the GEMM tuner's split for the plain shapes, two
-// rounds; reports/logs/h100/ab/ab_e2e_normin.csv), off / on: qwen3-0.6b 0.854 / 0.846 and 0.805,
-// qwen2.5-0.5b 0.754 / 0.711, llama-3.1-8b 5.620 / 5.848 (wide models keep the RMSNorm kernels).
+// H100, bf16 e2e b1 p128 ms/step, two rounds, off / on: at 09219ab (this rule) qwen3-0.6b 0.858, 0.867 /
+// 0.850, 0.851, qwen2.5-0.5b 0.755, 0.758 / 0.714, 0.713 (reports/logs/h100/ab/ab_e2e_normin_default.csv);
+// at 5eaade3 (the GEMM tuner's splits) llama-3.1-8b 5.620 / 5.848 (ab_e2e_normin.csv): wide models keep
+// the RMSNorm kernels.
 bool Model::norm_in_fits(int64_t rows) const {
   const int mode = norm_in_mode_;
   if (mode == 0 || (mode < 0 && cfg_.hidden > kFuseMaxHidden) || rows != 1 || cfg_.layers < 1) return false;
