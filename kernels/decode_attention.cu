@@ -966,13 +966,13 @@ bool default_form(const DecodeAttentionParams& p) {
 }
 }  // namespace
 
-bool decode_attention_cluster_env() {
-  static const bool on = env_choice("MINFER_DECODE_CLUSTER", {"0", "1"}) == 1;
-  return on;
+int decode_attention_cluster_mode() {
+  static const int mode = std::getenv("MINFER_DECODE_CLUSTER") ? env_choice("MINFER_DECODE_CLUSTER", {"0", "1"}) : -1;
+  return mode;
 }
 
 bool decode_attention_cluster_applies(const DecodeAttentionParams& p, int splits) {
-  const bool on = p.cluster >= 0 ? p.cluster == 1 : decode_attention_cluster_env();
+  const bool on = p.cluster >= 0 ? p.cluster == 1 : decode_attention_cluster_mode() == 1;
   if (!on || splits < 2 || splits > kMaxClusterSplits || p.dtype == DType::F32) return false;
   if (p.head_dim != 64 && p.head_dim != 128) return false;
   if (p.block_table && p.page_size % kWarpKeys != 0) return false;

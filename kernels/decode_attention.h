@@ -92,8 +92,8 @@ struct DecodeAttentionParams {
 // p.cluster < 0 reads MINFER_DECODE_CLUSTER). Needs a device of compute capability 9.0 or newer.
 bool decode_attention_cluster_applies(const DecodeAttentionParams& p, int splits);
 
-// Whether MINFER_DECODE_CLUSTER=1 (read once).
-bool decode_attention_cluster_env();
+// MINFER_DECODE_CLUSTER, read once: -1 unset, 0 off, 1 on (another value: a warning, then off).
+int decode_attention_cluster_mode();
 
 // The split count for the cluster form (the engine's decode step with the cluster switch on): keys of a
 // split at least 64 (MINFER_DECODE_CLUSTER_MIN_KEYS=N: N), at most num_sms / work blocks a KV head group

@@ -39,13 +39,6 @@ void refuse_early(const ModelConfig& cfg, DType dtype, const RunShape& shape) {
 // b1 p128 5.719 / 5.628.
 constexpr int64_t kClusterMaxWork = 16;
 
-// -1 the default rule above, 0 off, 1 wherever it applies (MINFER_DECODE_CLUSTER).
-int decode_cluster_mode() {
-  const char* v = std::getenv("MINFER_DECODE_CLUSTER");
-  if (!v) return -1;
-  return std::string(v) == "0" ? 0 : std::string(v) == "1" ? 1 : -1;
-}
-
 // The shape with the flash decode plan filled in: one split count for every bucket (chosen for the
 // planned batch and the max context, so it never changes while a graph replays), and its workspace.
 RunShape complete_shape(const ModelConfig& cfg, DType dtype, const RunShape& shape) {
@@ -60,7 +53,7 @@ RunShape complete_shape(const ModelConfig& cfg, DType dtype, const RunShape& sha
   MINFER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   const int resident = decode_attention_resident_blocks(dtype, cfg.head_dim, 0);  // the cache is contiguous
   s.decode_splits = decode_attention_splits_chained(s.batch, cfg.heads, cfg.kv_heads, s.context, sms, resident);
-  const int mode = decode_cluster_mode();
+  const int mode = decode_attention_cluster_mode();  // -1 unset: the rule above
   const int64_t work = decode_attention_unsplit_blocks(s.batch, cfg.heads, cfg.kv_heads);
   if (mode == 1 || (mode < 0 && work <= kClusterMaxWork && s.decode_splits <= 8)) {
     const int c = decode_attention_splits_cluster(s.batch, cfg.heads, cfg.kv_heads, s.context, sms);
@@ -168,7 +161,7 @@ std::array<int, 4> four_values(const char* env, const std::vector<std::string>& 
     const std::string item = end == std::string::npos ? "" : text.substr(at, end - at);
     const bool ok = std::find(allowed.begin(), allowed.end(), item) != allowed.end() &&
                     (i != 2 || std::stoi(item) <= std::stoi(gate_up_max));
-    if (!ok || end == std::string::npos || (i == 3 && text.find(',', at) != std::string::npos)) {
+    if (!ok || end == std::string::npos) {  // a fifth value leaves a comma in the last item
       std::string list;
       for (const std::string& a : allowed) list += (list.empty() ? "" : " ") + a;
       throw UsageError(std::string(env) + ": expected four comma-separated values Q,O,G,D, each of " + list +

@@ -110,8 +110,7 @@ class Model {
   GemvParams fused_params(int which, int l, int64_t rows) const;
   bool fused_fits(int64_t rows) const;  // the fused decode GEMVs take every layer shape at `rows`
   GemvParams norm_in_params(int which, int l) const;
-  bool norm_in_fits(int64_t rows) const;
-  void plan_norm_in();  // norm_in_split_ from the GEMM tuner  // a decode step of `rows` rows folds its RMSNorms into the GEMVs
+  bool norm_in_fits(int64_t rows) const;  // a decode step of `rows` rows folds its RMSNorms into the GEMVs
   void fused_gemv(const char* name, const GemvParams& p);
   // rope: decode attention's fused prologue does this step's QK-norm, RoPE and cache write (or null).
   void attend(void* k_cache, void* v_cache, int64_t T, int nseq, const QkvRopeParams* rope = nullptr);
