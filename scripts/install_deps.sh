@@ -31,3 +31,8 @@ if ! python3 -c "import pandas, matplotlib" >/dev/null 2>&1; then
   echo "install_deps: pip install pandas matplotlib" >&2
   python3 -m pip install -q pandas matplotlib
 fi
+# fp8 / bf16 numpy types for tools/pv_precision.py (the P.V precision emulation) and its test.
+if ! python3 -c "import ml_dtypes" >/dev/null 2>&1; then
+  echo "install_deps: pip install ml_dtypes" >&2
+  python3 -m pip install -q ml_dtypes
+fi
