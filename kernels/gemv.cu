@@ -64,22 +64,17 @@ __device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
     for (int off = 16; off > 0; off /= 2) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
 }
 
-// Thread (j, r)'s output: the split partial sums, then the form's epilogue.
-// scale: the folded RMSNorm's 1 / rms(x) of the row (kNormIn), else 1.
-template <typename T, int EPI, int RT>
-__device__ __forceinline__ void epilogue(const GemvArgs& a, const float (&partial)[kWarps][RT], int split, int j,
-                                         int r, int64_t at, float bv, float rv, float scale = 1.f) {
+// Thread (j, r)'s output from its summed dot products v (with SwiGLU: v the gate's, u the up's), then
+// the form's epilogue. scale: the folded RMSNorm's 1 / rms(x) of the row (kNormIn), else 1.
+template <typename T, int EPI>
+__device__ __forceinline__ void epilogue(const GemvArgs& a, float v, float u, int64_t at, float bv, float rv,
+                                         float scale) {
   T* y = static_cast<T*>(a.y);
   if constexpr (EPI == kSwiglu) {
-    float g = 0.f, u = 0.f;
-    for (int q = 0; q < split; ++q) g += partial[(2 * j) * split + q][r], u += partial[(2 * j + 1) * split + q][r];
-    g *= scale, u *= scale;
-    g = kern::to_float(kern::from_float<T>(g));
-    u = kern::to_float(kern::from_float<T>(u));
+    const float g = kern::to_float(kern::from_float<T>(v * scale));
+    u = kern::to_float(kern::from_float<T>(u * scale));
     y[at] = kern::from_float<T>(g / (1.f + expf(-g)) * u);
   } else {
-    float v = 0.f;
-    for (int q = 0; q < split; ++q) v += partial[j * split + q][r];
     v *= scale;
     if constexpr (EPI == kResidual || EPI == kResidualNorm) {
       const float yr = kern::to_float(kern::from_float<T>(v + bv));
@@ -135,64 +130,87 @@ __device__ __forceinline__ void last_block_norm(const GemvArgs& a, int64_t r0, i
 }
 
 // grid (tiles, ceil(R / RT)): block x computes tile x (per_block outputs) for RT rows. Warp w: virtual
-// feature w / S of the tile (a SwiGLU output has two: gate, up), K slice w % S. Every block calls
-// pdl_wait() (kernels/common/pdl.cuh). kNormIn (GemvParams::in_norm_weight): each lane multiplies its x
-// elements by the norm weight's and sums their squares beside the dot product (x never normalised
-// before the loop: no pass over x ahead of it); the epilogue scales the sums by 1 / rms(x).
-template <typename T, int RT, int EPI, bool kNormIn = false>
+// feature w / S of the tile, K slice w % S. A virtual feature is WR weight rows: WR = 1, one output's
+// row (with SwiGLU an output has two features, gate and up); WR = 2 (one row, R = 1), two outputs'
+// rows, or with SwiGLU one output's gate and up rows, each x pack loaded once for both (half the warps:
+// the grid of a wide projection fits the resident slots). Every block calls pdl_wait()
+// (kernels/common/pdl.cuh). kNormIn (GemvParams::in_norm_weight): each lane multiplies its x elements by
+// the norm weight's and sums their squares beside the dot product (x never normalised before the loop:
+// no pass over x ahead of it); the epilogue scales the sums by 1 / rms(x).
+template <typename T, int RT, int EPI, bool kNormIn = false, int WR = 1>
 __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kernel(GemvArgs a) {
   static_assert(!kNormIn || EPI == kPlain || EPI == kSwiglu, "the folded norm takes the plain and SwiGLU forms");
+  static_assert(WR == 1 || (WR == 2 && RT == 1), "two weight rows a warp at one row only");
   constexpr int V = kern::kVec16<T>;
   using P = kern::Pack<T, V>;
-  __shared__ float partial[kWarps][RT];
+  constexpr bool kSw = EPI == kSwiglu;
+  __shared__ float partial[kWarps * WR][RT];  // warp w's row k: partial[w * WR + k]
   __shared__ float partial_ss[kNormIn ? kWarps : 1][RT];
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int split = a.split, part = warp % split, vf = warp / split;
-  const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);  // outputs per tile
+  // Outputs per tile: a SwiGLU output takes two weight rows, as does a feature of WR = 2.
+  const int per_block = (kWarps / split) * WR / (kSw ? 2 : 1);
   const int64_t tile = blockIdx.x;
   const int64_t r0 = static_cast<int64_t>(blockIdx.y) * RT;
   const int nr = static_cast<int>(a.rows - r0 < RT ? a.rows - r0 : RT);
   const int64_t packs = a.in / V, first = lane + 32 * part, step = 32 * split;
   // Epilogue: thread t finishes output t / RT of the tile for row t % RT.
   const int t = static_cast<int>(threadIdx.x), j = t / RT, r = t % RT;
-  // This warp's weight row (the row of output 0 when the warp has none: it loads nothing then).
-  const int64_t o = tile * per_block + (EPI == kSwiglu ? vf / 2 : vf);
-  const bool active = o < a.out;
-  const P* wp = static_cast<const P*>(a.w) + (!active ? 0 : EPI == kSwiglu && (vf & 1) ? a.out + o : o) * packs;
+  // This warp's weight rows (the row of output 0 where the warp has none: it loads nothing then).
+  const P* wp[WR];
+  bool active[WR];
+#pragma unroll
+  for (int k = 0; k < WR; ++k) {
+    int64_t o, row;
+    if constexpr (WR == 1) {
+      o = tile * per_block + (kSw ? vf / 2 : vf);
+      row = kSw && (vf & 1) ? a.out + o : o;
+    } else if constexpr (kSw) {
+      o = tile * per_block + vf;
+      row = k ? a.out + o : o;
+    } else {
+      o = tile * per_block + 2 * vf + k;
+      row = o;
+    }
+    active[k] = o < a.out;
+    wp[k] = static_cast<const P*>(a.w) + (active[k] ? row : 0) * packs;
+  }
 
   // Before the wait, what does not depend on the previous kernel: the first kUnroll weight packs of
-  // each lane, and the bias.
+  // each lane (of each row), and the bias.
   kern::pdl_launch_dependents();
-  P wv[kUnroll] = {};
+  P wv[WR][kUnroll] = {};
 #pragma unroll
-  for (int u = 0; u < kUnroll; ++u)
-    if (active && first + u * step < packs) wv[u] = load_stream(wp + first + u * step);
+  for (int k = 0; k < WR; ++k)
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      if (active[k] && first + u * step < packs) wv[k][u] = load_stream(wp[k] + first + u * step);
   const int64_t oj = tile * per_block + j;
   const bool mine = j < per_block && r < nr && oj < a.out;
   const int64_t at = (r0 + r) * a.out + oj;
   // The bias element of this thread's output (a weight: before the wait too).
-  const float bv = EPI != kSwiglu && mine && a.bias ? kern::to_float(static_cast<const T*>(a.bias)[oj]) : 0.f;
+  const float bv = !kSw && mine && a.bias ? kern::to_float(static_cast<const T*>(a.bias)[oj]) : 0.f;
   kern::pdl_wait();
 
   const P* xg = static_cast<const P*>(a.x) + r0 * packs;  // (nr, K / V)
   // The residual element of this thread's output, read before the K loop.
   constexpr bool kResid = EPI == kResidual || EPI == kResidualNorm;
   const float rv = kResid && mine ? kern::to_float(static_cast<const T*>(a.resid)[at]) : 0.f;
-  float acc[RT] = {};
+  float acc[WR][RT] = {};
   [[maybe_unused]] float ss[RT] = {};  // kNormIn: sums of x^2 over this lane's packs
-  if (active) {
+  if (active[0]) {
     for (int64_t i0 = first; i0 < packs; i0 += step * kUnroll) {
       if (i0 != first) {
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u)
-          if (i0 + u * step < packs) wv[u] = load_stream(wp + i0 + u * step);
+        for (int k = 0; k < WR; ++k)
+#pragma unroll
+          for (int u = 0; u < kUnroll; ++u)
+            if (active[k] && i0 + u * step < packs) wv[k][u] = load_stream(wp[k] + i0 + u * step);
       }
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t i = i0 + u * step;
         if (i >= packs) break;
-        float wf[V];
-        kern::widen<T>(wv[u], wf);
         [[maybe_unused]] float gf[V];
         if constexpr (kNormIn) kern::widen<T>(load_ro(static_cast<const P*>(a.in_norm_w) + i), gf);
 #pragma unroll
@@ -205,31 +223,51 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
             for (int e = 0; e < V; ++e) ss[q] = fmaf(xf[e], xf[e], ss[q]), xf[e] *= gf[e];
           }
 #pragma unroll
-          for (int e = 0; e < V; ++e) acc[q] = fmaf(wf[e], xf[e], acc[q]);
+          for (int k = 0; k < WR; ++k) {
+            float wf[V];
+            kern::widen<T>(wv[k][u], wf);
+#pragma unroll
+            for (int e = 0; e < V; ++e) acc[k][q] = fmaf(wf[e], xf[e], acc[k][q]);
+          }
         }
       }
     }
   }
-  warp_sum(acc);
+#pragma unroll
+  for (int k = 0; k < WR; ++k) warp_sum(acc[k]);
   if constexpr (kNormIn) warp_sum(ss);
   if (lane == 0)
 #pragma unroll
     for (int q = 0; q < RT; ++q) {
-      partial[warp][q] = acc[q];
+#pragma unroll
+      for (int k = 0; k < WR; ++k) partial[warp * WR + k][q] = acc[k][q];
       if constexpr (kNormIn) partial_ss[warp][q] = ss[q];
     }
   __syncthreads();
-
-  float scale = 1.f;
-  if constexpr (kNormIn) {
-    if (mine) {  // the sum of x^2 over K from the split warps of this output (the gate's with SwiGLU)
-      const int jf = EPI == kSwiglu ? 2 * j : j;
-      float s2 = 0.f;
-      for (int q = 0; q < split; ++q) s2 += partial_ss[jf * split + q][r];
-      scale = rsqrtf(s2 / static_cast<float>(a.in) + a.in_eps);
-    }
+  if (!mine) {
+    if constexpr (EPI == kResidualNorm) last_block_norm<T, RT>(a, r0, nr);
+    return;
   }
-  if (mine) epilogue<T, EPI>(a, partial, split, j, r, at, bv, rv, scale);
+  // Output j's warps (q = 0 .. split - 1) and the rows holding its gate (or plain) and up sums.
+  int w0, k0, w1, k1;
+  if constexpr (WR == 1) {
+    w0 = (kSw ? 2 * j : j) * split, k0 = 0, w1 = (2 * j + 1) * split, k1 = 0;
+  } else if constexpr (kSw) {
+    w0 = j * split, k0 = 0, w1 = j * split, k1 = 1;
+  } else {
+    w0 = (j / 2) * split, k0 = j % 2, w1 = w0, k1 = k0;
+  }
+  float v = 0.f, u = 0.f, scale = 1.f;
+  for (int q = 0; q < split; ++q) {
+    v += partial[(w0 + q) * WR + k0][r];
+    if constexpr (kSw) u += partial[(w1 + q) * WR + k1][r];
+  }
+  if constexpr (kNormIn) {  // the sum of x^2 over K from the split warps of this output (the gate's with SwiGLU)
+    float s2 = 0.f;
+    for (int q = 0; q < split; ++q) s2 += partial_ss[w0 + q][r];
+    scale = rsqrtf(s2 / static_cast<float>(a.in) + a.in_eps);
+  }
+  epilogue<T, EPI>(a, v, u, at, bv, rv, scale);
   if constexpr (EPI == kResidualNorm) last_block_norm<T, RT>(a, r0, nr);
 }
 
@@ -326,14 +364,25 @@ int sm_count() {
 }
 
 
-template <typename T, int RT, int EPI, bool kNormIn = false>
+template <typename T, int RT, int EPI, bool kNormIn = false, int WR = 1>
 Status launch(const GemvParams& p, int split, cudaStream_t stream) {
-  const int per_block = (kWarps / split) / (EPI == kSwiglu ? 2 : 1);
+  const int per_block = (kWarps / split) * WR / (EPI == kSwiglu ? 2 : 1);
   const dim3 grid(kern::blocks_for(p.out, per_block), kern::blocks_for(p.rows, RT));
   const GemvArgs a{p.x,   p.w,  p.bias, p.y,     p.residual, p.norm_eps,        p.rows,
                    p.in,  p.out, split, p.norm_out, p.norm_weight, p.counters, p.in_norm_weight, p.in_norm_eps};
-  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, EPI, kNormIn>, grid, dim3(kThreads), 0, stream, a));
+  MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, EPI, kNormIn, WR>, grid, dim3(kThreads), 0, stream, a));
   return Status::ok();
+}
+
+// Two weight rows a warp (GemvParams::warp_rows = 2; one row): plain, SwiGLU and residual, with or
+// without the folded input norm (plain and SwiGLU).
+template <typename T>
+Status dispatch_two_rows(const GemvParams& p, int split, cudaStream_t stream) {
+  if (p.in_norm_weight)
+    return p.swiglu ? launch<T, 1, kSwiglu, true, 2>(p, split, stream) : launch<T, 1, kPlain, true, 2>(p, split, stream);
+  if (p.swiglu) return launch<T, 1, kSwiglu, false, 2>(p, split, stream);
+  if (p.residual) return launch<T, 1, kResidual, false, 2>(p, split, stream);
+  return launch<T, 1, kPlain, false, 2>(p, split, stream);
 }
 
 // Instantiated: plain for every RT (the GEMM tuner's candidate, any decode batch); the fused forms
@@ -356,6 +405,7 @@ Status dispatch_epi(const GemvParams& p, int split, cudaStream_t stream) {
 
 template <typename T>
 Status dispatch_rows(const GemvParams& p, int split, cudaStream_t stream) {
+  if (p.warp_rows == 2) return dispatch_two_rows<T>(p, split, stream);
   switch (rows_tile(p.rows)) {
     case 1: return dispatch_epi<T, 1>(p, split, stream);
     case 2: return dispatch_epi<T, 2>(p, split, stream);
@@ -389,6 +439,11 @@ Status check(const GemvParams& p, int split) {
   MINFER_REQUIRE(!p.norm_out || p.out % v == 0, "out",
                  "the RMSNorm epilogue needs a multiple of " + std::to_string(v) + ", got " + std::to_string(p.out));
   MINFER_REQUIRE(p.norm_eps >= 0.f, "norm_eps", "must be >= 0");
+  MINFER_REQUIRE(p.warp_rows == 1 || p.warp_rows == 2, "warp_rows", "must be 1 or 2, got " + std::to_string(p.warp_rows));
+  if (p.warp_rows == 2) {
+    MINFER_REQUIRE(p.rows == 1, "warp_rows", "two weight rows a warp take one row, got " + std::to_string(p.rows));
+    MINFER_REQUIRE(!p.norm_out, "warp_rows", "two weight rows a warp do not take the RMSNorm epilogue");
+  }
   if (p.in_norm_weight) {
     MINFER_REQUIRE(p.rows == 1, "in_norm_weight", "the folded input norm takes one row, got " + std::to_string(p.rows));
     MINFER_REQUIRE(!p.residual && !p.norm_out, "in_norm_weight", "the folded input norm takes the plain and SwiGLU forms");
@@ -417,7 +472,7 @@ bool slice_enabled(const GemvParams& p) {
 
 bool slice_fits(const GemvParams& p) {
   static const bool sm90 = kern::device_attribute(cudaDevAttrComputeCapabilityMajor, 0) >= 9;
-  return sm90 && p.rows == 1 && dtype_size(p.dtype) == 2 && !p.norm_out && !p.in_norm_weight &&
+  return sm90 && p.rows == 1 && p.warp_rows == 1 && dtype_size(p.dtype) == 2 && !p.norm_out && !p.in_norm_weight &&
          p.in <= static_cast<int64_t>(kSliceMaxXPacks) * 32 * kern::kVec16<__half> && slice_bytes(p) <= kSliceMaxBytes;
 }
 
@@ -498,17 +553,24 @@ int gemv_default_split(const GemvParams& p) {
   return split;
 }
 
+bool gemv_fits_one_wave(const GemvParams& p) {
+  const int split = p.split == 0 ? gemv_default_split(p) : p.split;
+  const int rt = rows_tile(p.rows);
+  const int64_t features = p.swiglu ? 2 * p.out : p.out;
+  const int64_t slots = static_cast<int64_t>(rt == 1 ? kMinBlocks : 1) * sm_count();
+  return static_cast<int64_t>(kern::blocks_for(features, kWarps * (p.warp_rows == 2 ? 2 : 1) / split)) *
+             kern::blocks_for(p.rows, rt) <= slots;
+}
+
 int gemv_one_wave_split(const GemvParams& p) {
   const int64_t packs = p.in / static_cast<int64_t>(16 / dtype_size(p.dtype));
-  const int64_t features = p.swiglu ? 2 * p.out : p.out;
-  const int rt = rows_tile(p.rows);
-  const int64_t slots = static_cast<int64_t>(rt == 1 ? kMinBlocks : 1) * sm_count();
-  const int64_t row_blocks = kern::blocks_for(p.rows, rt);
   const int max_split = p.swiglu ? 4 : kMaxSplit;
+  GemvParams q = p;
   int best = 1;
   for (int split = 1; split <= max_split; split *= 2) {
     if (split > 1 && packs < 32LL * split) break;  // lanes with no pack
-    if (kern::blocks_for(features, kWarps / split) * row_blocks <= slots) best = split;
+    q.split = split;
+    if (gemv_fits_one_wave(q)) best = split;
   }
   return best;
 }

@@ -77,6 +77,8 @@ struct GemvParams {
   unsigned* counters = nullptr;       // with norm_out: ceil(R / 16) zeroed counters, left zeroed
   bool swiglu = false;                // SwiGLU epilogue
   int split = 0;                      // S: 1, 2, 4 or 8 (<= 4 with swiglu); 0 picks one from N, K, SMs
+  int warp_rows = 1;                  // weight rows a warp: 1, or 2 (R = 1; not with norm_out): two outputs,
+                                      // or with swiglu one output's gate and up, half the warps and blocks
   int slice = -1;                     // the slice form where it applies: 1 on, 0 off, -1 MINFER_GEMV_SLICE=1
   // Folded input RMSNorm (one row, plain or SwiGLU form): y = ((x o g) W^T) * rstd (+ bias) with
   // g = in_norm_weight (K) and rstd = 1 / sqrt(mean(x^2) + in_norm_eps) over the row, i.e.
@@ -99,5 +101,7 @@ int gemv_default_split(const GemvParams& p);
 // blocks (4 an SM at R = 1), so that every block loads its first weight packs before pdl_wait(); 1
 // where none fits. The folded-norm decode GEMVs take it (engine/model/model.cpp, MINFER_NORM_IN).
 int gemv_one_wave_split(const GemvParams& p);
+// Whether p's grid (at p.split, or the default split where 0, and p.warp_rows) fits the resident slots.
+bool gemv_fits_one_wave(const GemvParams& p);
 
 }  // namespace minfer

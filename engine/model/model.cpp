@@ -148,8 +148,9 @@ int norm_in_mode() {
   return !v ? -1 : std::string(v) == "1" ? 1 : 0;
 }
 
-// MINFER_NORM_IN_SPLITS=Q,O,G,D (A/B timing): the folded-norm GEMVs' splits (QKV, o, gate/up, down;
-// each 1, 2, 4 or 8, gate/up at most 4); 0 or unset: the one-wave rule (Model::norm_in_params).
+// MINFER_NORM_IN_SPLITS=Q,O,G,D and MINFER_NORM_IN_WARP_ROWS=Q,O,G,D (A/B timing): the folded-norm
+// GEMVs' splits (QKV, o, gate/up, down; each 1, 2, 4 or 8, gate/up at most 4) and weight rows a warp
+// (1 or 2); 0 or unset: the rules (Model::norm_in_params).
 std::array<int, 4> four_values(const char* env, const std::vector<std::string>& allowed, const std::string& gate_up_max) {
   std::array<int, 4> s{};
   const char* v = std::getenv(env);
@@ -195,6 +196,7 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       rope_max_rows_(decode_fusion_max_rows("MINFER_FUSED_ROPE_MAX_ROWS", cfg)),
       norm_in_mode_(norm_in_mode()),
       norm_in_splits_(four_values("MINFER_NORM_IN_SPLITS", {"0", "1", "2", "4", "8"}, "4")),
+      norm_in_warp_rows_(four_values("MINFER_NORM_IN_WARP_ROWS", {"0", "1", "2"}, "2")),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
@@ -401,6 +403,8 @@ GemvParams Model::norm_in_params(int which, int l) const {
       break;
     default: p.x = s.act, p.w = weights_->at(L.wdown), p.y = s.res, p.residual = s.res, p.in = I, p.out = H; break;
   }
+  // One weight row a warp (two: MINFER_NORM_IN_WARP_ROWS, opt-in until timed on a GPU).
+  p.warp_rows = norm_in_warp_rows_[which] > 0 ? norm_in_warp_rows_[which] : 1;
   p.split = norm_in_splits_[which] > 0 ? norm_in_splits_[which] : gemv_one_wave_split(p);
   return p;
 }

@@ -6,7 +6,7 @@
 // (two block rows); odd K and N; every split the form allows; a grid of several waves (N large);
 // argument errors naming the field; the slice form (one row, 16-bit, weights via shared memory); the
 // folded input RMSNorm (one row, plain with bias and SwiGLU) against linear(rmsnorm(x)) with the
-// normalised x left unrounded, as the kernel keeps it.
+// normalised x left unrounded, as the kernel keeps it; two weight rows a warp (one row, every form it takes).
 // Outputs are NaN-poisoned before each run. GPU tests skip without a CUDA device.
 // Legend: R rows, K in features, N out features (I for SwiGLU outputs).
 #include <cmath>
@@ -178,11 +178,12 @@ class GemvTest : public ::testing::Test {
   }
   // Runs p at split 0 (default) and every split the form allows, twice each (the second run checks
   // that the first left the counters re-armed); each result within kTol.
-  void run_all_splits(const Problem& pr) {
+  void run_all_splits(const Problem& pr, int warp_rows = 1) {
     const int max_split = swiglu_form(pr.form) ? 4 : 8;
     for (int split = 0; split <= max_split; split = split == 0 ? 1 : 2 * split) {
-      SCOPED_TRACE(pr.name(split));
-      const GemvParams p = pr.params(split);
+      SCOPED_TRACE(pr.name(split) + " warp_rows " + std::to_string(warp_rows));
+      GemvParams p = pr.params(split);
+      p.warp_rows = warp_rows;
       ASSERT_TRUE(gemv_fused_supports(p));
       run_twice(pr, p);
     }
@@ -232,6 +233,34 @@ TEST_F(GemvTest, FoldedInputNormMatchesTheReference) {
   s = gemv_fused_forward(p, stream_);
   ASSERT_FALSE(s.is_ok());
   EXPECT_EQ(s.message().rfind("in_norm_weight", 0), 0u) << s.message();
+}
+
+// Two weight rows a warp (GemvParams::warp_rows = 2; one row): two outputs a warp, or a SwiGLU output's
+// gate and up rows; with and without the folded input norm; odd N (a warp's second row past N), every
+// split; refused for several rows, the RMSNorm epilogue and any other count, naming the field.
+TEST_F(GemvTest, TwoWeightRowsAWarpMatchTheReference) {
+  struct Shape {
+    int64_t K, N;
+  };
+  const Shape shapes[] = {{1024, 3072}, {896, 1151}, {4096, 40}, {64, 7}};
+  uint64_t seed = 900;
+  for (DType t : kDtypes)
+    for (Form f : {Form::Bias, Form::Residual, Form::Swiglu, Form::NormBias, Form::NormSwiglu})
+      for (const Shape& sh : shapes) run_all_splits(Problem(t, f, 1, sh.K, sh.N, seed++), 2);
+  // {form, rows, warp_rows}: several rows, the RMSNorm epilogue, a count other than 1 or 2.
+  struct Refused {
+    Form f;
+    int64_t R;
+    int warp_rows;
+  };
+  for (const Refused& c : {Refused{Form::Bias, 3, 2}, Refused{Form::ResidualNorm, 1, 2}, Refused{Form::Bias, 1, 3}}) {
+    const Problem pr(DType::BF16, c.f, c.R, 256, 16, 11);
+    GemvParams p = pr.params(0);
+    p.warp_rows = c.warp_rows;
+    const Status s = gemv_fused_forward(p, stream_);
+    ASSERT_FALSE(s.is_ok());
+    EXPECT_EQ(s.message().rfind("warp_rows", 0), 0u) << s.message();
+  }
 }
 
 TEST_F(GemvTest, ManyOutputBlocks) {
