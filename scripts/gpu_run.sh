@@ -244,7 +244,7 @@ stage_profile() {
 # (the folded RMSNorms of single-row steps, the default at most 2048 wide: the engine and GEMV GPU
 # tests, the model validation and qwen3-0.6b b1 p128's traced step -> OUTDIR/normin/), nsplit (the same
 # checks and trace -> OUTDIR/nsplit/, then their splits and weight rows a warp, MINFER_NORM_IN_SPLITS /
-# _WARP_ROWS, against the rules on bench/cases/e2e_normin_splits.txt, one round, ours only). (Group three, v4t at head_dim 64
+# _WARP_ROWS, and the o GEMV's L2 requests ahead, MINFER_NORM_IN_L2_AHEAD(_OP), against the rules on bench/cases/e2e_normin_splits.txt, one round, ours only). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 # decode_checks DIR: the GEMV and engine GPU tests, validate --sweep model --quick and qwen3-0.6b b1
@@ -378,9 +378,11 @@ stage_ab() {
   fi
   if ab_group nsplit; then  # the folded-norm GEMVs' splits and weight rows a warp against the rules
     decode_checks "$OUTDIR/nsplit" || rc=1
-    timeout 200 bash scripts/ab.sh "$OUTDIR/ab_nsplit" --build "$BUILD" --sweep e2e --peers off --rounds 1 \
+    timeout 300 bash scripts/ab.sh "$OUTDIR/ab_nsplit" --build "$BUILD" --sweep e2e --peers off --rounds 1 \
       --cases bench/cases/e2e_normin_splits.txt MINFER_NORM_IN_WARP_ROWS=0,0,2,0 \
-      MINFER_NORM_IN_WARP_ROWS=2,2,0,2,MINFER_NORM_IN_SPLITS=1,4,0,4 || rc=1
+      MINFER_NORM_IN_WARP_ROWS=2,2,0,2,MINFER_NORM_IN_SPLITS=1,4,0,4 MINFER_NORM_IN_L2_AHEAD=gu \
+      MINFER_NORM_IN_L2_AHEAD=gud MINFER_NORM_IN_L2_AHEAD=gud,MINFER_NORM_IN_L2_AHEAD_OP=line \
+      MINFER_NORM_IN_L2_AHEAD=gud,MINFER_NORM_IN_WARP_ROWS=0,0,2,0 || rc=1
   fi
   if ab_group normin; then  # single-row decode steps with the RMSNorms folded into the GEMVs (default <= 2048 wide)
     decode_checks "$OUTDIR/normin" || rc=1

@@ -174,6 +174,20 @@ std::array<int, 4> four_values(const char* env, const std::vector<std::string>& 
   return s;
 }
 
+// MINFER_NORM_IN_L2_AHEAD=0|gu|gud (A/B timing) and MINFER_NORM_IN_L2_AHEAD_OP=bulk|line: the folded-norm
+// o GEMV asks L2, before its pdl_wait (while decode attention runs), for its layer's gate/up weights
+// (gu) or gate/up and down (gud) (GemvParams::l2_ahead); op: one bulk prefetch a block, or one request
+// a line. Returns the index of the value in `allowed` (0 unset); anything else is refused.
+int env_index(const char* env, const std::vector<std::string>& allowed) {
+  const char* v = std::getenv(env);
+  if (!v) return 0;
+  for (size_t i = 0; i < allowed.size(); ++i)
+    if (allowed[i] == v) return static_cast<int>(i);
+  std::string list;
+  for (const std::string& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  throw UsageError(std::string(env) + ": expected one of " + list + ", got '" + v + "'");
+}
+
 // Also measured and removed (after 6be1193): each decode GEMV's blocks asking L2 for the weights of the
 // projection 1 or 2 places later in the step (MINFER_GEMV_PREFETCH_NEXT), spread over every SM. H100,
 // bf16, ms/step, one run (reports/logs/h100/ab/ab_e2e_gemv_prefetch_next.csv), default / 1 / 2:
@@ -197,6 +211,8 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       norm_in_mode_(norm_in_mode()),
       norm_in_splits_(four_values("MINFER_NORM_IN_SPLITS", {"0", "1", "2", "4", "8"}, "4")),
       norm_in_warp_rows_(four_values("MINFER_NORM_IN_WARP_ROWS", {"0", "1", "2"}, "2")),
+      norm_in_l2_ahead_(env_index("MINFER_NORM_IN_L2_AHEAD", {"0", "gu", "gud"})),
+      norm_in_l2_ahead_op_(env_index("MINFER_NORM_IN_L2_AHEAD_OP", {"bulk", "line"})),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
@@ -396,7 +412,15 @@ GemvParams Model::norm_in_params(int which, int l) const {
       p.x = s.res, p.w = weights_->at(L.wqkv), p.bias = weights_->at(L.bqkv), p.y = s.qkv, p.in = H, p.out = Q + 2 * KV;
       p.in_norm_weight = weights_->at(L.attn_norm);
       break;
-    case 1: p.x = s.att, p.w = weights_->at(L.wo), p.y = s.res, p.residual = s.res, p.in = Q, p.out = H; break;
+    case 1:
+      p.x = s.att, p.w = weights_->at(L.wo), p.y = s.res, p.residual = s.res, p.in = Q, p.out = H;
+      if (norm_in_l2_ahead_ >= 1) {  // resident during attention: ask L2 for this layer's MLP weights
+        const int64_t bytes = I * H * static_cast<int64_t>(dtype_size(dtype_));
+        p.l2_ahead[0] = weights_->at(L.wgu), p.l2_ahead_bytes[0] = 2 * bytes;
+        if (norm_in_l2_ahead_ == 2) p.l2_ahead[1] = weights_->at(L.wdown), p.l2_ahead_bytes[1] = bytes;
+        p.l2_ahead_op = norm_in_l2_ahead_op_;
+      }
+      break;
     case 2:
       p.x = s.res, p.w = weights_->at(L.wgu), p.swiglu = true, p.y = s.act, p.in = H, p.out = I;
       p.in_norm_weight = weights_->at(L.ffn_norm);
