@@ -54,8 +54,8 @@ struct GemvArgs {
   unsigned* counters;     // kResidualNorm: one per block row, zero between launches
   const void* in_norm_w;  // kNormIn: (K), the RMSNorm weight folded into x
   float in_eps;           // kNormIn: its eps
-  const void* l2_ptr[2];  // GemvParams::l2_ahead: ranges asked of L2 before the wait
-  int64_t l2_bytes[2];
+  const void* l2_ptr[GemvParams::kL2Ranges];  // GemvParams::l2_ahead: ranges asked of L2 before the wait
+  int64_t l2_bytes[GemvParams::kL2Ranges];
   int l2_op;
 };
 
@@ -65,7 +65,7 @@ __device__ __forceinline__ void l2_ahead_share(const GemvArgs& a) {
   const int64_t blocks = static_cast<int64_t>(gridDim.x) * gridDim.y;
   const int64_t b = static_cast<int64_t>(blockIdx.y) * gridDim.x + blockIdx.x;
 #pragma unroll
-  for (int k = 0; k < 2; ++k) {
+  for (int k = 0; k < GemvParams::kL2Ranges; ++k) {
     const int64_t bytes = a.l2_bytes[k];
     if (bytes <= 0) continue;
     const int64_t share = ((bytes + 127) / 128 + blocks - 1) / blocks * 128;
@@ -215,7 +215,7 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
   const int64_t at = (r0 + r) * a.out + oj;
   // The bias element of this thread's output (a weight: before the wait too).
   const float bv = !kSw && mine && a.bias ? kern::to_float(static_cast<const T*>(a.bias)[oj]) : 0.f;
-  if (a.l2_bytes[0] > 0 || a.l2_bytes[1] > 0) l2_ahead_share(a);  // a later kernel's weights (gemv.h)
+  if (a.l2_bytes[0] > 0 || a.l2_bytes[1] > 0 || a.l2_bytes[2] > 0) l2_ahead_share(a);  // a later kernel's weights (gemv.h)
   kern::pdl_wait();
 
   const P* xg = static_cast<const P*>(a.x) + r0 * packs;  // (nr, K / V)
@@ -409,8 +409,8 @@ Status launch(const GemvParams& p, int split, cudaStream_t stream) {
                    p.counters,
                    p.in_norm_weight,
                    p.in_norm_eps,
-                   {p.l2_ahead[0], p.l2_ahead[1]},
-                   {p.l2_ahead_bytes[0], p.l2_ahead_bytes[1]},
+                   {p.l2_ahead[0], p.l2_ahead[1], p.l2_ahead[2]},
+                   {p.l2_ahead_bytes[0], p.l2_ahead_bytes[1], p.l2_ahead_bytes[2]},
                    p.l2_ahead_op};
   MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, EPI, kNormIn, WR>, grid, dim3(kThreads), 0, stream, a));
   return Status::ok();
@@ -486,7 +486,7 @@ Status check(const GemvParams& p, int split) {
     MINFER_REQUIRE(p.rows == 1, "warp_rows", "two weight rows a warp take one row, got " + std::to_string(p.rows));
     MINFER_REQUIRE(!p.norm_out, "warp_rows", "two weight rows a warp do not take the RMSNorm epilogue");
   }
-  for (int k = 0; k < 2; ++k) {
+  for (int k = 0; k < GemvParams::kL2Ranges; ++k) {
     const int64_t bytes = p.l2_ahead_bytes[k];
     MINFER_REQUIRE(bytes >= 0 && bytes % 16 == 0, "l2_ahead_bytes",
                    "must be >= 0 and a multiple of 16, got " + std::to_string(bytes));
@@ -525,7 +525,7 @@ bool slice_enabled(const GemvParams& p) {
 bool slice_fits(const GemvParams& p) {
   static const bool sm90 = kern::device_attribute(cudaDevAttrComputeCapabilityMajor, 0) >= 9;
   return sm90 && p.rows == 1 && p.warp_rows == 1 && dtype_size(p.dtype) == 2 && !p.norm_out && !p.in_norm_weight &&
-         p.l2_ahead_bytes[0] == 0 && p.l2_ahead_bytes[1] == 0 &&
+         p.l2_ahead_bytes[0] == 0 && p.l2_ahead_bytes[1] == 0 && p.l2_ahead_bytes[2] == 0 &&
          p.in <= static_cast<int64_t>(kSliceMaxXPacks) * 32 * kern::kVec16<__half> && slice_bytes(p) <= kSliceMaxBytes;
 }
 
@@ -555,7 +555,7 @@ Status launch_slice(const GemvParams& p, cudaStream_t stream) {
   MINFER_CUDA_RETURN(attr);
   const int rpb = slice_rows_per_block(p);
   const GemvArgs a{p.x,     p.w,     p.bias,  p.y,   p.residual, p.norm_eps,       p.rows,   p.in, p.out,
-                   1,       nullptr, nullptr, nullptr, nullptr, 0.f, {nullptr, nullptr}, {0, 0}, 0};
+                   1,       nullptr, nullptr, nullptr, nullptr, 0.f, {}, {}, 0};
   MINFER_CUDA_RETURN(kern::launch_pdl(gemv_slice_kernel<T, EPI>, dim3(kern::blocks_for(p.out, rpb)), dim3(kThreads),
                                       static_cast<size_t>(slice_bytes(p)), stream, a, rpb, slice_late_trigger()));
   return Status::ok();

@@ -87,15 +87,16 @@ struct GemvParams {
   // the QKV and gate/up projections.
   const void* in_norm_weight = nullptr;
   float in_norm_eps = 0.f;
-  // L2 requests ahead (streaming form): before pdl_wait(), the blocks ask L2 for up to two byte ranges
+  // L2 requests ahead (streaming form): before pdl_wait(), the blocks ask L2 for up to three byte ranges
   // (a later kernel's weights: a hint, nothing waits on it), each block an equal share in 128-byte
   // multiples. Meant for a GEMV that is resident while the kernel before it runs on an idle memory bus
   // (the engine's decode o GEMV during attention: MINFER_NORM_IN_L2_AHEAD). Ranges of 0 bytes are
   // skipped; a range is 16-byte aligned, its bytes a multiple of 16. l2_ahead_op 0: one bulk prefetch
   // (cp.async.bulk.prefetch.L2, sm_90; nothing below) per block and range; 1: one prefetch.global.L2 a
   // 128-byte line, spread over the block's threads.
-  const void* l2_ahead[2] = {nullptr, nullptr};
-  int64_t l2_ahead_bytes[2] = {0, 0};
+  static constexpr int kL2Ranges = 3;
+  const void* l2_ahead[kL2Ranges] = {};
+  int64_t l2_ahead_bytes[kL2Ranges] = {};
   int l2_ahead_op = 0;
 };
 

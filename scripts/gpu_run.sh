@@ -382,7 +382,7 @@ stage_ab() {
       --cases bench/cases/e2e_normin_splits.txt MINFER_NORM_IN_WARP_ROWS=0,0,2,0 \
       MINFER_NORM_IN_WARP_ROWS=2,2,0,2,MINFER_NORM_IN_SPLITS=1,4,0,4 MINFER_NORM_IN_L2_AHEAD=gu \
       MINFER_NORM_IN_L2_AHEAD=gud MINFER_NORM_IN_L2_AHEAD=gud,MINFER_NORM_IN_L2_AHEAD_OP=line \
-      MINFER_NORM_IN_L2_AHEAD=gud,MINFER_NORM_IN_WARP_ROWS=0,0,2,0 || rc=1
+      MINFER_NORM_IN_L2_AHEAD=gudq MINFER_NORM_IN_L2_AHEAD=gud,MINFER_NORM_IN_WARP_ROWS=0,0,2,0 || rc=1
   fi
   if ab_group normin; then  # single-row decode steps with the RMSNorms folded into the GEMVs (default <= 2048 wide)
     decode_checks "$OUTDIR/normin" || rc=1

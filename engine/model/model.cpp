@@ -174,9 +174,9 @@ std::array<int, 4> four_values(const char* env, const std::vector<std::string>& 
   return s;
 }
 
-// MINFER_NORM_IN_L2_AHEAD=0|gu|gud (A/B timing) and MINFER_NORM_IN_L2_AHEAD_OP=bulk|line: the folded-norm
-// o GEMV asks L2, before its pdl_wait (while decode attention runs), for its layer's gate/up weights
-// (gu) or gate/up and down (gud) (GemvParams::l2_ahead); op: one bulk prefetch a block, or one request
+// MINFER_NORM_IN_L2_AHEAD=0|gu|gud|gudq (A/B timing) and MINFER_NORM_IN_L2_AHEAD_OP=bulk|line: the
+// folded-norm o GEMV asks L2, before its pdl_wait (while decode attention runs), for its layer's gate/up
+// weights (gu), gate/up and down (gud), and the next layer's QKV too (gudq) (GemvParams::l2_ahead); op: one bulk prefetch a block, or one request
 // a line. Returns the index of the value in `allowed` (0 unset); anything else is refused.
 int env_index(const char* env, const std::vector<std::string>& allowed) {
   const char* v = std::getenv(env);
@@ -211,7 +211,7 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       norm_in_mode_(norm_in_mode()),
       norm_in_splits_(four_values("MINFER_NORM_IN_SPLITS", {"0", "1", "2", "4", "8"}, "4")),
       norm_in_warp_rows_(four_values("MINFER_NORM_IN_WARP_ROWS", {"0", "1", "2"}, "2")),
-      norm_in_l2_ahead_(env_index("MINFER_NORM_IN_L2_AHEAD", {"0", "gu", "gud"})),
+      norm_in_l2_ahead_(env_index("MINFER_NORM_IN_L2_AHEAD", {"0", "gu", "gud", "gudq"})),
       norm_in_l2_ahead_op_(env_index("MINFER_NORM_IN_L2_AHEAD_OP", {"bulk", "line"})),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
@@ -417,7 +417,12 @@ GemvParams Model::norm_in_params(int which, int l) const {
       if (norm_in_l2_ahead_ >= 1) {  // resident during attention: ask L2 for this layer's MLP weights
         const int64_t bytes = I * H * static_cast<int64_t>(dtype_size(dtype_));
         p.l2_ahead[0] = weights_->at(L.wgu), p.l2_ahead_bytes[0] = 2 * bytes;
-        if (norm_in_l2_ahead_ == 2) p.l2_ahead[1] = weights_->at(L.wdown), p.l2_ahead_bytes[1] = bytes;
+        if (norm_in_l2_ahead_ >= 2) p.l2_ahead[1] = weights_->at(L.wdown), p.l2_ahead_bytes[1] = bytes;
+        if (norm_in_l2_ahead_ == 3 && l + 1 < cfg_.layers) {  // and the next layer's QKV
+          const LayerLayout& N = weights_->layout().layers[static_cast<size_t>(l + 1)];
+          p.l2_ahead[2] = weights_->at(N.wqkv);
+          p.l2_ahead_bytes[2] = H * (Q + 2 * KV) * static_cast<int64_t>(dtype_size(dtype_));
+        }
         p.l2_ahead_op = norm_in_l2_ahead_op_;
       }
       break;

@@ -279,6 +279,7 @@ TEST_F(GemvTest, L2AheadLeavesTheResultsAlone) {
         p.warp_rows = warp_rows;
         p.l2_ahead[0] = base, p.l2_ahead_bytes[0] = big;
         p.l2_ahead[1] = base + big + 16, p.l2_ahead_bytes[1] = small;
+        p.l2_ahead[2] = base + 128, p.l2_ahead_bytes[2] = 4096;  // overlapping the first
         p.l2_ahead_op = op;
         SCOPED_TRACE(pr.name(0) + " warp_rows " + std::to_string(warp_rows) + " op " + std::to_string(op));
         ASSERT_TRUE(gemv_fused_supports(p));
@@ -294,8 +295,8 @@ TEST_F(GemvTest, L2AheadLeavesTheResultsAlone) {
                            Refused{8, 16, 0, "l2_ahead"}, Refused{-1, 16, 0, "l2_ahead"}, Refused{0, 16, 2, "l2_ahead_op"}}) {
     const Problem pr(DType::BF16, Form::Residual, 1, 256, 16, 12);
     GemvParams p = pr.params(0);
-    p.l2_ahead[1] = c.offset < 0 ? nullptr : base + c.offset;
-    p.l2_ahead_bytes[1] = c.bytes;
+    p.l2_ahead[2] = c.offset < 0 ? nullptr : base + c.offset;
+    p.l2_ahead_bytes[2] = c.bytes;
     p.l2_ahead_op = c.op;
     const Status s = gemv_fused_forward(p, stream_);
     ASSERT_FALSE(s.is_ok()) << c.field;
