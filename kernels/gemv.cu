@@ -54,32 +54,7 @@ struct GemvArgs {
   unsigned* counters;     // kResidualNorm: one per block row, zero between launches
   const void* in_norm_w;  // kNormIn: (K), the RMSNorm weight folded into x
   float in_eps;           // kNormIn: its eps
-  const void* l2_ptr[GemvParams::kL2Ranges];  // GemvParams::l2_ahead: ranges asked of L2 before the wait
-  int64_t l2_bytes[GemvParams::kL2Ranges];
-  int l2_op;
 };
-
-// This block's share of each GemvParams::l2_ahead range: [b s, (b + 1) s) with s the bytes over the
-// blocks rounded up to 128-byte lines.
-__device__ __forceinline__ void l2_ahead_share(const GemvArgs& a) {
-  const int64_t blocks = static_cast<int64_t>(gridDim.x) * gridDim.y;
-  const int64_t b = static_cast<int64_t>(blockIdx.y) * gridDim.x + blockIdx.x;
-#pragma unroll
-  for (int k = 0; k < GemvParams::kL2Ranges; ++k) {
-    const int64_t bytes = a.l2_bytes[k];
-    if (bytes <= 0) continue;
-    const int64_t share = ((bytes + 127) / 128 + blocks - 1) / blocks * 128;
-    const int64_t lo = b * share, hi = min(bytes, lo + share);
-    if (lo >= hi) continue;
-    const char* base = static_cast<const char*>(a.l2_ptr[k]);
-    if (a.l2_op == 0) {
-      if (threadIdx.x == 0) kern::bulk_prefetch_l2(base + lo, static_cast<unsigned>(hi - lo));
-    } else {
-      for (int64_t off = lo + 128 * static_cast<int64_t>(threadIdx.x); off < hi; off += 128 * kThreads)
-        kern::prefetch_l2_line(base + off);
-    }
-  }
-}
 
 template <int RT>
 __device__ __forceinline__ void warp_sum(float (&acc)[RT]) {
@@ -215,7 +190,6 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
   const int64_t at = (r0 + r) * a.out + oj;
   // The bias element of this thread's output (a weight: before the wait too).
   const float bv = !kSw && mine && a.bias ? kern::to_float(static_cast<const T*>(a.bias)[oj]) : 0.f;
-  if (a.l2_bytes[0] > 0 || a.l2_bytes[1] > 0 || a.l2_bytes[2] > 0) l2_ahead_share(a);  // a later kernel's weights (gemv.h)
   kern::pdl_wait();
 
   const P* xg = static_cast<const P*>(a.x) + r0 * packs;  // (nr, K / V)
@@ -394,24 +368,8 @@ template <typename T, int RT, int EPI, bool kNormIn = false, int WR = 1>
 Status launch(const GemvParams& p, int split, cudaStream_t stream) {
   const int per_block = (kWarps / split) * WR / (EPI == kSwiglu ? 2 : 1);
   const dim3 grid(kern::blocks_for(p.out, per_block), kern::blocks_for(p.rows, RT));
-  const GemvArgs a{p.x,
-                   p.w,
-                   p.bias,
-                   p.y,
-                   p.residual,
-                   p.norm_eps,
-                   p.rows,
-                   p.in,
-                   p.out,
-                   split,
-                   p.norm_out,
-                   p.norm_weight,
-                   p.counters,
-                   p.in_norm_weight,
-                   p.in_norm_eps,
-                   {p.l2_ahead[0], p.l2_ahead[1], p.l2_ahead[2]},
-                   {p.l2_ahead_bytes[0], p.l2_ahead_bytes[1], p.l2_ahead_bytes[2]},
-                   p.l2_ahead_op};
+  const GemvArgs a{p.x,   p.w,  p.bias, p.y,     p.residual, p.norm_eps,        p.rows,
+                   p.in,  p.out, split, p.norm_out, p.norm_weight, p.counters, p.in_norm_weight, p.in_norm_eps};
   MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, EPI, kNormIn, WR>, grid, dim3(kThreads), 0, stream, a));
   return Status::ok();
 }
@@ -486,16 +444,6 @@ Status check(const GemvParams& p, int split) {
     MINFER_REQUIRE(p.rows == 1, "warp_rows", "two weight rows a warp take one row, got " + std::to_string(p.rows));
     MINFER_REQUIRE(!p.norm_out, "warp_rows", "two weight rows a warp do not take the RMSNorm epilogue");
   }
-  for (int k = 0; k < GemvParams::kL2Ranges; ++k) {
-    const int64_t bytes = p.l2_ahead_bytes[k];
-    MINFER_REQUIRE(bytes >= 0 && bytes % 16 == 0, "l2_ahead_bytes",
-                   "must be >= 0 and a multiple of 16, got " + std::to_string(bytes));
-    MINFER_REQUIRE(bytes == 0 || (p.l2_ahead[k] && kern::aligned16(p.l2_ahead[k])), "l2_ahead",
-                   "a range of bytes needs a 16-byte aligned pointer");
-    MINFER_REQUIRE(bytes < (int64_t{1} << 40), "l2_ahead_bytes", "too large: " + std::to_string(bytes));
-  }
-  MINFER_REQUIRE(p.l2_ahead_op == 0 || p.l2_ahead_op == 1, "l2_ahead_op",
-                 "must be 0 (bulk) or 1 (lines), got " + std::to_string(p.l2_ahead_op));
   if (p.in_norm_weight) {
     MINFER_REQUIRE(p.rows == 1, "in_norm_weight", "the folded input norm takes one row, got " + std::to_string(p.rows));
     MINFER_REQUIRE(!p.residual && !p.norm_out, "in_norm_weight", "the folded input norm takes the plain and SwiGLU forms");
@@ -525,7 +473,6 @@ bool slice_enabled(const GemvParams& p) {
 bool slice_fits(const GemvParams& p) {
   static const bool sm90 = kern::device_attribute(cudaDevAttrComputeCapabilityMajor, 0) >= 9;
   return sm90 && p.rows == 1 && p.warp_rows == 1 && dtype_size(p.dtype) == 2 && !p.norm_out && !p.in_norm_weight &&
-         p.l2_ahead_bytes[0] == 0 && p.l2_ahead_bytes[1] == 0 && p.l2_ahead_bytes[2] == 0 &&
          p.in <= static_cast<int64_t>(kSliceMaxXPacks) * 32 * kern::kVec16<__half> && slice_bytes(p) <= kSliceMaxBytes;
 }
 
@@ -554,8 +501,7 @@ Status launch_slice(const GemvParams& p, cudaStream_t stream) {
   static const cudaError_t attr = slice_attributes<T, EPI>();
   MINFER_CUDA_RETURN(attr);
   const int rpb = slice_rows_per_block(p);
-  const GemvArgs a{p.x,     p.w,     p.bias,  p.y,   p.residual, p.norm_eps,       p.rows,   p.in, p.out,
-                   1,       nullptr, nullptr, nullptr, nullptr, 0.f, {}, {}, 0};
+  const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_eps, p.rows, p.in, p.out, 1, nullptr, nullptr, nullptr, nullptr, 0.f};
   MINFER_CUDA_RETURN(kern::launch_pdl(gemv_slice_kernel<T, EPI>, dim3(kern::blocks_for(p.out, rpb)), dim3(kThreads),
                                       static_cast<size_t>(slice_bytes(p)), stream, a, rpb, slice_late_trigger()));
   return Status::ok();

@@ -34,8 +34,10 @@
 // 1.004 unfused, 0.96 fused; not kept. So was each block asking L2 for the next projection's weights once
 // its own loads were done (1 or 2 projections ahead): small models' steps 7-11% slower on an H100
 // (reports/logs/h100/ab/ab_e2e_gemv_prefetch_next.csv; removed after 6be1193).
+// And the folded-norm o GEMV, resident during decode attention, asking L2 before its wait for the
+// layer's MLP weights (GemvParams::l2_ahead): 8-10% slower (engine/model/model.cpp; removed after 760e660).
 // Slice form (opt-in: MINFER_GEMV_SLICE=1 or GemvParams::slice = 1): one row (R = 1), fp16 / bf16, K
-// <= 4096, no RMSNorm epilogue, no l2_ahead, and each block's weight slice (ceil(N / SMs) rows, twice with SwiGLU)
+// <= 4096, no RMSNorm epilogue, and each block's weight slice (ceil(N / SMs) rows, twice with SwiGLU)
 // at most 100 KiB. About one block per SM; the block copies its whole slice into shared memory with
 // the bulk-copy engine (kernels/common/bulk.cuh) before pdl_wait(), so that in a PDL-chained step the
 // weights of a projection stream in while the kernels before it still run (the streaming form above
@@ -87,17 +89,6 @@ struct GemvParams {
   // the QKV and gate/up projections.
   const void* in_norm_weight = nullptr;
   float in_norm_eps = 0.f;
-  // L2 requests ahead (streaming form): before pdl_wait(), the blocks ask L2 for up to three byte ranges
-  // (a later kernel's weights: a hint, nothing waits on it), each block an equal share in 128-byte
-  // multiples. Meant for a GEMV that is resident while the kernel before it runs on an idle memory bus
-  // (the engine's decode o GEMV during attention: MINFER_NORM_IN_L2_AHEAD). Ranges of 0 bytes are
-  // skipped; a range is 16-byte aligned, its bytes a multiple of 16. l2_ahead_op 0: one bulk prefetch
-  // (cp.async.bulk.prefetch.L2, sm_90; nothing below) per block and range; 1: one prefetch.global.L2 a
-  // 128-byte line, spread over the block's threads.
-  static constexpr int kL2Ranges = 3;
-  const void* l2_ahead[kL2Ranges] = {};
-  int64_t l2_ahead_bytes[kL2Ranges] = {};
-  int l2_ahead_op = 0;
 };
 
 // Checks the params (naming the field at fault), then launches on `stream` (with PDL where enabled).

@@ -243,8 +243,9 @@ stage_profile() {
 # bench/cases/e2e_cluster_ab.txt and against MINFER_NORM_IN=0, two interleaved rounds, ours only), normin
 # (the folded RMSNorms of single-row steps, the default at most 2048 wide: the engine and GEMV GPU
 # tests, the model validation and qwen3-0.6b b1 p128's traced step -> OUTDIR/normin/), nsplit (the same
-# checks and trace -> OUTDIR/nsplit/, then their splits and weight rows a warp, MINFER_NORM_IN_SPLITS /
-# _WARP_ROWS, and the o GEMV's L2 requests ahead, MINFER_NORM_IN_L2_AHEAD(_OP), against the rules on bench/cases/e2e_normin_splits.txt, one round, ours only). (Group three, v4t at head_dim 64
+# checks and trace -> OUTDIR/nsplit/, then the weight rows a warp rule (two at qwen3-0.6b's gate/up)
+# against one everywhere, MINFER_NORM_IN_WARP_ROWS=1,1,1,1, on bench/cases/e2e_b1_prompts.txt, two
+# rounds, ours only). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 # decode_checks DIR: the GEMV and engine GPU tests, validate --sweep model --quick and qwen3-0.6b b1
@@ -376,13 +377,10 @@ stage_ab() {
     timeout 300 bash scripts/ab.sh "$OUTDIR/ab_dstep" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
       --cases bench/cases/e2e_cluster_ab.txt MINFER_DECODE_CLUSTER=0 MINFER_NORM_IN=0 || rc=1
   fi
-  if ab_group nsplit; then  # the folded-norm GEMVs' splits and weight rows a warp against the rules
+  if ab_group nsplit; then  # the folded-norm GEMVs' weight rows a warp rule against one everywhere
     decode_checks "$OUTDIR/nsplit" || rc=1
-    timeout 300 bash scripts/ab.sh "$OUTDIR/ab_nsplit" --build "$BUILD" --sweep e2e --peers off --rounds 1 \
-      --cases bench/cases/e2e_normin_splits.txt MINFER_NORM_IN_WARP_ROWS=0,0,2,0 \
-      MINFER_NORM_IN_WARP_ROWS=2,2,0,2,MINFER_NORM_IN_SPLITS=1,4,0,4 MINFER_NORM_IN_L2_AHEAD=gu \
-      MINFER_NORM_IN_L2_AHEAD=gud MINFER_NORM_IN_L2_AHEAD=gud,MINFER_NORM_IN_L2_AHEAD_OP=line \
-      MINFER_NORM_IN_L2_AHEAD=gudq MINFER_NORM_IN_L2_AHEAD=gud,MINFER_NORM_IN_WARP_ROWS=0,0,2,0 || rc=1
+    timeout 300 bash scripts/ab.sh "$OUTDIR/ab_nsplit" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
+      --cases bench/cases/e2e_b1_prompts.txt MINFER_NORM_IN_WARP_ROWS=1,1,1,1 || rc=1
   fi
   if ab_group normin; then  # single-row decode steps with the RMSNorms folded into the GEMVs (default <= 2048 wide)
     decode_checks "$OUTDIR/normin" || rc=1

@@ -174,25 +174,17 @@ std::array<int, 4> four_values(const char* env, const std::vector<std::string>& 
   return s;
 }
 
-// MINFER_NORM_IN_L2_AHEAD=0|gu|gud|gudq (A/B timing) and MINFER_NORM_IN_L2_AHEAD_OP=bulk|line: the
-// folded-norm o GEMV asks L2, before its pdl_wait (while decode attention runs), for its layer's gate/up
-// weights (gu), gate/up and down (gud), and the next layer's QKV too (gudq) (GemvParams::l2_ahead); op: one bulk prefetch a block, or one request
-// a line. Returns the index of the value in `allowed` (0 unset); anything else is refused.
-int env_index(const char* env, const std::vector<std::string>& allowed) {
-  const char* v = std::getenv(env);
-  if (!v) return 0;
-  for (size_t i = 0; i < allowed.size(); ++i)
-    if (allowed[i] == v) return static_cast<int>(i);
-  std::string list;
-  for (const std::string& a : allowed) list += (list.empty() ? "" : ", ") + a;
-  throw UsageError(std::string(env) + ": expected one of " + list + ", got '" + v + "'");
-}
-
 // Also measured and removed (after 6be1193): each decode GEMV's blocks asking L2 for the weights of the
 // projection 1 or 2 places later in the step (MINFER_GEMV_PREFETCH_NEXT), spread over every SM. H100,
 // bf16, ms/step, one run (reports/logs/h100/ab/ab_e2e_gemv_prefetch_next.csv), default / 1 / 2:
 // qwen3-0.6b b1 p128 1.017 / 1.124 / 1.101, qwen2.5-0.5b b1 0.815 / 0.890 / 0.908, llama-3.1-8b b1
-// 5.701 / 5.709 / 5.719: the prefetches compete with each GEMV's own reads.
+// 5.701 / 5.709 / 5.719: the prefetches compete with each GEMV's own reads. So did the folded-norm o
+// GEMV, resident while decode attention runs, asking L2 before its pdl_wait for its layer's gate/up
+// weights, gate/up and down, or those and the next layer's QKV (MINFER_NORM_IN_L2_AHEAD=gu|gud|gudq,
+// GemvParams::l2_ahead: one cp.async.bulk.prefetch.L2 a block, or one prefetch.global.L2 a line): H100,
+// b1 p128 ms/step, one round, qwen3-0.6b 0.836 -> 0.904 / 0.920 / 0.921 (lines 0.921), qwen2.5-0.5b
+// 0.711 -> 0.764 / 0.783 / 0.791 (reports/logs/h100/ab/ab_e2e_warp_rows_l2_ahead.csv): the traffic
+// lengthens the latency-bound attention more than it saves the GEMVs after it. Removed after 760e660.
 
 int fused_decode_max_rows() {
   const char* v = std::getenv("MINFER_FUSED");
@@ -211,8 +203,6 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       norm_in_mode_(norm_in_mode()),
       norm_in_splits_(four_values("MINFER_NORM_IN_SPLITS", {"0", "1", "2", "4", "8"}, "4")),
       norm_in_warp_rows_(four_values("MINFER_NORM_IN_WARP_ROWS", {"0", "1", "2"}, "2")),
-      norm_in_l2_ahead_(env_index("MINFER_NORM_IN_L2_AHEAD", {"0", "gu", "gud", "gudq"})),
-      norm_in_l2_ahead_op_(env_index("MINFER_NORM_IN_L2_AHEAD_OP", {"bulk", "line"})),
       step_max_rows_(step_max_rows()) {
   refuse_early(cfg_, dtype_, shape_);
   weights_ = std::make_unique<DeviceWeights>(cfg_, src, dtype_);
@@ -412,28 +402,27 @@ GemvParams Model::norm_in_params(int which, int l) const {
       p.x = s.res, p.w = weights_->at(L.wqkv), p.bias = weights_->at(L.bqkv), p.y = s.qkv, p.in = H, p.out = Q + 2 * KV;
       p.in_norm_weight = weights_->at(L.attn_norm);
       break;
-    case 1:
-      p.x = s.att, p.w = weights_->at(L.wo), p.y = s.res, p.residual = s.res, p.in = Q, p.out = H;
-      if (norm_in_l2_ahead_ >= 1) {  // resident during attention: ask L2 for this layer's MLP weights
-        const int64_t bytes = I * H * static_cast<int64_t>(dtype_size(dtype_));
-        p.l2_ahead[0] = weights_->at(L.wgu), p.l2_ahead_bytes[0] = 2 * bytes;
-        if (norm_in_l2_ahead_ >= 2) p.l2_ahead[1] = weights_->at(L.wdown), p.l2_ahead_bytes[1] = bytes;
-        if (norm_in_l2_ahead_ == 3 && l + 1 < cfg_.layers) {  // and the next layer's QKV
-          const LayerLayout& N = weights_->layout().layers[static_cast<size_t>(l + 1)];
-          p.l2_ahead[2] = weights_->at(N.wqkv);
-          p.l2_ahead_bytes[2] = H * (Q + 2 * KV) * static_cast<int64_t>(dtype_size(dtype_));
-        }
-        p.l2_ahead_op = norm_in_l2_ahead_op_;
-      }
-      break;
+    case 1: p.x = s.att, p.w = weights_->at(L.wo), p.y = s.res, p.residual = s.res, p.in = Q, p.out = H; break;
     case 2:
       p.x = s.res, p.w = weights_->at(L.wgu), p.swiglu = true, p.y = s.act, p.in = H, p.out = I;
       p.in_norm_weight = weights_->at(L.ffn_norm);
       break;
     default: p.x = s.act, p.w = weights_->at(L.wdown), p.y = s.res, p.residual = s.res, p.in = I, p.out = H; break;
   }
-  // One weight row a warp (two: MINFER_NORM_IN_WARP_ROWS, opt-in until timed on a GPU).
-  p.warp_rows = norm_in_warp_rows_[which] > 0 ? norm_in_warp_rows_[which] : 1;
+  // Weight rows a warp: MINFER_NORM_IN_WARP_ROWS, else one, or two where only two fit the grid in one
+  // resident wave (qwen3-0.6b's gate/up: 384 blocks for 768). H100, bf16 e2e b1 p128 ms/step, one round
+  // (reports/logs/h100/ab/ab_e2e_warp_rows_l2_ahead.csv): qwen3-0.6b 0.836 -> 0.814 with its gate/up at
+  // two; qwen2.5-0.5b's gate/up (1216 blocks at one, 608 at two: neither fits) 0.711 -> 0.717, left at
+  // one; the QKV, o and down at two with splits 1, 4, 4: 0.856 and 0.766.
+  if (norm_in_warp_rows_[which] > 0) {
+    p.warp_rows = norm_in_warp_rows_[which];
+  } else {
+    p.warp_rows = 1;
+    GemvParams two = p;
+    two.warp_rows = 2, two.split = 1;
+    p.split = gemv_one_wave_split(p);
+    if (!gemv_fits_one_wave(p) && gemv_fits_one_wave(two)) p.warp_rows = 2;
+  }
   p.split = norm_in_splits_[which] > 0 ? norm_in_splits_[which] : gemv_one_wave_split(p);
   return p;
 }

@@ -141,8 +141,6 @@ class Model {
   int norm_in_mode_ = -1;      // MINFER_NORM_IN at construction: 1 on, 0 off, -1 the default rule
   std::array<int, 4> norm_in_splits_{};  // MINFER_NORM_IN_SPLITS (0: gemv_one_wave_split)
   std::array<int, 4> norm_in_warp_rows_{};  // MINFER_NORM_IN_WARP_ROWS (0: the rule in norm_in_params)
-  int norm_in_l2_ahead_ = 0;     // MINFER_NORM_IN_L2_AHEAD: 0 off, 1 gate/up, 2 + down, 3 + the next QKV
-  int norm_in_l2_ahead_op_ = 0;  // MINFER_NORM_IN_L2_AHEAD_OP: 0 bulk, 1 line
   bool fused_ = false;         // the step being enqueued uses the fused decode GEMVs
   bool norm_in_ = false;       // the step being enqueued folds its RMSNorms into the QKV and gate/up GEMVs
   int step_max_rows_ = 0;      // decode steps of at most this many rows run as one kernel (0: never)

@@ -4,7 +4,7 @@
 // (bulk_copy); every thread then waits on the phase (mbar_try_wait in a loop). Sizes and addresses
 // are multiples of 16 bytes. Compiles to nothing below sm_90: callers check the device first.
 // Users: kernels/decode_step.cu (the whole-step kernel's weight ring), kernels/gemv.cu (the
-// single-row GEMV's weight slice and its L2 requests ahead, GemvParams::l2_ahead).
+// single-row GEMV's weight slice).
 #pragma once
 #include <cstdint>
 
@@ -74,20 +74,6 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, unsigned b
                    smem_addr(dst)),
                "l"(src), "r"(bytes), "r"(smem_addr(bar))
                : "memory");
-#endif
-}
-
-// Asks L2 for `bytes` (a multiple of 16) from global src with one bulk prefetch (no completion to
-// wait on: a hint the memory system may drop).
-__device__ __forceinline__ void bulk_prefetch_l2(const void* src, unsigned bytes) {
-#if MINFER_BULK_DEVICE
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
-#endif
-}
-// Asks L2 for the 128-byte line holding p (a hint).
-__device__ __forceinline__ void prefetch_l2_line(const void* p) {
-#if defined(__CUDA_ARCH__)
-  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 #endif
 }
 

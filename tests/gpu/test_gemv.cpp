@@ -263,47 +263,6 @@ TEST_F(GemvTest, TwoWeightRowsAWarpMatchTheReference) {
   }
 }
 
-// GemvParams::l2_ahead asks L2 for other memory before the wait: the results stay those of the
-// reference for both ways of asking, one and two weight rows a warp, a range not a whole number of
-// lines and one smaller than the blocks' shares; bad ranges and ops are refused naming the field.
-TEST_F(GemvTest, L2AheadLeavesTheResultsAlone) {
-  const int64_t big = (3 << 20) + 48, small = 32;
-  val::DeviceBuffer ahead(static_cast<size_t>(big + small + 16));
-  char* base = static_cast<char*>(ahead.get());
-  uint64_t seed = 950;
-  for (Form f : {Form::Residual, Form::NormSwiglu, Form::Bias})
-    for (int warp_rows : {1, 2})
-      for (int op : {0, 1}) {
-        const Problem pr(DType::BF16, f, 1, 1024, 1151, seed++);
-        GemvParams p = pr.params(0);
-        p.warp_rows = warp_rows;
-        p.l2_ahead[0] = base, p.l2_ahead_bytes[0] = big;
-        p.l2_ahead[1] = base + big + 16, p.l2_ahead_bytes[1] = small;
-        p.l2_ahead[2] = base + 128, p.l2_ahead_bytes[2] = 4096;  // overlapping the first
-        p.l2_ahead_op = op;
-        SCOPED_TRACE(pr.name(0) + " warp_rows " + std::to_string(warp_rows) + " op " + std::to_string(op));
-        ASSERT_TRUE(gemv_fused_supports(p));
-        run_twice(pr, p);
-      }
-  // {pointer offset, bytes, op, the field named}
-  struct Refused {
-    int64_t offset, bytes;
-    int op;
-    const char* field;
-  };
-  for (const Refused& c : {Refused{0, 8, 0, "l2_ahead_bytes"}, Refused{0, -16, 0, "l2_ahead_bytes"},
-                           Refused{8, 16, 0, "l2_ahead"}, Refused{-1, 16, 0, "l2_ahead"}, Refused{0, 16, 2, "l2_ahead_op"}}) {
-    const Problem pr(DType::BF16, Form::Residual, 1, 256, 16, 12);
-    GemvParams p = pr.params(0);
-    p.l2_ahead[2] = c.offset < 0 ? nullptr : base + c.offset;
-    p.l2_ahead_bytes[2] = c.bytes;
-    p.l2_ahead_op = c.op;
-    const Status s = gemv_fused_forward(p, stream_);
-    ASSERT_FALSE(s.is_ok()) << c.field;
-    EXPECT_EQ(s.message().rfind(std::string(c.field) + ":", 0), 0u) << s.message();
-  }
-}
-
 TEST_F(GemvTest, ManyOutputBlocks) {
   // 40000 outputs at split 1: 5000 blocks of 8 outputs, several waves; with the norm epilogue the
   // last of them normalises the row.
