@@ -129,6 +129,34 @@ __device__ __forceinline__ void last_block_norm(const GemvArgs& a, int64_t r0, i
   if (threadIdx.x == 0) a.counters[blockIdx.y] = 0;  // ready for the next launch
 }
 
+// Thread (j, r)'s output j of the tile for row r from the warps' partial sums (gemv_kernel's epilogue).
+template <typename T, int EPI, int RT, bool kNormIn, int WR>
+__device__ __forceinline__ void finish_output(const GemvArgs& a, const float (&partial)[kWarps * WR][RT],
+                                              const float (&partial_ss)[kNormIn ? kWarps : 1][RT], int split, int j,
+                                              int r, int64_t at, float bv, float rv) {
+  constexpr bool kSw = EPI == kSwiglu;
+  // Output j's warps (q = 0 .. split - 1) and the rows holding its gate (or plain) and up sums.
+  int w0, k0, w1, k1;
+  if constexpr (WR == 1) {
+    w0 = (kSw ? 2 * j : j) * split, k0 = 0, w1 = (2 * j + 1) * split, k1 = 0;
+  } else if constexpr (kSw) {
+    w0 = j * split, k0 = 0, w1 = j * split, k1 = 1;
+  } else {
+    w0 = (j / 2) * split, k0 = j % 2, w1 = w0, k1 = k0;
+  }
+  float v = 0.f, u = 0.f, scale = 1.f;
+  for (int q = 0; q < split; ++q) {
+    v += partial[(w0 + q) * WR + k0][r];
+    if constexpr (kSw) u += partial[(w1 + q) * WR + k1][r];
+  }
+  if constexpr (kNormIn) {  // the sum of x^2 over K from the split warps of this output (the gate's with SwiGLU)
+    float s2 = 0.f;
+    for (int q = 0; q < split; ++q) s2 += partial_ss[w0 + q][r];
+    scale = rsqrtf(s2 / static_cast<float>(a.in) + a.in_eps);
+  }
+  epilogue<T, EPI>(a, v, u, at, bv, rv, scale);
+}
+
 // grid (tiles, ceil(R / RT)): block x computes tile x (per_block outputs) for RT rows. Warp w: virtual
 // feature w / S of the tile, K slice w % S. A virtual feature is WR weight rows: WR = 1, one output's
 // row (with SwiGLU an output has two features, gate and up); WR = 2 (one row, R = 1), two outputs'
@@ -244,32 +272,11 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
       if constexpr (kNormIn) partial_ss[warp][q] = ss[q];
     }
   __syncthreads();
-  if (!mine) {
-    if constexpr (EPI == kResidualNorm) last_block_norm<T, RT>(a, r0, nr);
-    return;
-  }
-  // Output j's warps (q = 0 .. split - 1) and the rows holding its gate (or plain) and up sums.
-  int w0, k0, w1, k1;
-  if constexpr (WR == 1) {
-    w0 = (kSw ? 2 * j : j) * split, k0 = 0, w1 = (2 * j + 1) * split, k1 = 0;
-  } else if constexpr (kSw) {
-    w0 = j * split, k0 = 0, w1 = j * split, k1 = 1;
-  } else {
-    w0 = (j / 2) * split, k0 = j % 2, w1 = w0, k1 = k0;
-  }
-  float v = 0.f, u = 0.f, scale = 1.f;
-  for (int q = 0; q < split; ++q) {
-    v += partial[(w0 + q) * WR + k0][r];
-    if constexpr (kSw) u += partial[(w1 + q) * WR + k1][r];
-  }
-  if constexpr (kNormIn) {  // the sum of x^2 over K from the split warps of this output (the gate's with SwiGLU)
-    float s2 = 0.f;
-    for (int q = 0; q < split; ++q) s2 += partial_ss[w0 + q][r];
-    scale = rsqrtf(s2 / static_cast<float>(a.in) + a.in_eps);
-  }
-  epilogue<T, EPI>(a, v, u, at, bv, rv, scale);
+  // Every thread reaches last_block_norm (its barriers) from this one call site, mine or not.
+  if (mine) finish_output<T, EPI, RT, kNormIn, WR>(a, partial, partial_ss, split, j, r, at, bv, rv);
   if constexpr (EPI == kResidualNorm) last_block_norm<T, RT>(a, r0, nr);
 }
+
 
 // Single row (R = 1), 16-bit types: the slice form (gemv.h). Block x owns outputs [x rpb, x rpb + rpb)
 // and copies their weight rows (with SwiGLU also the matching up rows) into shared memory with the
