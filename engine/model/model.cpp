@@ -410,10 +410,11 @@ GemvParams Model::norm_in_params(int which, int l) const {
     default: p.x = s.act, p.w = weights_->at(L.wdown), p.y = s.res, p.residual = s.res, p.in = I, p.out = H; break;
   }
   // Weight rows a warp: MINFER_NORM_IN_WARP_ROWS, else one, or two where only two fit the grid in one
-  // resident wave (qwen3-0.6b's gate/up: 384 blocks for 768). H100, bf16 e2e b1 p128 ms/step, one round
-  // (reports/logs/h100/ab/ab_e2e_warp_rows_l2_ahead.csv): qwen3-0.6b 0.836 -> 0.814 with its gate/up at
-  // two; qwen2.5-0.5b's gate/up (1216 blocks at one, 608 at two: neither fits) 0.711 -> 0.717, left at
-  // one; the QKV, o and down at two with splits 1, 4, 4: 0.856 and 0.766.
+  // resident wave (qwen3-0.6b's gate/up: 384 blocks for 768). H100, bf16 e2e b1 ms/step, two rounds
+  // (reports/logs/h100/ab/ab_e2e_warp_rows_default.csv), one row everywhere / this rule: qwen3-0.6b p128
+  // 0.835 / 0.800, p2048 1.076 / 1.019; qwen2.5-0.5b's gate/up (1216 blocks at one, 608 at two: neither
+  // fits, left at one; 0.711 -> 0.717 at two, one round, ab_e2e_warp_rows_l2_ahead.csv). The QKV, o and
+  // down at two with splits 1, 4, 4: qwen3 0.856 against 0.836.
   if (norm_in_warp_rows_[which] > 0) {
     p.warp_rows = norm_in_warp_rows_[which];
   } else {
