@@ -582,6 +582,16 @@ int gemv_one_wave_split(const GemvParams& p) {
   return best;
 }
 
+int gemv_one_wave_warp_rows(const GemvParams& p) {
+  if (p.rows != 1 || p.norm_out) return 1;
+  GemvParams one = p, two = p;
+  one.warp_rows = 1;
+  one.split = gemv_one_wave_split(one);
+  two.warp_rows = 2;
+  two.split = 1;
+  return !gemv_fits_one_wave(one) && gemv_fits_one_wave(two) ? 2 : 1;
+}
+
 bool gemv_slice_applies(const GemvParams& p) {
   return check(p, p.split == 0 ? gemv_default_split(p) : p.split).is_ok() && slice_enabled(p) && slice_fits(p);
 }

@@ -105,5 +105,9 @@ int gemv_default_split(const GemvParams& p);
 int gemv_one_wave_split(const GemvParams& p);
 // Whether p's grid (at p.split, or the default split where 0, and p.warp_rows) fits the resident slots.
 bool gemv_fits_one_wave(const GemvParams& p);
+// Weight rows a warp under the one-wave rule (one row, R = 1): 2 where two rows a warp fit p's grid in
+// one resident wave (at split 1) and one row fits it at no split, else 1. The folded-norm decode GEMVs
+// take it (qwen3-0.6b's gate/up: 384 blocks for 768 on 132 SMs).
+int gemv_one_wave_warp_rows(const GemvParams& p);
 
 }  // namespace minfer

@@ -415,15 +415,7 @@ GemvParams Model::norm_in_params(int which, int l) const {
   // 0.835 / 0.800, p2048 1.076 / 1.019; qwen2.5-0.5b's gate/up (1216 blocks at one, 608 at two: neither
   // fits, left at one; 0.711 -> 0.717 at two, one round, ab_e2e_warp_rows_l2_ahead.csv). The QKV, o and
   // down at two with splits 1, 4, 4: qwen3 0.856 against 0.836.
-  if (norm_in_warp_rows_[which] > 0) {
-    p.warp_rows = norm_in_warp_rows_[which];
-  } else {
-    p.warp_rows = 1;
-    GemvParams two = p;
-    two.warp_rows = 2, two.split = 1;
-    p.split = gemv_one_wave_split(p);
-    if (!gemv_fits_one_wave(p) && gemv_fits_one_wave(two)) p.warp_rows = 2;
-  }
+  p.warp_rows = norm_in_warp_rows_[which] > 0 ? norm_in_warp_rows_[which] : gemv_one_wave_warp_rows(p);
   p.split = norm_in_splits_[which] > 0 ? norm_in_splits_[which] : gemv_one_wave_split(p);
   return p;
 }

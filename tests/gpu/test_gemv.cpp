@@ -263,6 +263,45 @@ TEST_F(GemvTest, TwoWeightRowsAWarpMatchTheReference) {
   }
 }
 
+// The one-wave rule's weight rows a warp (host only: runs without a GPU, at 132 SMs then): two only
+// where one row a warp fits the grid in one resident wave (4 blocks an SM) at no split and two rows
+// at split 1 do. Blocks at split 1: features (2 N with SwiGLU) over 8 warps, over 16 at two rows.
+TEST(GemvOneWave, TwoRowsAWarpOnlyWhereOneCannotFit) {
+  int dev = 0, sms = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    sms = 132;
+  (void)cudaGetLastError();
+  struct Shape {
+    const char* what;
+    int64_t K, N;
+    bool swiglu;
+    int at_132;  // the rule's pick on 132 SMs (H100, H200)
+  };
+  const Shape shapes[] = {{"qwen3-0.6b gate/up", 1024, 3072, true, 2},
+                          {"qwen2.5-0.5b gate/up", 896, 4864, true, 1},
+                          {"qwen3-0.6b QKV", 1024, 4096, false, 1},
+                          {"qwen3-0.6b down", 3072, 1024, false, 1},
+                          {"llama-3.1-8b gate/up", 4096, 14336, true, 1}};
+  for (const Shape& sh : shapes) {
+    SCOPED_TRACE(sh.what);
+    GemvParams p;
+    p.dtype = DType::BF16;
+    p.rows = 1, p.in = sh.K, p.out = sh.N, p.swiglu = sh.swiglu;
+    const int64_t features = sh.swiglu ? 2 * sh.N : sh.N, slots = 4LL * sms;
+    GemvParams q = p;  // one row a warp at the one-wave split (1 where none fits)
+    q.split = gemv_one_wave_split(q);
+    const bool one_fits = gemv_fits_one_wave(q);
+    const int expected = !one_fits && (features + 15) / 16 <= slots ? 2 : 1;
+    EXPECT_EQ(gemv_one_wave_warp_rows(p), expected);
+    if (sms == 132) {
+      EXPECT_EQ(gemv_one_wave_warp_rows(p), sh.at_132);
+    }
+    GemvParams several = p;
+    several.rows = 2;
+    EXPECT_EQ(gemv_one_wave_warp_rows(several), 1) << "two rows a warp take one row";
+  }
+}
+
 TEST_F(GemvTest, ManyOutputBlocks) {
   // 40000 outputs at split 1: 5000 blocks of 8 outputs, several waves; with the norm epilogue the
   // last of them normalises the row.
