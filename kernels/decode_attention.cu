@@ -322,11 +322,12 @@ __device__ __forceinline__ void tc_rope_prologue(const DecodeAttentionParams& p,
   __syncthreads();  // qs written; this block's cache writes before any warp's copies read them
 }
 
-// The cluster form (DecodeAttentionParams::cluster): at most 8 splits a cluster. Its receive area,
+// The cluster form (DecodeAttentionParams::cluster): at most 16 splits a cluster (8 by default:
+// DecodeAttentionParams::cluster_max). Its receive area,
 // after the stages (and the fused prologue's query rows): the slices of the normalised outputs the
 // other splits push to this block, (splits, ceil(gn * HD / splits)) fp32, then their log2-sum-exps,
 // (kMaxClusterSplits, kMaxGroup).
-constexpr int kMaxClusterSplits = 8;
+constexpr int kMaxClusterSplits = 16;
 template <int HD>
 constexpr int tc_cluster_bytes() {
   return (kMaxGroup * HD + kMaxClusterSplits + kMaxClusterSplits * kMaxGroup) * static_cast<int>(sizeof(float));
@@ -719,6 +720,10 @@ Status launch_tc(const DecodeAttentionParams& p, const SplitOut& so, dim3 grid, 
   auto* kernel = decode_split_tc<T, HD, kStages, kBulk, kSkipUnit, kRope, kCluster>;
   MINFER_CUDA_RETURN(allow_smem(kernel, kSmem));
   if constexpr (kCluster) {
+    if (so.splits > 8) {  // a non-portable cluster size (decode_attention_cluster_max)
+      static const cudaError_t wide = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+      MINFER_CUDA_RETURN(wide);
+    }
     MINFER_CUDA_RETURN(kern::launch_pdl_cluster(kernel, grid, kTcThreads, kSmem, stream, static_cast<unsigned>(so.splits),
                                                 p, so, scale_log2));
   } else {
@@ -971,9 +976,15 @@ int decode_attention_cluster_mode() {
   return mode;
 }
 
+int decode_attention_cluster_max() {
+  static const int most = env_choice("MINFER_DECODE_CLUSTER_MAX", {"8", "16"}) == 1 ? 16 : 8;
+  return most;
+}
+
 bool decode_attention_cluster_applies(const DecodeAttentionParams& p, int splits) {
   const bool on = p.cluster >= 0 ? p.cluster == 1 : decode_attention_cluster_mode() == 1;
-  if (!on || splits < 2 || splits > kMaxClusterSplits || p.dtype == DType::F32) return false;
+  const int most = p.cluster_max > 0 ? p.cluster_max : decode_attention_cluster_max();
+  if (!on || splits < 2 || splits > most || p.dtype == DType::F32) return false;
   if (p.head_dim != 64 && p.head_dim != 128) return false;
   if (p.block_table && p.page_size % kWarpKeys != 0) return false;
   if ((p.heads_fast >= 0 ? p.heads_fast == 1 : decode_heads_fast()) || !default_form(p)) return false;
@@ -985,7 +996,7 @@ bool decode_attention_cluster_applies(const DecodeAttentionParams& p, int splits
   return sm90;
 }
 
-int decode_attention_splits_cluster(int batch, int heads, int kv_heads, int max_kv_len, int num_sms) {
+int decode_attention_splits_cluster(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int max_splits) {
   static const int64_t min_keys = [] {
     const char* v = std::getenv("MINFER_DECODE_CLUSTER_MIN_KEYS");
     const int64_t k = v ? std::atoll(v) : 64;
@@ -993,7 +1004,8 @@ int decode_attention_splits_cluster(int batch, int heads, int kv_heads, int max_
   }();
   const int64_t work = decode_attention_unsplit_blocks(batch, heads, kv_heads);
   const int64_t by_len = (static_cast<int64_t>(std::max(max_kv_len, 1)) + min_keys - 1) / min_keys;
-  return static_cast<int>(std::clamp<int64_t>(std::min<int64_t>(num_sms / work, by_len), 1, kMaxClusterSplits));
+  const int most = max_splits == 8 || max_splits == 16 ? max_splits : decode_attention_cluster_max();
+  return static_cast<int>(std::clamp<int64_t>(std::min<int64_t>(num_sms / work, by_len), 1, most));
 }
 
 namespace {
@@ -1078,6 +1090,8 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
                  "the fused prologue takes v2's default form: two cp.async stages, no bulk copies, no rescale skip");
   MINFER_REQUIRE(p.cluster >= -1 && p.cluster <= 1, "cluster",
                  "must be 0, 1 or -1 (default), got " + std::to_string(p.cluster));
+  MINFER_REQUIRE(p.cluster_max == 0 || p.cluster_max == 8 || p.cluster_max == 16, "cluster_max",
+                 "must be 8, 16 or 0 (default), got " + std::to_string(p.cluster_max));
   MINFER_REQUIRE(p.heads_fast >= -1 && p.heads_fast <= 1, "heads_fast",
                  "must be 0, 1 or -1 (default), got " + std::to_string(p.heads_fast));
   MINFER_REQUIRE(splits >= 1 && splits <= kMaxSplits, "num_splits",

@@ -80,9 +80,13 @@ struct DecodeAttentionParams {
   // head group) run as one thread-block cluster; each block pushes its (normalised output, log2-sum-exp)
   // into the shared memory of the block that owns each slice of the output, and after one cluster
   // barrier the owners write it (the combine's arithmetic in its order: the same bits). Applies where
-  // decode_attention_cluster_applies says so (v2's default form, head_dim 64 or 128, 2..8 splits, splits
-  // fastest, sm_90+); elsewhere the combine launch runs. 1 on, 0 off; -1: MINFER_DECODE_CLUSTER=1, else off.
+  // decode_attention_cluster_applies says so (v2's default form, head_dim 64 or 128, 2..cluster_max
+  // splits, splits fastest, sm_90+); elsewhere the combine launch runs. 1 on, 0 off; -1:
+  // MINFER_DECODE_CLUSTER=1, else off.
   int cluster = -1;
+  // The most splits a cluster takes: 8 (a portable cluster) or 16 (a non-portable one, which H100 and
+  // H200 allow); 0: decode_attention_cluster_max() (MINFER_DECODE_CLUSTER_MAX).
+  int cluster_max = 0;
   // Phase trace for profiling (v2 only): null, or decode_attention_trace_start()'s device buffer. Each
   // block appends one record of its globaltimer at seven points (decode_attention_trace_csv names them).
   unsigned long long* trace = nullptr;
@@ -95,10 +99,17 @@ bool decode_attention_cluster_applies(const DecodeAttentionParams& p, int splits
 // MINFER_DECODE_CLUSTER, read once: -1 unset, 0 off, 1 on (another value: a warning, then off).
 int decode_attention_cluster_mode();
 
+// MINFER_DECODE_CLUSTER_MAX=8|16, read once: the most splits a cluster takes by default, 8 (a portable
+// cluster) unless 16 (opt-in until timed: qwen3-0.6b b1 at prompt 2048 splits 16 ways, past 8, and then
+// runs the combine launch instead; another value: a warning, then 8).
+int decode_attention_cluster_max();
+
 // The split count for the cluster form (the engine's decode step with the cluster switch on): keys of a
 // split at least 64 (MINFER_DECODE_CLUSTER_MIN_KEYS=N: N), at most num_sms / work blocks a KV head group
-// and 8 splits (a portable cluster); 1 where the unsplit blocks already fill num_sms.
-int decode_attention_splits_cluster(int batch, int heads, int kv_heads, int max_kv_len, int num_sms);
+// and max_splits (8 or 16; 0: decode_attention_cluster_max()); 1 where the unsplit blocks already fill
+// num_sms.
+int decode_attention_splits_cluster(int batch, int heads, int kv_heads, int max_kv_len, int num_sms,
+                                    int max_splits = 0);
 
 // The phase trace (DecodeAttentionParams::trace): start allocates room for `records` block records on
 // the current device (zeroed; again on each call); buffer is the device pointer (null before start);

@@ -36,7 +36,8 @@ void refuse_early(const ModelConfig& cfg, DType dtype, const RunShape& shape) {
 // e2e ms/step, two interleaved rounds, off / =1 (reports/logs/h100/ab/ab_e2e_dstep.csv): qwen3-0.6b b1
 // p128 0.971 / 0.868, b1 p2048 1.077 / 1.102 (8 splits where the chained rule takes 16: not taken by
 // default), b4 p512 1.423 / 1.437 (work 32: not taken); qwen2.5-0.5b b1 p128 0.761 / 0.759; llama-3.1-8b
-// b1 p128 5.719 / 5.628.
+// b1 p128 5.719 / 5.628. MINFER_DECODE_CLUSTER_MAX=16 (opt-in until timed): clusters of up to 16 splits,
+// so that qwen3-0.6b b1 p2048 keeps the chained rule's 16 splits and loses the combine launch.
 constexpr int64_t kClusterMaxWork = 16;
 
 // The shape with the flash decode plan filled in: one split count for every bucket (chosen for the
@@ -55,7 +56,7 @@ RunShape complete_shape(const ModelConfig& cfg, DType dtype, const RunShape& sha
   s.decode_splits = decode_attention_splits_chained(s.batch, cfg.heads, cfg.kv_heads, s.context, sms, resident);
   const int mode = decode_attention_cluster_mode();  // -1 unset: the rule above
   const int64_t work = decode_attention_unsplit_blocks(s.batch, cfg.heads, cfg.kv_heads);
-  if (mode == 1 || (mode < 0 && work <= kClusterMaxWork && s.decode_splits <= 8)) {
+  if (mode == 1 || (mode < 0 && work <= kClusterMaxWork && s.decode_splits <= decode_attention_cluster_max())) {
     const int c = decode_attention_splits_cluster(s.batch, cfg.heads, cfg.kv_heads, s.context, sms);
     DecodeAttentionParams probe;  // the fields the cluster form depends on: dtype, head_dim, a contiguous cache
     probe.dtype = dtype, probe.head_dim = cfg.head_dim, probe.cluster = 1;

@@ -178,9 +178,15 @@ TEST(DecodeAttentionSplits, FollowTheWorkSize) {
   EXPECT_EQ(decode_attention_workspace_bytes(2, 4, 64, 3), 2u * 4 * 3 * 65 * sizeof(float));
 }
 
-// The cluster form's count: at least 64 keys a split, at most num_sms / work blocks a head group and 8 splits.
+// The cluster form's count: at least 64 keys a split, at most num_sms / work blocks a head group and 8
+// splits (16 where asked).
 TEST(DecodeAttentionSplits, ClusterRuleKeepsSplitsShortAndFew) {
   if (std::getenv("MINFER_DECODE_CLUSTER_MIN_KEYS")) GTEST_SKIP() << "MINFER_DECODE_CLUSTER_MIN_KEYS sets the keys";
+  if (std::getenv("MINFER_DECODE_CLUSTER_MAX")) GTEST_SKIP() << "MINFER_DECODE_CLUSTER_MAX sets the cap";
+  EXPECT_EQ(decode_attention_cluster_max(), 8);
+  EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 2112, 132, 16), 16);  // qwen3-0.6b b1 p2048: 132 / 8
+  EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 600, 132, 16), 10);   // 64 keys a split
+  EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 2112, 132, 8), 8);
   EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 160, 132), 3);    // qwen3-0.6b b1, prompt 128 + 32
   EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 64, 132), 1);     // one split's worth: no cluster
   EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 2112, 132), 8);   // capped at a portable cluster
@@ -244,7 +250,8 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
   struct Shape { int batch, len, heads, kv_heads, hd, page, splits; };
   const Shape shapes[] = {{3, 1000, 32, 8, 128, 0, 5}, {5, 777, 16, 8, 128, 16, 1},
                           {2, 3000, 14, 2, 64, 32, 12}, {1, 130, 64, 1, 64, 0, 2},
-                          {3, 900, 16, 8, 128, 16, 8}, {1, 20, 16, 8, 128, 0, 3}, {2, 50, 32, 8, 64, 0, 3}};
+                          {3, 900, 16, 8, 128, 16, 8}, {1, 20, 16, 8, 128, 0, 3}, {2, 50, 32, 8, 64, 0, 3},
+                          {1, 2112, 16, 8, 128, 0, 16}};
   for (DType dt : {DType::F16, DType::BF16})
     for (const Shape& sh : shapes) {
       std::mt19937_64 rng(11);
@@ -269,7 +276,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       val::DeviceBuffer out(out_n * dtype_size(dt));
       val::DeviceBuffer ws(decode_attention_workspace_bytes(sh.batch, sh.heads, sh.hd, sh.splits));
       auto run = [&](int stages, int heads_fast, int bulk = 0, int l2_prefetch = 0, int skip_unit = 0,
-                     int zfill_edge = 0, int cluster = 0) {
+                     int zfill_edge = 0, int cluster = 0, int cluster_max = 8) {
         DecodeAttentionParams p;
         p.dtype = dt, p.q = qd.get(), p.k_cache = kd.get(), p.v_cache = vd.get(), p.out = out.get();
         p.cache_lens = static_cast<const int32_t*>(lens_d.get());
@@ -278,8 +285,8 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
         p.max_len = sh.len, p.page_size = sh.page, p.max_pages = max_pages, p.max_kv_len = sh.len;
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
         p.stages = stages, p.heads_fast = heads_fast, p.bulk = bulk, p.l2_prefetch = l2_prefetch;
-        p.skip_unit_rescale = skip_unit, p.zfill_edge = zfill_edge, p.cluster = cluster;
-        if (cluster == 1 && sh.splits >= 2 && sh.splits <= 8 && sm90()) {
+        p.skip_unit_rescale = skip_unit, p.zfill_edge = zfill_edge, p.cluster = cluster, p.cluster_max = cluster_max;
+        if (cluster == 1 && sh.splits >= 2 && sh.splits <= cluster_max && sm90()) {
           EXPECT_TRUE(decode_attention_cluster_applies(p, sh.splits)) << sh.splits << " splits";
         }
         val::poison(out.get(), out.bytes(), nullptr);
@@ -304,6 +311,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       EXPECT_TRUE(run(2, 0, 0, 0, 1) == base) << what << ": O rescale skipped on unit factors";
       for (int bytes : {0, 128}) EXPECT_TRUE(run(2, 0, 0, bytes, 0, 1) == base) << what << ": zero-fill at the edge only";
       EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1) == base) << what << ": splits merged in clusters";
+      EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1, 16) == base) << what << ": splits merged in clusters of up to 16";
     }
 }
 
@@ -586,6 +594,7 @@ TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
       {"skip_unit_rescale", [](DecodeAttentionParams& p) { p.skip_unit_rescale = 3; }},
       {"zfill_edge", [](DecodeAttentionParams& p) { p.zfill_edge = 2; }},
       {"cluster", [](DecodeAttentionParams& p) { p.cluster = 2; }},
+      {"cluster_max", [](DecodeAttentionParams& p) { p.cluster_max = 4; }},
       // The fused prologue: rope's own fields, then its fit with the attention.
       {"rope.positions", [](DecodeAttentionParams& p) { p.rope.qkv = g_dummy; }},
       {"rope.num_tokens", [](DecodeAttentionParams& p) { set_rope(p), p.rope.num_tokens = 2; }},
