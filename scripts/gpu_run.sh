@@ -24,7 +24,8 @@
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
 # that build), linked to this checkout when absent. --tests REGEX: only those tests (a gtest filter
-# with --prebuilt, a ctest -R regex otherwise). --ab-groups: which A/B groups the ab stage runs
+# with --prebuilt, a ctest -R regex otherwise). TEST_TIMEOUT=N (environment): with --prebuilt, each test
+# binary's limit in seconds (default 240; a stopped binary's log names the test it was in). --ab-groups: which A/B groups the ab stage runs
 # (default prefill,persist,e2e,decode; see stage_ab).
 set -u -o pipefail
 
@@ -119,9 +120,20 @@ stage_test() {
   if [ -n "$PREBUILT" ]; then  # the packed GPU test binaries, one after another
     local rc=0 t
     for t in "$BUILD"/tests/test_*; do
-      echo "== $(basename "$t")"
-      MINFER_ALLOW_MISSING_MODEL=${MINFER_ALLOW_MISSING_MODEL:-1} timeout 900 "$t" ${TESTS:+--gtest_filter="$TESTS"} \
-        --gtest_output="xml:$OUTDIR/logs/$(basename "$t").xml" 2>&1 | grep -vE '^\[ +(RUN|OK) +\]' || rc=1
+      local name log trc
+      name=$(basename "$t")
+      log="$OUTDIR/logs/$name.log"
+      echo "== $name"
+      # A binary past TEST_TIMEOUT seconds (default 240, below a device call's limit) is stopped, naming
+      # the test it was in (a hung kernel would otherwise take the whole call).
+      trc=0
+      MINFER_ALLOW_MISSING_MODEL=${MINFER_ALLOW_MISSING_MODEL:-1} timeout "${TEST_TIMEOUT:-240}" "$t" \
+        ${TESTS:+--gtest_filter="$TESTS"} --gtest_output="xml:$OUTDIR/logs/$name.xml" > "$log" 2>&1 || trc=$?
+      grep -vE '^\[ +(RUN|OK) +\]' "$log" || true
+      if [ $trc -eq 124 ]; then
+        echo "== $name: stopped after ${TEST_TIMEOUT:-240} s in $(grep -E '^\[ RUN +\]' "$log" | tail -1 | sed 's/^\[ RUN *\] *//')"
+      fi
+      [ $trc -eq 0 ] || rc=1
     done
     return $rc
   fi
