@@ -977,7 +977,15 @@ int decode_attention_cluster_mode() {
 }
 
 int decode_attention_cluster_max() {
-  static const int most = env_choice("MINFER_DECODE_CLUSTER_MAX", {"8", "16"}) == 1 ? 16 : 8;
+  static const int most = [] {
+    if (std::getenv("MINFER_DECODE_CLUSTER_MAX")) return env_choice("MINFER_DECODE_CLUSTER_MAX", {"8", "16"}) == 1 ? 16 : 8;
+    // 16, a non-portable cluster size, where the device can hold one: compute capability 9.0 or newer
+    // (H100, H200) and at least 16 SMs (a small MIG slice may have fewer); 8 elsewhere.
+    const int major = kern::device_attribute(cudaDevAttrComputeCapabilityMajor, 0);
+    const int sms = kern::device_attribute(cudaDevAttrMultiProcessorCount, 0);
+    cudaGetLastError();  // no device: not sticky, but not left for the next launch check either
+    return major >= 9 && sms >= 16 ? 16 : 8;
+  }();
   return most;
 }
 

@@ -99,9 +99,11 @@ bool decode_attention_cluster_applies(const DecodeAttentionParams& p, int splits
 // MINFER_DECODE_CLUSTER, read once: -1 unset, 0 off, 1 on (another value: a warning, then off).
 int decode_attention_cluster_mode();
 
-// MINFER_DECODE_CLUSTER_MAX=8|16, read once: the most splits a cluster takes by default, 8 (a portable
-// cluster) unless 16 (opt-in until timed: qwen3-0.6b b1 at prompt 2048 splits 16 ways, past 8, and then
-// runs the combine launch instead; another value: a warning, then 8).
+// The most splits a cluster takes by default, read once: 16 (a non-portable cluster size) on a device of
+// compute capability 9.0 or newer with at least 16 SMs (H100, H200), else 8 (a portable cluster);
+// MINFER_DECODE_CLUSTER_MAX=8|16 sets it (another value: a warning, then 8). With 16, qwen3-0.6b b1 keeps
+// the chained rule's 16 splits from prompt 512 on and loses the combine launch: H100, e2e bf16 ms/step,
+// 8 / 16, p512 0.882 / 0.841, p2048 1.025 / 0.956, p8192 1.430 / 1.260 (reports/logs/h100/ab/ab_e2e_cmax.csv).
 int decode_attention_cluster_max();
 
 // The split count for the cluster form (the engine's decode step with the cluster switch on): keys of a

@@ -31,13 +31,17 @@ void refuse_early(const ModelConfig& cfg, DType dtype, const RunShape& shape) {
 
 // Decode attention's splits merged in thread-block clusters (DecodeAttentionParams::cluster: no combine
 // launch; its own split count, decode_attention_splits_cluster) for steps of at most kClusterMaxWork
-// unsplit blocks (batch x KV heads x head groups) where the chained rule splits a cache at most 8 ways.
+// unsplit blocks (batch x KV heads x head groups) where the chained rule splits a cache at most as many
+// ways as a cluster takes (decode_attention_cluster_max: 16 on H100 and H200).
 // MINFER_DECODE_CLUSTER=0 turns it off, =1 takes it wherever the cluster count is 2 or more. H100, bf16,
 // e2e ms/step, two interleaved rounds, off / =1 (reports/logs/h100/ab/ab_e2e_dstep.csv): qwen3-0.6b b1
 // p128 0.971 / 0.868, b1 p2048 1.077 / 1.102 (8 splits where the chained rule takes 16: not taken by
 // default), b4 p512 1.423 / 1.437 (work 32: not taken); qwen2.5-0.5b b1 p128 0.761 / 0.759; llama-3.1-8b
-// b1 p128 5.719 / 5.628. MINFER_DECODE_CLUSTER_MAX=16 (opt-in until timed): clusters of up to 16 splits,
-// so that qwen3-0.6b b1 p2048 keeps the chained rule's 16 splits and loses the combine launch.
+// b1 p128 5.719 / 5.628. Clusters take up to 16 splits where the device allows
+// (decode_attention_cluster_max; MINFER_DECODE_CLUSTER_MAX=8 caps them at 8): qwen3-0.6b b1 from p512 on
+// keeps the chained rule's 16 splits without the combine launch. H100, ms/step, two interleaved rounds, 8 /
+// 16: p128 0.808 / 0.806, p512 0.882 / 0.841, p2048 1.025 / 0.956, p8192 1.430 / 1.260; qwen2.5-0.5b b1
+// p128 0.739 / 0.739 (reports/logs/h100/ab/ab_e2e_cmax.csv).
 constexpr int64_t kClusterMaxWork = 16;
 
 // The shape with the flash decode plan filled in: one split count for every bucket (chosen for the

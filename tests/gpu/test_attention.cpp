@@ -178,18 +178,25 @@ TEST(DecodeAttentionSplits, FollowTheWorkSize) {
   EXPECT_EQ(decode_attention_workspace_bytes(2, 4, 64, 3), 2u * 4 * 3 * 65 * sizeof(float));
 }
 
-// The cluster form's count: at least 64 keys a split, at most num_sms / work blocks a head group and 8
-// splits (16 where asked).
+// The cluster form's count: at least 64 keys a split, at most num_sms / work blocks a head group and the
+// cap (8 or 16 asked; by default decode_attention_cluster_max()).
 TEST(DecodeAttentionSplits, ClusterRuleKeepsSplitsShortAndFew) {
   if (std::getenv("MINFER_DECODE_CLUSTER_MIN_KEYS")) GTEST_SKIP() << "MINFER_DECODE_CLUSTER_MIN_KEYS sets the keys";
   if (std::getenv("MINFER_DECODE_CLUSTER_MAX")) GTEST_SKIP() << "MINFER_DECODE_CLUSTER_MAX sets the cap";
-  EXPECT_EQ(decode_attention_cluster_max(), 8);
+  // 16 by default on compute capability 9.0+ with at least 16 SMs, else 8 (also with no device).
+  int dev = 0, major = 0, sms = 0;
+  if (val::cuda_device_available()) {
+    ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
+    ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), cudaSuccess);
+    ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
+  }
+  EXPECT_EQ(decode_attention_cluster_max(), major >= 9 && sms >= 16 ? 16 : 8);
   EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 2112, 132, 16), 16);  // qwen3-0.6b b1 p2048: 132 / 8
   EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 600, 132, 16), 10);   // 64 keys a split
   EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 2112, 132, 8), 8);
   EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 160, 132), 3);    // qwen3-0.6b b1, prompt 128 + 32
   EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 64, 132), 1);     // one split's worth: no cluster
-  EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 2112, 132), 8);   // capped at a portable cluster
+  EXPECT_EQ(decode_attention_splits_cluster(1, 16, 8, 2112, 132), decode_attention_cluster_max());  // the default cap
   EXPECT_EQ(decode_attention_splits_cluster(4, 16, 8, 576, 132), 4);    // 32 blocks: 132 / 32
   EXPECT_EQ(decode_attention_splits_cluster(32, 16, 8, 8192, 132), 1);  // 256 blocks fill the SMs
   EXPECT_EQ(decode_attention_splits_cluster(1, 64, 1, 200, 132), 4);    // 64 heads a KV head: 4 head groups
