@@ -4,6 +4,11 @@
 // summing pass over V); the draw by a block prefix over contiguous per-thread chunks.
 #include "kernels/sampling.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
 #include "kernels/common/pdl.cuh"
@@ -165,7 +170,114 @@ __global__ void sample_kernel(SampleParams p) {
   }
 }
 
+// Greedy rows over many blocks (SampleParams::argmax_blocks): block (b, r) takes ids [b chunk, (b + 1)
+// chunk) of row r (16-byte packs where the row starts 16-byte aligned, elements otherwise), reduces
+// them to (max, lowest id), writes that pair to the workspace and takes a ticket; the row's last block
+// reduces the row's pairs, writes the id and puts the ticket back to 0 (a replayed graph finds it so).
+constexpr int kArgThreads = 256;
+constexpr int kArgWarps = kArgThreads / 32;
+constexpr int kArgMaxBlocks = 128;  // blocks a row at most (the workspace holds that many pairs a row)
+constexpr int64_t kArgChunk = 2048; // ids a block (one 16-byte pack a thread at 16-bit types)
+
+struct ArgPair {
+  float v;
+  int32_t i;
+};
+
+__device__ __forceinline__ bool better(float v, int64_t i, float bv, int64_t bi) {
+  return v > bv || (v == bv && i < bi);
+}
+
+__device__ __forceinline__ void warp_argmax(float& best, int64_t& bi) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+    const int64_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (better(ov, oi, best, bi)) { best = ov; bi = oi; }
+  }
+}
+
+__host__ __device__ size_t tickets_bytes(int rows) { return (static_cast<size_t>(rows) * 4 + 15) / 16 * 16; }
+
+template <typename T>
+__global__ void __launch_bounds__(kArgThreads) argmax_blocks_kernel(SampleParams p, int nb) {
+  kern::pdl_launch_dependents();
+  kern::pdl_wait();  // the logits come from the previous kernel
+  constexpr int PV = kern::kVec16<T>;
+  using P = kern::Pack<T, PV>;
+  const int r = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.x), t = static_cast<int>(threadIdx.x);
+  const T* row = static_cast<const T*>(p.logits) + static_cast<int64_t>(r) * p.ld;
+  const int64_t lo = b * kArgChunk, hi = min(p.vocab, lo + kArgChunk);
+  float best = -INFINITY;
+  int64_t bi = p.vocab;  // none yet: the first element a thread sees is taken whatever it holds
+  int64_t tail = lo;
+  if ((reinterpret_cast<uintptr_t>(row) & 15) == 0) {  // lo is a multiple of PV: aligned packs
+    const int64_t packs_end = lo + (hi - lo) / PV * PV;
+    for (int64_t i = lo + static_cast<int64_t>(t) * PV; i < packs_end; i += kArgThreads * PV) {
+      const P pk = *reinterpret_cast<const P*>(row + i);
+#pragma unroll
+      for (int e = 0; e < PV; ++e) {
+        const float v = kern::to_float(pk.v[e]);
+        if (v > best || bi == p.vocab) { best = v; bi = i + e; }
+      }
+    }
+    tail = packs_end;
+  }
+  for (int64_t i = tail + t; i < hi; i += kArgThreads) {  // ids above every pack of the block
+    const float v = logit(row, i);
+    if (v > best || bi == p.vocab) { best = v; bi = i; }
+  }
+  warp_argmax(best, bi);
+  __shared__ float wv[kArgWarps];
+  __shared__ int64_t wi[kArgWarps];
+  __shared__ bool last;
+  const int warp = t / 32, lane = t % 32;
+  if (lane == 0) { wv[warp] = best; wi[warp] = bi; }
+  __syncthreads();
+  auto* tickets = static_cast<unsigned*>(p.workspace);
+  auto* pairs = reinterpret_cast<ArgPair*>(static_cast<char*>(p.workspace) + tickets_bytes(p.rows)) +
+                static_cast<int64_t>(r) * kArgMaxBlocks;
+  if (t == 0) {
+    float v = wv[0];
+    int64_t i = wi[0];
+    for (int w = 1; w < kArgWarps; ++w)
+      if (better(wv[w], wi[w], v, i)) { v = wv[w]; i = wi[w]; }
+    pairs[b] = ArgPair{v, static_cast<int32_t>(i)};
+    __threadfence();  // the pair is visible before the ticket says so
+    last = atomicAdd(&tickets[r], 1u) == static_cast<unsigned>(nb - 1);
+  }
+  __syncthreads();
+  if (!last || warp != 0) return;
+  __threadfence();
+  float v = -INFINITY;
+  int64_t i = p.vocab;
+  for (int q = lane; q < nb; q += 32) {
+    const float av = __ldcg(&pairs[q].v);  // past L1: other blocks wrote them
+    const int64_t ai = __ldcg(&pairs[q].i);
+    if (better(av, ai, v, i) || i == p.vocab) { v = av; i = ai; }
+  }
+  warp_argmax(v, i);
+  if (lane == 0) {
+    p.out_ids[r] = static_cast<int32_t>(i);
+    tickets[r] = 0;
+  }
+}
+
 }  // namespace
+
+size_t sample_workspace_bytes(int rows) {
+  return tickets_bytes(rows) + static_cast<size_t>(rows) * kArgMaxBlocks * sizeof(ArgPair);
+}
+
+int sample_argmax_mode() {
+  static const int mode = [] {
+    const char* v = std::getenv("MINFER_SAMPLE_ARGMAX");
+    if (!v || !*v || std::strcmp(v, "block") == 0) return 0;
+    if (std::strcmp(v, "blocks") == 0) return 1;
+    std::fprintf(stderr, "minfer: MINFER_SAMPLE_ARGMAX=%s is not one of block, blocks; using block\n", v);
+    return 0;
+  }();
+  return mode;
+}
 
 uint64_t sample_mix64(uint64_t z) { return mix(z); }
 double sample_uniform(uint64_t seed, int row, uint64_t counter) { return uniform01(seed, row, counter); }
@@ -177,6 +289,24 @@ Status sample_forward(const SampleParams& p, cudaStream_t stream) {
   MINFER_REQUIRE(p.temperature <= 0.0f || p.counters, "counters", "required when temperature > 0");
   MINFER_REQUIRE(p.top_k >= 0, "top_k", "must be >= 0, got " + std::to_string(p.top_k));
   MINFER_REQUIRE(p.top_p > 0.0f && p.top_p <= 1.0f, "top_p", "must be in (0, 1], got " + std::to_string(p.top_p));
+  const bool many = p.temperature <= 0.0f && (p.argmax_blocks >= 0 ? p.argmax_blocks == 1 : sample_argmax_mode() == 1);
+  if (many) {
+    MINFER_REQUIRE(p.workspace, "workspace", "the many-block argmax needs SampleParams::workspace");
+    MINFER_REQUIRE(p.workspace_bytes >= sample_workspace_bytes(p.rows), "workspace_bytes",
+                   "needs sample_workspace_bytes(" + std::to_string(p.rows) + ") = " +
+                       std::to_string(sample_workspace_bytes(p.rows)) + ", got " + std::to_string(p.workspace_bytes));
+    MINFER_REQUIRE(p.rows <= 65535, "rows", "at most 65535 with the many-block argmax");
+    const int nb = static_cast<int>((p.vocab + kArgChunk - 1) / kArgChunk);
+    MINFER_REQUIRE(nb <= kArgMaxBlocks, "vocab",
+                   "at most " + std::to_string(kArgMaxBlocks * kArgChunk) + " with the many-block argmax, got " +
+                       std::to_string(p.vocab));
+    MINFER_DISPATCH_DTYPE(p.dtype, T, {
+      MINFER_CUDA_RETURN(kern::launch_pdl(argmax_blocks_kernel<T>, dim3(static_cast<unsigned>(nb), static_cast<unsigned>(p.rows)),
+                                          kArgThreads, 0, stream, p, nb));
+      MINFER_LAUNCH_RETURN();
+      return Status::ok();
+    });
+  }
   MINFER_DISPATCH_DTYPE(p.dtype, T, {
     MINFER_CUDA_RETURN(kern::launch_pdl(sample_kernel<T>, static_cast<unsigned>(p.rows), kThreads, 0, stream, p));
     MINFER_LAUNCH_RETURN();

@@ -9,6 +9,7 @@
 //   increments counters[row], so a captured graph replays fresh draws and a run is reproducible for
 //   a seed once the counters are reset.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include <cuda_runtime.h>
@@ -30,7 +31,20 @@ struct SampleParams {
   int top_k = 0;
   float top_p = 1.0f;
   uint64_t seed = 0;
+  // Greedy rows only (temperature 0): the argmax spread over ceil(V / 2048) blocks a row (at most 128),
+  // the row's last block reducing their (max, id) pairs, instead of one block a row. 1 on, 0 off, -1:
+  // MINFER_SAMPLE_ARGMAX=blocks|block (default block: opt-in until timed). Needs workspace:
+  // sample_workspace_bytes(rows) bytes, zeroed once by the caller (the kernel leaves it zeroed); one
+  // launch at a time may use it.
+  int argmax_blocks = -1;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
 };
+
+// Bytes of SampleParams::workspace for `rows` rows (a ticket a row and 128 (max, id) pairs a row).
+size_t sample_workspace_bytes(int rows);
+// MINFER_SAMPLE_ARGMAX, read once: 0 block (unset), 1 blocks; another value warns and keeps block.
+int sample_argmax_mode();
 
 Status sample_forward(const SampleParams& p, cudaStream_t stream);
 

@@ -139,6 +139,7 @@ WorkspaceLayout plan_workspace(const ModelConfig& c, DType dtype, const RunShape
   w.cu_seqlens = take((T + 1) * 4); w.cache_lens = take(T * 4); w.slot = take(T * 4);
   w.counters = take(T * 8);
   w.gemv_counters = take((T + 15) / 16 * 4);
+  w.sample = take(sample_workspace_bytes_for(logit_rows(s)));
   w.cos_sin = take(static_cast<uint64_t>(s.context) * static_cast<uint64_t>(c.head_dim) * 4);
   w.attn = take(s.attention == AttentionBackend::Flash ? s.decode_workspace_bytes : 0);
   w.step = take(s.attention == AttentionBackend::Flash ? s.step_workspace_bytes : 0);

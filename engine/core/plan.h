@@ -86,6 +86,11 @@ struct RunShape {
 
 constexpr int kMaxBatch = 1024;
 constexpr uint64_t kGemmWorkspaceBytes = 32ull << 20;
+// kernels/sampling's sample_workspace_bytes(rows) (a ticket a row, 16-byte aligned, then 128 (max, id)
+// pairs of 8 bytes a row); sample_forward refuses a smaller workspace, naming the field.
+inline uint64_t sample_workspace_bytes_for(int64_t rows) {
+  return (static_cast<uint64_t>(rows) * 4 + 15) / 16 * 16 + static_cast<uint64_t>(rows) * 128 * 8;
+}
 
 // K and V for every layer, sequence and position: 2 * L * B * C * nkv * hd * sizeof(dtype).
 uint64_t kv_cache_bytes(const ModelConfig& cfg, DType dtype, int batch, int context);
@@ -112,6 +117,7 @@ struct WorkspaceLayout {
   uint64_t ids = 0, positions = 0, token_slot = 0, cu_seqlens = 0, cache_lens = 0, slot = 0;  // int32 (Tm [+1])
   uint64_t counters = 0;             // uint64 (Tm)
   uint64_t gemv_counters = 0;        // uint32 (ceil(Tm / 16)): the fused GEMV's norm epilogue, kept zero
+  uint64_t sample = 0;               // sample_workspace_bytes_for(logit_rows): the many-block argmax, kept zero
   uint64_t cos_sin = 0;              // fp32 (C, hd/2, 2)
   uint64_t attn = 0;                 // flash decode split workspace: RunShape::decode_workspace_bytes (may be 0)
   uint64_t step = 0;                 // whole-step decode kernel: RunShape::step_workspace_bytes (may be 0), zeroed

@@ -45,6 +45,8 @@ class RunState {
   int32_t* slot = nullptr;        // (Tm) cache slot per sequence (< 0: padding / finished)
   uint64_t* counters = nullptr;   // (Tm) sampler draw counters
   unsigned* gemv_counters = nullptr;  // (ceil(Tm / 16)) kernels/gemv's norm epilogue (zero between launches)
+  void* sample_workspace = nullptr;   // kernels/sampling's many-block argmax: sample_bytes (zero between launches)
+  uint64_t sample_bytes = 0;
   float* cos_sin = nullptr;       // (C, hd/2, 2)
   void* gemm_workspace = nullptr; // kGemmWorkspaceBytes
   float* attn_workspace = nullptr; // flash decode: (Bb, nh, splits, hd + 1) fp32 split partials, or null

@@ -65,6 +65,8 @@ void Generator::sample(int rows, const SamplerConfig& s) {
   p.top_k = s.top_k;
   p.top_p = s.top_p;
   p.seed = s.seed;
+  p.workspace = st.sample_workspace;
+  p.workspace_bytes = st.sample_bytes;
   MINFER_STATUS_CHECK(sample_forward(p, m_.stream()));
 }
 

@@ -694,15 +694,22 @@ TEST_F(Engine, SamplerDistribution) {
   cudaFree(counters);
 }
 
-// Greedy rows over a vocab of 151939: the argmax, ties to the lowest id, in every dtype, with rows
-// that start 16-byte aligned (ld 151944: the packed scan, then the element-wise tail) and rows that do
-// not (ld 151941: rows 1-5 element-wise); the maximum planted twice per row, at ids in the packed
-// part, in the tail and across.
+// Greedy rows over a vocab of 151939: the argmax, ties to the lowest id, in every dtype, by one block a
+// row and by many (SampleParams::argmax_blocks, twice in a row: the tickets are back at zero), with rows
+// that start 16-byte aligned (ld 151944: packs, then the element-wise tail) and rows that do not (ld
+// 151941: rows 1-5 element-wise); the maximum planted twice per row, at ids in the packed part, in the
+// tail, across, and at the two sides of a many-block chunk edge (2047 / 2048).
 TEST_F(Engine, GreedyArgmaxTiesToTheLowestId) {
-  const int rows = 6;
+  const int rows = 7;
   const int64_t V = 151939;
-  const int64_t plant[rows][2] = {{7, 151930}, {151936, 151938}, {0, 1}, {80000, 80001}, {5, 151938}, {151937, 9}};
-  for (int64_t ld : {V + 5, V + 2}) {
+  const int64_t plant[rows][2] = {{7, 151930}, {151936, 151938}, {0, 1}, {80000, 80001}, {5, 151938}, {151937, 9},
+                                  {2048, 2047}};
+  void* ws = nullptr;
+  const size_t ws_bytes = sample_workspace_bytes(rows);
+  MINFER_CUDA_CHECK(cudaMalloc(&ws, ws_bytes));
+  MINFER_CUDA_CHECK(cudaMemset(ws, 0, ws_bytes));
+  for (int64_t ld : {V + 5, V + 2})
+  for (int blocks : {0, 1, 1}) {
     std::mt19937 rng(5);
     std::uniform_real_distribution<float> u(-1.f, 1.f);
     std::vector<float> logits(static_cast<size_t>(rows * ld), 3.f);  // padding above the maximum: never read
@@ -719,14 +726,72 @@ TEST_F(Engine, GreedyArgmaxTiesToTheLowestId) {
       p.rows = rows;
       p.vocab = V;
       p.ld = ld;
+      p.argmax_blocks = blocks;
+      p.workspace = ws;
+      p.workspace_bytes = ws_bytes;
       MINFER_STATUS_CHECK(sample_forward(p, nullptr));
       std::vector<int32_t> ids(rows);
       MINFER_CUDA_CHECK(cudaMemcpy(ids.data(), dids.p, rows * 4, cudaMemcpyDeviceToHost));
       for (int r = 0; r < rows; ++r)
         EXPECT_EQ(ids[static_cast<size_t>(r)], std::min(plant[r][0], plant[r][1]))
-            << dtype_name(t) << " ld " << ld << " row " << r;
+            << dtype_name(t) << " ld " << ld << " blocks " << blocks << " row " << r;
     }
   }
+  std::vector<unsigned> tickets(rows, 1);
+  MINFER_CUDA_CHECK(cudaMemcpy(tickets.data(), ws, rows * 4, cudaMemcpyDeviceToHost));
+  for (int r = 0; r < rows; ++r) EXPECT_EQ(tickets[static_cast<size_t>(r)], 0u) << "row " << r;
+  cudaFree(ws);
+}
+
+// The many-block argmax against one block a row, bf16, random rows of small and odd vocab sizes (one
+// block, a partial last chunk, the 128-block limit), values in a narrow range (many exact ties: multiples
+// of 1/8 in [-8, 8], exact in bf16) against the host's answer too; and its refusals name the field.
+TEST_F(Engine, ManyBlockArgmaxAgreesWithOneBlock) {
+  std::mt19937 rng(17);
+  std::uniform_int_distribution<int> q(-64, 64);
+  for (int64_t V : {int64_t{1}, int64_t{7}, int64_t{2048}, int64_t{2049}, int64_t{128256}, int64_t{128 * 2048}}) {
+    const int rows = 5;
+    std::vector<float> logits(static_cast<size_t>(rows * V));
+    for (auto& x : logits) x = static_cast<float>(q(rng)) / 8.f;
+    DevBuf dl(DType::BF16, logits), one(std::vector<int32_t>(rows, -1)), many(std::vector<int32_t>(rows, -2));
+    void* ws = nullptr;
+    const size_t ws_bytes = sample_workspace_bytes(rows);
+    MINFER_CUDA_CHECK(cudaMalloc(&ws, ws_bytes));
+    MINFER_CUDA_CHECK(cudaMemset(ws, 0, ws_bytes));
+    SampleParams p;
+    p.dtype = DType::BF16, p.logits = dl.p, p.rows = rows, p.vocab = V, p.ld = V;
+    p.workspace = ws, p.workspace_bytes = ws_bytes;
+    p.out_ids = static_cast<int32_t*>(one.p), p.argmax_blocks = 0;
+    MINFER_STATUS_CHECK(sample_forward(p, nullptr));
+    p.out_ids = static_cast<int32_t*>(many.p), p.argmax_blocks = 1;
+    MINFER_STATUS_CHECK(sample_forward(p, nullptr));
+    std::vector<int32_t> a(rows), b(rows);
+    MINFER_CUDA_CHECK(cudaMemcpy(a.data(), one.p, rows * 4, cudaMemcpyDeviceToHost));
+    MINFER_CUDA_CHECK(cudaMemcpy(b.data(), many.p, rows * 4, cudaMemcpyDeviceToHost));
+    for (int r = 0; r < rows; ++r) {
+      EXPECT_EQ(a[static_cast<size_t>(r)], b[static_cast<size_t>(r)]) << "V " << V << " row " << r;
+      const auto row = logits.begin() + r * V;
+      EXPECT_EQ(b[static_cast<size_t>(r)], std::max_element(row, row + V) - row) << "V " << V << " row " << r;
+    }
+    if (V == 2049) {
+      p.workspace_bytes = ws_bytes - 1;
+      const Status st = sample_forward(p, nullptr);
+      EXPECT_FALSE(st.ok());
+      EXPECT_NE(st.message().find("workspace_bytes"), std::string::npos) << st.message();
+      p.workspace = nullptr;
+      EXPECT_NE(sample_forward(p, nullptr).message().find("workspace"), std::string::npos);
+    }
+    cudaFree(ws);
+  }
+  SampleParams big;
+  big.logits = &big, big.out_ids = reinterpret_cast<int32_t*>(&big), big.rows = 1, big.vocab = 128 * 2048 + 1;
+  big.ld = big.vocab, big.argmax_blocks = 1, big.workspace = &big, big.workspace_bytes = sample_workspace_bytes(1);
+  EXPECT_NE(sample_forward(big, nullptr).message().find("vocab"), std::string::npos);
+}
+
+// The engine's plan sizes the sampler's workspace as the kernel asks (no device needed).
+TEST(SampleWorkspace, PlanMatchesTheKernel) {
+  for (int rows : {1, 3, 4, 5, 32, 257}) EXPECT_EQ(sample_workspace_bytes_for(rows), sample_workspace_bytes(rows)) << rows;
 }
 
 TEST_F(Engine, KvCacheRefusalNamesTheLimit) {
