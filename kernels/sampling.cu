@@ -271,10 +271,10 @@ size_t sample_workspace_bytes(int rows) {
 int sample_argmax_mode() {
   static const int mode = [] {
     const char* v = std::getenv("MINFER_SAMPLE_ARGMAX");
-    if (!v || !*v || std::strcmp(v, "block") == 0) return 0;
-    if (std::strcmp(v, "blocks") == 0) return 1;
-    std::fprintf(stderr, "minfer: MINFER_SAMPLE_ARGMAX=%s is not one of block, blocks; using block\n", v);
-    return 0;
+    if (!v || !*v || std::strcmp(v, "blocks") == 0) return 1;
+    if (std::strcmp(v, "block") == 0) return 0;
+    std::fprintf(stderr, "minfer: MINFER_SAMPLE_ARGMAX=%s is not one of blocks, block; using blocks\n", v);
+    return 1;
   }();
   return mode;
 }
@@ -289,7 +289,8 @@ Status sample_forward(const SampleParams& p, cudaStream_t stream) {
   MINFER_REQUIRE(p.temperature <= 0.0f || p.counters, "counters", "required when temperature > 0");
   MINFER_REQUIRE(p.top_k >= 0, "top_k", "must be >= 0, got " + std::to_string(p.top_k));
   MINFER_REQUIRE(p.top_p > 0.0f && p.top_p <= 1.0f, "top_p", "must be in (0, 1], got " + std::to_string(p.top_p));
-  const bool many = p.temperature <= 0.0f && (p.argmax_blocks >= 0 ? p.argmax_blocks == 1 : sample_argmax_mode() == 1);
+  const bool many = p.temperature <= 0.0f &&
+                    (p.argmax_blocks >= 0 ? p.argmax_blocks == 1 : sample_argmax_mode() == 1 && p.workspace);
   if (many) {
     MINFER_REQUIRE(p.workspace, "workspace", "the many-block argmax needs SampleParams::workspace");
     MINFER_REQUIRE(p.workspace_bytes >= sample_workspace_bytes(p.rows), "workspace_bytes",

@@ -32,10 +32,12 @@ struct SampleParams {
   float top_p = 1.0f;
   uint64_t seed = 0;
   // Greedy rows only (temperature 0): the argmax spread over ceil(V / 2048) blocks a row (at most 128),
-  // the row's last block reducing their (max, id) pairs, instead of one block a row. 1 on, 0 off, -1:
-  // MINFER_SAMPLE_ARGMAX=blocks|block (default block: opt-in until timed). Needs workspace:
-  // sample_workspace_bytes(rows) bytes, zeroed once by the caller (the kernel leaves it zeroed); one
-  // launch at a time may use it.
+  // the row's last block reducing their (max, id) pairs, instead of one block a row. 1 on (workspace
+  // required), 0 off, -1: on where a workspace is given unless MINFER_SAMPLE_ARGMAX=block. The
+  // workspace: sample_workspace_bytes(rows) bytes, zeroed once by the caller (the kernel leaves it
+  // zeroed); one launch at a time may use it. H100, e2e bf16 b1 ms/step, two interleaved rounds, one
+  // block / many: qwen3-0.6b p128 0.804 / 0.797, p512 0.843 / 0.834, p2048 0.955 / 0.947, p8192 1.290 /
+  // 1.279; qwen2.5-0.5b p128 0.745 / 0.740 (reports/logs/h100/ab/ab_e2e_argmax.csv).
   int argmax_blocks = -1;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
@@ -43,7 +45,7 @@ struct SampleParams {
 
 // Bytes of SampleParams::workspace for `rows` rows (a ticket a row and 128 (max, id) pairs a row).
 size_t sample_workspace_bytes(int rows);
-// MINFER_SAMPLE_ARGMAX, read once: 0 block (unset), 1 blocks; another value warns and keeps block.
+// MINFER_SAMPLE_ARGMAX, read once: 1 blocks (unset), 0 block; another value warns and keeps blocks.
 int sample_argmax_mode();
 
 Status sample_forward(const SampleParams& p, cudaStream_t stream);

@@ -259,7 +259,7 @@ stage_profile() {
 # against one everywhere, MINFER_NORM_IN_WARP_ROWS=1,1,1,1, on bench/cases/e2e_b1_prompts.txt, two
 # rounds, ours only), cmax (decode attention's GPU tests, the engine tests under MINFER_DECODE_CLUSTER_MAX=8
 # -> OUTDIR/cmax/, then that switch against the default (16 on H100/H200) on bench/cases/e2e_b1_prompts.txt,
-# two rounds), argmax (the engine tests under MINFER_SAMPLE_ARGMAX=blocks -> OUTDIR/argmax/, then that
+# two rounds), argmax (the engine tests under MINFER_SAMPLE_ARGMAX=block -> OUTDIR/argmax/, then that
 # switch against the default on bench/cases/e2e_b1_prompts.txt, two rounds). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
@@ -397,12 +397,12 @@ stage_ab() {
     timeout 300 bash scripts/ab.sh "$OUTDIR/ab_nsplit" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
       --cases bench/cases/e2e_b1_prompts.txt MINFER_NORM_IN_WARP_ROWS=1,1,1,1 || rc=1
   fi
-  if ab_group argmax; then  # greedy argmax over many blocks a row (opt-in) against one block a row
+  if ab_group argmax; then  # greedy argmax over one block a row against the default (many blocks a row)
     mkdir -p "$OUTDIR/argmax"
-    MINFER_SAMPLE_ARGMAX=blocks timeout 150 "$BUILD/tests/test_engine" > "$OUTDIR/argmax/test_engine.log" 2>&1 || rc=1
+    MINFER_SAMPLE_ARGMAX=block timeout 150 "$BUILD/tests/test_engine" > "$OUTDIR/argmax/test_engine.log" 2>&1 || rc=1
     tail -3 "$OUTDIR/argmax/test_engine.log"
     timeout 300 bash scripts/ab.sh "$OUTDIR/ab_argmax" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_b1_prompts.txt MINFER_SAMPLE_ARGMAX=blocks || rc=1
+      --cases bench/cases/e2e_b1_prompts.txt MINFER_SAMPLE_ARGMAX=block || rc=1
   fi
   if ab_group cmax; then  # decode attention clusters capped at 8 splits against the default (16 on H100/H200)
     mkdir -p "$OUTDIR/cmax"

@@ -776,7 +776,7 @@ TEST_F(Engine, ManyBlockArgmaxAgreesWithOneBlock) {
     if (V == 2049) {
       p.workspace_bytes = ws_bytes - 1;
       const Status st = sample_forward(p, nullptr);
-      EXPECT_FALSE(st.ok());
+      EXPECT_FALSE(st.is_ok());
       EXPECT_NE(st.message().find("workspace_bytes"), std::string::npos) << st.message();
       p.workspace = nullptr;
       EXPECT_NE(sample_forward(p, nullptr).message().find("workspace"), std::string::npos);
