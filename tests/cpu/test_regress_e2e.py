@@ -1,0 +1,71 @@
+"""tests/cpu/test_regress_e2e.py: scripts/regress_e2e.sh (two bench_all binaries timed on the same e2e
+cases, interleaved) with stand-in binaries that write one decode row per case (no GPU).
+Run: python3 -m unittest discover -s tests/cpu -p 'test_*.py' -v
+"""
+import os
+import subprocess
+import tempfile
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(ROOT, "scripts", "regress_e2e.sh")
+
+# A stand-in bench_all: logs its call, writes a decode row of ours for each --case at MS ms/step.
+FAKE = """#!/usr/bin/env bash
+echo "$0 $*" >> "{log}"
+csv=""; cases=()
+while [ $# -gt 0 ]; do
+  case "$1" in --csv) csv=$2; shift 2 ;; --case) cases+=("$2"); shift 2 ;; *) shift ;; esac
+done
+echo "variant,model,batch,prompt_len,phase,ms_per_step,status" > "$csv"
+for c in "${{cases[@]}}"; do
+  m=$(echo "$c" | cut -d/ -f3); b=$(echo "$c" | sed 's/.*batch=\\([0-9]*\\).*/\\1/'); p=$(echo "$c" | sed 's/.*prompt_len=\\([0-9]*\\).*/\\1/')
+  echo "minfer,$m,$b,$p,prefill,,ok" >> "$csv"
+  echo "minfer,$m,$b,$p,decode,{ms},ok" >> "$csv"
+done
+"""
+
+
+class RegressE2e(unittest.TestCase):
+    def fake(self, d, name, ms):
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            f.write(FAKE.format(log=os.path.join(d, "calls.log"), ms=ms))
+        os.chmod(path, 0o755)
+        return path
+
+    def test_rounds_interleave_and_ratio_is_new_over_old(self):
+        with tempfile.TemporaryDirectory() as d:
+            old, new = self.fake(d, "old_bench", 2.0), self.fake(d, "new_bench", 2.5)
+            cases = os.path.join(d, "cases.txt")
+            with open(cases, "w") as f:
+                f.write("# a comment\ne2e/bf16/qwen3-0.6b/batch=16/prompt_len=512/new_tokens=64\n\n"
+                        "e2e/bf16/llama-3.1-8b/batch=4/prompt_len=128/new_tokens=64\n")
+            r = subprocess.run(["bash", SCRIPT, os.path.join(d, "out"), "--old", old, "--new", new, "--cases", cases,
+                                "--rounds", "2"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
+            with open(os.path.join(d, "calls.log")) as f:
+                calls = f.read().splitlines()
+            self.assertEqual([c.split()[0] for c in calls], [old, new, old, new])  # interleaved
+            self.assertTrue(all("--peers off" in c and c.count("--case ") == 2 for c in calls), calls)
+            self.assertRegex(r.stdout, r"qwen3-0.6b b16 p512\s+2.0000\s+2.5000\s+1.250")
+            self.assertRegex(r.stdout, r"llama-3.1-8b b4 p128\s+2.0000\s+2.5000\s+1.250")
+
+    def test_bad_arguments_exit_2_naming_them(self):
+        with tempfile.TemporaryDirectory() as d:
+            new = self.fake(d, "new_bench", 1.0)
+            r = subprocess.run(["bash", SCRIPT, os.path.join(d, "out"), "--old", os.path.join(d, "missing"), "--new",
+                                new, "--cases", os.path.join(d, "none.txt")], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("--old", r.stderr)
+            r = subprocess.run(["bash", SCRIPT, os.path.join(d, "out"), "--old", new, "--new", new, "--cases",
+                                os.path.join(d, "none.txt")], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("--cases", r.stderr)
+            r = subprocess.run(["bash", SCRIPT, "--help"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("Usage", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
