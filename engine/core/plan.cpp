@@ -120,6 +120,8 @@ int64_t logit_rows(const RunShape& s) {
   return s.all_logits ? activation_rows(s) : bucket_for(s.batch, std::max(s.batch, 1));
 }
 
+int64_t sample_rows(const RunShape& s) { return bucket_for(s.batch, std::max(s.batch, 1)); }
+
 WorkspaceLayout plan_workspace(const ModelConfig& c, DType dtype, const RunShape& s) {
   const uint64_t e = dtype_size(dtype), T = static_cast<uint64_t>(activation_rows(s));
   const uint64_t H = static_cast<uint64_t>(c.hidden), Q = static_cast<uint64_t>(c.q_dim());
@@ -139,7 +141,7 @@ WorkspaceLayout plan_workspace(const ModelConfig& c, DType dtype, const RunShape
   w.cu_seqlens = take((T + 1) * 4); w.cache_lens = take(T * 4); w.slot = take(T * 4);
   w.counters = take(T * 8);
   w.gemv_counters = take((T + 15) / 16 * 4);
-  w.sample = take(sample_workspace_bytes_for(logit_rows(s)));
+  w.sample = take(sample_workspace_bytes_for(sample_rows(s)));
   w.cos_sin = take(static_cast<uint64_t>(s.context) * static_cast<uint64_t>(c.head_dim) * 4);
   w.attn = take(s.attention == AttentionBackend::Flash ? s.decode_workspace_bytes : 0);
   w.step = take(s.attention == AttentionBackend::Flash ? s.step_workspace_bytes : 0);

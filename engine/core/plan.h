@@ -106,6 +106,8 @@ struct MemoryPlan {
 int64_t activation_rows(const RunShape& s);
 // Rows of the logits buffer.
 int64_t logit_rows(const RunShape& s);
+// Rows the sampler takes at most (a prefill's last rows, or a decode bucket): the largest batch bucket.
+int64_t sample_rows(const RunShape& s);
 // Byte offsets of the run state's buffers inside its one workspace allocation (256-byte aligned).
 // Tm = activation_rows, Q = nh*hd, KV = nkv*hd; shapes as engine/model/run_state.h.
 struct WorkspaceLayout {
@@ -117,7 +119,7 @@ struct WorkspaceLayout {
   uint64_t ids = 0, positions = 0, token_slot = 0, cu_seqlens = 0, cache_lens = 0, slot = 0;  // int32 (Tm [+1])
   uint64_t counters = 0;             // uint64 (Tm)
   uint64_t gemv_counters = 0;        // uint32 (ceil(Tm / 16)): the fused GEMV's norm epilogue, kept zero
-  uint64_t sample = 0;               // sample_workspace_bytes_for(logit_rows): the many-block argmax, kept zero
+  uint64_t sample = 0;               // sample_workspace_bytes_for(sample_rows): the many-block argmax, kept zero
   uint64_t cos_sin = 0;              // fp32 (C, hd/2, 2)
   uint64_t attn = 0;                 // flash decode split workspace: RunShape::decode_workspace_bytes (may be 0)
   uint64_t step = 0;                 // whole-step decode kernel: RunShape::step_workspace_bytes (may be 0), zeroed

@@ -38,7 +38,7 @@ RunState::RunState(const ModelConfig& c, DType dtype, const RunShape& s, uint64_
   counters = static_cast<uint64_t*>(at(w.counters)); cos_sin = static_cast<float*>(at(w.cos_sin));
   gemv_counters = static_cast<unsigned*>(at(w.gemv_counters));
   sample_workspace = at(w.sample);
-  sample_bytes = sample_workspace_bytes_for(logit_rows_);
+  sample_bytes = sample_workspace_bytes_for(sample_rows(s));
   gemm_workspace = at(w.gemm);
   attn_workspace = w.step > w.attn ? static_cast<float*>(at(w.attn)) : nullptr;
   step_workspace = w.gemm > w.step ? at(w.step) : nullptr;  // (the workspace was zeroed above)

@@ -134,15 +134,19 @@ TEST(EnginePlan, WorkspaceLayoutIsDisjointAndSized) {
   EXPECT_EQ(activation_rows(s), 23);
   EXPECT_EQ(logit_rows(s), 23);
   const WorkspaceLayout w = plan_workspace(c, DType::F16, s);
-  const std::array<uint64_t, 20> offs{w.res,        w.a,        w.y,    w.qkv,      w.q,
+  const std::array<uint64_t, 21> offs{w.res,        w.a,        w.y,    w.qkv,      w.q,
                                       w.att,        w.gu,       w.act,  w.logits,   w.ids,
                                       w.positions,  w.token_slot, w.cu_seqlens, w.cache_lens, w.slot,
-                                      w.counters,   w.gemv_counters, w.cos_sin, w.gemm, w.bytes};
+                                      w.counters,   w.gemv_counters, w.sample, w.cos_sin, w.gemm, w.bytes};
   for (size_t i = 1; i < offs.size(); ++i) EXPECT_LT(offs[i - 1], offs[i]) << i;
   for (uint64_t o : offs) EXPECT_EQ(o % 256, 0u);
   EXPECT_GE(w.logits - w.act, 23ull * static_cast<uint64_t>(c.intermediate) * 2);
   EXPECT_GE(w.ids - w.logits, 23ull * static_cast<uint64_t>(c.vocab) * 2);
   EXPECT_EQ(w.bytes - w.gemm, kGemmWorkspaceBytes);
+  // The sampler's workspace holds the largest batch bucket's rows (3 here), not the 23 logit rows.
+  EXPECT_EQ(sample_rows(s), 3);
+  EXPECT_GE(w.cos_sin - w.sample, sample_workspace_bytes_for(3));
+  EXPECT_LT(w.cos_sin - w.sample, sample_workspace_bytes_for(3) + 256);
   EXPECT_EQ(workspace_bytes(c, DType::F16, s), w.bytes);
   s.all_logits = false;
   EXPECT_EQ(logit_rows(s), 3);  // the decode bucket of the planned batch: the batch itself
