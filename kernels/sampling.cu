@@ -51,6 +51,20 @@ __device__ float block_sum(float v, float* red) {
   return r;
 }
 
+// (v, i) before (bv, bi): larger, or equal with the lower id.
+__device__ __forceinline__ bool better(float v, int64_t i, float bv, int64_t bi) {
+  return v > bv || (v == bv && i < bi);
+}
+
+// The warp's best (value, id) in every lane.
+__device__ __forceinline__ void warp_argmax(float& best, int64_t& bi) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+    const int64_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (better(ov, oi, best, bi)) { best = ov; bi = oi; }
+  }
+}
+
 // Argmax (ties to the lowest id) of row (V).
 template <typename T>
 __device__ int64_t block_argmax(const T* row, int64_t V, float* redv, int64_t* redi) {
@@ -60,18 +74,14 @@ __device__ int64_t block_argmax(const T* row, int64_t V, float* redv, int64_t* r
     const float v = logit(row, i);
     if (v > best || bi == V) { best = v; bi = i; }  // strided order: first hit per thread is its lowest id
   }
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-    const int64_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
-    if (ov > best || (ov == best && oi < bi)) { best = ov; bi = oi; }
-  }
+  warp_argmax(best, bi);
   __syncthreads();
   if ((threadIdx.x & 31) == 0) { redv[threadIdx.x >> 5] = best; redi[threadIdx.x >> 5] = bi; }
   __syncthreads();
   float rv = redv[0];
   int64_t ri = redi[0];
   for (int i = 1; i < kWarps; ++i) {
-    if (redv[i] > rv || (redv[i] == rv && redi[i] < ri)) { rv = redv[i]; ri = redi[i]; }
+    if (better(redv[i], redi[i], rv, ri)) { rv = redv[i]; ri = redi[i]; }
   }
   return ri;
 }
@@ -183,18 +193,6 @@ struct ArgPair {
   float v;
   int32_t i;
 };
-
-__device__ __forceinline__ bool better(float v, int64_t i, float bv, int64_t bi) {
-  return v > bv || (v == bv && i < bi);
-}
-
-__device__ __forceinline__ void warp_argmax(float& best, int64_t& bi) {
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-    const int64_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
-    if (better(ov, oi, best, bi)) { best = ov; bi = oi; }
-  }
-}
 
 __host__ __device__ size_t tickets_bytes(int rows) { return (static_cast<size_t>(rows) * 4 + 15) / 16 * 16; }
 
