@@ -232,9 +232,10 @@ __device__ __forceinline__ int64_t tc_first_row(const DecodeAttentionParams& p, 
 
 // Keys [k0, k0 + 16) of (b, kvh), the cache rows row0 .. row0 + 15, into this warp's K and V stage
 // buffers (rows of HD + kTcPad); keys >= kend are zero-filled and never read from global memory.
+// skip: a key whose rows are not copied at all (the fused prologue writes them; -1: none).
 template <typename T, int HD>
 __device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0, int kend,
-                                            T* ks, T* vs, int lane) {
+                                            T* ks, T* vs, int lane, int skip = -1) {
   constexpr int kChunks = HD / 8;
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
@@ -243,6 +244,7 @@ __device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int 
   for (int j = 0; j < kWarpKeys * kChunks / 32; ++j) {
     const int i = lane + 32 * j;
     const int r = i / kChunks, c = (i % kChunks) * 8;
+    if (k0 + r == skip) continue;
     const bool ok = k0 + r < kend;
     const int64_t off = ((row0 + r) * p.kv_heads + kvh) * HD + c;
     kern::cp_async16_hint(ks + r * (HD + kTcPad) + c, ok ? kc + off : kc, ok, p.l2_prefetch, whole);
@@ -270,11 +272,11 @@ __device__ __forceinline__ void bulk_load_run(const DecodeAttentionParams& p, in
 // One warp step's copies: cp.async (zero-filled past kend), or bulk copies on bar (none past kend).
 template <typename T, int HD, bool kBulk>
 __device__ __forceinline__ void tc_issue(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0, int kend, T* ks,
-                                         T* vs, uint64_t* bar, int lane) {
+                                         T* vs, uint64_t* bar, int lane, int skip = -1) {
   if constexpr (kBulk) {
     if (k0 < kend) bulk_load_run<T, HD>(p, kvh, row0, k0, kend, ks, vs, bar, lane);
   } else {
-    tc_load_run<T, HD>(p, kvh, row0, k0, kend, ks, vs, lane);
+    tc_load_run<T, HD>(p, kvh, row0, k0, kend, ks, vs, lane, skip);
   }
 }
 
@@ -320,6 +322,106 @@ __device__ __forceinline__ void tc_rope_prologue(const DecodeAttentionParams& p,
     }
   }
   __syncthreads();  // qs written; this block's cache writes before any warp's copies read them
+}
+
+// The overlapped form of tc_rope_prologue (DecodeAttentionParams::rope_overlap), the same work and
+// bits in three parts: tc_rope_weights before the wait (the norms' weights: no kernel writes them),
+// tc_rope_early right after it (the row's slot and position, this warp's first query head, the K row
+// in warp 3 and the V row in warp 2: loads that wait on nothing but the previous kernel, issued with
+// the cache length's), then the caller issues its first copies, leaving out the new key's row where it
+// falls in them, and tc_rope_late rotates and writes; it also writes the new key's K and V rows into
+// this block's stage buffers (patch, or null), where they would have landed.
+template <typename T, int HD>
+struct RopeEarly {
+  kern::RopeRegs q, qw, k, kw;  // this warp's first query head and the query norm; the K row and the key norm
+  kern::RopeRegs cs;            // the position's cos, sin pairs (tc_rope_cs)
+  T v[(HD + 31) / 32];          // the V row (warp kTcWarps - 2): elements lane + 32 i
+  int slot = -1, pos = -1;
+};
+
+template <typename T, int HD>
+__device__ __forceinline__ void tc_rope_weights(const DecodeAttentionParams& p, int gn, int warp, RopeEarly<T, HD>& e) {
+  if (warp < gn && p.rope.q_norm) e.qw = kern::rope_load<T>(static_cast<const T*>(p.rope.q_norm), HD);
+  if (warp == kTcWarps - 1 && p.rope.k_norm) e.kw = kern::rope_load<T>(static_cast<const T*>(p.rope.k_norm), HD);
+}
+
+template <typename T, int HD>
+__device__ __forceinline__ void tc_rope_early(const DecodeAttentionParams& p, int b, int kvh, int h0, int gn, int warp,
+                                              int lane, RopeEarly<T, HD>& e) {
+  const QkvRopeParams& r = p.rope;
+  const T* row = static_cast<const T*>(r.qkv) + static_cast<int64_t>(b) * (p.heads + 2 * p.kv_heads) * HD;
+  e.slot = r.token_slot[b], e.pos = r.positions[b];
+  if (warp < gn) e.q = kern::rope_load<T>(row + static_cast<int64_t>(h0 + warp) * HD, HD);
+  if (warp == kTcWarps - 1) e.k = kern::rope_load<T>(row + static_cast<int64_t>(p.heads + kvh) * HD, HD);
+  if (warp == kTcWarps - 2) {
+    const T* src = row + static_cast<int64_t>(p.heads + p.kv_heads + kvh) * HD;
+#pragma unroll
+    for (int i = 0; i < (HD + 31) / 32; ++i)
+      if (lane + 32 * i < HD) e.v[i] = src[lane + 32 * i];
+  }
+}
+
+// The position's cos, sin pairs, loaded before the block's copies are issued (so that they do not
+// queue behind them) by the warps that rotate: those with a query head, and the key's.
+template <typename T, int HD>
+__device__ __forceinline__ void tc_rope_cs(const DecodeAttentionParams& p, int gn, int warp, RopeEarly<T, HD>& e) {
+  const QkvRopeParams& r = p.rope;
+  const bool live = e.slot >= 0 && e.pos >= 0 && e.pos < r.max_positions && e.pos < r.capacity;
+  if (live && (warp < gn || warp == kTcWarps - 1))
+    e.cs = kern::rope_load_cs(r.cos_sin + static_cast<int64_t>(e.pos) * HD, HD);
+}
+
+// Whether row b's new key is written by this block (tc_rope_prologue's rule) and a live row.
+template <typename T, int HD>
+__device__ __forceinline__ bool tc_rope_writes(const DecodeAttentionParams& p, const RopeEarly<T, HD>& e, bool writer,
+                                               int kbeg, int kend) {
+  const QkvRopeParams& r = p.rope;
+  const bool live = e.slot >= 0 && e.pos >= 0 && e.pos < r.max_positions && e.pos < r.capacity;
+  return live && (writer || (e.pos >= kbeg && e.pos < kend));
+}
+
+template <typename T, int HD>
+__device__ __forceinline__ void tc_rope_late(const DecodeAttentionParams& p, const RopeEarly<T, HD>& e, int b, int kvh,
+                                             int h0, int gn, bool writes, T* patch, T* qs, int warp, int lane) {
+  const QkvRopeParams& r = p.rope;
+  const int nh = p.heads, nkv = p.kv_heads;
+  const int slot = e.slot, pos = e.pos;
+  const bool live = slot >= 0 && pos >= 0 && pos < r.max_positions && pos < r.capacity;
+  const float* cs = r.cos_sin + (live ? static_cast<int64_t>(pos) * HD : 0);
+  if (warp < gn) {
+    if (live) {
+      kern::rope_finish<T>(e.q, e.qw, r.q_norm != nullptr, r.norm_eps, e.cs, HD, qs + warp * HD);
+    } else {
+      for (int d = lane; d < HD; d += 32) qs[warp * HD + d] = kern::from_float<T>(0.0f);
+    }
+  }
+  const T* row = static_cast<const T*>(r.qkv) + static_cast<int64_t>(b) * (nh + 2 * nkv) * HD;
+  for (int j = warp + kTcWarps; j < gn; j += kTcWarps) {  // the heads past the first of each warp
+    if (live) {
+      kern::rope_head<T>(row + static_cast<int64_t>(h0 + j) * HD, qs + j * HD, static_cast<const T*>(r.q_norm),
+                         r.norm_eps, cs, HD);
+    } else {
+      for (int d = lane; d < HD; d += 32) qs[j * HD + d] = kern::from_float<T>(0.0f);
+    }
+  }
+  if (writes) {
+    const int64_t cache_row = (static_cast<int64_t>(slot) * r.capacity + pos) * nkv * HD + static_cast<int64_t>(kvh) * HD;
+    if (warp == kTcWarps - 1) {
+      kern::rope_finish<T>(e.k, e.kw, r.k_norm != nullptr, r.norm_eps, e.cs, HD,
+                           static_cast<T*>(r.k_cache) + cache_row, patch);
+    } else if (warp == kTcWarps - 2) {
+      T* dst = static_cast<T*>(r.v_cache) + cache_row;
+      T* pv = patch ? patch + kWarpKeys * (HD + kTcPad) : nullptr;  // the V row of the same stage
+#pragma unroll
+      for (int i = 0; i < (HD + 31) / 32; ++i) {
+        const int d = lane + 32 * i;
+        if (d >= HD) continue;
+        dst[d] = e.v[i];
+        if (pv) pv[d] = e.v[i];
+      }
+    }
+  }
+  __syncthreads();  // qs and the patched rows written; the cache writes before any later copy reads them
 }
 
 // The cluster form (DecodeAttentionParams::cluster): at most 16 splits a cluster (8 by default:
@@ -380,8 +482,6 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   if (p.trace && threadIdx.x == 0) tr[3] = 0;  // stays 0 when the block has no key step
   if constexpr (kCluster) cluster_arrive_relaxed();  // this block has started (waited on before any push)
   kern::pdl_launch_dependents();
-  kern::pdl_wait();  // every read and write below depends on the previous kernel
-  trace_mark(p, tr, 1);
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int kS = HD + kTcPad;                    // shared row stride, elements
   constexpr int kWarpStage = 2 * kWarpKeys * kS;     // K then V of one stage of one warp, elements
@@ -400,31 +500,64 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   const int b = blockIdx.z, kvh = hs.x / so.groups, split = hs.y;
   const int group = p.heads / p.kv_heads, g0 = (hs.x % so.groups) * kMaxGroup;
   const int gn = min(kMaxGroup, group - g0), h0 = kvh * group + g0;  // heads [h0, h0 + gn)
+  const bool overlap = kRope && p.rope_overlap == 1;
+  [[maybe_unused]] RopeEarly<T, HD> early;
+  if constexpr (kRope)
+    if (overlap) tc_rope_weights<T, HD>(p, gn, warp, early);
+  kern::pdl_wait();  // every read and write below depends on the previous kernel
+  trace_mark(p, tr, 1);
+  if constexpr (kRope)
+    if (overlap) tc_rope_early<T, HD>(p, b, kvh, h0, gn, warp, lane, early);
   const int len = p.cache_lens[b];
+  if constexpr (kRope)
+    if (overlap) tc_rope_cs<T, HD>(p, gn, warp, early);
   const int2 kr = tc_split_range(len, split, so.splits);
   const int kbeg = kr.x, kend = kr.y;
   const int steps = kend > kbeg ? (kend - kbeg + kStepKeys - 1) / kStepKeys : 0;
   T* qs = reinterpret_cast<T*>(smem_raw + tc_smem_bytes<T, HD, kStages>());  // kRope: (kMaxGroup, HD)
+  const bool writer = split == so.splits - 1 && g0 == 0;
   if constexpr (kRope)
-    tc_rope_prologue<T, HD>(p, b, kvh, h0, gn, split == so.splits - 1 && g0 == 0, kbeg, kend, qs, warp, lane);
-  trace_mark(p, tr, 2);
+    if (!overlap) tc_rope_prologue<T, HD>(p, b, kvh, h0, gn, writer, kbeg, kend, qs, warp, lane);
+  // overlap: the new key, where this block writes it and it falls in the steps issued before the
+  // prologue's rotation (the first kStages), is left out of their copies and written into its stage row
+  // by tc_rope_late (patch).
+  int skip = -1;
+  [[maybe_unused]] T* patch = nullptr;
+  if constexpr (kRope) {
+    if (overlap && tc_rope_writes<T, HD>(p, early, writer, kbeg, kend) && early.pos >= kbeg && early.pos < kend &&
+        early.pos - kbeg < kStages * kStepKeys) {
+      const int off = early.pos - kbeg, st = off / kStepKeys, w = (off % kStepKeys) / kWarpKeys;
+      skip = early.pos;
+      patch = reinterpret_cast<T*>(smem_raw) + w * kStages * kWarpStage + st * kWarpStage + (off % kWarpKeys) * kS;
+    }
+  }
 
   // This warp's first key of step s is kbeg + s * kStepKeys + warp * kWarpKeys. Steps 0 .. kStages - 2
   // are issued here, step it + kStages - 1 at step it (into the stage step it - 1 freed); the cache
   // row of the next step to issue is looked up one issue ahead (one block-table load per warp step,
   // off the path of the copies it addresses). Every step commits a group, empty past the last step,
   // so wait<kStages - 1> always means "step it has landed".
+  // overlap: every stage is filled before the prologue's rotation (the loop's first issue, step
+  // kStages - 1, goes out here, its group committed here), so that no copy waits behind the prologue.
+  const int pre = overlap ? kStages : kStages - 1;
   const int wk0 = kbeg + warp * kWarpKeys;
   int64_t row_next = steps > 0 ? tc_first_row(p, b, wk0, kend) : 0;
 #pragma unroll
-  for (int st = 0; st < kStages - 1; ++st) {
+  for (int st = 0; st < kStages; ++st) {
+    if (st >= pre) break;
     if (st < steps) {
       T* sb = wbuf + st * kWarpStage;
-      tc_issue<T, HD, kBulk>(p, kvh, row_next, wk0 + st * kStepKeys, kend, sb, sb + kWarpKeys * kS, &bars[st], lane);
+      tc_issue<T, HD, kBulk>(p, kvh, row_next, wk0 + st * kStepKeys, kend, sb, sb + kWarpKeys * kS, &bars[st], lane,
+                             skip);
       row_next = st + 1 < steps ? tc_first_row(p, b, wk0 + (st + 1) * kStepKeys, kend) : 0;
     }
     kern::cp_async_commit();
   }
+  if constexpr (kRope)
+    if (overlap)
+      tc_rope_late<T, HD>(p, early, b, kvh, h0, gn, tc_rope_writes<T, HD>(p, early, writer, kbeg, kend), patch, qs,
+                          warp, lane);
+  trace_mark(p, tr, 2);
 
   // Q fragments: rows g and g + 8 of the group (zero past gn), dims kk * 16 + t * 2 (+1, +8, +9).
   const T* qg = kRope ? qs : static_cast<const T*>(p.q) + (static_cast<int64_t>(b) * p.heads + h0) * HD;  // (gn, HD)
@@ -444,13 +577,15 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
 
   for (int it = 0; it < steps; ++it) {
     const int nx = it + kStages - 1;  // the step issued now
-    if (nx < steps) {
-      T* nb = wbuf + (nx % kStages) * kWarpStage;
-      const int k1 = wk0 + nx * kStepKeys;
-      tc_issue<T, HD, kBulk>(p, kvh, row_next, k1, kend, nb, nb + kWarpKeys * kS, &bars[nx % kStages], lane);
-      row_next = nx + 1 < steps ? tc_first_row(p, b, k1 + kStepKeys, kend) : 0;
+    if (nx >= pre) {  // (else issued and committed before the prologue's rotation)
+      if (nx < steps) {
+        T* nb = wbuf + (nx % kStages) * kWarpStage;
+        const int k1 = wk0 + nx * kStepKeys;
+        tc_issue<T, HD, kBulk>(p, kvh, row_next, k1, kend, nb, nb + kWarpKeys * kS, &bars[nx % kStages], lane);
+        row_next = nx + 1 < steps ? tc_first_row(p, b, k1 + kStepKeys, kend) : 0;
+      }
+      kern::cp_async_commit();
     }
-    kern::cp_async_commit();
     const int key0 = wk0 + it * kStepKeys;
     if constexpr (kBulk) {
       if (key0 >= kend) continue;  // nothing of this warp's was copied (nor will be: later steps are past kend)
@@ -519,15 +654,22 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   float* ms = os + kTcWarps * 16 * HD;                // (warps, 16)
   float* ls = ms + kTcWarps * 16;                     // (warps, 16)
   float* ow = os + warp * 16 * HD;
+  // Only the gn rows of heads are read below (the MMA rows past them are padding).
+  if (g < gn) {
 #pragma unroll
-  for (int i = 0; i < HD / 8; ++i) {
-    const int c = i * 8 + t * 2;
-    ow[g * HD + c] = o[i][0], ow[g * HD + c + 1] = o[i][1];
-    ow[(g + 8) * HD + c] = o[i][2], ow[(g + 8) * HD + c + 1] = o[i][3];
+    for (int i = 0; i < HD / 8; ++i) {
+      const int c = i * 8 + t * 2;
+      ow[g * HD + c] = o[i][0], ow[g * HD + c + 1] = o[i][1];
+    }
+    if (t == 0) ms[warp * 16 + g] = m_a, ls[warp * 16 + g] = l_a;
   }
-  if (t == 0) {
-    ms[warp * 16 + g] = m_a, ms[warp * 16 + g + 8] = m_b;
-    ls[warp * 16 + g] = l_a, ls[warp * 16 + g + 8] = l_b;
+  if (g + 8 < gn) {
+#pragma unroll
+    for (int i = 0; i < HD / 8; ++i) {
+      const int c = i * 8 + t * 2;
+      ow[(g + 8) * HD + c] = o[i][2], ow[(g + 8) * HD + c + 1] = o[i][3];
+    }
+    if (t == 0) ms[warp * 16 + g + 8] = m_b, ls[warp * 16 + g + 8] = l_b;
   }
   __syncthreads();
   // kCluster: this block's output is pushed in slices of `per` elements, slice j to the cluster's block j
@@ -710,6 +852,13 @@ bool decode_bulk_env() {
 int decode_l2_prefetch_env() {
   static const int bytes = std::array<int, 3>{128, 0, 256}[env_choice("MINFER_DECODE_L2_PREFETCH", {"128", "0", "256"})];
   return bytes;
+}
+
+// The fused prologue's loads overlapped with the first copies (DecodeAttentionParams::rope_overlap):
+// MINFER_DECODE_ROPE_OVERLAP=1 (read once; the same bits).
+bool decode_rope_overlap_env() {
+  static const bool on = env_choice("MINFER_DECODE_ROPE_OVERLAP", {"0", "1"}) == 1;
+  return on;
 }
 
 template <typename T, int HD, int kStages, bool kBulk = false, bool kSkipUnit = false, bool kRope = false,
@@ -1078,10 +1227,13 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
                  "must be 0, 1 or -1 (default), got " + std::to_string(in.skip_unit_rescale));
   MINFER_REQUIRE(in.l2_prefetch == -1 || in.l2_prefetch == 0 || in.l2_prefetch == 128 || in.l2_prefetch == 256,
                  "l2_prefetch", "must be 0, 128, 256 or -1 (default), got " + std::to_string(in.l2_prefetch));
+  MINFER_REQUIRE(in.rope_overlap >= -1 && in.rope_overlap <= 1, "rope_overlap",
+                 "must be 0, 1 or -1 (default), got " + std::to_string(in.rope_overlap));
   // The switches the kernel reads from its params, their environment defaults resolved here.
   DecodeAttentionParams p = in;
   if (p.zfill_edge < 0) p.zfill_edge = decode_zfill_edge_env() ? 1 : 0;
   if (p.l2_prefetch < 0) p.l2_prefetch = decode_l2_prefetch_env();
+  if (p.rope_overlap < 0) p.rope_overlap = decode_rope_overlap_env() ? 1 : 0;
   int splits = p.num_splits;
   if (splits == 0) {
     int dev = 0, sms = 0;

@@ -76,6 +76,12 @@ struct DecodeAttentionParams {
   // row b (token_slot[b] = b, or < 0: padding, q zero and nothing written), so that no block reads a
   // cache row another block writes; device memory, not checked.
   QkvRopeParams rope{};
+  // The fused prologue's loads overlapped with the first key copies (the same bits): each block loads
+  // its query heads, K and V rows and its cache length at once after the wait (the norms' weights
+  // before it), issues its first copies (all but the new key's row, which it writes into its shared
+  // buffers itself), then rotates. 1 on, 0 off (the prologue first, then the copies); -1:
+  // MINFER_DECODE_ROPE_OVERLAP=1, else off.
+  int rope_overlap = -1;
   // Splits merged in the split kernel instead of by the combine launch: the splits of one (sequence,
   // head group) run as one thread-block cluster; each block pushes its (normalised output, log2-sum-exp)
   // into the shared memory of the block that owns each slice of the output, and after one cluster

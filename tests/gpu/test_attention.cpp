@@ -382,13 +382,15 @@ TEST(DecodeAttentionTrace, OneOrderedRecordPerBlock) {
 // split kernel: its outputs and the cache it leaves equal those of the two launches (qkv_rope_cache,
 // then decode attention on its q) bit for bit: QK-norm or none, GQA and 64 query heads a KV head
 // (four head groups), one split and many (the new key in the last split), ragged lengths, a padding
-// row (slot -1: q zero, nothing written), a sequence of one token.
+// row (slot -1: q zero, nothing written), a sequence of one token; with the prologue's loads overlapped
+// (rope_overlap) too, the new key in each warp's first step and in later ones.
 TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
   if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
   struct Shape { int batch, len, heads, kv_heads, hd, splits; bool qk_norm; int pad_row; };
   const Shape shapes[] = {{3, 1000, 16, 8, 128, 5, true, -1}, {4, 300, 14, 2, 64, 1, false, 2},
                           {2, 130, 64, 1, 64, 2, true, -1}, {2, 1, 16, 16, 128, 1, true, -1},
-                          {2, 700, 32, 8, 128, 64, false, 0}, {3, 160, 16, 8, 128, 3, true, 1}};
+                          {2, 700, 32, 8, 128, 64, false, 0}, {3, 160, 16, 8, 128, 3, true, 1},
+                          {2, 100, 16, 8, 128, 2, true, -1}, {3, 90, 32, 4, 64, 1, true, 1}};
   for (DType dt : {DType::F16, DType::BF16})
     for (const Shape& sh : shapes) {
       std::mt19937_64 rng(5);
@@ -424,7 +426,7 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
       val::DeviceBuffer q_d(out_n * dtype_size(dt)), ws(decode_attention_workspace_bytes(B, nh, hd, sh.splits));
       // One run: a fresh copy of the cache, then the two launches or the fused one; the output and cache.
       struct Result { std::vector<float> out, k, v; };
-      auto run = [&](bool fused, int cluster = 0) {
+      auto run = [&](bool fused, int cluster = 0, int overlap = 0) {
         val::DeviceBuffer kd = val::upload(dt, k0), vd = val::upload(dt, v0), out(out_n * dtype_size(dt));
         QkvRopeParams r;
         r.dtype = dt, r.qkv = qkv_d.get(), r.q_out = q_d.get(), r.k_cache = kd.get(), r.v_cache = vd.get();
@@ -439,7 +441,7 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
         p.out = out.get(), p.cache_lens = static_cast<const int32_t*>(lens_d.get());
         p.batch = B, p.heads = nh, p.kv_heads = nkv, p.head_dim = hd, p.max_len = C, p.max_kv_len = C;
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
-        p.stages = 2, p.bulk = 0, p.skip_unit_rescale = 0, p.cluster = cluster;
+        p.stages = 2, p.bulk = 0, p.skip_unit_rescale = 0, p.cluster = cluster, p.rope_overlap = overlap;
         val::poison(out.get(), out.bytes(), nullptr);
         val::poison(q_d.get(), q_d.bytes(), nullptr);
         if (fused) {
@@ -475,6 +477,12 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
       const Result c = run(true, 1);  // the splits merged in clusters (where 2..8 splits: else as f)
       EXPECT_TRUE(same(a.out, c.out)) << what << ": outputs differ with clusters";
       EXPECT_TRUE(same(a.k, c.k) && same(a.v, c.v)) << what << ": caches differ with clusters";
+      // The prologue's loads overlapped with the first copies (the new key written into the stage rows).
+      for (int cluster : {0, 1}) {
+        const Result o = run(true, cluster, 1);
+        EXPECT_TRUE(same(a.out, o.out)) << what << ": outputs differ with rope_overlap, cluster " << cluster;
+        EXPECT_TRUE(same(a.k, o.k) && same(a.v, o.v)) << what << ": caches differ with rope_overlap, cluster " << cluster;
+      }
     }
 }
 
@@ -602,6 +610,7 @@ TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
       {"zfill_edge", [](DecodeAttentionParams& p) { p.zfill_edge = 2; }},
       {"cluster", [](DecodeAttentionParams& p) { p.cluster = 2; }},
       {"cluster_max", [](DecodeAttentionParams& p) { p.cluster_max = 4; }},
+      {"rope_overlap", [](DecodeAttentionParams& p) { p.rope_overlap = 2; }},
       // The fused prologue: rope's own fields, then its fit with the attention.
       {"rope.positions", [](DecodeAttentionParams& p) { p.rope.qkv = g_dummy; }},
       {"rope.num_tokens", [](DecodeAttentionParams& p) { set_rope(p), p.rope.num_tokens = 2; }},
