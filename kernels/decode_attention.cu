@@ -474,8 +474,8 @@ __device__ __forceinline__ void store_cluster(float* at, unsigned rank, float v)
 
 template <typename T, int HD, int kStages, bool kBulk, bool kSkipUnit = false, bool kRope = false, bool kCluster = false>
 __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionParams p, SplitOut so, float scale_log2) {
-  static_assert(!kRope || (!kBulk && kStages == 2 && !kSkipUnit), "the fused prologue takes the default form");
-  static_assert(!kCluster || (!kBulk && kStages == 2 && !kSkipUnit), "the cluster form takes the default form");
+  static_assert(!kRope || (!kBulk && !kSkipUnit), "the fused prologue takes the default form (cp.async, 2 or 3 stages)");
+  static_assert(!kCluster || (!kBulk && !kSkipUnit), "the cluster form takes the default form (cp.async, 2 or 3 stages)");
   static_assert(kStages >= 2, "the pipeline needs a stage in flight while one is read");
   __shared__ unsigned long long tr[8];  // the trace points (DecodeAttentionParams::trace)
   trace_mark(p, tr, 0);
@@ -855,10 +855,11 @@ int decode_l2_prefetch_env() {
 }
 
 // The fused prologue's loads overlapped with the first copies (DecodeAttentionParams::rope_overlap):
-// MINFER_DECODE_ROPE_OVERLAP=1 (read once; the same bits).
-bool decode_rope_overlap_env() {
-  static const bool on = env_choice("MINFER_DECODE_ROPE_OVERLAP", {"0", "1"}) == 1;
-  return on;
+// MINFER_DECODE_ROPE_OVERLAP=0|1 (read once; the same bits); -1 unset.
+int decode_rope_overlap_env() {
+  static const int mode =
+      std::getenv("MINFER_DECODE_ROPE_OVERLAP") ? env_choice("MINFER_DECODE_ROPE_OVERLAP", {"0", "1"}) : -1;
+  return mode;
 }
 
 template <typename T, int HD, int kStages, bool kBulk = false, bool kSkipUnit = false, bool kRope = false,
@@ -900,15 +901,24 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
     Status st = Status::ok();
     if constexpr (HD >= 64) {
       if (cluster) {  // the splits merged in clusters: no combine launch
-        st = p.rope.qkv ? launch_tc<T, HD, 2, false, false, true, true>(p, so, grid, scale_log2, stream)
-                        : launch_tc<T, HD, 2, false, false, false, true>(p, so, grid, scale_log2, stream);
+        if (stages == 3)
+          st = p.rope.qkv ? launch_tc<T, HD, 3, false, false, true, true>(p, so, grid, scale_log2, stream)
+                          : launch_tc<T, HD, 3, false, false, false, true>(p, so, grid, scale_log2, stream);
+        else
+          st = p.rope.qkv ? launch_tc<T, HD, 2, false, false, true, true>(p, so, grid, scale_log2, stream)
+                          : launch_tc<T, HD, 2, false, false, false, true>(p, so, grid, scale_log2, stream);
         if (!st.is_ok()) return st;
         MINFER_LAUNCH_RETURN();
         return Status::ok();
       }
     }
     if (p.rope.qkv) {  // the fused prologue: the default form (decode_attention_rope_fits checked it)
-      st = launch_tc<T, HD, 2, false, false, true>(p, so, grid, scale_log2, stream);
+      if constexpr (HD >= 64) {
+        st = stages == 3 ? launch_tc<T, HD, 3, false, false, true>(p, so, grid, scale_log2, stream)
+                         : launch_tc<T, HD, 2, false, false, true>(p, so, grid, scale_log2, stream);
+      } else {
+        st = launch_tc<T, HD, 2, false, false, true>(p, so, grid, scale_log2, stream);
+      }
     } else if constexpr (HD >= 64) {
       const bool bulk = p.bulk >= 0 ? p.bulk == 1 : decode_bulk_env();
       const bool skip = p.skip_unit_rescale >= 0 ? p.skip_unit_rescale == 1 : decode_skip_unit_env();
@@ -1111,12 +1121,13 @@ size_t decode_attention_workspace_bytes(int batch, int heads, int head_dim, int 
 
 namespace {
 // Whether p's variant switches (environment defaults resolved) give v2's default form, the one the
-// fused prologue is instantiated in: two cp.async stages, no bulk copies, no rescale skip.
+// fused prologue and the cluster form are instantiated in: cp.async copies in two stages or three (three
+// at head_dim 64 and 128 only; two elsewhere), no bulk copies, no rescale skip.
 bool default_form(const DecodeAttentionParams& p) {
   const int stages = p.stages > 0 ? p.stages : decode_stages();
   const bool bulk = p.bulk >= 0 ? p.bulk == 1 : decode_bulk_env();
   const bool skip = p.skip_unit_rescale >= 0 ? p.skip_unit_rescale == 1 : decode_skip_unit_env();
-  return stages == 2 && !bulk && !skip;
+  return (stages == 2 || stages == 3) && !bulk && !skip;
 }
 }  // namespace
 
@@ -1151,6 +1162,12 @@ bool decode_attention_cluster_applies(const DecodeAttentionParams& p, int splits
     return major >= 9;
   }();
   return sm90;
+}
+
+bool decode_attention_rope_overlap_rule(int max_kv_len, int splits) {
+  const int64_t runs = (static_cast<int64_t>(std::max(max_kv_len, 1)) + kWarpKeys - 1) / kWarpKeys;
+  const int64_t most_keys = (runs + std::max(splits, 1) - 1) / std::max(splits, 1) * kWarpKeys;  // tc_split_range's largest
+  return most_keys <= kStepKeys;
 }
 
 int decode_attention_splits_cluster(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int max_splits) {
@@ -1233,7 +1250,7 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
   DecodeAttentionParams p = in;
   if (p.zfill_edge < 0) p.zfill_edge = decode_zfill_edge_env() ? 1 : 0;
   if (p.l2_prefetch < 0) p.l2_prefetch = decode_l2_prefetch_env();
-  if (p.rope_overlap < 0) p.rope_overlap = decode_rope_overlap_env() ? 1 : 0;
+  if (p.rope_overlap < 0) p.rope_overlap = decode_rope_overlap_env();  // (-1 still: the split rule below)
   int splits = p.num_splits;
   if (splits == 0) {
     int dev = 0, sms = 0;
@@ -1247,7 +1264,7 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
   MINFER_REQUIRE(p.stages == 0 || p.stages == 2 || p.stages == 3, "stages",
                  "must be 2, 3 or 0 (default), got " + std::to_string(p.stages));
   MINFER_REQUIRE(!p.rope.qkv || default_form(p), "rope.qkv",
-                 "the fused prologue takes v2's default form: two cp.async stages, no bulk copies, no rescale skip");
+                 "the fused prologue takes v2's default form: cp.async in 2 or 3 stages, no bulk copies, no rescale skip");
   MINFER_REQUIRE(p.cluster >= -1 && p.cluster <= 1, "cluster",
                  "must be 0, 1 or -1 (default), got " + std::to_string(p.cluster));
   MINFER_REQUIRE(p.cluster_max == 0 || p.cluster_max == 8 || p.cluster_max == 16, "cluster_max",
@@ -1256,6 +1273,7 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
                  "must be 0, 1 or -1 (default), got " + std::to_string(p.heads_fast));
   MINFER_REQUIRE(splits >= 1 && splits <= kMaxSplits, "num_splits",
                  "must be in [1, 64] (or 0: automatic), got " + std::to_string(splits));
+  if (p.rope_overlap < 0) p.rope_overlap = decode_attention_rope_overlap_rule(p.max_kv_len, splits) ? 1 : 0;
   const size_t need = decode_attention_workspace_bytes(p.batch, p.heads, p.head_dim, splits);
   MINFER_REQUIRE(p.workspace_bytes >= need && (need == 0 || p.workspace), "workspace",
                  "needs " + std::to_string(need) + " bytes for " + std::to_string(splits) + " splits, got " +

@@ -70,8 +70,8 @@ struct DecodeAttentionParams {
   // bits): the QK-norm and RoPE of its query heads, taken from rope.qkv instead of q (q may be null),
   // and the blocks whose keys hold the row's position (and the last split's first head group, always)
   // write its K and V into the cache before they read it; then rope's launch is not needed. Holds
-  // where decode_attention_rope_fits says so: fp16 / bf16 through v2's default form (two cp.async
-  // stages), a contiguous cache that is rope's (k_cache, v_cache, capacity = max_len), one token per
+  // where decode_attention_rope_fits says so: fp16 / bf16 through v2's default form (cp.async copies,
+  // two stages or three, no rescale skip), a contiguous cache that is rope's (k_cache, v_cache, capacity = max_len), one token per
   // row (rope.num_tokens = batch), the same heads and head_dim. Each live row's slot must be its own
   // row b (token_slot[b] = b, or < 0: padding, q zero and nothing written), so that no block reads a
   // cache row another block writes; device memory, not checked.
@@ -80,13 +80,13 @@ struct DecodeAttentionParams {
   // its query heads, K and V rows and its cache length at once after the wait (the norms' weights
   // before it), issues its first copies (all but the new key's row, which it writes into its shared
   // buffers itself), then rotates. 1 on, 0 off (the prologue first, then the copies); -1:
-  // MINFER_DECODE_ROPE_OVERLAP=1, else off.
+  // MINFER_DECODE_ROPE_OVERLAP=0|1 where set, else decode_attention_rope_overlap_rule.
   int rope_overlap = -1;
   // Splits merged in the split kernel instead of by the combine launch: the splits of one (sequence,
   // head group) run as one thread-block cluster; each block pushes its (normalised output, log2-sum-exp)
   // into the shared memory of the block that owns each slice of the output, and after one cluster
   // barrier the owners write it (the combine's arithmetic in its order: the same bits). Applies where
-  // decode_attention_cluster_applies says so (v2's default form, head_dim 64 or 128, 2..cluster_max
+  // decode_attention_cluster_applies says so (v2's default form, two stages or three, head_dim 64 or 128, 2..cluster_max
   // splits, splits fastest, sm_90+); elsewhere the combine launch runs. 1 on, 0 off; -1:
   // MINFER_DECODE_CLUSTER=1, else off.
   int cluster = -1;
@@ -111,6 +111,14 @@ int decode_attention_cluster_mode();
 // the chained rule's 16 splits from prompt 512 on and loses the combine launch: H100, e2e bf16 ms/step,
 // 8 / 16, p512 0.882 / 0.841, p2048 1.025 / 0.956, p8192 1.430 / 1.260 (reports/logs/h100/ab/ab_e2e_cmax.csv).
 int decode_attention_cluster_max();
+
+// Whether the fused prologue's loads overlap the first copies by default (rope_overlap -1, the
+// environment unset): where no split of a max_kv_len cache holds more than one step of the block's four
+// warps (64 keys), so that the prologue, not the key stream, is the block's path. H100, e2e bf16 b1
+// ms/step, two interleaved rounds, off / on: qwen3-0.6b p128 (3 splits of at most 64 keys) 0.790 / 0.775,
+// p2048 (16 of 144) 0.942 / 0.948, p8192 1.315 / 1.337; qwen2.5-0.5b p128 0.736 / 0.716
+// (reports/logs/h100/ab/ab_e2e_stages3.csv).
+bool decode_attention_rope_overlap_rule(int max_kv_len, int splits);
 
 // The split count for the cluster form (the engine's decode step with the cluster switch on): keys of a
 // split at least 64 (MINFER_DECODE_CLUSTER_MIN_KEYS=N: N), at most num_sms / work blocks a KV head group

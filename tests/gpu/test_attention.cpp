@@ -223,6 +223,20 @@ TEST(DecodeAttentionSplits, ChainedRuleSplitsOneBlockPerSm) {
   EXPECT_EQ(decode_attention_splits_chained(16, 16, 8, 200, 132, 396), 2);
 }
 
+// The fused prologue overlaps the first copies by default where no split holds more than 64 keys
+// (tc_split_range's largest split: whole 16-key runs): qwen3-0.6b b1 planned for p128 + 64 (192 keys,
+// 3 splits: 64 a split) and p512 + 64 (576, 16 splits: 48), not p2048 + 64 (2112, 16 splits: 144).
+TEST(DecodeAttentionSplits, RopeOverlapRuleFollowsTheLongestSplit) {
+  EXPECT_TRUE(decode_attention_rope_overlap_rule(192, 3));
+  EXPECT_TRUE(decode_attention_rope_overlap_rule(576, 16));
+  EXPECT_FALSE(decode_attention_rope_overlap_rule(2112, 16));
+  EXPECT_TRUE(decode_attention_rope_overlap_rule(64, 1));
+  EXPECT_FALSE(decode_attention_rope_overlap_rule(65, 1));  // 5 runs: 80 keys in the one split
+  EXPECT_FALSE(decode_attention_rope_overlap_rule(193, 3)); // 13 runs over 3 splits: 5 in the longest
+  EXPECT_TRUE(decode_attention_rope_overlap_rule(1, 1));
+  EXPECT_TRUE(decode_attention_rope_overlap_rule(0, 0));     // clamped: one key, one split
+}
+
 // The fill rule fills the resident slots in whole rounds (396: 3 blocks on each of 132 SMs).
 TEST(DecodeAttentionSplits, FillRuleFillsTheResidentSlots) {
   // One sequence, 32768 keys, 8 KV heads: 49 splits of at most 672 keys (whole 16-key runs), 392 of
@@ -319,6 +333,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       for (int bytes : {0, 128}) EXPECT_TRUE(run(2, 0, 0, bytes, 0, 1) == base) << what << ": zero-fill at the edge only";
       EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1) == base) << what << ": splits merged in clusters";
       EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1, 16) == base) << what << ": splits merged in clusters of up to 16";
+      EXPECT_TRUE(run(3, 0, 0, 128, 0, 0, 1, 16) == base) << what << ": clusters of up to 16, three stages";
     }
 }
 
@@ -383,7 +398,7 @@ TEST(DecodeAttentionTrace, OneOrderedRecordPerBlock) {
 // then decode attention on its q) bit for bit: QK-norm or none, GQA and 64 query heads a KV head
 // (four head groups), one split and many (the new key in the last split), ragged lengths, a padding
 // row (slot -1: q zero, nothing written), a sequence of one token; with the prologue's loads overlapped
-// (rope_overlap) too, the new key in each warp's first step and in later ones.
+// (rope_overlap) too, the new key in each warp's first step and in later ones, and in three stages.
 TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
   if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
   struct Shape { int batch, len, heads, kv_heads, hd, splits; bool qk_norm; int pad_row; };
@@ -426,7 +441,7 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
       val::DeviceBuffer q_d(out_n * dtype_size(dt)), ws(decode_attention_workspace_bytes(B, nh, hd, sh.splits));
       // One run: a fresh copy of the cache, then the two launches or the fused one; the output and cache.
       struct Result { std::vector<float> out, k, v; };
-      auto run = [&](bool fused, int cluster = 0, int overlap = 0) {
+      auto run = [&](bool fused, int cluster = 0, int overlap = 0, int stages = 2) {
         val::DeviceBuffer kd = val::upload(dt, k0), vd = val::upload(dt, v0), out(out_n * dtype_size(dt));
         QkvRopeParams r;
         r.dtype = dt, r.qkv = qkv_d.get(), r.q_out = q_d.get(), r.k_cache = kd.get(), r.v_cache = vd.get();
@@ -441,7 +456,7 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
         p.out = out.get(), p.cache_lens = static_cast<const int32_t*>(lens_d.get());
         p.batch = B, p.heads = nh, p.kv_heads = nkv, p.head_dim = hd, p.max_len = C, p.max_kv_len = C;
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
-        p.stages = 2, p.bulk = 0, p.skip_unit_rescale = 0, p.cluster = cluster, p.rope_overlap = overlap;
+        p.stages = stages, p.bulk = 0, p.skip_unit_rescale = 0, p.cluster = cluster, p.rope_overlap = overlap;
         val::poison(out.get(), out.bytes(), nullptr);
         val::poison(q_d.get(), q_d.bytes(), nullptr);
         if (fused) {
@@ -478,11 +493,17 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
       EXPECT_TRUE(same(a.out, c.out)) << what << ": outputs differ with clusters";
       EXPECT_TRUE(same(a.k, c.k) && same(a.v, c.v)) << what << ": caches differ with clusters";
       // The prologue's loads overlapped with the first copies (the new key written into the stage rows).
-      for (int cluster : {0, 1}) {
-        const Result o = run(true, cluster, 1);
-        EXPECT_TRUE(same(a.out, o.out)) << what << ": outputs differ with rope_overlap, cluster " << cluster;
-        EXPECT_TRUE(same(a.k, o.k) && same(a.v, o.v)) << what << ": caches differ with rope_overlap, cluster " << cluster;
-      }
+      // Three cp.async stages (head_dim 64 and 128; two below): the same bits, with and without both.
+      for (int stages : {2, 3})
+        for (int cluster : {0, 1})
+          for (int overlap : {0, 1}) {
+            if (stages == 2 && overlap == 0) continue;  // a, f and c above
+            const Result o = run(true, cluster, overlap, stages);
+            const std::string how = " (stages " + std::to_string(stages) + ", cluster " + std::to_string(cluster) +
+                                    ", rope_overlap " + std::to_string(overlap) + ")";
+            EXPECT_TRUE(same(a.out, o.out)) << what << ": outputs differ" << how;
+            EXPECT_TRUE(same(a.k, o.k) && same(a.v, o.v)) << what << ": caches differ" << how;
+          }
     }
 }
 
@@ -620,7 +641,6 @@ TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
          set_rope(p), p.block_table = reinterpret_cast<const int32_t*>(g_dummy), p.page_size = 16, p.max_pages = 1;
        }},
       {"rope.qkv", [](DecodeAttentionParams& p) { set_rope(p), p.dtype = DType::F32; }},
-      {"rope.qkv", [](DecodeAttentionParams& p) { set_rope(p), p.stages = 3; }},
       {"rope.qkv", [](DecodeAttentionParams& p) { set_rope(p), p.bulk = 1; }},
   };
   for (const auto& [field, set] : bad) {
