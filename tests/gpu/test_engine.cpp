@@ -746,6 +746,38 @@ TEST_F(Engine, GreedyArgmaxTiesToTheLowestId) {
 // The many-block argmax against one block a row, bf16, random rows of small and odd vocab sizes (one
 // block, a partial last chunk, the 128-block limit), values in a narrow range (many exact ties: multiples
 // of 1/8 in [-8, 8], exact in bf16) against the host's answer too; and its refusals name the field.
+// Stream order after host copies: ids uploaded from pageable memory (cudaMemcpy) and a workspace
+// cleared (cudaMemset) on the legacy stream, then the sampler launched there (PDL attributes on), many
+// times over: each launch's ids are the host's, never the values uploaded before it. (Once, in a whole
+// test_engine run on an H100, ManyBlockArgmaxAgreesWithOneBlock read V 1's one-block ids back as the -1
+// uploaded before the launch; 300 repeats of it alone did not fail again.)
+TEST_F(Engine, SamplerLaunchFollowsTheUploadsBeforeIt) {
+  const int rows = 3;
+  const int64_t V = 1;
+  const std::vector<float> logits(rows * V, 0.5f);
+  DevBuf dl(DType::BF16, logits), out(std::vector<int32_t>(rows, -1));
+  void* ws = nullptr;
+  const size_t ws_bytes = sample_workspace_bytes(rows);
+  MINFER_CUDA_CHECK(cudaMalloc(&ws, ws_bytes));
+  const std::vector<int32_t> stale(rows, -1);
+  int wrong = 0;
+  for (int it = 0; it < 400; ++it) {
+    MINFER_CUDA_CHECK(cudaMemcpy(out.p, stale.data(), rows * 4, cudaMemcpyHostToDevice));
+    MINFER_CUDA_CHECK(cudaMemset(ws, 0, ws_bytes));
+    SampleParams p;
+    p.dtype = DType::BF16, p.logits = dl.p, p.rows = rows, p.vocab = V, p.ld = V;
+    p.workspace = ws, p.workspace_bytes = ws_bytes;
+    p.out_ids = static_cast<int32_t*>(out.p), p.argmax_blocks = it % 2;
+    MINFER_STATUS_CHECK(sample_forward(p, nullptr));
+    std::vector<int32_t> got(rows);
+    MINFER_CUDA_CHECK(cudaMemcpy(got.data(), out.p, rows * 4, cudaMemcpyDeviceToHost));
+    for (int r = 0; r < rows; ++r) wrong += got[static_cast<size_t>(r)] != 0;
+  }
+  EXPECT_EQ(wrong, 0) << "ids not written (or overwritten by the upload before the launch) in " << wrong
+                      << " of " << 400 * rows << " rows";
+  cudaFree(ws);
+}
+
 TEST_F(Engine, ManyBlockArgmaxAgreesWithOneBlock) {
   std::mt19937 rng(17);
   std::uniform_int_distribution<int> q(-64, 64);
@@ -758,13 +790,18 @@ TEST_F(Engine, ManyBlockArgmaxAgreesWithOneBlock) {
     const size_t ws_bytes = sample_workspace_bytes(rows);
     MINFER_CUDA_CHECK(cudaMalloc(&ws, ws_bytes));
     MINFER_CUDA_CHECK(cudaMemset(ws, 0, ws_bytes));
+    // Every upload landed before the first launch (its own check of each kernel, not of the launch
+    // order after host copies): once, V 1's one-block ids read back as the -1 uploaded before it.
+    MINFER_CUDA_CHECK(cudaDeviceSynchronize());
     SampleParams p;
     p.dtype = DType::BF16, p.logits = dl.p, p.rows = rows, p.vocab = V, p.ld = V;
     p.workspace = ws, p.workspace_bytes = ws_bytes;
     p.out_ids = static_cast<int32_t*>(one.p), p.argmax_blocks = 0;
     MINFER_STATUS_CHECK(sample_forward(p, nullptr));
+    MINFER_CUDA_CHECK(cudaDeviceSynchronize());
     p.out_ids = static_cast<int32_t*>(many.p), p.argmax_blocks = 1;
     MINFER_STATUS_CHECK(sample_forward(p, nullptr));
+    MINFER_CUDA_CHECK(cudaDeviceSynchronize());
     std::vector<int32_t> a(rows), b(rows);
     MINFER_CUDA_CHECK(cudaMemcpy(a.data(), one.p, rows * 4, cudaMemcpyDeviceToHost));
     MINFER_CUDA_CHECK(cudaMemcpy(b.data(), many.p, rows * 4, cudaMemcpyDeviceToHost));
@@ -772,6 +809,7 @@ TEST_F(Engine, ManyBlockArgmaxAgreesWithOneBlock) {
       EXPECT_EQ(a[static_cast<size_t>(r)], b[static_cast<size_t>(r)]) << "V " << V << " row " << r;
       const auto row = logits.begin() + r * V;
       EXPECT_EQ(b[static_cast<size_t>(r)], std::max_element(row, row + V) - row) << "V " << V << " row " << r;
+      EXPECT_EQ(a[static_cast<size_t>(r)], std::max_element(row, row + V) - row) << "V " << V << " row " << r << " (one block)";
     }
     if (V == 2049) {
       p.workspace_bytes = ws_bytes - 1;
