@@ -91,6 +91,7 @@ struct SplitOut {
   int splits;  // NS
   int groups;  // head groups per KV head
   int heads_fast;  // 1: grid (nkv * groups, NS, B), the KV heads of one key range side by side; 0: (NS, nkv * groups, B)
+  int short_last = 0;  // v2: the longer shares of the split ranges go to the first splits (tc_split_range)
 };
 
 // This block's (head-group index over nkv * groups, split) from its grid position (see SplitOut).
@@ -213,9 +214,17 @@ constexpr int tc_smem_bytes() {
 // Keys [x, y) of split `split` of a sequence of len keys: the len / 16 runs of 16 keys dealt out in
 // near-equal whole-run shares (split i starts at run i * runs / splits), so every split of a sequence
 // reads within 16 keys of the same number and each warp's 16 keys start on a multiple of 16 (a page
-// boundary or inside one page). The last split ends at len.
-__device__ __forceinline__ int2 tc_split_range(int len, int split, int splits) {
+// boundary or inside one page). The last split ends at len. short_last (DecodeAttentionParams::short_last):
+// the shares dealt from the end (split i ends at run runs - (splits - 1 - i) * runs / splits), so that
+// the longer ones are the first splits' and the last split, which holds the new key (and with the fused
+// prologue writes it), has the shorter share; the same set of lengths.
+__device__ __forceinline__ int2 tc_split_range(int len, int split, int splits, bool short_last = false) {
   const int64_t runs = (len + kWarpKeys - 1) / kWarpKeys;
+  if (short_last) {
+    const int x = static_cast<int>(runs - (splits - split) * runs / splits) * kWarpKeys;
+    const int y = static_cast<int>(runs - (splits - 1 - split) * runs / splits) * kWarpKeys;
+    return make_int2(x, min(len, y));
+  }
   const int x = static_cast<int>(split * runs / splits) * kWarpKeys;
   const int y = static_cast<int>((split + 1) * runs / splits) * kWarpKeys;
   return make_int2(x, min(len, y));
@@ -511,7 +520,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   const int len = p.cache_lens[b];
   if constexpr (kRope)
     if (overlap) tc_rope_cs<T, HD>(p, gn, warp, early);
-  const int2 kr = tc_split_range(len, split, so.splits);
+  const int2 kr = tc_split_range(len, split, so.splits, so.short_last != 0);
   const int kbeg = kr.x, kend = kr.y;
   const int steps = kend > kbeg ? (kend - kbeg + kStepKeys - 1) / kStepKeys : 0;
   T* qs = reinterpret_cast<T*>(smem_raw + tc_smem_bytes<T, HD, kStages>());  // kRope: (kMaxGroup, HD)
@@ -854,6 +863,13 @@ int decode_l2_prefetch_env() {
   return bytes;
 }
 
+// The split ranges' longer shares to the first splits (DecodeAttentionParams::short_last):
+// MINFER_DECODE_SHORT_LAST=1 (read once).
+bool decode_short_last_env() {
+  static const bool on = env_choice("MINFER_DECODE_SHORT_LAST", {"0", "1"}) == 1;
+  return on;
+}
+
 // The fused prologue's loads overlapped with the first copies (DecodeAttentionParams::rope_overlap):
 // MINFER_DECODE_ROPE_OVERLAP=0|1 (read once; the same bits); -1 unset.
 int decode_rope_overlap_env() {
@@ -888,6 +904,7 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
   so.splits = splits;
   so.groups = (p.heads / p.kv_heads + kMaxGroup - 1) / kMaxGroup;
   so.heads_fast = p.heads_fast >= 0 ? p.heads_fast : decode_heads_fast() ? 1 : 0;
+  so.short_last = p.short_last;  // resolved by decode_attention_forward
   so.o = p.workspace;
   so.lse = p.workspace + static_cast<size_t>(p.batch) * p.heads * splits * HD;
   const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD))) * kLog2e;
@@ -1246,11 +1263,14 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
                  "l2_prefetch", "must be 0, 128, 256 or -1 (default), got " + std::to_string(in.l2_prefetch));
   MINFER_REQUIRE(in.rope_overlap >= -1 && in.rope_overlap <= 1, "rope_overlap",
                  "must be 0, 1 or -1 (default), got " + std::to_string(in.rope_overlap));
+  MINFER_REQUIRE(in.short_last >= -1 && in.short_last <= 1, "short_last",
+                 "must be 0, 1 or -1 (default), got " + std::to_string(in.short_last));
   // The switches the kernel reads from its params, their environment defaults resolved here.
   DecodeAttentionParams p = in;
   if (p.zfill_edge < 0) p.zfill_edge = decode_zfill_edge_env() ? 1 : 0;
   if (p.l2_prefetch < 0) p.l2_prefetch = decode_l2_prefetch_env();
   if (p.rope_overlap < 0) p.rope_overlap = decode_rope_overlap_env();  // (-1 still: the split rule below)
+  if (p.short_last < 0) p.short_last = decode_short_last_env() ? 1 : 0;
   int splits = p.num_splits;
   if (splits == 0) {
     int dev = 0, sms = 0;

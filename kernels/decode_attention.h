@@ -82,6 +82,12 @@ struct DecodeAttentionParams {
   // buffers itself), then rotates. 1 on, 0 off (the prologue first, then the copies); -1:
   // MINFER_DECODE_ROPE_OVERLAP=0|1 where set, else decode_attention_rope_overlap_rule.
   int rope_overlap = -1;
+  // v2's split ranges with the longer shares (one more 16-key run) at the first splits instead of the
+  // last: the last split holds the new key (and with the fused prologue writes it), so it is the one
+  // that also reads the fewer keys. Outputs within rounding of the default (another partition of the
+  // keys), the same bits between the combine launch and the cluster form. 1 on, 0 off; -1:
+  // MINFER_DECODE_SHORT_LAST=1, else off.
+  int short_last = -1;
   // Splits merged in the split kernel instead of by the combine launch: the splits of one (sequence,
   // head group) run as one thread-block cluster; each block pushes its (normalised output, log2-sum-exp)
   // into the shared memory of the block that owns each slice of the output, and after one cluster

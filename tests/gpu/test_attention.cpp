@@ -297,7 +297,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       val::DeviceBuffer out(out_n * dtype_size(dt));
       val::DeviceBuffer ws(decode_attention_workspace_bytes(sh.batch, sh.heads, sh.hd, sh.splits));
       auto run = [&](int stages, int heads_fast, int bulk = 0, int l2_prefetch = 0, int skip_unit = 0,
-                     int zfill_edge = 0, int cluster = 0, int cluster_max = 8) {
+                     int zfill_edge = 0, int cluster = 0, int cluster_max = 8, int short_last = 0) {
         DecodeAttentionParams p;
         p.dtype = dt, p.q = qd.get(), p.k_cache = kd.get(), p.v_cache = vd.get(), p.out = out.get();
         p.cache_lens = static_cast<const int32_t*>(lens_d.get());
@@ -307,6 +307,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
         p.stages = stages, p.heads_fast = heads_fast, p.bulk = bulk, p.l2_prefetch = l2_prefetch;
         p.skip_unit_rescale = skip_unit, p.zfill_edge = zfill_edge, p.cluster = cluster, p.cluster_max = cluster_max;
+        p.short_last = short_last;
         if (cluster == 1 && sh.splits >= 2 && sh.splits <= cluster_max && sm90()) {
           EXPECT_TRUE(decode_attention_cluster_applies(p, sh.splits)) << sh.splits << " splits";
         }
@@ -334,6 +335,31 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1) == base) << what << ": splits merged in clusters";
       EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1, 16) == base) << what << ": splits merged in clusters of up to 16";
       EXPECT_TRUE(run(3, 0, 0, 128, 0, 0, 1, 16) == base) << what << ": clusters of up to 16, three stages";
+      // The longer split shares first (short_last): another partition of the keys, so the outputs are
+      // within rounding of the default's (at most 2 units in the last place of the output type), the
+      // combine launch and the cluster form the same bits.
+      const std::vector<uint16_t> sl = run(2, 0, 0, 128, 0, 0, 0, 8, 1);
+      EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1, 16, 1) == sl) << what << ": short_last, clusters";
+      EXPECT_TRUE(run(2, 1, 0, 128, 0, 0, 0, 8, 1) == sl) << what << ": short_last, heads fastest";
+      auto to_f = [dt](uint16_t h) {
+        if (dt == DType::BF16) {
+          const uint32_t u = static_cast<uint32_t>(h) << 16;
+          float f;
+          std::memcpy(&f, &u, 4);
+          return f;
+        }
+        const int e = (h >> 10) & 31, m = h & 1023;
+        const float mag = e == 0 ? std::ldexp(static_cast<float>(m), -24) : std::ldexp(static_cast<float>(m | 1024), e - 25);
+        return (h & 0x8000) ? -mag : mag;
+      };
+      const float ulp = dt == DType::BF16 ? 0x1p-8f : 0x1p-11f;  // relative, at 1
+      size_t far = 0, moved = 0;
+      for (size_t i = 0; i < base.size(); ++i) {
+        const float x = to_f(base[i]), y = to_f(sl[i]);
+        moved += base[i] != sl[i];
+        far += !(std::fabs(x - y) <= 2.0f * ulp * std::max(1.0f, std::fabs(x)));
+      }
+      EXPECT_EQ(far, 0u) << what << ": short_last outputs beyond rounding of the default's (" << moved << " moved)";
     }
 }
 
@@ -441,7 +467,7 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
       val::DeviceBuffer q_d(out_n * dtype_size(dt)), ws(decode_attention_workspace_bytes(B, nh, hd, sh.splits));
       // One run: a fresh copy of the cache, then the two launches or the fused one; the output and cache.
       struct Result { std::vector<float> out, k, v; };
-      auto run = [&](bool fused, int cluster = 0, int overlap = 0, int stages = 2) {
+      auto run = [&](bool fused, int cluster = 0, int overlap = 0, int stages = 2, int short_last = 0) {
         val::DeviceBuffer kd = val::upload(dt, k0), vd = val::upload(dt, v0), out(out_n * dtype_size(dt));
         QkvRopeParams r;
         r.dtype = dt, r.qkv = qkv_d.get(), r.q_out = q_d.get(), r.k_cache = kd.get(), r.v_cache = vd.get();
@@ -457,6 +483,7 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
         p.batch = B, p.heads = nh, p.kv_heads = nkv, p.head_dim = hd, p.max_len = C, p.max_kv_len = C;
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
         p.stages = stages, p.bulk = 0, p.skip_unit_rescale = 0, p.cluster = cluster, p.rope_overlap = overlap;
+        p.short_last = short_last;
         val::poison(out.get(), out.bytes(), nullptr);
         val::poison(q_d.get(), q_d.bytes(), nullptr);
         if (fused) {
@@ -504,6 +531,17 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
             EXPECT_TRUE(same(a.out, o.out)) << what << ": outputs differ" << how;
             EXPECT_TRUE(same(a.k, o.k) && same(a.v, o.v)) << what << ": caches differ" << how;
           }
+      // The last split's shorter share (short_last) moves the new key's block: the fused prologue against
+      // the two launches with the same split ranges, with and without the overlap and clusters.
+      const Result as = run(false, 0, 0, 2, 1);
+      for (int cluster : {0, 1})
+        for (int overlap : {0, 1}) {
+          const Result o = run(true, cluster, overlap, 2, 1);
+          const std::string how = " (short_last, cluster " + std::to_string(cluster) + ", rope_overlap " +
+                                  std::to_string(overlap) + ")";
+          EXPECT_TRUE(same(as.out, o.out)) << what << ": outputs differ" << how;
+          EXPECT_TRUE(same(as.k, o.k) && same(as.v, o.v)) << what << ": caches differ" << how;
+        }
     }
 }
 
@@ -632,6 +670,7 @@ TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
       {"cluster", [](DecodeAttentionParams& p) { p.cluster = 2; }},
       {"cluster_max", [](DecodeAttentionParams& p) { p.cluster_max = 4; }},
       {"rope_overlap", [](DecodeAttentionParams& p) { p.rope_overlap = 2; }},
+      {"short_last", [](DecodeAttentionParams& p) { p.short_last = -2; }},
       // The fused prologue: rope's own fields, then its fit with the attention.
       {"rope.positions", [](DecodeAttentionParams& p) { p.rope.qkv = g_dummy; }},
       {"rope.num_tokens", [](DecodeAttentionParams& p) { set_rope(p), p.rope.num_tokens = 2; }},
