@@ -270,6 +270,22 @@ stage_profile() {
 # on bench/cases/e2e_stages_ab.txt, two rounds). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
+# switch_group NAME CASES ENGINE_ENV SETTING...: a decode switch's checks and timings: decode attention's
+# GPU tests and test_engine under ENGINE_ENV (VAR=VAL, or several joined by commas) -> OUTDIR/NAME/,
+# then scripts/ab.sh of the SETTINGs against the default on the e2e cases of CASES, two interleaved
+# rounds, ours only -> OUTDIR/ab_NAME/.
+switch_group() {
+  local name=$1 cases=$2 envs=$3 rc=0
+  shift 3
+  mkdir -p "$OUTDIR/$name"
+  timeout 200 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' > "$OUTDIR/$name/test_attention.log" 2>&1 || rc=1
+  tail -3 "$OUTDIR/$name/test_attention.log"
+  env ${envs//,/ } timeout 150 "$BUILD/tests/test_engine" > "$OUTDIR/$name/test_engine.log" 2>&1 || rc=1
+  tail -3 "$OUTDIR/$name/test_engine.log"
+  timeout 420 bash scripts/ab.sh "$OUTDIR/ab_$name" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
+    --cases "$cases" "$@" || rc=1
+  return $rc
+}
 # decode_checks DIR: the GEMV and engine GPU tests, validate --sweep model --quick and qwen3-0.6b b1
 # p128's traced graph step (minfer generate --timeline-csv), logs and CSVs into DIR.
 decode_checks() {
@@ -412,44 +428,20 @@ stage_ab() {
       --cases bench/cases/e2e_b1_prompts.txt MINFER_SAMPLE_ARGMAX=block || rc=1
   fi
   if ab_group ropeov; then  # the fused RoPE prologue's loads overlapped with the first key copies
-    mkdir -p "$OUTDIR/ropeov"
-    timeout 200 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' > "$OUTDIR/ropeov/test_attention.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/ropeov/test_attention.log"
-    MINFER_DECODE_ROPE_OVERLAP=1 timeout 150 "$BUILD/tests/test_engine" > "$OUTDIR/ropeov/test_engine.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/ropeov/test_engine.log"
-    timeout 300 bash scripts/ab.sh "$OUTDIR/ab_ropeov" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_b1_prompts.txt MINFER_DECODE_ROPE_OVERLAP=1 || rc=1
+    switch_group ropeov bench/cases/e2e_b1_prompts.txt MINFER_DECODE_ROPE_OVERLAP=1 MINFER_DECODE_ROPE_OVERLAP=1 || rc=1
   fi
   if ab_group stages3; then  # three cp.async stages in decode attention (the fused prologue and clusters too)
-    mkdir -p "$OUTDIR/stages3"
-    timeout 200 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' > "$OUTDIR/stages3/test_attention.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/stages3/test_attention.log"
-    MINFER_DECODE_STAGES=3 timeout 150 "$BUILD/tests/test_engine" > "$OUTDIR/stages3/test_engine.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/stages3/test_engine.log"
+    switch_group stages3 bench/cases/e2e_stages_ab.txt MINFER_DECODE_STAGES=3 MINFER_DECODE_STAGES=3 \
+      MINFER_DECODE_ROPE_OVERLAP=1 MINFER_DECODE_STAGES=3,MINFER_DECODE_ROPE_OVERLAP=1 || rc=1
     MINFER_DECODE_STAGES=3 MINFER_DECODE_ROPE_OVERLAP=1 timeout 150 "$BUILD/tests/test_engine" \
       > "$OUTDIR/stages3/test_engine_overlap.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/stages3/test_engine_overlap.log"
-    timeout 420 bash scripts/ab.sh "$OUTDIR/ab_stages3" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_stages_ab.txt MINFER_DECODE_STAGES=3 MINFER_DECODE_ROPE_OVERLAP=1 \
-      MINFER_DECODE_STAGES=3,MINFER_DECODE_ROPE_OVERLAP=1 || rc=1
   fi
   if ab_group shortlast; then  # the split ranges' longer shares first, the new key's split the shorter
-    mkdir -p "$OUTDIR/shortlast"
-    timeout 200 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' > "$OUTDIR/shortlast/test_attention.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/shortlast/test_attention.log"
-    MINFER_DECODE_SHORT_LAST=1 timeout 150 "$BUILD/tests/test_engine" > "$OUTDIR/shortlast/test_engine.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/shortlast/test_engine.log"
-    timeout 420 bash scripts/ab.sh "$OUTDIR/ab_shortlast" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_stages_ab.txt MINFER_DECODE_SHORT_LAST=1 MINFER_DECODE_SHORT_LAST=1,MINFER_DECODE_ROPE_OVERLAP=1 || rc=1
+    switch_group shortlast bench/cases/e2e_stages_ab.txt MINFER_DECODE_SHORT_LAST=1 MINFER_DECODE_SHORT_LAST=1 \
+      MINFER_DECODE_SHORT_LAST=1,MINFER_DECODE_ROPE_OVERLAP=1 || rc=1
   fi
   if ab_group cmax; then  # decode attention clusters capped at 8 splits against the default (16 on H100/H200)
-    mkdir -p "$OUTDIR/cmax"
-    timeout 200 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' > "$OUTDIR/cmax/test_attention.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/cmax/test_attention.log"
-    MINFER_DECODE_CLUSTER_MAX=8 timeout 120 "$BUILD/tests/test_engine" > "$OUTDIR/cmax/test_engine.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/cmax/test_engine.log"
-    timeout 300 bash scripts/ab.sh "$OUTDIR/ab_cmax" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
-      --cases bench/cases/e2e_b1_prompts.txt MINFER_DECODE_CLUSTER_MAX=8 || rc=1
+    switch_group cmax bench/cases/e2e_b1_prompts.txt MINFER_DECODE_CLUSTER_MAX=8 MINFER_DECODE_CLUSTER_MAX=8 || rc=1
   fi
   if ab_group normin; then  # single-row decode steps with the RMSNorms folded into the GEMVs (default <= 2048 wide)
     decode_checks "$OUTDIR/normin" || rc=1
