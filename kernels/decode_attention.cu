@@ -444,6 +444,10 @@ constexpr int tc_cluster_bytes() {
   return (kMaxGroup * HD + kMaxClusterSplits + kMaxClusterSplits * kMaxGroup) * static_cast<int>(sizeof(float));
 }
 
+// One trace record (DecodeAttentionParams::trace): the block, its SM, then the globaltimer at points
+// 0 .. 7 (entry, waited, prologue, first keys, loop, merge, end, and after the cluster barrier).
+constexpr int kTraceWords = 9;
+
 __device__ __forceinline__ unsigned long long global_ns() {
   unsigned long long t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -488,7 +492,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   static_assert(kStages >= 2, "the pipeline needs a stage in flight while one is read");
   __shared__ unsigned long long tr[8];  // the trace points (DecodeAttentionParams::trace)
   trace_mark(p, tr, 0);
-  if (p.trace && threadIdx.x == 0) tr[3] = 0;  // stays 0 when the block has no key step
+  if (p.trace && threadIdx.x == 0) tr[3] = 0, tr[7] = 0;  // stay 0 without a key step, a cluster barrier
   if constexpr (kCluster) cluster_arrive_relaxed();  // this block has started (waited on before any push)
   kern::pdl_launch_dependents();
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -723,6 +727,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   if constexpr (kCluster) {
     cluster_arrive_release();  // every push of every block is visible to its owner after the wait
     cluster_wait();
+    trace_mark(p, tr, 7);
     // This block's slice of the outputs: decode_combine's arithmetic and order over the splits.
     for (int off = threadIdx.x; off < per; off += kTcThreads) {
       const int e = split * per + off;
@@ -745,15 +750,15 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     }
   }
   trace_mark(p, tr, 6);
-  if (p.trace && threadIdx.x == 0) {  // one record: block, SM, the seven points
+  if (p.trace && threadIdx.x == 0) {  // one record: block, SM, the eight points
     const unsigned long long slot = atomicAdd(p.trace, 1ull);
     if (slot < p.trace[1]) {
       unsigned smid;
       asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
-      unsigned long long* rec = p.trace + 2 + slot * 8;
+      unsigned long long* rec = p.trace + 2 + slot * kTraceWords;
       rec[0] = blockIdx.x | static_cast<unsigned long long>(blockIdx.y) << 16 |
                static_cast<unsigned long long>(blockIdx.z) << 32 | static_cast<unsigned long long>(smid) << 48;
-      for (int j = 0; j < 7; ++j) rec[1 + j] = tr[j];
+      for (int j = 0; j < kTraceWords - 1; ++j) rec[1 + j] = tr[j];
     }
   }
 }
@@ -1206,7 +1211,7 @@ int g_trace_records = 0;
 
 unsigned long long* decode_attention_trace_start(int records) {
   decode_attention_trace_stop();
-  const size_t bytes = (2 + static_cast<size_t>(std::max(records, 1)) * 8) * sizeof(unsigned long long);
+  const size_t bytes = (2 + static_cast<size_t>(std::max(records, 1)) * kTraceWords) * sizeof(unsigned long long);
   if (cudaMalloc(&g_trace, bytes) != cudaSuccess) {
     cudaGetLastError();
     g_trace = nullptr;
@@ -1222,20 +1227,21 @@ unsigned long long* decode_attention_trace_start(int records) {
 unsigned long long* decode_attention_trace_buffer() { return g_trace; }
 
 std::string decode_attention_trace_csv() {
-  std::string out = "record,bx,by,bz,sm,entry_ns,waited_ns,prologue_ns,first_keys_ns,loop_ns,merge_ns,end_ns\n";
+  std::string out = "record,bx,by,bz,sm,entry_ns,waited_ns,prologue_ns,first_keys_ns,loop_ns,merge_ns,end_ns,barrier_ns\n";
   if (!g_trace) return out;
   unsigned long long n = 0;
   if (cudaDeviceSynchronize() != cudaSuccess || cudaMemcpy(&n, g_trace, sizeof(n), cudaMemcpyDeviceToHost) != cudaSuccess)
     return out;
   n = std::min<unsigned long long>(n, static_cast<unsigned long long>(g_trace_records));
-  std::vector<unsigned long long> rec(n * 8);
+  std::vector<unsigned long long> rec(n * kTraceWords);
   if (n > 0 && cudaMemcpy(rec.data(), g_trace + 2, rec.size() * sizeof(rec[0]), cudaMemcpyDeviceToHost) != cudaSuccess)
     return out;
   char line[320];
   for (unsigned long long i = 0; i < n; ++i) {
-    const unsigned long long* r = &rec[i * 8];
-    std::snprintf(line, sizeof(line), "%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", i, r[0] & 0xffff,
-                  (r[0] >> 16) & 0xffff, (r[0] >> 32) & 0xffff, r[0] >> 48, r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+    const unsigned long long* r = &rec[i * kTraceWords];
+    std::snprintf(line, sizeof(line), "%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", i,
+                  r[0] & 0xffff, (r[0] >> 16) & 0xffff, (r[0] >> 32) & 0xffff, r[0] >> 48, r[1], r[2], r[3], r[4], r[5],
+                  r[6], r[7], r[8]);
     out += line;
   }
   return out;

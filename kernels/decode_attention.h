@@ -100,7 +100,7 @@ struct DecodeAttentionParams {
   // H200 allow); 0: decode_attention_cluster_max() (MINFER_DECODE_CLUSTER_MAX).
   int cluster_max = 0;
   // Phase trace for profiling (v2 only): null, or decode_attention_trace_start()'s device buffer. Each
-  // block appends one record of its globaltimer at seven points (decode_attention_trace_csv names them).
+  // block appends one record of its globaltimer at eight points (decode_attention_trace_csv names them).
   unsigned long long* trace = nullptr;
 };
 
@@ -137,7 +137,8 @@ int decode_attention_splits_cluster(int batch, int heads, int kv_heads, int max_
 // the current device (zeroed; again on each call); buffer is the device pointer (null before start);
 // csv copies the records back (in the order blocks finished) as CSV: block (x, y, z), SM, and the
 // globaltimer ns at entry, after pdl_wait, after the fused prologue, when the first key step landed in
-// warp 0, after the key loop, after the block's merge, and at the end; stop frees it.
+// warp 0, after the key loop, after the block's merge, at the end, and after the cluster barrier (the
+// cluster form; 0 otherwise), the last column so that older traces keep their columns; stop frees it.
 unsigned long long* decode_attention_trace_start(int records);
 unsigned long long* decode_attention_trace_buffer();
 std::string decode_attention_trace_csv();

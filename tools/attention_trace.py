@@ -6,7 +6,9 @@ Records are grouped into launches by their entry times (a new launch where the n
 than --gap-ns after the previous one). Per block: resident before the wait (entry -> waited, the time
 a PDL launch sits on the kernel before it), the fused prologue (waited -> prologue), the first keys'
 copies (prologue -> first keys landed in warp 0), the rest of the key loop (-> loop), the block's merge
-(-> merge) and the cluster merge (-> end). Per launch: its span from the first block's wait to the
+(-> merge) and the cluster merge (-> end); where a record has the cluster barrier's point (barrier_ns, not
+0), the cluster merge also in its two parts: to the barrier's release (the pushes and the wait for the
+cluster's last block) and the slice merge after it. Per launch: its span from the first block's wait to the
 last block's end. Prints the median (and p10, p90) of each over the launches after --skip, and writes
 them as CSV with --out.
 Usage: tools/attention_trace.py TRACE.csv [--skip N] [--gap-ns NS] [--out SUMMARY.csv]
@@ -19,6 +21,7 @@ import sys
 
 COLUMNS = ["record", "bx", "by", "bz", "sm", "entry_ns", "waited_ns", "prologue_ns", "first_keys_ns", "loop_ns",
            "merge_ns", "end_ns"]
+OPTIONAL = ["barrier_ns"]  # after the cluster barrier (traces from before it lack the column)
 
 
 def fail(msg):
@@ -38,12 +41,13 @@ def read(path):
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         fail(f"{path}: column '{missing[0]}' missing (expected {', '.join(COLUMNS)})")
+    cols = COLUMNS + [c for c in OPTIONAL if c in header]
     out = []
     for i, r in enumerate(rows, start=2):
         try:
-            out.append({c: int(r[c]) for c in COLUMNS})
+            out.append({c: int(r[c]) for c in cols})
         except (TypeError, ValueError):
-            bad = next(c for c in COLUMNS if not (r.get(c) or "").isdigit())
+            bad = next(c for c in cols if not (r.get(c) or "").isdigit())
             fail(f"{path}: line {i}: field '{bad}' is not a whole number: {r.get(bad)!r}")
     return out
 
@@ -63,7 +67,7 @@ def launches(recs, gap_ns):
 
 def phases(r):
     first = r["first_keys_ns"] if r["first_keys_ns"] else r["prologue_ns"]
-    return {
+    out = {
         "resident_before_wait": r["waited_ns"] - r["entry_ns"],
         "prologue": r["prologue_ns"] - r["waited_ns"],
         "first_keys": first - r["prologue_ns"],
@@ -72,6 +76,10 @@ def phases(r):
         "cluster_merge": r["end_ns"] - r["merge_ns"],
         "block_after_wait": r["end_ns"] - r["waited_ns"],
     }
+    if r.get("barrier_ns"):
+        out["cluster_barrier"] = r["barrier_ns"] - r["merge_ns"]
+        out["cluster_slice"] = r["end_ns"] - r["barrier_ns"]
+    return out
 
 
 def pct(xs, q):
@@ -93,8 +101,8 @@ def main():
     per = {}
     for g in used:
         ph = [phases(r) for r in g]
-        for k in ph[0]:
-            per.setdefault(k, []).append(statistics.median(p[k] for p in ph))
+        for k in dict.fromkeys(k for p in ph for k in p):  # every phase some block of the launch has
+            per.setdefault(k, []).append(statistics.median(p[k] for p in ph if k in p))
         per.setdefault("launch_span", []).append(max(r["end_ns"] for r in g) - min(r["waited_ns"] for r in g))
         per.setdefault("wait_release_spread", []).append(max(r["waited_ns"] for r in g) - min(r["waited_ns"] for r in g))
     blocks = statistics.median(len(g) for g in used)

@@ -83,8 +83,8 @@ CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {
   c->add_option("--attention-trace-csv", o.attention_trace_csv,
                 "cuda backend: record the globaltimer of every decode-attention block (tensor-core kernel) at its "
                 "phases (entry, after the wait on the previous kernel, after the fused RoPE prologue, first keys "
-                "landed, key loop done, merged, end) over the decode steps, and write them to this CSV (the "
-                "first 262144 blocks; a few stores a block)");
+                "landed, key loop done, merged, end, after the cluster barrier) over the decode steps, and write them "
+                "to this CSV (the first 262144 blocks; a few stores a block)");
   return c;
 }
 

@@ -62,6 +62,29 @@ class AttentionTrace(unittest.TestCase):
         self.assertEqual(rows["launch_span"]["median_ns"], str(100 + 1020 + 800 + 400 + 300 + 200))
         self.assertEqual(rows["launch_span"]["launches"], "4")
 
+    def test_cluster_barrier_column(self):
+        """barrier_ns (the newer last column): the cluster merge split at the barrier's release; 0 (the
+        combine form) leaves the two parts out; traces without the column keep working (above)."""
+        text = trace(4, 2)
+        lines = text.strip().split("\n")
+        out = [lines[0] + ",barrier_ns"]
+        for ln in lines[1:]:
+            f = ln.split(",")
+            out.append(ln + "," + str(int(f[10]) + 150))  # merge + 150: barrier 150, slice 50
+        p, rows = self.run_tool("\n".join(out) + "\n", "--skip", "1")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(rows["cluster_merge"]["median_ns"], "200")
+        self.assertEqual(rows["cluster_barrier"]["median_ns"], "150")
+        self.assertEqual(rows["cluster_slice"]["median_ns"], "50")
+        zero = [lines[0] + ",barrier_ns"] + [ln + ",0" for ln in lines[1:]]
+        p, rows = self.run_tool("\n".join(zero) + "\n", "--skip", "1")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("cluster_barrier", rows)
+        bad = [lines[0] + ",barrier_ns"] + [ln + ",x" for ln in lines[1:]]
+        p, _ = self.run_tool("\n".join(bad) + "\n", "--skip", "1")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("field 'barrier_ns'", p.stderr)
+
     def test_block_without_keys(self):
         p, rows = self.run_tool(trace(3, 1, empty_block=True), "--skip", "0")
         self.assertEqual(p.returncode, 0, p.stderr)

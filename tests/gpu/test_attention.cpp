@@ -401,7 +401,7 @@ TEST(DecodeAttentionTrace, OneOrderedRecordPerBlock) {
     std::vector<unsigned long long> f;
     std::istringstream ls(line);
     for (std::string x; std::getline(ls, x, ',');) f.push_back(std::stoull(x));
-    ASSERT_EQ(f.size(), 12u) << line;
+    ASSERT_EQ(f.size(), 13u) << line;
     EXPECT_LT(f[1], static_cast<unsigned long long>(splits)) << line;
     EXPECT_LT(f[2], static_cast<unsigned long long>(nkv)) << line;
     EXPECT_LT(f[3], static_cast<unsigned long long>(B)) << line;
@@ -410,6 +410,13 @@ TEST(DecodeAttentionTrace, OneOrderedRecordPerBlock) {
     for (int i : {6, 7, 9, 10, 11}) EXPECT_LE(f[i == 9 ? 7 : i - 1], f[i]) << line << ": point " << i - 5;
     if (f[8] != 0) {
       EXPECT_TRUE(f[7] <= f[8] && f[8] <= f[9]) << line;
+    }
+    // After the cluster barrier: between the block's merge and its end in the cluster launch (sm_90+),
+    // never set in the combine launch.
+    if (rows < B * nkv * splits) {
+      EXPECT_EQ(f[12], 0u) << line;
+    } else if (sm90()) {
+      EXPECT_TRUE(f[10] <= f[12] && f[12] <= f[11]) << line;
     }
     ++seen[std::to_string(rows < B * nkv * splits ? 0 : 1) + " " + std::to_string(f[1]) + " " + std::to_string(f[2]) +
            " " + std::to_string(f[3])];
