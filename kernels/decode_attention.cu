@@ -334,12 +334,14 @@ __device__ __forceinline__ void tc_rope_prologue(const DecodeAttentionParams& p,
 }
 
 // The overlapped form of tc_rope_prologue (DecodeAttentionParams::rope_overlap), the same work and
-// bits in three parts: tc_rope_weights before the wait (the norms' weights: no kernel writes them),
-// tc_rope_early right after it (the row's slot and position, this warp's first query head, the K row
-// in warp 3 and the V row in warp 2: loads that wait on nothing but the previous kernel, issued with
-// the cache length's), then the caller issues its first copies, leaving out the new key's row where it
-// falls in them, and tc_rope_late rotates and writes; it also writes the new key's K and V rows into
-// this block's stage buffers (patch, or null), where they would have landed.
+// bits in parts: tc_rope_weights before the wait (the norms' weights: no kernel writes them),
+// tc_rope_slot and tc_rope_rows right after it (the row's slot and position, this warp's first query
+// head, the K row in warp 3 and the V row in warp 2: loads that wait on nothing but the previous kernel,
+// issued with the cache length's), tc_rope_cs (the position's cos and sin), then the caller issues its
+// first copies, leaving out the new key's row where it falls in them, and tc_rope_late rotates and
+// writes; it also writes the new key's K and V rows into this block's stage buffers (patch, or null),
+// where they would have landed. With prewait (DecodeAttentionParams::prewait) everything up to the
+// copies goes before the wait, and only tc_rope_rows after it.
 template <typename T, int HD>
 struct RopeEarly {
   kern::RopeRegs q, qw, k, kw;  // this warp's first query head and the query norm; the K row and the key norm
@@ -354,12 +356,18 @@ __device__ __forceinline__ void tc_rope_weights(const DecodeAttentionParams& p, 
   if (warp == kTcWarps - 1 && p.rope.k_norm) e.kw = kern::rope_load<T>(static_cast<const T*>(p.rope.k_norm), HD);
 }
 
+// The row's slot and position (written by the step's advance, never by the previous kernel).
 template <typename T, int HD>
-__device__ __forceinline__ void tc_rope_early(const DecodeAttentionParams& p, int b, int kvh, int h0, int gn, int warp,
-                                              int lane, RopeEarly<T, HD>& e) {
+__device__ __forceinline__ void tc_rope_slot(const DecodeAttentionParams& p, int b, RopeEarly<T, HD>& e) {
+  e.slot = p.rope.token_slot[b], e.pos = p.rope.positions[b];
+}
+
+// The row's query heads (this warp's first), K and V rows: the previous kernel's output.
+template <typename T, int HD>
+__device__ __forceinline__ void tc_rope_rows(const DecodeAttentionParams& p, int b, int kvh, int h0, int gn, int warp,
+                                             int lane, RopeEarly<T, HD>& e) {
   const QkvRopeParams& r = p.rope;
   const T* row = static_cast<const T*>(r.qkv) + static_cast<int64_t>(b) * (p.heads + 2 * p.kv_heads) * HD;
-  e.slot = r.token_slot[b], e.pos = r.positions[b];
   if (warp < gn) e.q = kern::rope_load<T>(row + static_cast<int64_t>(h0 + warp) * HD, HD);
   if (warp == kTcWarps - 1) e.k = kern::rope_load<T>(row + static_cast<int64_t>(p.heads + kvh) * HD, HD);
   if (warp == kTcWarps - 2) {
@@ -513,14 +521,21 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   const int b = blockIdx.z, kvh = hs.x / so.groups, split = hs.y;
   const int group = p.heads / p.kv_heads, g0 = (hs.x % so.groups) * kMaxGroup;
   const int gn = min(kMaxGroup, group - g0), h0 = kvh * group + g0;  // heads [h0, h0 + gn)
-  const bool overlap = kRope && p.rope_overlap == 1;
+  // prewait: the previous kernel let this one launch only after its own wait (the caller's guarantee),
+  // so what the kernels before it wrote (cache lengths, positions, slots, earlier keys) is final here.
+  const bool prewait = kRope && p.prewait == 1;
+  const bool overlap = kRope && (p.rope_overlap == 1 || prewait);
   [[maybe_unused]] RopeEarly<T, HD> early;
   if constexpr (kRope)
     if (overlap) tc_rope_weights<T, HD>(p, gn, warp, early);
-  kern::pdl_wait();  // every read and write below depends on the previous kernel
-  trace_mark(p, tr, 1);
-  if constexpr (kRope)
-    if (overlap) tc_rope_early<T, HD>(p, b, kvh, h0, gn, warp, lane, early);
+  if (!prewait) {
+    kern::pdl_wait();  // every read and write below depends on the previous kernel
+    trace_mark(p, tr, 1);
+  }
+  if constexpr (kRope) {
+    if (overlap) tc_rope_slot<T, HD>(p, b, early);
+    if (overlap && !prewait) tc_rope_rows<T, HD>(p, b, kvh, h0, gn, warp, lane, early);
+  }
   const int len = p.cache_lens[b];
   if constexpr (kRope)
     if (overlap) tc_rope_cs<T, HD>(p, gn, warp, early);
@@ -566,10 +581,16 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     }
     kern::cp_async_commit();
   }
-  if constexpr (kRope)
+  if constexpr (kRope) {
+    if (prewait) {  // the first copies are out: now the previous kernel's output
+      kern::pdl_wait();
+      trace_mark(p, tr, 1);
+      tc_rope_rows<T, HD>(p, b, kvh, h0, gn, warp, lane, early);
+    }
     if (overlap)
       tc_rope_late<T, HD>(p, early, b, kvh, h0, gn, tc_rope_writes<T, HD>(p, early, writer, kbeg, kend), patch, qs,
                           warp, lane);
+  }
   trace_mark(p, tr, 2);
 
   // Q fragments: rows g and g + 8 of the group (zero past gn), dims kk * 16 + t * 2 (+1, +8, +9).
@@ -1271,6 +1292,7 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
                  "must be 0, 1 or -1 (default), got " + std::to_string(in.rope_overlap));
   MINFER_REQUIRE(in.short_last >= -1 && in.short_last <= 1, "short_last",
                  "must be 0, 1 or -1 (default), got " + std::to_string(in.short_last));
+  MINFER_REQUIRE(in.prewait == 0 || in.prewait == 1, "prewait", "must be 0 or 1, got " + std::to_string(in.prewait));
   // The switches the kernel reads from its params, their environment defaults resolved here.
   DecodeAttentionParams p = in;
   if (p.zfill_edge < 0) p.zfill_edge = decode_zfill_edge_env() ? 1 : 0;

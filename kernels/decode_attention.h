@@ -88,6 +88,15 @@ struct DecodeAttentionParams {
   // keys), the same bits between the combine launch and the cluster form. 1 on, 0 off; -1:
   // MINFER_DECODE_SHORT_LAST=1, else off.
   int short_last = -1;
+  // The caller's guarantee that the kernel before this launch on the stream lets it launch only after
+  // its own wait on the kernel before it (GemvParams::trigger_after_wait), or is no PDL launch: then
+  // every kernel that wrote the cache lengths, positions, slots and the cache rows of the keys before
+  // each row's new one has completed when this kernel starts. With it (1) and the fused prologue, each
+  // block reads those and issues its first key copies before its own wait, overlapping the previous
+  // kernel's tail; only the rows of rope.qkv (the previous kernel's output) wait. Implies rope_overlap's
+  // form. The same bits. 0 (default) or 1; not read from the environment (the engine sets it:
+  // MINFER_DECODE_PREWAIT=1).
+  int prewait = 0;
   // Splits merged in the split kernel instead of by the combine launch: the splits of one (sequence,
   // head group) run as one thread-block cluster; each block pushes its (normalised output, log2-sum-exp)
   // into the shared memory of the block that owns each slice of the output, and after one cluster

@@ -54,6 +54,7 @@ struct GemvArgs {
   unsigned* counters;     // kResidualNorm: one per block row, zero between launches
   const void* in_norm_w;  // kNormIn: (K), the RMSNorm weight folded into x
   float in_eps;           // kNormIn: its eps
+  int late_trigger;       // GemvParams::trigger_after_wait
 };
 
 template <int RT>
@@ -206,7 +207,7 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
 
   // Before the wait, what does not depend on the previous kernel: the first kUnroll weight packs of
   // each lane (of each row), and the bias.
-  kern::pdl_launch_dependents();
+  if (!a.late_trigger) kern::pdl_launch_dependents();
   P wv[WR][kUnroll] = {};
 #pragma unroll
   for (int k = 0; k < WR; ++k)
@@ -219,6 +220,7 @@ __global__ void __launch_bounds__(kThreads, RT == 1 ? kMinBlocks : 1) gemv_kerne
   // The bias element of this thread's output (a weight: before the wait too).
   const float bv = !kSw && mine && a.bias ? kern::to_float(static_cast<const T*>(a.bias)[oj]) : 0.f;
   kern::pdl_wait();
+  if (a.late_trigger) kern::pdl_launch_dependents();  // every kernel before this one has completed
 
   const P* xg = static_cast<const P*>(a.x) + r0 * packs;  // (nr, K / V)
   // The residual element of this thread's output, read before the K loop.
@@ -376,7 +378,8 @@ Status launch(const GemvParams& p, int split, cudaStream_t stream) {
   const int per_block = (kWarps / split) * WR / (EPI == kSwiglu ? 2 : 1);
   const dim3 grid(kern::blocks_for(p.out, per_block), kern::blocks_for(p.rows, RT));
   const GemvArgs a{p.x,   p.w,  p.bias, p.y,     p.residual, p.norm_eps,        p.rows,
-                   p.in,  p.out, split, p.norm_out, p.norm_weight, p.counters, p.in_norm_weight, p.in_norm_eps};
+                   p.in,  p.out, split, p.norm_out, p.norm_weight, p.counters, p.in_norm_weight, p.in_norm_eps,
+                   p.trigger_after_wait ? 1 : 0};
   MINFER_CUDA_RETURN(kern::launch_pdl(gemv_kernel<T, RT, EPI, kNormIn, WR>, grid, dim3(kThreads), 0, stream, a));
   return Status::ok();
 }
@@ -508,9 +511,11 @@ Status launch_slice(const GemvParams& p, cudaStream_t stream) {
   static const cudaError_t attr = slice_attributes<T, EPI>();
   MINFER_CUDA_RETURN(attr);
   const int rpb = slice_rows_per_block(p);
-  const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_eps, p.rows, p.in, p.out, 1, nullptr, nullptr, nullptr, nullptr, 0.f};
+  const GemvArgs a{p.x, p.w, p.bias, p.y, p.residual, p.norm_eps, p.rows, p.in, p.out, 1, nullptr, nullptr, nullptr, nullptr, 0.f, 0};
+  // (its late trigger, after the block's outputs, is after its wait too)
+  const int late = p.trigger_after_wait ? 1 : slice_late_trigger();
   MINFER_CUDA_RETURN(kern::launch_pdl(gemv_slice_kernel<T, EPI>, dim3(kern::blocks_for(p.out, rpb)), dim3(kThreads),
-                                      static_cast<size_t>(slice_bytes(p)), stream, a, rpb, slice_late_trigger()));
+                                      static_cast<size_t>(slice_bytes(p)), stream, a, rpb, late));
   return Status::ok();
 }
 

@@ -89,6 +89,10 @@ struct GemvParams {
   // the QKV and gate/up projections.
   const void* in_norm_weight = nullptr;
   float in_norm_eps = 0.f;
+  // PDL: the kernel lets the next kernel on the stream launch only after its own wait on the previous
+  // kernel (griddepcontrol.wait), not before it (default). Then, once the next kernel runs, every kernel
+  // before this one has completed: decode attention's prewait (kernels/decode_attention.h) relies on it.
+  bool trigger_after_wait = false;
 };
 
 // Checks the params (naming the field at fault), then launches on `stream` (with PDL where enabled).

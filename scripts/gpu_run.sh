@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin,nsplit,cmax,argmax,ropeov,stages3,shortlast]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin,nsplit,cmax,argmax,ropeov,stages3,shortlast,prewait]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -63,7 +63,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin|nsplit|cmax|argmax|ropeov|stages3|shortlast) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin|nsplit|cmax|argmax|ropeov|stages3|shortlast|prewait) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -267,7 +267,9 @@ stage_profile() {
 # then those settings and the overlap alone against the default on bench/cases/e2e_stages_ab.txt, two
 # rounds), shortlast (decode attention's GPU tests, the engine tests under MINFER_DECODE_SHORT_LAST=1 ->
 # OUTDIR/shortlast/, then that switch alone and with MINFER_DECODE_ROPE_OVERLAP=1 against the default
-# on bench/cases/e2e_stages_ab.txt, two rounds). (Group three, v4t at head_dim 64
+# on bench/cases/e2e_stages_ab.txt, two rounds), prewait (the same checks under MINFER_DECODE_PREWAIT=1
+# -> OUTDIR/prewait/, then that switch alone, with MINFER_DECODE_SHORT_LAST=1, and the overlap alone
+# against the default on bench/cases/e2e_stages_ab.txt, two rounds). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 # switch_group NAME CASES ENGINE_ENV SETTING...: a decode switch's checks and timings: decode attention's
@@ -439,6 +441,10 @@ stage_ab() {
   if ab_group shortlast; then  # the split ranges' longer shares first, the new key's split the shorter
     switch_group shortlast bench/cases/e2e_stages_ab.txt MINFER_DECODE_SHORT_LAST=1 MINFER_DECODE_SHORT_LAST=1 \
       MINFER_DECODE_SHORT_LAST=1,MINFER_DECODE_ROPE_OVERLAP=1 || rc=1
+  fi
+  if ab_group prewait; then  # decode attention's first key copies before its wait (the QKV GEMV triggers late)
+    switch_group prewait bench/cases/e2e_stages_ab.txt MINFER_DECODE_PREWAIT=1 MINFER_DECODE_PREWAIT=1 \
+      MINFER_DECODE_PREWAIT=1,MINFER_DECODE_SHORT_LAST=1 MINFER_DECODE_ROPE_OVERLAP=1 || rc=1
   fi
   if ab_group cmax; then  # decode attention clusters capped at 8 splits against the default (16 on H100/H200)
     switch_group cmax bench/cases/e2e_b1_prompts.txt MINFER_DECODE_CLUSTER_MAX=8 MINFER_DECODE_CLUSTER_MAX=8 || rc=1

@@ -153,6 +153,15 @@ int norm_in_mode() {
   return !v ? -1 : std::string(v) == "1" ? 1 : 0;
 }
 
+// MINFER_DECODE_PREWAIT=1: in decode steps with the folded-norm QKV GEMV and decode attention's fused
+// prologue, the GEMV lets the attention launch only after its own wait (GemvParams::trigger_after_wait)
+// and the attention issues its first key copies before its wait (DecodeAttentionParams::prewait).
+// Opt-in, not yet timed. Another value: off.
+bool prewait_mode() {
+  const char* v = std::getenv("MINFER_DECODE_PREWAIT");
+  return v && std::string(v) == "1";
+}
+
 // MINFER_NORM_IN_SPLITS=Q,O,G,D and MINFER_NORM_IN_WARP_ROWS=Q,O,G,D (A/B timing): the folded-norm
 // GEMVs' splits (QKV, o, gate/up, down; each 1, 2, 4 or 8, gate/up at most 4) and weight rows a warp
 // (1 or 2); 0 or unset: the rules (Model::norm_in_params).
@@ -206,6 +215,7 @@ Model::Model(const ModelConfig& cfg, const TensorSource& src, DType dtype, const
       swiglu_max_rows_(decode_fusion_max_rows("MINFER_GEMV_SWIGLU_MAX_ROWS", cfg)),
       rope_max_rows_(decode_fusion_max_rows("MINFER_FUSED_ROPE_MAX_ROWS", cfg)),
       norm_in_mode_(norm_in_mode()),
+      prewait_(prewait_mode()),
       norm_in_splits_(four_values("MINFER_NORM_IN_SPLITS", {"0", "1", "2", "4", "8"}, "4")),
       norm_in_warp_rows_(four_values("MINFER_NORM_IN_WARP_ROWS", {"0", "1", "2"}, "2")),
       step_max_rows_(step_max_rows()) {
@@ -358,6 +368,8 @@ DecodeAttentionParams Model::decode_params(void* k_cache, void* v_cache, int row
   p.workspace = s.attn_workspace;
   p.workspace_bytes = shape_.decode_workspace_bytes;
   if (rope) p.rope = *rope;
+  // The QKV GEMV just before let this launch only after its own wait (enqueue_layer).
+  p.prewait = prewait_ && norm_in_ && rope ? 1 : 0;
   p.trace = decode_attention_trace_buffer();
   return p;
 }
@@ -464,7 +476,11 @@ void Model::enqueue_layer(int l, int64_t T, int nseq) {
   const int64_t H = cfg_.hidden, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), I = cfg_.intermediate;
   const double es = static_cast<double>(dtype_size(dtype_));
   // Fused, a = attn_norm(res) came from the previous layer's down GEMV; norm_in_, the QKV GEMV folds it.
-  if (norm_in_) fused_gemv("gemv.qkv+norm", norm_in_params(0, l));
+  if (norm_in_) {
+    GemvParams qkv = norm_in_params(0, l);
+    qkv.trigger_after_wait = prewait_;  // what decode_params' prewait relies on
+    fused_gemv("gemv.qkv+norm", qkv);
+  }
   else if (l == 0) norm(s.res, nullptr, L.attn_norm, T);
   else if (!fused_) norm(s.y, s.res, L.attn_norm, T);
   if (!norm_in_) gemm("gemm.qkv", s.a, L.wqkv, L.bqkv, s.qkv, T, H, Q + 2 * KV);

@@ -139,6 +139,7 @@ class Model {
   int swiglu_max_rows_ = 0;    // decode steps of at most this many rows fuse the SwiGLU into gate/up (0: never)
   int rope_max_rows_ = 0;      // decode steps of at most this many rows fuse RoPE + cache write into attention
   int norm_in_mode_ = -1;      // MINFER_NORM_IN at construction: 1 on, 0 off, -1 the default rule
+  bool prewait_ = false;       // MINFER_DECODE_PREWAIT=1 at construction (Model::enqueue_layer)
   std::array<int, 4> norm_in_splits_{};  // MINFER_NORM_IN_SPLITS (0: gemv_one_wave_split)
   std::array<int, 4> norm_in_warp_rows_{};  // MINFER_NORM_IN_WARP_ROWS (0: the rule in norm_in_params)
   bool fused_ = false;         // the step being enqueued uses the fused decode GEMVs

@@ -4,7 +4,9 @@
 // and pdl_wait() then blocks until the previous kernel has completed and its writes are visible.
 // Rules for every kernel launched this way (all of them keep these):
 //  - no global memory written by an earlier kernel is read, and no global memory is written, before
-//    pdl_wait() (weights, which no kernel writes, may be read before it: the GEMV prefetches them);
+//    pdl_wait() (weights, which no kernel writes, may be read before it: the GEMV prefetches them;
+//    decode attention's prewait reads what kernels before the previous one wrote, where the previous
+//    kernel let it launch only after its own pdl_wait(): GemvParams::trigger_after_wait);
 //  - every block calls pdl_wait() on every path (also blocks with nothing to do), so that a kernel's
 //    completion still implies the completion of everything before it on the stream.
 // On pre-Hopper devices and with MINFER_PDL=0 the launch attribute is not set, the instructions

@@ -474,7 +474,7 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
       val::DeviceBuffer q_d(out_n * dtype_size(dt)), ws(decode_attention_workspace_bytes(B, nh, hd, sh.splits));
       // One run: a fresh copy of the cache, then the two launches or the fused one; the output and cache.
       struct Result { std::vector<float> out, k, v; };
-      auto run = [&](bool fused, int cluster = 0, int overlap = 0, int stages = 2, int short_last = 0) {
+      auto run = [&](bool fused, int cluster = 0, int overlap = 0, int stages = 2, int short_last = 0, int prewait = 0) {
         val::DeviceBuffer kd = val::upload(dt, k0), vd = val::upload(dt, v0), out(out_n * dtype_size(dt));
         QkvRopeParams r;
         r.dtype = dt, r.qkv = qkv_d.get(), r.q_out = q_d.get(), r.k_cache = kd.get(), r.v_cache = vd.get();
@@ -492,7 +492,8 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
         p.stages = stages, p.bulk = 0, p.skip_unit_rescale = 0, p.cluster = cluster, p.rope_overlap = overlap;
         p.short_last = short_last;
         val::poison(out.get(), out.bytes(), nullptr);
-        val::poison(q_d.get(), q_d.bytes(), nullptr);
+        val::poison(q_d.get(), q_d.bytes(), nullptr);  // (a memset: no PDL launch before the kernel, so prewait holds)
+        if (fused) p.prewait = prewait;
         if (fused) {
           p.rope = r;
           EXPECT_TRUE(decode_attention_rope_fits(p));
@@ -538,6 +539,14 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
             EXPECT_TRUE(same(a.out, o.out)) << what << ": outputs differ" << how;
             EXPECT_TRUE(same(a.k, o.k) && same(a.v, o.v)) << what << ": caches differ" << how;
           }
+      // The first copies before the wait (prewait, the overlap's form), two stages and three, clusters.
+      for (int stages : {2, 3})
+        for (int cluster : {0, 1}) {
+          const Result o = run(true, cluster, 0, stages, 0, 1);
+          const std::string how = " (prewait, stages " + std::to_string(stages) + ", cluster " + std::to_string(cluster) + ")";
+          EXPECT_TRUE(same(a.out, o.out)) << what << ": outputs differ" << how;
+          EXPECT_TRUE(same(a.k, o.k) && same(a.v, o.v)) << what << ": caches differ" << how;
+        }
       // The last split's shorter share (short_last) moves the new key's block: the fused prologue against
       // the two launches with the same split ranges, with and without the overlap and clusters.
       const Result as = run(false, 0, 0, 2, 1);
@@ -678,6 +687,7 @@ TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
       {"cluster_max", [](DecodeAttentionParams& p) { p.cluster_max = 4; }},
       {"rope_overlap", [](DecodeAttentionParams& p) { p.rope_overlap = 2; }},
       {"short_last", [](DecodeAttentionParams& p) { p.short_last = -2; }},
+      {"prewait", [](DecodeAttentionParams& p) { p.prewait = -1; }},
       // The fused prologue: rope's own fields, then its fit with the attention.
       {"rope.positions", [](DecodeAttentionParams& p) { p.rope.qkv = g_dummy; }},
       {"rope.num_tokens", [](DecodeAttentionParams& p) { set_rope(p), p.rope.num_tokens = 2; }},
