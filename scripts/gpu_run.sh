@@ -269,7 +269,8 @@ stage_profile() {
 # OUTDIR/shortlast/, then that switch alone and with MINFER_DECODE_ROPE_OVERLAP=1 against the default
 # on bench/cases/e2e_stages_ab.txt, two rounds), prewait (the same checks under MINFER_DECODE_PREWAIT=1
 # -> OUTDIR/prewait/, then that switch alone, with MINFER_DECODE_SHORT_LAST=1, and the overlap alone
-# against the default on bench/cases/e2e_stages_ab.txt, two rounds). (Group three, v4t at head_dim 64
+# against the default on bench/cases/e2e_stages_ab.txt, two rounds; then qwen3-0.6b b1 p2048's traced
+# steps and attention phases by default, under prewait and under prewait with short_last). (Group three, v4t at head_dim 64
 # with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 # switch_group NAME CASES ENGINE_ENV SETTING...: a decode switch's checks and timings: decode attention's
@@ -445,6 +446,18 @@ stage_ab() {
   if ab_group prewait; then  # decode attention's first key copies before its wait (the QKV GEMV triggers late)
     switch_group prewait bench/cases/e2e_stages_ab.txt MINFER_DECODE_PREWAIT=1 MINFER_DECODE_PREWAIT=1 \
       MINFER_DECODE_PREWAIT=1,MINFER_DECODE_SHORT_LAST=1 MINFER_DECODE_ROPE_OVERLAP=1 || rc=1
+    # qwen3-0.6b b1 p2048's traced steps and attention phases: the default, prewait, and short_last with it.
+    local v
+    for v in "" MINFER_DECODE_PREWAIT=1 MINFER_DECODE_PREWAIT=1,MINFER_DECODE_SHORT_LAST=1; do
+      local tag=${v:-default}
+      tag=${tag//[=,]/_}
+      env ${v//,/ } timeout 120 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
+        --prompt-tokens "$(seq -s, 11 2058)" --max-new-tokens 32 --timeline-csv "$OUTDIR/prewait/timeline_p2048_$tag.csv" \
+        --attention-trace-csv "$OUTDIR/prewait/atrace_p2048_$tag.csv" > "$OUTDIR/prewait/generate_p2048_$tag.log" 2>&1 || rc=1
+      python3 tools/attention_trace.py "$OUTDIR/prewait/atrace_p2048_$tag.csv" --skip 56 \
+        --out "$OUTDIR/prewait/atrace_p2048_$tag.summary.csv" || rc=1
+      gzip -f "$OUTDIR/prewait/atrace_p2048_$tag.csv" || rc=1
+    done
   fi
   if ab_group cmax; then  # decode attention clusters capped at 8 splits against the default (16 on H100/H200)
     switch_group cmax bench/cases/e2e_b1_prompts.txt MINFER_DECODE_CLUSTER_MAX=8 MINFER_DECODE_CLUSTER_MAX=8 || rc=1
