@@ -230,6 +230,13 @@ __device__ __forceinline__ int2 tc_split_range(int len, int split, int splits, b
   return make_int2(x, min(len, y));
 }
 
+// The keys of tc_split_range's longest split of a len-key cache over `splits` splits (either dealing):
+// whole 16-key runs, ceil(runs / splits) of them.
+__host__ __device__ __forceinline__ int64_t tc_longest_split_keys(int64_t len, int64_t splits) {
+  const int64_t runs = (std::max<int64_t>(len, 1) + kWarpKeys - 1) / kWarpKeys, s = std::max<int64_t>(splits, 1);
+  return (runs + s - 1) / s * kWarpKeys;
+}
+
 // Cache row of key k0 of sequence b (k0 a multiple of 16, pages of a multiple of 16 tokens, so the
 // warp's keys k0 .. k0 + 15 are rows row0 .. row0 + 15). 0 when k0 >= kend (no key of the step is read).
 __device__ __forceinline__ int64_t tc_first_row(const DecodeAttentionParams& p, int b, int k0, int kend) {
@@ -289,6 +296,12 @@ __device__ __forceinline__ void tc_issue(const DecodeAttentionParams& p, int kvh
   }
 }
 
+// Whether a row of the fused prologue is live: a cache slot, and a position inside the cos/sin table
+// and the cache (else padding: q zero, nothing written).
+__device__ __forceinline__ bool rope_row_live(const QkvRopeParams& r, int slot, int pos) {
+  return slot >= 0 && pos >= 0 && pos < r.max_positions && pos < r.capacity;
+}
+
 // The fused prologue's query rows (kRope): up to 16 heads of HD elements, after the stages.
 template <typename T, int HD>
 constexpr int tc_rope_q_bytes() {
@@ -309,7 +322,7 @@ __device__ __forceinline__ void tc_rope_prologue(const DecodeAttentionParams& p,
   const int nh = p.heads, nkv = p.kv_heads;
   const T* row = static_cast<const T*>(r.qkv) + static_cast<int64_t>(b) * (nh + 2 * nkv) * HD;
   const int slot = r.token_slot[b], pos = r.positions[b];
-  const bool live = slot >= 0 && pos >= 0 && pos < r.max_positions && pos < r.capacity;
+  const bool live = rope_row_live(r, slot, pos);
   const float* cs = r.cos_sin + (live ? static_cast<int64_t>(pos) * HD : 0);
   for (int j = warp; j < gn; j += kTcWarps) {
     if (live) {
@@ -348,6 +361,7 @@ struct RopeEarly {
   kern::RopeRegs cs;            // the position's cos, sin pairs (tc_rope_cs)
   T v[(HD + 31) / 32];          // the V row (warp kTcWarps - 2): elements lane + 32 i
   int slot = -1, pos = -1;
+  bool live = false;            // rope_row_live(slot, pos)
 };
 
 template <typename T, int HD>
@@ -360,6 +374,7 @@ __device__ __forceinline__ void tc_rope_weights(const DecodeAttentionParams& p, 
 template <typename T, int HD>
 __device__ __forceinline__ void tc_rope_slot(const DecodeAttentionParams& p, int b, RopeEarly<T, HD>& e) {
   e.slot = p.rope.token_slot[b], e.pos = p.rope.positions[b];
+  e.live = rope_row_live(p.rope, e.slot, e.pos);
 }
 
 // The row's query heads (this warp's first), K and V rows: the previous kernel's output.
@@ -382,19 +397,14 @@ __device__ __forceinline__ void tc_rope_rows(const DecodeAttentionParams& p, int
 // queue behind them) by the warps that rotate: those with a query head, and the key's.
 template <typename T, int HD>
 __device__ __forceinline__ void tc_rope_cs(const DecodeAttentionParams& p, int gn, int warp, RopeEarly<T, HD>& e) {
-  const QkvRopeParams& r = p.rope;
-  const bool live = e.slot >= 0 && e.pos >= 0 && e.pos < r.max_positions && e.pos < r.capacity;
-  if (live && (warp < gn || warp == kTcWarps - 1))
-    e.cs = kern::rope_load_cs(r.cos_sin + static_cast<int64_t>(e.pos) * HD, HD);
+  if (e.live && (warp < gn || warp == kTcWarps - 1))
+    e.cs = kern::rope_load_cs(p.rope.cos_sin + static_cast<int64_t>(e.pos) * HD, HD);
 }
 
 // Whether row b's new key is written by this block (tc_rope_prologue's rule) and a live row.
 template <typename T, int HD>
-__device__ __forceinline__ bool tc_rope_writes(const DecodeAttentionParams& p, const RopeEarly<T, HD>& e, bool writer,
-                                               int kbeg, int kend) {
-  const QkvRopeParams& r = p.rope;
-  const bool live = e.slot >= 0 && e.pos >= 0 && e.pos < r.max_positions && e.pos < r.capacity;
-  return live && (writer || (e.pos >= kbeg && e.pos < kend));
+__device__ __forceinline__ bool tc_rope_writes(const RopeEarly<T, HD>& e, bool writer, int kbeg, int kend) {
+  return e.live && (writer || (e.pos >= kbeg && e.pos < kend));
 }
 
 template <typename T, int HD>
@@ -403,7 +413,7 @@ __device__ __forceinline__ void tc_rope_late(const DecodeAttentionParams& p, con
   const QkvRopeParams& r = p.rope;
   const int nh = p.heads, nkv = p.kv_heads;
   const int slot = e.slot, pos = e.pos;
-  const bool live = slot >= 0 && pos >= 0 && pos < r.max_positions && pos < r.capacity;
+  const bool live = e.live;
   const float* cs = r.cos_sin + (live ? static_cast<int64_t>(pos) * HD : 0);
   if (warp < gn) {
     if (live) {
@@ -551,9 +561,10 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   // by tc_rope_late (patch).
   int skip = -1;
   [[maybe_unused]] T* patch = nullptr;
+  [[maybe_unused]] bool writes = false;
   if constexpr (kRope) {
-    if (overlap && tc_rope_writes<T, HD>(p, early, writer, kbeg, kend) && early.pos >= kbeg && early.pos < kend &&
-        early.pos - kbeg < kStages * kStepKeys) {
+    writes = overlap && tc_rope_writes<T, HD>(early, writer, kbeg, kend);
+    if (writes && early.pos >= kbeg && early.pos < kend && early.pos - kbeg < kStages * kStepKeys) {
       const int off = early.pos - kbeg, st = off / kStepKeys, w = (off % kStepKeys) / kWarpKeys;
       skip = early.pos;
       patch = reinterpret_cast<T*>(smem_raw) + w * kStages * kWarpStage + st * kWarpStage + (off % kWarpKeys) * kS;
@@ -587,9 +598,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
       trace_mark(p, tr, 1);
       tc_rope_rows<T, HD>(p, b, kvh, h0, gn, warp, lane, early);
     }
-    if (overlap)
-      tc_rope_late<T, HD>(p, early, b, kvh, h0, gn, tc_rope_writes<T, HD>(p, early, writer, kbeg, kend), patch, qs,
-                          warp, lane);
+    if (overlap) tc_rope_late<T, HD>(p, early, b, kvh, h0, gn, writes, patch, qs, warp, lane);
   }
   trace_mark(p, tr, 2);
 
@@ -1138,7 +1147,7 @@ int decode_attention_splits_fill(int batch, int heads, int kv_heads, int max_kv_
   const int64_t cap = std::clamp<int64_t>(split_cap(max_kv_len), 1, kMaxSplits);
   int64_t best = 1, best_t = INT64_MAX;
   for (int64_t s = 1; s <= cap; ++s) {
-    const int64_t chunk = ceil_div(ceil_div(len, kWarpKeys), s) * kWarpKeys;  // the longest split (tc_split_range)
+    const int64_t chunk = tc_longest_split_keys(len, s);
     const int64_t t = ceil_div(work * s, slots) * (chunk + kBlockKeys) + (s > 1 ? kCombineKeys : 0);
     if (t < best_t) best_t = t, best = s;
   }
@@ -1208,9 +1217,7 @@ bool decode_attention_cluster_applies(const DecodeAttentionParams& p, int splits
 }
 
 bool decode_attention_rope_overlap_rule(int max_kv_len, int splits) {
-  const int64_t runs = (static_cast<int64_t>(std::max(max_kv_len, 1)) + kWarpKeys - 1) / kWarpKeys;
-  const int64_t most_keys = (runs + std::max(splits, 1) - 1) / std::max(splits, 1) * kWarpKeys;  // tc_split_range's largest
-  return most_keys <= kStepKeys;
+  return tc_longest_split_keys(max_kv_len, splits) <= kStepKeys;
 }
 
 int decode_attention_splits_cluster(int batch, int heads, int kv_heads, int max_kv_len, int num_sms, int max_splits) {
