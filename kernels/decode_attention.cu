@@ -742,7 +742,9 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
       store_cluster(recv_o + split * per + (i - owner * per), owner, val);
       if (d == 0) {
         const float lse = den > 0.f ? mx + log2f(den) : -INFINITY;
-        for (int j = 0; j < so.splits; ++j) store_cluster(recv_l + split * kMaxGroup + r, j, lse);
+#pragma unroll
+        for (int j = 0; j < kMaxClusterSplits; ++j)  // unrolled to the cluster bound: the stores issue together
+          if (j < so.splits) store_cluster(recv_l + split * kMaxGroup + r, j, lse);
       }
       continue;
     }
@@ -758,20 +760,29 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     cluster_arrive_release();  // every push of every block is visible to its owner after the wait
     cluster_wait();
     trace_mark(p, tr, 7);
-    // This block's slice of the outputs: decode_combine's arithmetic and order over the splits.
+    // This block's slice of the outputs: decode_combine's arithmetic and order over the splits. The
+    // splits' loads are unrolled to the cluster bound (entries past so.splits read as -inf, skipped like
+    // a split that saw no key), so that they issue together instead of one dependent load a split.
     for (int off = threadIdx.x; off < per; off += kTcThreads) {
       const int e = split * per + off;
       if (e >= gn * HD) break;
       const int r = e / HD, d = e % HD;
+      float lse[kMaxClusterSplits], ov[kMaxClusterSplits];
+#pragma unroll
+      for (int s2 = 0; s2 < kMaxClusterSplits; ++s2) {
+        lse[s2] = s2 < so.splits ? recv_l[s2 * kMaxGroup + r] : -INFINITY;
+        ov[s2] = s2 < so.splits ? recv_o[s2 * per + off] : 0.f;
+      }
       float mx = -INFINITY;
-      for (int s2 = 0; s2 < so.splits; ++s2) mx = fmaxf(mx, recv_l[s2 * kMaxGroup + r]);
+#pragma unroll
+      for (int s2 = 0; s2 < kMaxClusterSplits; ++s2) mx = fmaxf(mx, lse[s2]);
       float num = 0.f, den = 0.f;
       if (mx > -INFINITY) {
-        for (int s2 = 0; s2 < so.splits; ++s2) {
-          const float lse = recv_l[s2 * kMaxGroup + r];
-          if (lse == -INFINITY) continue;
-          const float w = exp2f(lse - mx);
-          num += w * recv_o[s2 * per + off];
+#pragma unroll
+        for (int s2 = 0; s2 < kMaxClusterSplits; ++s2) {
+          if (lse[s2] == -INFINITY) continue;
+          const float w = exp2f(lse[s2] - mx);
+          num += w * ov[s2];
           den += w;
         }
       }
