@@ -304,8 +304,8 @@ __device__ __forceinline__ bool rope_row_live(const QkvRopeParams& r, int slot, 
 
 // The fused prologue's query rows (kRope): up to 16 heads of HD elements, after the stages.
 template <typename T, int HD>
-constexpr int tc_rope_q_bytes() {
-  return kMaxGroup * HD * static_cast<int>(sizeof(T));
+constexpr int tc_rope_q_bytes(int gq = kMaxGroup) {  // gq: the most heads of a head group (compact_smem)
+  return gq * HD * static_cast<int>(sizeof(T));
 }
 
 // kRope (DecodeAttentionParams::rope): qkv_rope_cache's work for row b before the key loop. The
@@ -458,8 +458,8 @@ __device__ __forceinline__ void tc_rope_late(const DecodeAttentionParams& p, con
 // (kMaxClusterSplits, kMaxGroup).
 constexpr int kMaxClusterSplits = 16;
 template <int HD>
-constexpr int tc_cluster_bytes() {
-  return (kMaxGroup * HD + kMaxClusterSplits + kMaxClusterSplits * kMaxGroup) * static_cast<int>(sizeof(float));
+__host__ __device__ constexpr int tc_cluster_bytes(int gq = kMaxGroup) {  // gq as tc_rope_q_bytes
+  return (gq * HD + kMaxClusterSplits + kMaxClusterSplits * kMaxGroup) * static_cast<int>(sizeof(float));
 }
 
 // One trace record (DecodeAttentionParams::trace): the block, its SM, then the globaltimer at points
@@ -501,6 +501,27 @@ __device__ __forceinline__ void store_cluster(float* at, unsigned rank, float v)
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local), "r"(rank));
   asm volatile("st.shared::cluster.f32 [%0], %1;\n" ::"r"(remote), "f"(v) : "memory");
 #endif
+}
+
+// The split kernel's dynamic shared memory: the stages (or the merge area), the bulk copies' barriers,
+// the fused prologue's query rows, the cluster's receive area; DecodeAttentionParams::spare_stage's buffer
+// (tc_spare_bytes) goes after all of them, where it is launched with.
+// gq: the most query heads of a head group the rope rows and the receive area are sized for (kMaxGroup,
+// or with DecodeAttentionParams::compact_smem the launch's own, tc_group_rows).
+template <typename T, int HD, int kStages, bool kBulk, bool kRope, bool kCluster>
+__host__ __device__ constexpr int tc_kernel_smem(int gq = kMaxGroup) {
+  return tc_smem_bytes<T, HD, kStages>() + (kBulk ? kTcWarps * kStages * 8 : 0) + (kRope ? tc_rope_q_bytes<T, HD>(gq) : 0) +
+         (kCluster ? tc_cluster_bytes<HD>(gq) : 0);
+}
+// The rows the rope query area and the cluster's receive area hold: kMaxGroup, or with compact_smem
+// the most heads a head group of this launch has (min(kMaxGroup, heads / kv_heads)).
+__host__ __device__ inline int tc_group_rows(const DecodeAttentionParams& p) {
+  const int group = p.heads / p.kv_heads;
+  return p.compact_smem == 1 ? (group < kMaxGroup ? group : kMaxGroup) : kMaxGroup;
+}
+template <typename T, int HD>
+constexpr int tc_spare_bytes() {  // one warp's stage: K then V, 16 rows of HD + kTcPad
+  return 2 * kWarpKeys * (HD + kTcPad) * static_cast<int>(sizeof(T));
 }
 
 template <typename T, int HD, int kStages, bool kBulk, bool kSkipUnit = false, bool kRope = false, bool kCluster = false>
@@ -592,6 +613,16 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     }
     kern::cp_async_commit();
   }
+  // spare_stage: warp 0's third and last step into the spare buffer now, as one more group after the
+  // first's (the loop's wait<kStages - 1> at step 0 then also covers it; at step kStages the loop issues
+  // nothing and commits an empty group, so the later waits keep their meaning).
+  T* const spare = reinterpret_cast<T*>(smem_raw + tc_kernel_smem<T, HD, kStages, kBulk, kRope, kCluster>(tc_group_rows(p)));
+  const bool use_spare = kStages == 2 && !kBulk && p.spare_stage == 1 && !overlap && warp == 0 && steps == kStages + 1;
+  if (use_spare) {
+    const int k2 = wk0 + kStages * kStepKeys;
+    tc_issue<T, HD, kBulk>(p, kvh, tc_first_row(p, b, k2, kend), k2, kend, spare, spare + kWarpKeys * kS, nullptr, lane);
+    kern::cp_async_commit();
+  }
   if constexpr (kRope) {
     if (prewait) {  // the first copies are out: now the previous kernel's output
       kern::pdl_wait();
@@ -621,7 +652,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   for (int it = 0; it < steps; ++it) {
     const int nx = it + kStages - 1;  // the step issued now
     if (nx >= pre) {  // (else issued and committed before the prologue's rotation)
-      if (nx < steps) {
+      if (nx < steps && !(use_spare && nx == kStages)) {
         T* nb = wbuf + (nx % kStages) * kWarpStage;
         const int k1 = wk0 + nx * kStepKeys;
         tc_issue<T, HD, kBulk>(p, kvh, row_next, k1, kend, nb, nb + kWarpKeys * kS, &bars[nx % kStages], lane);
@@ -639,7 +670,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     }
     if (it == 0) trace_mark(p, tr, 3);
     __syncwarp();
-    const T* kt = wbuf + (it % kStages) * kWarpStage;  // (16, kS)
+    const T* kt = use_spare && it == kStages ? spare : wbuf + (it % kStages) * kWarpStage;  // (16, kS)
     const T* vt = kt + kWarpKeys * kS;           // (16, kS)
 
     // S = Q K^T: 16 rows x 16 keys; s[nt]: keys nt * 8 + t * 2 + {0, 1}, rows g (0, 1), g + 8 (2, 3).
@@ -717,8 +748,9 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   __syncthreads();
   // kCluster: this block's output is pushed in slices of `per` elements, slice j to the cluster's block j
   // (the split of that rank), into its receive area at row `split`.
-  [[maybe_unused]] float* recv_o = reinterpret_cast<float*>(smem_raw + tc_smem_bytes<T, HD, kStages>() + (kRope ? tc_rope_q_bytes<T, HD>() : 0));
-  [[maybe_unused]] float* recv_l = recv_o + kMaxGroup * HD + kMaxClusterSplits;  // (kMaxClusterSplits, kMaxGroup)
+  const int gq = tc_group_rows(p);  // the rows the rope query area and the receive area hold
+  [[maybe_unused]] float* recv_o = reinterpret_cast<float*>(smem_raw + tc_smem_bytes<T, HD, kStages>() + (kRope ? tc_rope_q_bytes<T, HD>(gq) : 0));
+  [[maybe_unused]] float* recv_l = recv_o + gq * HD + kMaxClusterSplits;  // (kMaxClusterSplits, kMaxGroup)
   [[maybe_unused]] const int per = (gn * HD + so.splits - 1) / so.splits;
   if constexpr (kCluster) cluster_wait();  // every block of the cluster has started: its shared memory exists
   for (int i = threadIdx.x; i < gn * HD; i += kTcThreads) {
@@ -916,6 +948,19 @@ bool decode_short_last_env() {
   return on;
 }
 
+// Warp 0's spare stage buffer (DecodeAttentionParams::spare_stage): MINFER_DECODE_SPARE_STAGE=1 (read once).
+bool decode_spare_stage_env() {
+  static const bool on = env_choice("MINFER_DECODE_SPARE_STAGE", {"0", "1"}) == 1;
+  return on;
+}
+
+// The rope rows and the cluster's receive area sized for the launch's head groups
+// (DecodeAttentionParams::compact_smem): MINFER_DECODE_COMPACT_SMEM=1 (read once).
+bool decode_compact_smem_env() {
+  static const bool on = env_choice("MINFER_DECODE_COMPACT_SMEM", {"0", "1"}) == 1;
+  return on;
+}
+
 // The fused prologue's loads overlapped with the first copies (DecodeAttentionParams::rope_overlap):
 // MINFER_DECODE_ROPE_OVERLAP=0|1 (read once; the same bits); -1 unset.
 int decode_rope_overlap_env() {
@@ -927,8 +972,9 @@ int decode_rope_overlap_env() {
 template <typename T, int HD, int kStages, bool kBulk = false, bool kSkipUnit = false, bool kRope = false,
           bool kCluster = false>
 Status launch_tc(const DecodeAttentionParams& p, const SplitOut& so, dim3 grid, float scale_log2, cudaStream_t stream) {
-  constexpr int kSmem = tc_smem_bytes<T, HD, kStages>() + (kBulk ? kTcWarps * kStages * 8 : 0) +
-                        (kRope ? tc_rope_q_bytes<T, HD>() : 0) + (kCluster ? tc_cluster_bytes<HD>() : 0);
+  // The spare stage buffer (DecodeAttentionParams::spare_stage) where the kernel may take it.
+  const int kSmem = tc_kernel_smem<T, HD, kStages, kBulk, kRope, kCluster>(tc_group_rows(p)) +
+                    (kStages == 2 && !kBulk && p.spare_stage == 1 ? tc_spare_bytes<T, HD>() : 0);
   auto* kernel = decode_split_tc<T, HD, kStages, kBulk, kSkipUnit, kRope, kCluster>;
   MINFER_CUDA_RETURN(allow_smem(kernel, kSmem));
   if constexpr (kCluster) {
@@ -1311,12 +1357,18 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
   MINFER_REQUIRE(in.short_last >= -1 && in.short_last <= 1, "short_last",
                  "must be 0, 1 or -1 (default), got " + std::to_string(in.short_last));
   MINFER_REQUIRE(in.prewait == 0 || in.prewait == 1, "prewait", "must be 0 or 1, got " + std::to_string(in.prewait));
+  MINFER_REQUIRE(in.spare_stage >= -1 && in.spare_stage <= 1, "spare_stage",
+                 "must be 0, 1 or -1 (default), got " + std::to_string(in.spare_stage));
+  MINFER_REQUIRE(in.compact_smem >= -1 && in.compact_smem <= 1, "compact_smem",
+                 "must be 0, 1 or -1 (default), got " + std::to_string(in.compact_smem));
   // The switches the kernel reads from its params, their environment defaults resolved here.
   DecodeAttentionParams p = in;
   if (p.zfill_edge < 0) p.zfill_edge = decode_zfill_edge_env() ? 1 : 0;
   if (p.l2_prefetch < 0) p.l2_prefetch = decode_l2_prefetch_env();
   if (p.rope_overlap < 0) p.rope_overlap = decode_rope_overlap_env();  // (-1 still: the split rule below)
   if (p.short_last < 0) p.short_last = decode_short_last_env() ? 1 : 0;
+  if (p.spare_stage < 0) p.spare_stage = decode_spare_stage_env() ? 1 : 0;
+  if (p.compact_smem < 0) p.compact_smem = decode_compact_smem_env() ? 1 : 0;
   int splits = p.num_splits;
   if (splits == 0) {
     int dev = 0, sms = 0;

@@ -88,6 +88,22 @@ struct DecodeAttentionParams {
   // keys), the same bits between the combine launch and the cluster form. 1 on, 0 off; -1:
   // MINFER_DECODE_SHORT_LAST=1, else off.
   int short_last = -1;
+  // A spare stage buffer for warp 0 (v2's cp.async form in two stages, without the overlapped prologue):
+  // where a split holds 9 to 12 runs of 16 keys (three steps of its four warps), warp 0 issues its third
+  // step's copies with its first instead of after its first step's arithmetic, into one more stage
+  // buffer (16 K and 16 V rows: +8.5 KiB at head_dim 128, 89.6 KiB a bf16 block with the fused prologue
+  // and clusters, still two an SM). Aimed at the longest split's third step, which every block of a
+  // cluster waits for (qwen3-0.6b b1 at prompt 2048: 16 splits of 8 or 9 runs). The same bits. 1 on,
+  // 0 off; -1: MINFER_DECODE_SPARE_STAGE=1, else off.
+  int spare_stage = -1;
+  // The fused prologue's query rows and the cluster's receive area sized for this launch's head groups
+  // (min(16, heads / kv_heads) query heads) instead of the most a group may have (16). With qwen3-0.6b's
+  // two heads a group, a bf16 head_dim 128 block with the fused prologue and clusters asks 70.6 KiB
+  // instead of 81.1 with two stages, and 104.6 instead of 115.1 with three: two such blocks then fit an
+  // SM's 228 KiB (with the 1 KiB the runtime keeps for each), where three stages' default fits one (its
+  // 128 blocks entered the engine's step as two groups of 64: H100, the attention trace). The same
+  // bits. 1 on, 0 off; -1: MINFER_DECODE_COMPACT_SMEM=1, else off.
+  int compact_smem = -1;
   // The caller's guarantee that the kernel before this launch on the stream lets it launch only after
   // its own wait on the kernel before it (GemvParams::trigger_after_wait), or is no PDL launch: then
   // every kernel that wrote the cache lengths, positions, slots and the cache rows of the keys before

@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin,nsplit,cmax,argmax,ropeov,stages3,shortlast,prewait]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin,nsplit,cmax,argmax,ropeov,stages3,shortlast,prewait,smemfit]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -63,7 +63,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin|nsplit|cmax|argmax|ropeov|stages3|shortlast|prewait) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin|nsplit|cmax|argmax|ropeov|stages3|shortlast|prewait|smemfit) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -270,8 +270,12 @@ stage_profile() {
 # on bench/cases/e2e_stages_ab.txt, two rounds), prewait (the same checks under MINFER_DECODE_PREWAIT=1
 # -> OUTDIR/prewait/, then that switch alone, with MINFER_DECODE_SHORT_LAST=1, and the overlap alone
 # against the default on bench/cases/e2e_stages_ab.txt, two rounds; then qwen3-0.6b b1 p2048's traced
-# steps and attention phases by default, under prewait and under prewait with short_last). (Group three, v4t at head_dim 64
-# with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at 0.820x and removed after 36628fe.)
+# steps and attention phases by default, under prewait and under prewait with short_last), smemfit (the
+# same checks under MINFER_DECODE_SPARE_STAGE=1 with MINFER_DECODE_COMPACT_SMEM=1 -> OUTDIR/smemfit/, then
+# the spare stage, the compact shared memory, it with three stages, and it with the spare stage against the
+# default on bench/cases/e2e_b1_prompts.txt, two rounds; qwen3-0.6b b1 p2048's attention phases under two).
+# (Group three, v4t at head_dim 64 with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at
+# 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 # switch_group NAME CASES ENGINE_ENV SETTING...: a decode switch's checks and timings: decode attention's
 # GPU tests and test_engine under ENGINE_ENV (VAR=VAL, or several joined by commas) -> OUTDIR/NAME/,
@@ -457,6 +461,22 @@ stage_ab() {
       python3 tools/attention_trace.py "$OUTDIR/prewait/atrace_p2048_$tag.csv" --skip 56 \
         --out "$OUTDIR/prewait/atrace_p2048_$tag.summary.csv" || rc=1
       gzip -f "$OUTDIR/prewait/atrace_p2048_$tag.csv" || rc=1
+    done
+  fi
+  if ab_group smemfit; then  # warp 0's spare stage buffer; the compact shared memory, alone and with three stages
+    switch_group smemfit bench/cases/e2e_b1_prompts.txt MINFER_DECODE_SPARE_STAGE=1,MINFER_DECODE_COMPACT_SMEM=1 \
+      MINFER_DECODE_SPARE_STAGE=1 MINFER_DECODE_COMPACT_SMEM=1 MINFER_DECODE_COMPACT_SMEM=1,MINFER_DECODE_STAGES=3 \
+      MINFER_DECODE_COMPACT_SMEM=1,MINFER_DECODE_SPARE_STAGE=1 || rc=1
+    # qwen3-0.6b b1 p2048's attention phases under each (blocks a launch: 128 where every block fits at once).
+    local v
+    for v in MINFER_DECODE_SPARE_STAGE=1 MINFER_DECODE_COMPACT_SMEM=1,MINFER_DECODE_STAGES=3; do
+      local tag=${v//[=,]/_}
+      env ${v//,/ } timeout 60 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
+        --prompt-tokens "$(seq -s, 11 2058)" --max-new-tokens 32 \
+        --attention-trace-csv "$OUTDIR/smemfit/atrace_p2048_$tag.csv" > "$OUTDIR/smemfit/generate_p2048_$tag.log" 2>&1 || rc=1
+      python3 tools/attention_trace.py "$OUTDIR/smemfit/atrace_p2048_$tag.csv" --skip 56 \
+        --out "$OUTDIR/smemfit/atrace_p2048_$tag.summary.csv" || rc=1
+      gzip -f "$OUTDIR/smemfit/atrace_p2048_$tag.csv" || rc=1
     done
   fi
   if ab_group cmax; then  # decode attention clusters capped at 8 splits against the default (16 on H100/H200)

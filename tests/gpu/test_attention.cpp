@@ -272,7 +272,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
   const Shape shapes[] = {{3, 1000, 32, 8, 128, 0, 5}, {5, 777, 16, 8, 128, 16, 1},
                           {2, 3000, 14, 2, 64, 32, 12}, {1, 130, 64, 1, 64, 0, 2},
                           {3, 900, 16, 8, 128, 16, 8}, {1, 20, 16, 8, 128, 0, 3}, {2, 50, 32, 8, 64, 0, 3},
-                          {1, 2112, 16, 8, 128, 0, 16}};
+                          {1, 2112, 16, 8, 128, 0, 16}, {3, 2112, 16, 8, 128, 16, 16}, {2, 700, 14, 2, 64, 0, 4}};
   for (DType dt : {DType::F16, DType::BF16})
     for (const Shape& sh : shapes) {
       std::mt19937_64 rng(11);
@@ -297,7 +297,8 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       val::DeviceBuffer out(out_n * dtype_size(dt));
       val::DeviceBuffer ws(decode_attention_workspace_bytes(sh.batch, sh.heads, sh.hd, sh.splits));
       auto run = [&](int stages, int heads_fast, int bulk = 0, int l2_prefetch = 0, int skip_unit = 0,
-                     int zfill_edge = 0, int cluster = 0, int cluster_max = 8, int short_last = 0) {
+                     int zfill_edge = 0, int cluster = 0, int cluster_max = 8, int short_last = 0, int spare = 0,
+                     int compact = 0) {
         DecodeAttentionParams p;
         p.dtype = dt, p.q = qd.get(), p.k_cache = kd.get(), p.v_cache = vd.get(), p.out = out.get();
         p.cache_lens = static_cast<const int32_t*>(lens_d.get());
@@ -307,7 +308,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
         p.stages = stages, p.heads_fast = heads_fast, p.bulk = bulk, p.l2_prefetch = l2_prefetch;
         p.skip_unit_rescale = skip_unit, p.zfill_edge = zfill_edge, p.cluster = cluster, p.cluster_max = cluster_max;
-        p.short_last = short_last;
+        p.short_last = short_last, p.spare_stage = spare, p.compact_smem = compact;
         if (cluster == 1 && sh.splits >= 2 && sh.splits <= cluster_max && sm90()) {
           EXPECT_TRUE(decode_attention_cluster_applies(p, sh.splits)) << sh.splits << " splits";
         }
@@ -335,6 +336,19 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1) == base) << what << ": splits merged in clusters";
       EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1, 16) == base) << what << ": splits merged in clusters of up to 16";
       EXPECT_TRUE(run(3, 0, 0, 128, 0, 0, 1, 16) == base) << what << ": clusters of up to 16, three stages";
+      // Warp 0's third step through the spare stage buffer (splits of 9 to 12 runs: len 2112 over 16,
+      // 1000 over 5 does not take it, nor three stages, heads fastest and bulk copies; all the same bits).
+      for (int cluster : {0, 1})
+        EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, cluster, 16, 0, 1) == base) << what << ": spare stage, cluster " << cluster;
+      EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1, 16, 1, 1) == run(2, 0, 0, 128, 0, 0, 1, 16, 1))
+          << what << ": spare stage with short_last";
+      EXPECT_TRUE(run(3, 0, 0, 128, 0, 0, 0, 8, 0, 1) == base) << what << ": spare stage asked with three stages";
+      EXPECT_TRUE(run(2, 0, 1, 128, 0, 0, 0, 8, 0, 1) == base) << what << ": spare stage asked with bulk copies";
+      // The cluster's receive area sized for this launch's head groups (compact_smem), two stages and
+      // three, with the spare stage.
+      for (int stages : {2, 3})
+        EXPECT_TRUE(run(stages, 0, 0, 128, 0, 0, 1, 16, 0, 0, 1) == base) << what << ": compact, stages " << stages;
+      EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1, 16, 0, 1, 1) == base) << what << ": compact with the spare stage";
       // The longer split shares first (short_last): another partition of the keys, so the outputs are
       // within rounding of the default's (at most 2 units in the last place of the output type), the
       // combine launch and the cluster form the same bits.
@@ -438,7 +452,8 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
   const Shape shapes[] = {{3, 1000, 16, 8, 128, 5, true, -1}, {4, 300, 14, 2, 64, 1, false, 2},
                           {2, 130, 64, 1, 64, 2, true, -1}, {2, 1, 16, 16, 128, 1, true, -1},
                           {2, 700, 32, 8, 128, 64, false, 0}, {3, 160, 16, 8, 128, 3, true, 1},
-                          {2, 100, 16, 8, 128, 2, true, -1}, {3, 90, 32, 4, 64, 1, true, 1}};
+                          {2, 100, 16, 8, 128, 2, true, -1}, {3, 90, 32, 4, 64, 1, true, 1},
+                          {3, 2112, 16, 8, 128, 16, true, -1}, {2, 180, 16, 8, 128, 1, true, -1}};
   for (DType dt : {DType::F16, DType::BF16})
     for (const Shape& sh : shapes) {
       std::mt19937_64 rng(5);
@@ -474,7 +489,8 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
       val::DeviceBuffer q_d(out_n * dtype_size(dt)), ws(decode_attention_workspace_bytes(B, nh, hd, sh.splits));
       // One run: a fresh copy of the cache, then the two launches or the fused one; the output and cache.
       struct Result { std::vector<float> out, k, v; };
-      auto run = [&](bool fused, int cluster = 0, int overlap = 0, int stages = 2, int short_last = 0, int prewait = 0) {
+      auto run = [&](bool fused, int cluster = 0, int overlap = 0, int stages = 2, int short_last = 0, int prewait = 0,
+                     int spare = 0, int compact = 0) {
         val::DeviceBuffer kd = val::upload(dt, k0), vd = val::upload(dt, v0), out(out_n * dtype_size(dt));
         QkvRopeParams r;
         r.dtype = dt, r.qkv = qkv_d.get(), r.q_out = q_d.get(), r.k_cache = kd.get(), r.v_cache = vd.get();
@@ -490,7 +506,7 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
         p.batch = B, p.heads = nh, p.kv_heads = nkv, p.head_dim = hd, p.max_len = C, p.max_kv_len = C;
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
         p.stages = stages, p.bulk = 0, p.skip_unit_rescale = 0, p.cluster = cluster, p.rope_overlap = overlap;
-        p.short_last = short_last;
+        p.short_last = short_last, p.spare_stage = spare, p.compact_smem = compact;
         val::poison(out.get(), out.bytes(), nullptr);
         val::poison(q_d.get(), q_d.bytes(), nullptr);  // (a memset: no PDL launch before the kernel, so prewait holds)
         if (fused) p.prewait = prewait;
@@ -547,6 +563,27 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
           EXPECT_TRUE(same(a.out, o.out)) << what << ": outputs differ" << how;
           EXPECT_TRUE(same(a.k, o.k) && same(a.v, o.v)) << what << ": caches differ" << how;
         }
+      // Warp 0's third step through the spare stage buffer (where a split has 9 to 12 runs: len 2112 over
+      // 16 splits, 180 in one), the new key in it; asked with the overlap it is not taken.
+      for (int cluster : {0, 1})
+        for (int overlap : {0, 1}) {
+          const Result o = run(true, cluster, overlap, 2, 0, 0, 1);
+          const std::string how = " (spare stage, cluster " + std::to_string(cluster) + ", rope_overlap " +
+                                  std::to_string(overlap) + ")";
+          EXPECT_TRUE(same(a.out, o.out)) << what << ": outputs differ" << how;
+          EXPECT_TRUE(same(a.k, o.k) && same(a.v, o.v)) << what << ": caches differ" << how;
+        }
+      // The query rows and the receive area sized for this launch's head groups (compact_smem): two and
+      // three stages, clusters, the overlap, the spare stage.
+      for (int stages : {2, 3})
+        for (int cluster : {0, 1})
+          for (int overlap : {0, 1}) {
+            const Result o = run(true, cluster, overlap, stages, 0, 0, stages == 2 && overlap == 0, 1);
+            const std::string how = " (compact, stages " + std::to_string(stages) + ", cluster " +
+                                    std::to_string(cluster) + ", rope_overlap " + std::to_string(overlap) + ")";
+            EXPECT_TRUE(same(a.out, o.out)) << what << ": outputs differ" << how;
+            EXPECT_TRUE(same(a.k, o.k) && same(a.v, o.v)) << what << ": caches differ" << how;
+          }
       // The last split's shorter share (short_last) moves the new key's block: the fused prologue against
       // the two launches with the same split ranges, with and without the overlap and clusters.
       const Result as = run(false, 0, 0, 2, 1);
@@ -688,6 +725,8 @@ TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
       {"rope_overlap", [](DecodeAttentionParams& p) { p.rope_overlap = 2; }},
       {"short_last", [](DecodeAttentionParams& p) { p.short_last = -2; }},
       {"prewait", [](DecodeAttentionParams& p) { p.prewait = -1; }},
+      {"spare_stage", [](DecodeAttentionParams& p) { p.spare_stage = 2; }},
+      {"compact_smem", [](DecodeAttentionParams& p) { p.compact_smem = -3; }},
       // The fused prologue: rope's own fields, then its fit with the attention.
       {"rope.positions", [](DecodeAttentionParams& p) { p.rope.qkv = g_dummy; }},
       {"rope.num_tokens", [](DecodeAttentionParams& p) { set_rope(p), p.rope.num_tokens = 2; }},
