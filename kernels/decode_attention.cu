@@ -941,25 +941,14 @@ int decode_l2_prefetch_env() {
   return bytes;
 }
 
-// The split ranges' longer shares to the first splits (DecodeAttentionParams::short_last):
-// MINFER_DECODE_SHORT_LAST=1 (read once).
-bool decode_short_last_env() {
-  static const bool on = env_choice("MINFER_DECODE_SHORT_LAST", {"0", "1"}) == 1;
-  return on;
-}
-
-// Warp 0's spare stage buffer (DecodeAttentionParams::spare_stage): MINFER_DECODE_SPARE_STAGE=1 (read once).
-bool decode_spare_stage_env() {
-  static const bool on = env_choice("MINFER_DECODE_SPARE_STAGE", {"0", "1"}) == 1;
-  return on;
-}
-
-// The rope rows and the cluster's receive area sized for the launch's head groups
-// (DecodeAttentionParams::compact_smem): MINFER_DECODE_COMPACT_SMEM=1 (read once).
-bool decode_compact_smem_env() {
-  static const bool on = env_choice("MINFER_DECODE_COMPACT_SMEM", {"0", "1"}) == 1;
-  return on;
-}
+// The 0|1 switches, each read once: short_last (MINFER_DECODE_SHORT_LAST=1: the split ranges' longer
+// shares to the first splits), spare_stage (MINFER_DECODE_SPARE_STAGE=1: warp 0's spare stage buffer),
+// compact_smem (MINFER_DECODE_COMPACT_SMEM=1: the rope rows and the cluster's receive area sized for the
+// launch's head groups); DecodeAttentionParams has each.
+bool env_switch_on(const char* name) { return env_choice(name, {"0", "1"}) == 1; }
+bool decode_short_last_env() { static const bool on = env_switch_on("MINFER_DECODE_SHORT_LAST"); return on; }
+bool decode_spare_stage_env() { static const bool on = env_switch_on("MINFER_DECODE_SPARE_STAGE"); return on; }
+bool decode_compact_smem_env() { static const bool on = env_switch_on("MINFER_DECODE_COMPACT_SMEM"); return on; }
 
 // The fused prologue's loads overlapped with the first copies (DecodeAttentionParams::rope_overlap):
 // MINFER_DECODE_ROPE_OVERLAP=0|1 (read once; the same bits); -1 unset.
