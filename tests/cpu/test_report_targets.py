@@ -35,9 +35,9 @@ def base(sweep, variant, us, **kw):
     return r
 
 
-def att(variant, seqlen, us, tflops):
+def att(variant, seqlen, us, tflops, **kw):
     return base("attention", variant, us, tflops=tflops, batch=1, seqlen=seqlen, heads=16, kv_heads=16, head_dim=128,
-                causal=1, ragged=0, prefix=0)
+                causal=1, ragged=0, prefix=0, **kw)
 
 
 def dec(variant, kv_len, paged, us, gbps=1000.0, sol=25.0):
@@ -64,14 +64,15 @@ class ReportTargets(unittest.TestCase):
                 att("minfer", 128, 10.0, 50), att("torch-flash", 128, 20.0, 25), att("torch-cudnn", 128, 8.0, 60),
                 # 512: ours 100 us vs flash 90 (slower); 1024: ours 300 vs flash 330 (faster)
                 att("minfer", 512, 100.0, 200), att("torch-flash", 512, 90.0, 220), att("torch-cudnn", 512, 50.0, 400),
-                att("minfer", 1024, 300.0, 260), att("torch-flash", 1024, 330.0, 240),
-                att("torch-cudnn", 1024, 150.0, 520),
+                att("minfer", 1024, 300.0, 260, rel_err=2e-4), att("torch-flash", 1024, 330.0, 240, rel_err=2.2e-3),
+                att("torch-cudnn", 1024, 150.0, 520, rel_err=2.5e-3),
             ])
             text = run_report(d)
         self.assertIn("Against the targets, cases of 512 tokens or more", text)
         # 2 cases >= 512; medians: ours (200+260)/2, flash (220+240)/2, cudnn (400+520)/2; speed vs cudnn
-        # 0.5 and 0.5; ours >= flash in 1 of 2 (the 128-token case is not counted).
-        self.assertIn("| bf16 | 128 | 1 | 2 | 230 | 230 | 460 | 1 of 2 | 0.5 |", text)
+        # 0.5 and 0.5; ours >= flash in 1 of 2 (the 128-token case is not counted); the largest rel_err of
+        # each over those two cases (1e-5 at 512 for all three).
+        self.assertIn("| bf16 | 128 | 1 | 2 | 230 | 230 | 460 | 1 of 2 | 0.5 | 0.0002 / 0.0022 / 0.0025 |", text)
 
     def test_decode_speed_against_the_fastest_backend_and_sol_of_large_cases(self):
         with tempfile.TemporaryDirectory() as d:
