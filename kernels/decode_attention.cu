@@ -249,9 +249,17 @@ __device__ __forceinline__ int64_t tc_first_row(const DecodeAttentionParams& p, 
 // Keys [k0, k0 + 16) of (b, kvh), the cache rows row0 .. row0 + 15, into this warp's K and V stage
 // buffers (rows of HD + kTcPad); keys >= kend are zero-filled and never read from global memory.
 // skip: a key whose rows are not copied at all (the fused prologue writes them; -1: none).
+// Element offset of cache row `row` (tc_first_row's: b L + k for a contiguous cache) of KV head kvh:
+// token-major ((row nkv + kvh) hd), or head-major (DecodeAttentionParams::kv_layout 1: (row + hbase) hd
+// with hbase = (b (nkv - 1) + kvh) L, the block's own, so that b L + k lands on ((b nkv + kvh) L + k) hd).
+template <int HD>
+__device__ __forceinline__ int64_t tc_cache_off(const DecodeAttentionParams& p, int kvh, int64_t hbase, int64_t row) {
+  return p.kv_layout == 1 ? (row + hbase) * HD : (row * p.kv_heads + kvh) * HD;
+}
+
 template <typename T, int HD>
-__device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0, int kend,
-                                            T* ks, T* vs, int lane, int skip = -1) {
+__device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int kvh, int64_t hbase, int64_t row0, int k0,
+                                            int kend, T* ks, T* vs, int lane, int skip = -1) {
   constexpr int kChunks = HD / 8;
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
@@ -262,7 +270,7 @@ __device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int 
     const int r = i / kChunks, c = (i % kChunks) * 8;
     if (k0 + r == skip) continue;
     const bool ok = k0 + r < kend;
-    const int64_t off = ((row0 + r) * p.kv_heads + kvh) * HD + c;
+    const int64_t off = tc_cache_off<HD>(p, kvh, hbase, row0 + r) + c;
     kern::cp_async16_hint(ks + r * (HD + kTcPad) + c, ok ? kc + off : kc, ok, p.l2_prefetch, whole);
     kern::cp_async16_hint(vs + r * (HD + kTcPad) + c, ok ? vc + off : vc, ok, p.l2_prefetch, whole);
   }
@@ -274,25 +282,25 @@ __device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int 
 // sequence is read. k0 < kend. H100: 1.01-1.04x cp.async at batch 64 (three blocks an SM), 0.70-0.99x
 // with one block an SM (reports/logs/h100/ab/ab_decode_l2_prefetch_bulk.csv); opt-in.
 template <typename T, int HD>
-__device__ __forceinline__ void bulk_load_run(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0, int kend,
-                                              T* ks, T* vs, uint64_t* bar, int lane) {
+__device__ __forceinline__ void bulk_load_run(const DecodeAttentionParams& p, int kvh, int64_t hbase, int64_t row0, int k0,
+                                              int kend, T* ks, T* vs, uint64_t* bar, int lane) {
   constexpr unsigned kRow = HD * sizeof(T);
   if (lane == 0) kern::mbar_expect_tx(bar, 2 * kWarpKeys * kRow);
   __syncwarp();
   const int r = lane & (kWarpKeys - 1), n = min(kWarpKeys, kend - k0);
-  const int64_t off = ((row0 + min(r, n - 1)) * p.kv_heads + kvh) * HD;
+  const int64_t off = tc_cache_off<HD>(p, kvh, hbase, row0 + min(r, n - 1));
   const T* src = (lane < kWarpKeys ? static_cast<const T*>(p.k_cache) : static_cast<const T*>(p.v_cache)) + off;
   kern::bulk_copy((lane < kWarpKeys ? ks : vs) + r * (HD + kTcPad), src, kRow, bar);
 }
 
 // One warp step's copies: cp.async (zero-filled past kend), or bulk copies on bar (none past kend).
 template <typename T, int HD, bool kBulk>
-__device__ __forceinline__ void tc_issue(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0, int kend, T* ks,
-                                         T* vs, uint64_t* bar, int lane, int skip = -1) {
+__device__ __forceinline__ void tc_issue(const DecodeAttentionParams& p, int kvh, int64_t hbase, int64_t row0, int k0,
+                                         int kend, T* ks, T* vs, uint64_t* bar, int lane, int skip = -1) {
   if constexpr (kBulk) {
-    if (k0 < kend) bulk_load_run<T, HD>(p, kvh, row0, k0, kend, ks, vs, bar, lane);
+    if (k0 < kend) bulk_load_run<T, HD>(p, kvh, hbase, row0, k0, kend, ks, vs, bar, lane);
   } else {
-    tc_load_run<T, HD>(p, kvh, row0, k0, kend, ks, vs, lane, skip);
+    tc_load_run<T, HD>(p, kvh, hbase, row0, k0, kend, ks, vs, lane, skip);
   }
 }
 
@@ -552,6 +560,8 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   const int b = blockIdx.z, kvh = hs.x / so.groups, split = hs.y;
   const int group = p.heads / p.kv_heads, g0 = (hs.x % so.groups) * kMaxGroup;
   const int gn = min(kMaxGroup, group - g0), h0 = kvh * group + g0;  // heads [h0, h0 + gn)
+  // kv_layout 1 (head-major): this block's head's rows start (b (nkv - 1) + kvh) L rows further on.
+  const int64_t hbase = p.kv_layout == 1 ? (static_cast<int64_t>(b) * (p.kv_heads - 1) + kvh) * p.max_len : 0;
   // prewait: the previous kernel let this one launch only after its own wait (the caller's guarantee),
   // so what the kernels before it wrote (cache lengths, positions, slots, earlier keys) is final here.
   const bool prewait = kRope && p.prewait == 1;
@@ -607,7 +617,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     if (st >= pre) break;
     if (st < steps) {
       T* sb = wbuf + st * kWarpStage;
-      tc_issue<T, HD, kBulk>(p, kvh, row_next, wk0 + st * kStepKeys, kend, sb, sb + kWarpKeys * kS, &bars[st], lane,
+      tc_issue<T, HD, kBulk>(p, kvh, hbase, row_next, wk0 + st * kStepKeys, kend, sb, sb + kWarpKeys * kS, &bars[st], lane,
                              skip);
       row_next = st + 1 < steps ? tc_first_row(p, b, wk0 + (st + 1) * kStepKeys, kend) : 0;
     }
@@ -620,7 +630,8 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   const bool use_spare = kStages == 2 && !kBulk && p.spare_stage == 1 && !overlap && warp == 0 && steps == kStages + 1;
   if (use_spare) {
     const int k2 = wk0 + kStages * kStepKeys;
-    tc_issue<T, HD, kBulk>(p, kvh, tc_first_row(p, b, k2, kend), k2, kend, spare, spare + kWarpKeys * kS, nullptr, lane);
+    tc_issue<T, HD, kBulk>(p, kvh, hbase, tc_first_row(p, b, k2, kend), k2, kend, spare, spare + kWarpKeys * kS, nullptr,
+                           lane);
     kern::cp_async_commit();
   }
   if constexpr (kRope) {
@@ -655,7 +666,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
       if (nx < steps && !(use_spare && nx == kStages)) {
         T* nb = wbuf + (nx % kStages) * kWarpStage;
         const int k1 = wk0 + nx * kStepKeys;
-        tc_issue<T, HD, kBulk>(p, kvh, row_next, k1, kend, nb, nb + kWarpKeys * kS, &bars[nx % kStages], lane);
+        tc_issue<T, HD, kBulk>(p, kvh, hbase, row_next, k1, kend, nb, nb + kWarpKeys * kS, &bars[nx % kStages], lane);
         row_next = nx + 1 < steps ? tc_first_row(p, b, k1 + kStepKeys, kend) : 0;
       }
       kern::cp_async_commit();
@@ -1350,6 +1361,10 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
                  "must be 0, 1 or -1 (default), got " + std::to_string(in.spare_stage));
   MINFER_REQUIRE(in.compact_smem >= -1 && in.compact_smem <= 1, "compact_smem",
                  "must be 0, 1 or -1 (default), got " + std::to_string(in.compact_smem));
+  MINFER_REQUIRE(in.kv_layout == 0 || in.kv_layout == 1, "kv_layout",
+                 "must be 0 (token-major) or 1 (head-major), got " + std::to_string(in.kv_layout));
+  MINFER_REQUIRE(in.kv_layout == 0 || (!in.block_table && !in.rope.qkv && in.dtype != DType::F32), "kv_layout",
+                 "head-major (1) takes a contiguous fp16 / bf16 cache without the fused prologue");
   // The switches the kernel reads from its params, their environment defaults resolved here.
   DecodeAttentionParams p = in;
   if (p.zfill_edge < 0) p.zfill_edge = decode_zfill_edge_env() ? 1 : 0;

@@ -104,6 +104,12 @@ struct DecodeAttentionParams {
   // 128 blocks entered the engine's step as two groups of 64: H100, the attention trace). The same
   // bits. 1 on, 0 off; -1: MINFER_DECODE_COMPACT_SMEM=1, else off.
   int compact_smem = -1;
+  // The contiguous cache's layout: 0 token-major (B, L, nkv, hd), the engine's; 1 head-major (B, nkv, L,
+  // hd): each KV head's L keys in one run, the layout PyTorch SDPA's peers in bench/peers read (a block
+  // then streams one contiguous range instead of hd elements of every nkv x hd row). v2 (fp16 / bf16)
+  // only, without the fused prologue and without a block table. The same bits as token-major over the
+  // same values. validate/run_decode.cpp lays its cache out so under MINFER_DECODE_KV_LAYOUT=head.
+  int kv_layout = 0;
   // The caller's guarantee that the kernel before this launch on the stream lets it launch only after
   // its own wait on the kernel before it (GemvParams::trigger_after_wait), or is no PDL launch: then
   // every kernel that wrote the cache lengths, positions, slots and the cache rows of the keys before

@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin,nsplit,cmax,argmax,ropeov,stages3,shortlast,prewait,smemfit]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin,nsplit,cmax,argmax,ropeov,stages3,shortlast,prewait,smemfit,kvlayout]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -63,7 +63,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin|nsplit|cmax|argmax|ropeov|stages3|shortlast|prewait|smemfit) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin|nsplit|cmax|argmax|ropeov|stages3|shortlast|prewait|smemfit|kvlayout) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -273,7 +273,10 @@ stage_profile() {
 # steps and attention phases by default, under prewait and under prewait with short_last), smemfit (the
 # same checks under MINFER_DECODE_SPARE_STAGE=1 with MINFER_DECODE_COMPACT_SMEM=1 -> OUTDIR/smemfit/, then
 # the spare stage, the compact shared memory, it with three stages, and it with the spare stage against the
-# default on bench/cases/e2e_b1_prompts.txt, two rounds; qwen3-0.6b b1 p2048's attention phases under two).
+# default on bench/cases/e2e_b1_prompts.txt, two rounds; qwen3-0.6b b1 p2048's attention phases under two),
+# kvlayout (decode attention's GPU tests, validate --sweep decode --quick with the contiguous caches
+# head-major, MINFER_DECODE_KV_LAYOUT=head -> OUTDIR/kvlayout/, then the decode sweep's A/B on
+# bench/cases/decode_ab.txt, two rounds, the peers in the first).
 # (Group three, v4t at head_dim 64 with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at
 # 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
@@ -478,6 +481,16 @@ stage_ab() {
         --out "$OUTDIR/smemfit/atrace_p2048_$tag.summary.csv" || rc=1
       gzip -f "$OUTDIR/smemfit/atrace_p2048_$tag.csv" || rc=1
     done
+  fi
+  if ab_group kvlayout; then  # the decode sweep's contiguous caches head-major, as the SDPA peers read theirs
+    mkdir -p "$OUTDIR/kvlayout"
+    timeout 200 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' > "$OUTDIR/kvlayout/test_attention.log" 2>&1 || rc=1
+    tail -3 "$OUTDIR/kvlayout/test_attention.log"
+    MINFER_DECODE_KV_LAYOUT=head timeout 200 "$BUILD/validate/validate_all" --sweep decode --quick \
+      --csv "$OUTDIR/kvlayout/validate_decode_head.csv" > "$OUTDIR/kvlayout/validate_decode_head.log" 2>&1 || rc=1
+    tail -2 "$OUTDIR/kvlayout/validate_decode_head.log"
+    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_kvlayout" --build "$BUILD" --sweep decode --dtype bf16 --rounds 2 \
+      --cases bench/cases/decode_ab.txt MINFER_DECODE_KV_LAYOUT=head || rc=1
   fi
   if ab_group cmax; then  # decode attention clusters capped at 8 splits against the default (16 on H100/H200)
     switch_group cmax bench/cases/e2e_b1_prompts.txt MINFER_DECODE_CLUSTER_MAX=8 MINFER_DECODE_CLUSTER_MAX=8 || rc=1

@@ -288,6 +288,18 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       for (int i = 0; i < sh.batch * max_pages; ++i) table.push_back(i);
       std::shuffle(table.begin(), table.end(), rng);  // pages scattered over the pool
       val::DeviceBuffer qd = val::upload(dt, q), kd = val::upload(dt, k), vd = val::upload(dt, v);
+      // The contiguous cache head-major too ((B, nkv, L, hd): kv_layout 1), the same values.
+      std::vector<float> k_hm(k.size()), v_hm(v.size());
+      if (!sh.page)
+        for (int b = 0; b < sh.batch; ++b)
+          for (int i = 0; i < sh.len; ++i)
+            for (int h = 0; h < sh.kv_heads; ++h)
+              for (int d = 0; d < sh.hd; ++d) {
+                const size_t from = ((static_cast<size_t>(b) * sh.len + i) * sh.kv_heads + h) * sh.hd + d;
+                const size_t to = ((static_cast<size_t>(b) * sh.kv_heads + h) * sh.len + i) * sh.hd + d;
+                k_hm[to] = k[from], v_hm[to] = v[from];
+              }
+      val::DeviceBuffer khm = val::upload(dt, k_hm), vhm = val::upload(dt, v_hm);
       val::DeviceBuffer lens_d(lens.size() * 4), table_d(table.size() * 4);
       ASSERT_EQ(cudaMemcpy(lens_d.get(), lens.data(), lens_d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
       if (!table.empty()) {
@@ -298,9 +310,10 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       val::DeviceBuffer ws(decode_attention_workspace_bytes(sh.batch, sh.heads, sh.hd, sh.splits));
       auto run = [&](int stages, int heads_fast, int bulk = 0, int l2_prefetch = 0, int skip_unit = 0,
                      int zfill_edge = 0, int cluster = 0, int cluster_max = 8, int short_last = 0, int spare = 0,
-                     int compact = 0) {
+                     int compact = 0, int layout = 0) {
         DecodeAttentionParams p;
         p.dtype = dt, p.q = qd.get(), p.k_cache = kd.get(), p.v_cache = vd.get(), p.out = out.get();
+        if (layout == 1) p.k_cache = khm.get(), p.v_cache = vhm.get(), p.kv_layout = 1;
         p.cache_lens = static_cast<const int32_t*>(lens_d.get());
         p.block_table = sh.page ? static_cast<const int32_t*>(table_d.get()) : nullptr;
         p.batch = sh.batch, p.heads = sh.heads, p.kv_heads = sh.kv_heads, p.head_dim = sh.hd;
@@ -349,6 +362,14 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       for (int stages : {2, 3})
         EXPECT_TRUE(run(stages, 0, 0, 128, 0, 0, 1, 16, 0, 0, 1) == base) << what << ": compact, stages " << stages;
       EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1, 16, 0, 1, 1) == base) << what << ": compact with the spare stage";
+      // The head-major cache (kv_layout 1, contiguous shapes): the same bits, with clusters, three stages,
+      // bulk copies.
+      if (!sh.page) {
+        for (int cluster : {0, 1})
+          EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, cluster, 16, 0, 0, 0, 1) == base) << what << ": head-major, cluster " << cluster;
+        EXPECT_TRUE(run(3, 0, 0, 128, 0, 0, 0, 8, 0, 0, 0, 1) == base) << what << ": head-major, three stages";
+        EXPECT_TRUE(run(2, 0, 1, 128, 0, 0, 0, 8, 0, 0, 0, 1) == base) << what << ": head-major, bulk copies";
+      }
       // The longer split shares first (short_last): another partition of the keys, so the outputs are
       // within rounding of the default's (at most 2 units in the last place of the output type), the
       // combine launch and the cluster form the same bits.
@@ -727,6 +748,10 @@ TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
       {"prewait", [](DecodeAttentionParams& p) { p.prewait = -1; }},
       {"spare_stage", [](DecodeAttentionParams& p) { p.spare_stage = 2; }},
       {"compact_smem", [](DecodeAttentionParams& p) { p.compact_smem = -3; }},
+      {"kv_layout", [](DecodeAttentionParams& p) { p.kv_layout = 2; }},
+      {"kv_layout", [](DecodeAttentionParams& p) {
+         p.kv_layout = 1, p.block_table = reinterpret_cast<const int32_t*>(g_dummy), p.page_size = 16, p.max_pages = 1;
+       }},
       // The fused prologue: rope's own fields, then its fit with the attention.
       {"rope.positions", [](DecodeAttentionParams& p) { p.rope.qkv = g_dummy; }},
       {"rope.num_tokens", [](DecodeAttentionParams& p) { set_rope(p), p.rope.num_tokens = 2; }},
