@@ -10,12 +10,15 @@ copies (prologue -> first keys landed in warp 0), the rest of the key loop (-> l
 0), the cluster merge also in its two parts: to the barrier's release (the pushes and the wait for the
 cluster's last block) and the slice merge after it. Per launch: its span from the first block's wait to the
 last block's end. Prints the median (and p10, p90) of each over the launches after --skip, and writes
-them as CSV with --out.
-Usage: tools/attention_trace.py TRACE.csv [--skip N] [--gap-ns NS] [--out SUMMARY.csv]
+them as CSV with --out. The grid (distinct block indices over the trace) against the blocks a launch
+holds: where a launch holds fewer, its blocks entered in groups more than --gap-ns apart (blocks that did
+not all fit on the SMs at once, each group then counted as a launch), which the tool says.
+Usage: tools/attention_trace.py TRACE.csv[.gz] [--skip N] [--gap-ns NS] [--out SUMMARY.csv]
 Exit status 2 on a missing or malformed file (naming it and the field).
 """
 import argparse
 import csv
+import gzip
 import statistics
 import sys
 
@@ -30,12 +33,14 @@ def fail(msg):
 
 
 def read(path):
-    try:
-        with open(path, newline="") as f:
+    try:  # a .gz trace (gpu_run.sh compresses them) is read as it is
+        with (gzip.open(path, "rt", newline="") if path.endswith(".gz") else open(path, newline="")) as f:
             rows = list(csv.DictReader(f))
             header = rows[0].keys() if rows else None
     except OSError as e:
-        fail(f"{path}: {e.strerror}")
+        fail(f"{path}: {e.strerror or e}")
+    except (UnicodeDecodeError, csv.Error) as e:
+        fail(f"{path}: not a CSV trace ({e.__class__.__name__})")
     if header is None:
         fail(f"{path}: no records (was the decode attention the tensor-core kernel?)")
     missing = [c for c in COLUMNS if c not in header]
@@ -106,7 +111,12 @@ def main():
         per.setdefault("launch_span", []).append(max(r["end_ns"] for r in g) - min(r["waited_ns"] for r in g))
         per.setdefault("wait_release_spread", []).append(max(r["waited_ns"] for r in g) - min(r["waited_ns"] for r in g))
     blocks = statistics.median(len(g) for g in used)
-    print(f"{a.trace}: {len(groups)} launches ({len(used)} after --skip {a.skip}), median {blocks:g} blocks a launch")
+    grid = len({(r["bx"], r["by"], r["bz"]) for g in used for r in g})
+    print(f"{a.trace}: {len(groups)} launches ({len(used)} after --skip {a.skip}), median {blocks:g} blocks a launch"
+          f" of a {grid}-block grid")
+    if blocks < grid:
+        print(f"note: a launch holds {blocks:g} of the grid's {grid} blocks: the blocks entered in groups more than"
+              f" {a.gap_ns} ns apart (not all fit on the SMs at once), each group counted here as a launch")
     print(f"{'phase':24s} {'median_ns':>10s} {'p10_ns':>8s} {'p90_ns':>8s}  (per launch: the median over its blocks)")
     rows = []
     for k, xs in per.items():
@@ -115,9 +125,9 @@ def main():
     if a.out:
         with open(a.out, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["phase", "median_ns", "p10_ns", "p90_ns", "launches", "blocks_per_launch"])
+            w.writerow(["phase", "median_ns", "p10_ns", "p90_ns", "launches", "blocks_per_launch", "grid_blocks"])
             for k, m, lo, hi in rows:
-                w.writerow([k, f"{m:.0f}", lo, hi, len(used), f"{blocks:g}"])
+                w.writerow([k, f"{m:.0f}", lo, hi, len(used), f"{blocks:g}", grid])
     return 0
 
 

@@ -16,14 +16,14 @@ TOOL = os.path.join(ROOT, "tools", "attention_trace.py")
 HEADER = "record,bx,by,bz,sm,entry_ns,waited_ns,prologue_ns,first_keys_ns,loop_ns,merge_ns,end_ns"
 
 
-def trace(launch_count, blocks, start=1_000_000, period=30_000, empty_block=False):
+def trace(launch_count, blocks, start=1_000_000, period=30_000, empty_block=False, wave=0):
     """Launches `period` ns apart; block i of a launch: resident 2000 ns, prologue 1000 + 10 i, first keys
     800, the rest of the loop 400, merge 300, cluster merge 200 (block 0 of each launch has no key step when
-    empty_block)."""
+    empty_block). wave > 0: blocks from `wave` on enter 10 us after the launch's first ones."""
     lines, n = [HEADER], 0
     for l in range(launch_count):
         for i in range(blocks):
-            e = start + l * period + 50 * i
+            e = start + l * period + 50 * i + (10_000 if wave and i >= wave else 0)
             w = e + 2000
             p = w + 1000 + 10 * i
             first = 0 if (empty_block and i == 0) else p + 800
@@ -61,6 +61,35 @@ class AttentionTrace(unittest.TestCase):
         # span: first wait (block 0) to last end (block 2: +100 entry, +20 prologue)
         self.assertEqual(rows["launch_span"]["median_ns"], str(100 + 1020 + 800 + 400 + 300 + 200))
         self.assertEqual(rows["launch_span"]["launches"], "4")
+
+    def test_grid_entering_in_groups_is_named(self):
+        p, rows = self.run_tool(trace(6, 3), "--skip", "2")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("of a 3-block grid", p.stdout)
+        self.assertNotIn("note:", p.stdout)
+        self.assertEqual(rows["prologue"]["grid_blocks"], "3")
+        # Blocks 2 and 3 of each launch enter 10 us after blocks 0 and 1: each launch reads as two of 2 blocks.
+        p, rows = self.run_tool(trace(6, 4, wave=2), "--skip", "2")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("12 launches (10 after --skip 2), median 2 blocks a launch of a 4-block grid", p.stdout)
+        self.assertIn("note: a launch holds 2 of the grid's 4 blocks", p.stdout)
+        self.assertEqual(rows["prologue"]["blocks_per_launch"], "2")
+
+    def test_gzipped_trace_and_binary_input(self):
+        import gzip
+        with tempfile.TemporaryDirectory() as d:
+            gz, junk = os.path.join(d, "t.csv.gz"), os.path.join(d, "junk.csv")
+            with gzip.open(gz, "wt") as f:
+                f.write(trace(6, 3))
+            p = subprocess.run([sys.executable, TOOL, gz, "--skip", "2"], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("6 launches (4 after --skip 2)", p.stdout)
+            with open(junk, "wb") as f:
+                f.write(b"\x1f\x8b\xff\xfe\x00binary")
+            p = subprocess.run([sys.executable, TOOL, junk], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("junk.csv", p.stderr)
+            self.assertNotIn("Traceback", p.stderr)
 
     def test_cluster_barrier_column(self):
         """barrier_ns (the newer last column): the cluster merge split at the barrier's release; 0 (the
