@@ -246,9 +246,6 @@ __device__ __forceinline__ int64_t tc_first_row(const DecodeAttentionParams& p, 
   return page * p.page_size + k0 % p.page_size;
 }
 
-// Keys [k0, k0 + 16) of (b, kvh), the cache rows row0 .. row0 + 15, into this warp's K and V stage
-// buffers (rows of HD + kTcPad); keys >= kend are zero-filled and never read from global memory.
-// skip: a key whose rows are not copied at all (the fused prologue writes them; -1: none).
 // Element offset of cache row `row` (tc_first_row's: b L + k for a contiguous cache) of KV head kvh:
 // token-major ((row nkv + kvh) hd), or head-major (DecodeAttentionParams::kv_layout 1: (row + hbase) hd
 // with hbase = (b (nkv - 1) + kvh) L, the block's own, so that b L + k lands on ((b nkv + kvh) L + k) hd).
@@ -257,6 +254,10 @@ __device__ __forceinline__ int64_t tc_cache_off(const DecodeAttentionParams& p, 
   return p.kv_layout == 1 ? (row + hbase) * HD : (row * p.kv_heads + kvh) * HD;
 }
 
+// Keys [k0, k0 + 16) of (b, kvh), the cache rows row0 .. row0 + 15, into this warp's K and V stage
+// buffers (rows of HD + kTcPad); keys >= kend are zero-filled and never read from global memory.
+// hbase: tc_cache_off's (0 token-major). skip: a key whose rows are not copied at all (the fused
+// prologue writes them; -1: none).
 template <typename T, int HD>
 __device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int kvh, int64_t hbase, int64_t row0, int k0,
                                             int kend, T* ks, T* vs, int lane, int skip = -1) {
