@@ -272,8 +272,10 @@ stage_profile() {
 # against the default on bench/cases/e2e_stages_ab.txt, two rounds; then qwen3-0.6b b1 p2048's traced
 # steps and attention phases by default, under prewait and under prewait with short_last), smemfit (the
 # same checks under MINFER_DECODE_SPARE_STAGE=1 with MINFER_DECODE_COMPACT_SMEM=1 -> OUTDIR/smemfit/, then
-# the spare stage, the compact shared memory, it with three stages, and it with the spare stage against the
-# default on bench/cases/e2e_b1_prompts.txt, two rounds; qwen3-0.6b b1 p2048's attention phases under two),
+# the spare stage, the compact shared memory, it with three stages, it with the spare stage, and the QKV
+# GEMV at two rows a warp (half the blocks: registers left for the attention's blocks to be resident during
+# it) alone and with prewait, against the default on bench/cases/e2e_b1_prompts.txt, two rounds;
+# qwen3-0.6b b1 p2048's attention phases under two),
 # kvlayout (decode attention's GPU tests, validate --sweep decode --quick with the contiguous caches
 # head-major, MINFER_DECODE_KV_LAYOUT=head -> OUTDIR/kvlayout/, then the decode sweep's A/B on
 # bench/cases/decode_ab.txt, two rounds, the peers in the first).
@@ -469,7 +471,8 @@ stage_ab() {
   if ab_group smemfit; then  # warp 0's spare stage buffer; the compact shared memory, alone and with three stages
     switch_group smemfit bench/cases/e2e_b1_prompts.txt MINFER_DECODE_SPARE_STAGE=1,MINFER_DECODE_COMPACT_SMEM=1 \
       MINFER_DECODE_SPARE_STAGE=1 MINFER_DECODE_COMPACT_SMEM=1 MINFER_DECODE_COMPACT_SMEM=1,MINFER_DECODE_STAGES=3 \
-      MINFER_DECODE_COMPACT_SMEM=1,MINFER_DECODE_SPARE_STAGE=1 || rc=1
+      MINFER_DECODE_COMPACT_SMEM=1,MINFER_DECODE_SPARE_STAGE=1 MINFER_NORM_IN_WARP_ROWS=2,0,0,0 \
+      MINFER_NORM_IN_WARP_ROWS=2,0,0,0,MINFER_DECODE_PREWAIT=1 || rc=1
     # qwen3-0.6b b1 p2048's attention phases under each (blocks a launch: 128 where every block fits at once).
     local v
     for v in MINFER_DECODE_SPARE_STAGE=1 MINFER_DECODE_COMPACT_SMEM=1,MINFER_DECODE_STAGES=3; do
