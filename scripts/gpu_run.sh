@@ -275,7 +275,7 @@ stage_profile() {
 # the spare stage, the compact shared memory, it with three stages, it with the spare stage, and the QKV
 # GEMV at two rows a warp (half the blocks: registers left for the attention's blocks to be resident during
 # it) alone and with prewait, against the default on bench/cases/e2e_b1_prompts.txt, two rounds;
-# qwen3-0.6b b1 p2048's attention phases under two),
+# qwen3-0.6b b1 p2048's attention phases under three),
 # kvlayout (decode attention's GPU tests, validate --sweep decode --quick with the contiguous caches
 # head-major, MINFER_DECODE_KV_LAYOUT=head -> OUTDIR/kvlayout/, then the decode sweep's A/B on
 # bench/cases/decode_ab.txt, two rounds, the peers in the first).
@@ -475,9 +475,11 @@ stage_ab() {
       MINFER_NORM_IN_WARP_ROWS=2,0,0,0,MINFER_DECODE_PREWAIT=1 || rc=1
     # qwen3-0.6b b1 p2048's attention phases under each (blocks a launch: 128 where every block fits at once).
     local v
-    for v in MINFER_DECODE_SPARE_STAGE=1 MINFER_DECODE_COMPACT_SMEM=1,MINFER_DECODE_STAGES=3; do
+    for v in MINFER_DECODE_SPARE_STAGE=1 MINFER_DECODE_COMPACT_SMEM=1,MINFER_DECODE_STAGES=3 \
+             MINFER_NORM_IN_WARP_ROWS=2,0,0,0,MINFER_DECODE_PREWAIT=1; do
       local tag=${v//[=,]/_}
-      env ${v//,/ } timeout 60 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
+      # shellcheck disable=SC2046  # VAR=VAL words: a comma starts a new one only where VAR= follows
+      env $(sed -E 's/,([A-Z_][A-Z0-9_]*=)/ \1/g' <<< "$v") timeout 60 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
         --prompt-tokens "$(seq -s, 11 2058)" --max-new-tokens 32 \
         --attention-trace-csv "$OUTDIR/smemfit/atrace_p2048_$tag.csv" > "$OUTDIR/smemfit/generate_p2048_$tag.log" 2>&1 || rc=1
       python3 tools/attention_trace.py "$OUTDIR/smemfit/atrace_p2048_$tag.csv" --skip 56 \
