@@ -6,7 +6,8 @@ set -euo pipefail
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 command -v dpkg-query >/dev/null 2>&1 || { echo "install_deps: not a Debian/Ubuntu system; install cmake, g++, GoogleTest, Google Benchmark, CLI11, nlohmann-json yourself" >&2; exit 0; }
-for p in cmake g++ libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libpcre2-dev python3-pip; do
+# xz-utils: scripts/device_call.sh and pack_prebuilt.sh pack with xz (its test runs here).
+for p in cmake g++ libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libpcre2-dev python3-pip xz-utils; do
   have_pkg "$p" || need_apt+=("$p")
 done
 # python3-pip is only wanted when no pip is on PATH at all.
