@@ -42,6 +42,9 @@ DTYPE_ORDER = ["fp32", "fp16", "bf16"]
 PREFILL_MIN_LEN = 512
 DECODE_MIN_SOL = 75.0
 DECODE_BIG_BYTES = 256 * 2**20
+# The dense-engine issue's targets: batch-1 bf16 decode at least this SOL% (of the weight + KV floor) per
+# model, and ahead of torch-graph.
+E2E_MIN_SOL = {"qwen3-0.6b": 50.0, "llama-3.1-8b": 80.0}
 
 
 AXIS_ORDER = {}  # sweep -> its axis columns in the order its CSVs list them
@@ -317,6 +320,12 @@ def e2e_section(bench, gpu):
         rows.append([k[0], int(k[1]), int(k[2]), fmt(p["median_us"] / 1e3, 4), fmt(p["tok_s"], 4), fmt(p["sol_pct"]),
                      fmt(q["ms_per_step"], 4), fmt(q["tok_s"], 4), fmt(q["sol_pct"]), fmt(q["peak_mem_mib"], 4),
                      fmt(pms, 4), fmt(pms / q["ms_per_step"]) if pd.notna(pms) else "-"])
+    targets = e2e_targets(ours, peer)
+    if targets:
+        out += ["Against the targets (batch-1 decode: SOL% of the weight + KV floor at least the model's target, "
+                "and faster than torch-graph):", "",
+                md_table(["model", "target SOL%", "prompts", "decode SOL% (min - max)", "prompts >= target",
+                          "min torch-graph / ours", "prompts ahead of torch-graph"], targets), ""]
     if rows:
         out += ["TTFT and prefill from one ragged prefill; MFU = prefill FLOPs / TTFT over the measured bf16 GEMM "
                 "ceiling; decode SOL% = (weight + KV bytes per step) / step time over the copy ceiling; "
@@ -331,6 +340,24 @@ def e2e_section(bench, gpu):
         out += ["Not timed:", "", md_table(["model", "reason", "rows"],
                                            [[r["model"], r["status"][:160], int(r["rows"])] for _, r in reasons.iterrows()]), ""]
     return out
+
+
+def e2e_targets(ours, peer):
+    """Rows per model of E2E_MIN_SOL with batch-1 decode rows: its target, the prompts timed, the SOL% range,
+    how many meet the target, the smallest torch-graph / ours ratio and how many prompts ours is ahead."""
+    rows = []
+    for model, target in E2E_MIN_SOL.items():
+        dec = ours[(ours["model"] == model) & (ours["batch"] == 1) & (ours["phase"] == "decode")]
+        if dec.empty:
+            continue
+        pg = peer[(peer["model"] == model) & (peer["batch"] == 1) & (peer["phase"] == "decode")]
+        m = dec.merge(pg[["prompt_len", "ms_per_step"]], on="prompt_len", how="left", suffixes=("", "_peer"))
+        ratio = (m["ms_per_step_peer"] / m["ms_per_step"]).dropna()
+        rows.append([model, fmt(target), len(dec), f"{fmt(dec['sol_pct'].min())} - {fmt(dec['sol_pct'].max())}",
+                     f"{int((dec['sol_pct'] >= target).sum())} of {len(dec)}",
+                     fmt(ratio.min()) if not ratio.empty else "-",
+                     f"{int((ratio > 1.0).sum())} of {len(ratio)}" if not ratio.empty else "-"])
+    return rows
 
 
 def model_validation_section(val, gpu):

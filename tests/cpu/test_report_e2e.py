@@ -66,9 +66,31 @@ class ReportE2e(unittest.TestCase):
         self.assertIn("| qwen3-0.6b | 1 | 128 | 9 |", text)  # TTFT 9 ms
         self.assertIn("| 3 |", text)                         # decode 3 ms/step
         self.assertIn("| 4.5 | 1.5 |", text)                 # torch-graph 4.5 ms/step, 1.5x ours
+        # The targets: qwen3-0.6b batch 1 at SOL 50 (the fixture's) against 50, 1.5x torch-graph.
+        self.assertIn("| qwen3-0.6b | 50 | 1 | 50 - 50 | 1 of 1 | 1.5 | 1 of 1 |", text)
         self.assertIn("skipped: MoE", text)
         self.assertIn("### Whole-model logits", text)
         self.assertIn("| tiny | bf16 | 1 | 1 | 0.015 | 0.97 | 0.05 |", text)
+
+    def test_targets_count_prompts_below_the_target(self):
+        with tempfile.TemporaryDirectory() as d:
+            data = os.path.join(d, "data", "h200")
+            rows = []
+            # llama-3.1-8b at prompts 128 and 2048: SOL 85 and 78 against 80; torch-graph 1.2x and 0.9x ours.
+            for prompt, sol, peer_us in ((128, 85, 6000.0), (2048, 78, 4500.0)):
+                rows += [e2e_row("llama-3.1-8b", "minfer", "prefill", 9000.0, prompt_len=prompt),
+                         e2e_row("llama-3.1-8b", "minfer", "decode", 5000.0, prompt_len=prompt, sol_pct=sol),
+                         e2e_row("llama-3.1-8b", "torch-graph", "decode", peer_us, prompt_len=prompt)]
+            rows.append(e2e_row("llama-3.1-8b", "minfer", "decode", 5000.0, batch=4, sol_pct=10))  # not batch 1
+            write_csv(os.path.join(data, "e2e.csv"), E2E_COLS, rows)
+            out = os.path.join(d, "REPORT.md")
+            r = subprocess.run([sys.executable, REPORT, "--data", os.path.join(d, "data"), "--out", out, "--plots",
+                                os.path.join(d, "plots")], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(out) as f:
+                text = f.read()
+        self.assertIn("| llama-3.1-8b | 80 | 2 | 78 - 85 | 1 of 2 | 0.9 | 1 of 2 |", text)
+        self.assertNotIn("| qwen3-0.6b | 50 |", text)  # no rows of it: no target row
 
     def test_timeline_section(self):
         with tempfile.TemporaryDirectory() as d:
