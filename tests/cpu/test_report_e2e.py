@@ -37,6 +37,15 @@ def e2e_row(model, variant, phase, median_us, status="ok", **kw):
 
 @unittest.skipUnless(HAVE_PLOTTING, "pandas and matplotlib are needed for the report")
 class ReportE2e(unittest.TestCase):
+    def report(self, d):
+        """make_report over d/data; the REPORT.md text."""
+        out = os.path.join(d, "REPORT.md")
+        r = subprocess.run([sys.executable, REPORT, "--data", os.path.join(d, "data"), "--out", out, "--plots",
+                            os.path.join(d, "plots")], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            return f.read()
+
     def test_sections(self):
         with tempfile.TemporaryDirectory() as d:
             data = os.path.join(d, "data", "h200")
@@ -56,12 +65,7 @@ class ReportE2e(unittest.TestCase):
                 dict(summary, dtype="bf16", phase="decode", step=3, rel_err=9e-3, token_agree=1, bound=5e-2,
                      **{"pass": 1}),
             ])
-            out = os.path.join(d, "REPORT.md")
-            r = subprocess.run([sys.executable, REPORT, "--data", os.path.join(d, "data"), "--out", out, "--plots",
-                                os.path.join(d, "plots")], capture_output=True, text=True)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            with open(out) as f:
-                text = f.read()
+            text = self.report(d)
         self.assertIn("### e2e (whole model, bf16)", text)
         self.assertIn("| qwen3-0.6b | 1 | 128 | 9 |", text)  # TTFT 9 ms
         self.assertIn("| 3 |", text)                         # decode 3 ms/step
@@ -83,12 +87,7 @@ class ReportE2e(unittest.TestCase):
                          e2e_row("llama-3.1-8b", "torch-graph", "decode", peer_us, prompt_len=prompt)]
             rows.append(e2e_row("llama-3.1-8b", "minfer", "decode", 5000.0, batch=4, sol_pct=10))  # not batch 1
             write_csv(os.path.join(data, "e2e.csv"), E2E_COLS, rows)
-            out = os.path.join(d, "REPORT.md")
-            r = subprocess.run([sys.executable, REPORT, "--data", os.path.join(d, "data"), "--out", out, "--plots",
-                                os.path.join(d, "plots")], capture_output=True, text=True)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            with open(out) as f:
-                text = f.read()
+            text = self.report(d)
         self.assertIn("| llama-3.1-8b | 80 | 2 | 78 - 85 | 1 of 2 | 0.9 | 1 of 2 |", text)
         self.assertNotIn("| qwen3-0.6b | 50 |", text)  # no rows of it: no target row
 
