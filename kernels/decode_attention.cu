@@ -30,6 +30,7 @@
 #include <initializer_list>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels/common/bulk.cuh"
@@ -627,7 +628,8 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   // spare_stage: warp 0's third and last step into the spare buffer now, as one more group after the
   // first's (the loop's wait<kStages - 1> at step 0 then also covers it; at step kStages the loop issues
   // nothing and commits an empty group, so the later waits keep their meaning).
-  T* const spare = reinterpret_cast<T*>(smem_raw + tc_kernel_smem<T, HD, kStages, kBulk, kRope, kCluster>(tc_group_rows(p)));
+  const int gq = tc_group_rows(p);  // the rows the rope query area and the cluster's receive area hold
+  T* const spare = reinterpret_cast<T*>(smem_raw + tc_kernel_smem<T, HD, kStages, kBulk, kRope, kCluster>(gq));
   const bool use_spare = kStages == 2 && !kBulk && p.spare_stage == 1 && !overlap && warp == 0 && steps == kStages + 1;
   if (use_spare) {
     const int k2 = wk0 + kStages * kStepKeys;
@@ -760,7 +762,6 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   __syncthreads();
   // kCluster: this block's output is pushed in slices of `per` elements, slice j to the cluster's block j
   // (the split of that rank), into its receive area at row `split`.
-  const int gq = tc_group_rows(p);  // the rows the rope query area and the receive area hold
   [[maybe_unused]] float* recv_o = reinterpret_cast<float*>(smem_raw + tc_smem_bytes<T, HD, kStages>() + (kRope ? tc_rope_q_bytes<T, HD>(gq) : 0));
   [[maybe_unused]] float* recv_l = recv_o + gq * HD + kMaxClusterSplits;  // (kMaxClusterSplits, kMaxGroup)
   [[maybe_unused]] const int per = (gn * HD + so.splits - 1) / so.splits;
@@ -1346,22 +1347,16 @@ bool decode_attention_rope_fits(const DecodeAttentionParams& p) {
 Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t stream) {
   const Status st = check_params(in);
   if (!st.is_ok()) return st;
-  MINFER_REQUIRE(in.bulk >= -1 && in.bulk <= 1, "bulk", "must be 0, 1 or -1 (default), got " + std::to_string(in.bulk));
-  MINFER_REQUIRE(in.zfill_edge >= -1 && in.zfill_edge <= 1, "zfill_edge",
-                 "must be 0, 1 or -1 (default), got " + std::to_string(in.zfill_edge));
-  MINFER_REQUIRE(in.skip_unit_rescale >= -1 && in.skip_unit_rescale <= 1, "skip_unit_rescale",
-                 "must be 0, 1 or -1 (default), got " + std::to_string(in.skip_unit_rescale));
+  // The on / off switches: 0, 1, or -1 (their default: the environment's, or a rule's).
+  const std::pair<const char*, int> switches[] = {
+      {"bulk", in.bulk},           {"zfill_edge", in.zfill_edge},   {"skip_unit_rescale", in.skip_unit_rescale},
+      {"rope_overlap", in.rope_overlap}, {"short_last", in.short_last}, {"spare_stage", in.spare_stage},
+      {"compact_smem", in.compact_smem}, {"cluster", in.cluster},     {"heads_fast", in.heads_fast}};
+  for (const auto& [name, v] : switches)
+    MINFER_REQUIRE(v >= -1 && v <= 1, name, "must be 0, 1 or -1 (default), got " + std::to_string(v));
   MINFER_REQUIRE(in.l2_prefetch == -1 || in.l2_prefetch == 0 || in.l2_prefetch == 128 || in.l2_prefetch == 256,
                  "l2_prefetch", "must be 0, 128, 256 or -1 (default), got " + std::to_string(in.l2_prefetch));
-  MINFER_REQUIRE(in.rope_overlap >= -1 && in.rope_overlap <= 1, "rope_overlap",
-                 "must be 0, 1 or -1 (default), got " + std::to_string(in.rope_overlap));
-  MINFER_REQUIRE(in.short_last >= -1 && in.short_last <= 1, "short_last",
-                 "must be 0, 1 or -1 (default), got " + std::to_string(in.short_last));
   MINFER_REQUIRE(in.prewait == 0 || in.prewait == 1, "prewait", "must be 0 or 1, got " + std::to_string(in.prewait));
-  MINFER_REQUIRE(in.spare_stage >= -1 && in.spare_stage <= 1, "spare_stage",
-                 "must be 0, 1 or -1 (default), got " + std::to_string(in.spare_stage));
-  MINFER_REQUIRE(in.compact_smem >= -1 && in.compact_smem <= 1, "compact_smem",
-                 "must be 0, 1 or -1 (default), got " + std::to_string(in.compact_smem));
   MINFER_REQUIRE(in.kv_layout == 0 || in.kv_layout == 1, "kv_layout",
                  "must be 0 (token-major) or 1 (head-major), got " + std::to_string(in.kv_layout));
   MINFER_REQUIRE(in.kv_layout == 0 || (!in.block_table && !in.rope.qkv && in.dtype != DType::F32), "kv_layout",
@@ -1388,12 +1383,8 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
                  "must be 2, 3 or 0 (default), got " + std::to_string(p.stages));
   MINFER_REQUIRE(!p.rope.qkv || default_form(p), "rope.qkv",
                  "the fused prologue takes v2's default form: cp.async in 2 or 3 stages, no bulk copies, no rescale skip");
-  MINFER_REQUIRE(p.cluster >= -1 && p.cluster <= 1, "cluster",
-                 "must be 0, 1 or -1 (default), got " + std::to_string(p.cluster));
   MINFER_REQUIRE(p.cluster_max == 0 || p.cluster_max == 8 || p.cluster_max == 16, "cluster_max",
                  "must be 8, 16 or 0 (default), got " + std::to_string(p.cluster_max));
-  MINFER_REQUIRE(p.heads_fast >= -1 && p.heads_fast <= 1, "heads_fast",
-                 "must be 0, 1 or -1 (default), got " + std::to_string(p.heads_fast));
   MINFER_REQUIRE(splits >= 1 && splits <= kMaxSplits, "num_splits",
                  "must be in [1, 64] (or 0: automatic), got " + std::to_string(splits));
   if (p.rope_overlap < 0) p.rope_overlap = decode_attention_rope_overlap_rule(p.max_kv_len, splits) ? 1 : 0;

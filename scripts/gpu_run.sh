@@ -282,6 +282,9 @@ stage_profile() {
 # (Group three, v4t at head_dim 64 with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at
 # 0.820x and removed after 36628fe.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
+# env_words SETTING: VAR=VAL,VAR2=VAL2 as the words env takes (a comma starts a new one only where VAR=
+# follows it, as scripts/ab.sh reads its settings: a value may hold commas).
+env_words() { sed -E 's/,([A-Z_][A-Z0-9_]*=)/ \1/g' <<< "$1"; }
 # switch_group NAME CASES ENGINE_ENV SETTING...: a decode switch's checks and timings: decode attention's
 # GPU tests and test_engine under ENGINE_ENV (VAR=VAL, or several joined by commas) -> OUTDIR/NAME/,
 # then scripts/ab.sh of the SETTINGs against the default on the e2e cases of CASES, two interleaved
@@ -292,7 +295,8 @@ switch_group() {
   mkdir -p "$OUTDIR/$name"
   timeout 200 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' > "$OUTDIR/$name/test_attention.log" 2>&1 || rc=1
   tail -3 "$OUTDIR/$name/test_attention.log"
-  env ${envs//,/ } timeout 150 "$BUILD/tests/test_engine" > "$OUTDIR/$name/test_engine.log" 2>&1 || rc=1
+  # shellcheck disable=SC2046  # word splitting of env_words is the point
+  env $(env_words "$envs") timeout 150 "$BUILD/tests/test_engine" > "$OUTDIR/$name/test_engine.log" 2>&1 || rc=1
   tail -3 "$OUTDIR/$name/test_engine.log"
   timeout 420 bash scripts/ab.sh "$OUTDIR/ab_$name" --build "$BUILD" --sweep e2e --peers off --rounds 2 \
     --cases "$cases" "$@" || rc=1
@@ -402,7 +406,7 @@ stage_ab() {
     for setting in none MINFER_FUSED_ROPE_MAX_ROWS=0 MINFER_PDL=0 MINFER_DECODE_MIN_KEYS=256; do
       tag=${setting//[=,]/_}
       local -a envs=()
-      [ "$setting" = none ] || read -r -a envs <<< "${setting//,/ }"
+      [ "$setting" = none ] || read -r -a envs <<< "$(env_words "$setting")"
       env "${envs[@]}" timeout 120 "$BUILD/engine/minfer" generate \
         --model preset:qwen3-0.6b --backend cuda --dtype bf16 --prompt-tokens "$(seq -s, 11 138)" --max-new-tokens 32 \
         --timeline-csv "$OUTDIR/tlvar/timeline_$tag.csv" > "$OUTDIR/tlvar/timeline_$tag.log" 2>&1 || rc=1
@@ -460,7 +464,8 @@ stage_ab() {
     for v in "" MINFER_DECODE_PREWAIT=1 MINFER_DECODE_PREWAIT=1,MINFER_DECODE_SHORT_LAST=1; do
       local tag=${v:-default}
       tag=${tag//[=,]/_}
-      env ${v//,/ } timeout 120 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
+      # shellcheck disable=SC2046
+      env $(env_words "$v") timeout 120 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
         --prompt-tokens "$(seq -s, 11 2058)" --max-new-tokens 32 --timeline-csv "$OUTDIR/prewait/timeline_p2048_$tag.csv" \
         --attention-trace-csv "$OUTDIR/prewait/atrace_p2048_$tag.csv" > "$OUTDIR/prewait/generate_p2048_$tag.log" 2>&1 || rc=1
       python3 tools/attention_trace.py "$OUTDIR/prewait/atrace_p2048_$tag.csv" --skip 56 \
@@ -478,8 +483,8 @@ stage_ab() {
     for v in MINFER_DECODE_SPARE_STAGE=1 MINFER_DECODE_COMPACT_SMEM=1,MINFER_DECODE_STAGES=3 \
              MINFER_NORM_IN_WARP_ROWS=2,0,0,0,MINFER_DECODE_PREWAIT=1; do
       local tag=${v//[=,]/_}
-      # shellcheck disable=SC2046  # VAR=VAL words: a comma starts a new one only where VAR= follows
-      env $(sed -E 's/,([A-Z_][A-Z0-9_]*=)/ \1/g' <<< "$v") timeout 60 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
+      # shellcheck disable=SC2046
+      env $(env_words "$v") timeout 60 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
         --prompt-tokens "$(seq -s, 11 2058)" --max-new-tokens 32 \
         --attention-trace-csv "$OUTDIR/smemfit/atrace_p2048_$tag.csv" > "$OUTDIR/smemfit/generate_p2048_$tag.log" 2>&1 || rc=1
       python3 tools/attention_trace.py "$OUTDIR/smemfit/atrace_p2048_$tag.csv" --skip 56 \
