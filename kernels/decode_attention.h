@@ -93,7 +93,8 @@ struct DecodeAttentionParams {
   // step's copies with its first instead of after its first step's arithmetic, into one more stage
   // buffer (16 K and 16 V rows: +8.5 KiB at head_dim 128, 89.6 KiB a bf16 block with the fused prologue
   // and clusters, still two an SM). Aimed at the longest split's third step, which every block of a
-  // cluster waits for (qwen3-0.6b b1 at prompt 2048: 16 splits of 8 or 9 runs). The same bits. 1 on,
+  // cluster waits for (qwen3-0.6b b1 at prompt 2048: 16 splits of 8 or 9 runs). The same bits. H100,
+  // e2e b1: within the spread (speed geomean 0.999; reports/logs/h100/ab/ab_e2e_smemfit.csv). 1 on,
   // 0 off; -1: MINFER_DECODE_SPARE_STAGE=1, else off.
   int spare_stage = -1;
   // The fused prologue's query rows and the cluster's receive area sized for this launch's head groups
@@ -102,13 +103,16 @@ struct DecodeAttentionParams {
   // instead of 81.1 with two stages, and 104.6 instead of 115.1 with three: two such blocks then fit an
   // SM's 228 KiB (with the 1 KiB the runtime keeps for each), where three stages' default fits one (its
   // 128 blocks entered the engine's step as two groups of 64: H100, the attention trace). The same
-  // bits. 1 on, 0 off; -1: MINFER_DECODE_COMPACT_SMEM=1, else off.
+  // bits. H100, e2e b1: slower (speed geomean 0.984 alone, 0.991 with three stages, whose 128 blocks
+  // then are resident at once but whose prologue waits behind every stage's copies; ab_e2e_smemfit.csv).
+  // 1 on, 0 off; -1: MINFER_DECODE_COMPACT_SMEM=1, else off.
   int compact_smem = -1;
   // The contiguous cache's layout: 0 token-major (B, L, nkv, hd), the engine's; 1 head-major (B, nkv, L,
   // hd): each KV head's L keys in one run, the layout PyTorch SDPA's peers in bench/peers read (a block
   // then streams one contiguous range instead of hd elements of every nkv x hd row). v2 (fp16 / bf16)
   // only, without the fused prologue and without a block table. The same bits as token-major over the
   // same values. validate/run_decode.cpp lays its cache out so under MINFER_DECODE_KV_LAYOUT=head.
+  // H100, 22 bf16 decode cases: speed geomean 1.001 against token-major (ab_decode_kvlayout.csv).
   int kv_layout = 0;
   // The caller's guarantee that the kernel before this launch on the stream lets it launch only after
   // its own wait on the kernel before it (GemvParams::trigger_after_wait), or is no PDL launch: then
