@@ -92,7 +92,6 @@ struct SplitOut {
   int splits;  // NS
   int groups;  // head groups per KV head
   int heads_fast;  // 1: grid (nkv * groups, NS, B), the KV heads of one key range side by side; 0: (NS, nkv * groups, B)
-  int short_last = 0;  // v2: the longer shares of the split ranges go to the first splits (tc_split_range)
 };
 
 // This block's (head-group index over nkv * groups, split) from its grid position (see SplitOut).
@@ -215,23 +214,15 @@ constexpr int tc_smem_bytes() {
 // Keys [x, y) of split `split` of a sequence of len keys: the len / 16 runs of 16 keys dealt out in
 // near-equal whole-run shares (split i starts at run i * runs / splits), so every split of a sequence
 // reads within 16 keys of the same number and each warp's 16 keys start on a multiple of 16 (a page
-// boundary or inside one page). The last split ends at len. short_last (DecodeAttentionParams::short_last):
-// the shares dealt from the end (split i ends at run runs - (splits - 1 - i) * runs / splits), so that
-// the longer ones are the first splits' and the last split, which holds the new key (and with the fused
-// prologue writes it), has the shorter share; the same set of lengths.
-__device__ __forceinline__ int2 tc_split_range(int len, int split, int splits, bool short_last = false) {
+// boundary or inside one page). The last split ends at len.
+__device__ __forceinline__ int2 tc_split_range(int len, int split, int splits) {
   const int64_t runs = (len + kWarpKeys - 1) / kWarpKeys;
-  if (short_last) {
-    const int x = static_cast<int>(runs - (splits - split) * runs / splits) * kWarpKeys;
-    const int y = static_cast<int>(runs - (splits - 1 - split) * runs / splits) * kWarpKeys;
-    return make_int2(x, min(len, y));
-  }
   const int x = static_cast<int>(split * runs / splits) * kWarpKeys;
   const int y = static_cast<int>((split + 1) * runs / splits) * kWarpKeys;
   return make_int2(x, min(len, y));
 }
 
-// The keys of tc_split_range's longest split of a len-key cache over `splits` splits (either dealing):
+// The keys of tc_split_range's longest split of a len-key cache over `splits` splits:
 // whole 16-key runs, ceil(runs / splits) of them.
 __host__ __device__ __forceinline__ int64_t tc_longest_split_keys(int64_t len, int64_t splits) {
   const int64_t runs = (std::max<int64_t>(len, 1) + kWarpKeys - 1) / kWarpKeys, s = std::max<int64_t>(splits, 1);
@@ -247,20 +238,17 @@ __device__ __forceinline__ int64_t tc_first_row(const DecodeAttentionParams& p, 
   return page * p.page_size + k0 % p.page_size;
 }
 
-// Element offset of cache row `row` (tc_first_row's: b L + k for a contiguous cache) of KV head kvh:
-// token-major ((row nkv + kvh) hd), or head-major (DecodeAttentionParams::kv_layout 1: (row + hbase) hd
-// with hbase = (b (nkv - 1) + kvh) L, the block's own, so that b L + k lands on ((b nkv + kvh) L + k) hd).
+// Element offset of cache row `row` (tc_first_row's: b L + k for a contiguous cache) of KV head kvh.
 template <int HD>
-__device__ __forceinline__ int64_t tc_cache_off(const DecodeAttentionParams& p, int kvh, int64_t hbase, int64_t row) {
-  return p.kv_layout == 1 ? (row + hbase) * HD : (row * p.kv_heads + kvh) * HD;
+__device__ __forceinline__ int64_t tc_cache_off(const DecodeAttentionParams& p, int kvh, int64_t row) {
+  return (row * p.kv_heads + kvh) * HD;
 }
 
 // Keys [k0, k0 + 16) of (b, kvh), the cache rows row0 .. row0 + 15, into this warp's K and V stage
 // buffers (rows of HD + kTcPad); keys >= kend are zero-filled and never read from global memory.
-// hbase: tc_cache_off's (0 token-major). skip: a key whose rows are not copied at all (the fused
-// prologue writes them; -1: none).
+// skip: a key whose rows are not copied at all (the fused prologue writes them; -1: none).
 template <typename T, int HD>
-__device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int kvh, int64_t hbase, int64_t row0, int k0,
+__device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0,
                                             int kend, T* ks, T* vs, int lane, int skip = -1) {
   constexpr int kChunks = HD / 8;
   const T* kc = static_cast<const T*>(p.k_cache);
@@ -272,7 +260,7 @@ __device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int 
     const int r = i / kChunks, c = (i % kChunks) * 8;
     if (k0 + r == skip) continue;
     const bool ok = k0 + r < kend;
-    const int64_t off = tc_cache_off<HD>(p, kvh, hbase, row0 + r) + c;
+    const int64_t off = tc_cache_off<HD>(p, kvh, row0 + r) + c;
     kern::cp_async16_hint(ks + r * (HD + kTcPad) + c, ok ? kc + off : kc, ok, p.l2_prefetch, whole);
     kern::cp_async16_hint(vs + r * (HD + kTcPad) + c, ok ? vc + off : vc, ok, p.l2_prefetch, whole);
   }
@@ -284,25 +272,25 @@ __device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int 
 // sequence is read. k0 < kend. H100: 1.01-1.04x cp.async at batch 64 (three blocks an SM), 0.70-0.99x
 // with one block an SM (reports/logs/h100/ab/ab_decode_l2_prefetch_bulk.csv); opt-in.
 template <typename T, int HD>
-__device__ __forceinline__ void bulk_load_run(const DecodeAttentionParams& p, int kvh, int64_t hbase, int64_t row0, int k0,
+__device__ __forceinline__ void bulk_load_run(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0,
                                               int kend, T* ks, T* vs, uint64_t* bar, int lane) {
   constexpr unsigned kRow = HD * sizeof(T);
   if (lane == 0) kern::mbar_expect_tx(bar, 2 * kWarpKeys * kRow);
   __syncwarp();
   const int r = lane & (kWarpKeys - 1), n = min(kWarpKeys, kend - k0);
-  const int64_t off = tc_cache_off<HD>(p, kvh, hbase, row0 + min(r, n - 1));
+  const int64_t off = tc_cache_off<HD>(p, kvh, row0 + min(r, n - 1));
   const T* src = (lane < kWarpKeys ? static_cast<const T*>(p.k_cache) : static_cast<const T*>(p.v_cache)) + off;
   kern::bulk_copy((lane < kWarpKeys ? ks : vs) + r * (HD + kTcPad), src, kRow, bar);
 }
 
 // One warp step's copies: cp.async (zero-filled past kend), or bulk copies on bar (none past kend).
 template <typename T, int HD, bool kBulk>
-__device__ __forceinline__ void tc_issue(const DecodeAttentionParams& p, int kvh, int64_t hbase, int64_t row0, int k0,
+__device__ __forceinline__ void tc_issue(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0,
                                          int kend, T* ks, T* vs, uint64_t* bar, int lane, int skip = -1) {
   if constexpr (kBulk) {
-    if (k0 < kend) bulk_load_run<T, HD>(p, kvh, hbase, row0, k0, kend, ks, vs, bar, lane);
+    if (k0 < kend) bulk_load_run<T, HD>(p, kvh, row0, k0, kend, ks, vs, bar, lane);
   } else {
-    tc_load_run<T, HD>(p, kvh, hbase, row0, k0, kend, ks, vs, lane, skip);
+    tc_load_run<T, HD>(p, kvh, row0, k0, kend, ks, vs, lane, skip);
   }
 }
 
@@ -314,8 +302,8 @@ __device__ __forceinline__ bool rope_row_live(const QkvRopeParams& r, int slot, 
 
 // The fused prologue's query rows (kRope): up to 16 heads of HD elements, after the stages.
 template <typename T, int HD>
-constexpr int tc_rope_q_bytes(int gq = kMaxGroup) {  // gq: the most heads of a head group (compact_smem)
-  return gq * HD * static_cast<int>(sizeof(T));
+constexpr int tc_rope_q_bytes() {
+  return kMaxGroup * HD * static_cast<int>(sizeof(T));
 }
 
 // kRope (DecodeAttentionParams::rope): qkv_rope_cache's work for row b before the key loop. The
@@ -468,8 +456,8 @@ __device__ __forceinline__ void tc_rope_late(const DecodeAttentionParams& p, con
 // (kMaxClusterSplits, kMaxGroup).
 constexpr int kMaxClusterSplits = 16;
 template <int HD>
-__host__ __device__ constexpr int tc_cluster_bytes(int gq = kMaxGroup) {  // gq as tc_rope_q_bytes
-  return (gq * HD + kMaxClusterSplits + kMaxClusterSplits * kMaxGroup) * static_cast<int>(sizeof(float));
+__host__ __device__ constexpr int tc_cluster_bytes() {
+  return (kMaxGroup * HD + kMaxClusterSplits + kMaxClusterSplits * kMaxGroup) * static_cast<int>(sizeof(float));
 }
 
 // One trace record (DecodeAttentionParams::trace): the block, its SM, then the globaltimer at points
@@ -514,24 +502,11 @@ __device__ __forceinline__ void store_cluster(float* at, unsigned rank, float v)
 }
 
 // The split kernel's dynamic shared memory: the stages (or the merge area), the bulk copies' barriers,
-// the fused prologue's query rows, the cluster's receive area; DecodeAttentionParams::spare_stage's buffer
-// (tc_spare_bytes) goes after all of them, where it is launched with.
-// gq: the most query heads of a head group the rope rows and the receive area are sized for (kMaxGroup,
-// or with DecodeAttentionParams::compact_smem the launch's own, tc_group_rows).
+// the fused prologue's query rows, the cluster's receive area.
 template <typename T, int HD, int kStages, bool kBulk, bool kRope, bool kCluster>
-__host__ __device__ constexpr int tc_kernel_smem(int gq = kMaxGroup) {
-  return tc_smem_bytes<T, HD, kStages>() + (kBulk ? kTcWarps * kStages * 8 : 0) + (kRope ? tc_rope_q_bytes<T, HD>(gq) : 0) +
-         (kCluster ? tc_cluster_bytes<HD>(gq) : 0);
-}
-// The rows the rope query area and the cluster's receive area hold: kMaxGroup, or with compact_smem
-// the most heads a head group of this launch has (min(kMaxGroup, heads / kv_heads)).
-__host__ __device__ inline int tc_group_rows(const DecodeAttentionParams& p) {
-  const int group = p.heads / p.kv_heads;
-  return p.compact_smem == 1 ? (group < kMaxGroup ? group : kMaxGroup) : kMaxGroup;
-}
-template <typename T, int HD>
-constexpr int tc_spare_bytes() {  // one warp's stage: K then V, 16 rows of HD + kTcPad
-  return 2 * kWarpKeys * (HD + kTcPad) * static_cast<int>(sizeof(T));
+constexpr int tc_kernel_smem() {
+  return tc_smem_bytes<T, HD, kStages>() + (kBulk ? kTcWarps * kStages * 8 : 0) + (kRope ? tc_rope_q_bytes<T, HD>() : 0) +
+         (kCluster ? tc_cluster_bytes<HD>() : 0);
 }
 
 template <typename T, int HD, int kStages, bool kBulk, bool kSkipUnit = false, bool kRope = false, bool kCluster = false>
@@ -562,8 +537,6 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   const int b = blockIdx.z, kvh = hs.x / so.groups, split = hs.y;
   const int group = p.heads / p.kv_heads, g0 = (hs.x % so.groups) * kMaxGroup;
   const int gn = min(kMaxGroup, group - g0), h0 = kvh * group + g0;  // heads [h0, h0 + gn)
-  // kv_layout 1 (head-major): this block's head's rows start (b (nkv - 1) + kvh) L rows further on.
-  const int64_t hbase = p.kv_layout == 1 ? (static_cast<int64_t>(b) * (p.kv_heads - 1) + kvh) * p.max_len : 0;
   // prewait: the previous kernel let this one launch only after its own wait (the caller's guarantee),
   // so what the kernels before it wrote (cache lengths, positions, slots, earlier keys) is final here.
   const bool prewait = kRope && p.prewait == 1;
@@ -582,7 +555,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   const int len = p.cache_lens[b];
   if constexpr (kRope)
     if (overlap) tc_rope_cs<T, HD>(p, gn, warp, early);
-  const int2 kr = tc_split_range(len, split, so.splits, so.short_last != 0);
+  const int2 kr = tc_split_range(len, split, so.splits);
   const int kbeg = kr.x, kend = kr.y;
   const int steps = kend > kbeg ? (kend - kbeg + kStepKeys - 1) / kStepKeys : 0;
   T* qs = reinterpret_cast<T*>(smem_raw + tc_smem_bytes<T, HD, kStages>());  // kRope: (kMaxGroup, HD)
@@ -619,22 +592,10 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     if (st >= pre) break;
     if (st < steps) {
       T* sb = wbuf + st * kWarpStage;
-      tc_issue<T, HD, kBulk>(p, kvh, hbase, row_next, wk0 + st * kStepKeys, kend, sb, sb + kWarpKeys * kS, &bars[st], lane,
+      tc_issue<T, HD, kBulk>(p, kvh, row_next, wk0 + st * kStepKeys, kend, sb, sb + kWarpKeys * kS, &bars[st], lane,
                              skip);
       row_next = st + 1 < steps ? tc_first_row(p, b, wk0 + (st + 1) * kStepKeys, kend) : 0;
     }
-    kern::cp_async_commit();
-  }
-  // spare_stage: warp 0's third and last step into the spare buffer now, as one more group after the
-  // first's (the loop's wait<kStages - 1> at step 0 then also covers it; at step kStages the loop issues
-  // nothing and commits an empty group, so the later waits keep their meaning).
-  const int gq = tc_group_rows(p);  // the rows the rope query area and the cluster's receive area hold
-  T* const spare = reinterpret_cast<T*>(smem_raw + tc_kernel_smem<T, HD, kStages, kBulk, kRope, kCluster>(gq));
-  const bool use_spare = kStages == 2 && !kBulk && p.spare_stage == 1 && !overlap && warp == 0 && steps == kStages + 1;
-  if (use_spare) {
-    const int k2 = wk0 + kStages * kStepKeys;
-    tc_issue<T, HD, kBulk>(p, kvh, hbase, tc_first_row(p, b, k2, kend), k2, kend, spare, spare + kWarpKeys * kS, nullptr,
-                           lane);
     kern::cp_async_commit();
   }
   if constexpr (kRope) {
@@ -666,10 +627,10 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   for (int it = 0; it < steps; ++it) {
     const int nx = it + kStages - 1;  // the step issued now
     if (nx >= pre) {  // (else issued and committed before the prologue's rotation)
-      if (nx < steps && !(use_spare && nx == kStages)) {
+      if (nx < steps) {
         T* nb = wbuf + (nx % kStages) * kWarpStage;
         const int k1 = wk0 + nx * kStepKeys;
-        tc_issue<T, HD, kBulk>(p, kvh, hbase, row_next, k1, kend, nb, nb + kWarpKeys * kS, &bars[nx % kStages], lane);
+        tc_issue<T, HD, kBulk>(p, kvh, row_next, k1, kend, nb, nb + kWarpKeys * kS, &bars[nx % kStages], lane);
         row_next = nx + 1 < steps ? tc_first_row(p, b, k1 + kStepKeys, kend) : 0;
       }
       kern::cp_async_commit();
@@ -684,7 +645,7 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     }
     if (it == 0) trace_mark(p, tr, 3);
     __syncwarp();
-    const T* kt = use_spare && it == kStages ? spare : wbuf + (it % kStages) * kWarpStage;  // (16, kS)
+    const T* kt = wbuf + (it % kStages) * kWarpStage;  // (16, kS)
     const T* vt = kt + kWarpKeys * kS;           // (16, kS)
 
     // S = Q K^T: 16 rows x 16 keys; s[nt]: keys nt * 8 + t * 2 + {0, 1}, rows g (0, 1), g + 8 (2, 3).
@@ -762,8 +723,8 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   __syncthreads();
   // kCluster: this block's output is pushed in slices of `per` elements, slice j to the cluster's block j
   // (the split of that rank), into its receive area at row `split`.
-  [[maybe_unused]] float* recv_o = reinterpret_cast<float*>(smem_raw + tc_smem_bytes<T, HD, kStages>() + (kRope ? tc_rope_q_bytes<T, HD>(gq) : 0));
-  [[maybe_unused]] float* recv_l = recv_o + gq * HD + kMaxClusterSplits;  // (kMaxClusterSplits, kMaxGroup)
+  [[maybe_unused]] float* recv_o = reinterpret_cast<float*>(smem_raw + tc_smem_bytes<T, HD, kStages>() + (kRope ? tc_rope_q_bytes<T, HD>() : 0));
+  [[maybe_unused]] float* recv_l = recv_o + kMaxGroup * HD + kMaxClusterSplits;  // (kMaxClusterSplits, kMaxGroup)
   [[maybe_unused]] const int per = (gn * HD + so.splits - 1) / so.splits;
   if constexpr (kCluster) cluster_wait();  // every block of the cluster has started: its shared memory exists
   for (int i = threadIdx.x; i < gn * HD; i += kTcThreads) {
@@ -954,15 +915,6 @@ int decode_l2_prefetch_env() {
   return bytes;
 }
 
-// The 0|1 switches, each read once: short_last (MINFER_DECODE_SHORT_LAST=1: the split ranges' longer
-// shares to the first splits), spare_stage (MINFER_DECODE_SPARE_STAGE=1: warp 0's spare stage buffer),
-// compact_smem (MINFER_DECODE_COMPACT_SMEM=1: the rope rows and the cluster's receive area sized for the
-// launch's head groups); DecodeAttentionParams has each.
-bool env_switch_on(const char* name) { return env_choice(name, {"0", "1"}) == 1; }
-bool decode_short_last_env() { static const bool on = env_switch_on("MINFER_DECODE_SHORT_LAST"); return on; }
-bool decode_spare_stage_env() { static const bool on = env_switch_on("MINFER_DECODE_SPARE_STAGE"); return on; }
-bool decode_compact_smem_env() { static const bool on = env_switch_on("MINFER_DECODE_COMPACT_SMEM"); return on; }
-
 // The fused prologue's loads overlapped with the first copies (DecodeAttentionParams::rope_overlap):
 // MINFER_DECODE_ROPE_OVERLAP=0|1 (read once; the same bits); -1 unset.
 int decode_rope_overlap_env() {
@@ -974,9 +926,7 @@ int decode_rope_overlap_env() {
 template <typename T, int HD, int kStages, bool kBulk = false, bool kSkipUnit = false, bool kRope = false,
           bool kCluster = false>
 Status launch_tc(const DecodeAttentionParams& p, const SplitOut& so, dim3 grid, float scale_log2, cudaStream_t stream) {
-  // The spare stage buffer (DecodeAttentionParams::spare_stage) where the kernel may take it.
-  const int kSmem = tc_kernel_smem<T, HD, kStages, kBulk, kRope, kCluster>(tc_group_rows(p)) +
-                    (kStages == 2 && !kBulk && p.spare_stage == 1 ? tc_spare_bytes<T, HD>() : 0);
+  constexpr int kSmem = tc_kernel_smem<T, HD, kStages, kBulk, kRope, kCluster>();
   auto* kernel = decode_split_tc<T, HD, kStages, kBulk, kSkipUnit, kRope, kCluster>;
   MINFER_CUDA_RETURN(allow_smem(kernel, kSmem));
   if constexpr (kCluster) {
@@ -998,7 +948,6 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
   so.splits = splits;
   so.groups = (p.heads / p.kv_heads + kMaxGroup - 1) / kMaxGroup;
   so.heads_fast = p.heads_fast >= 0 ? p.heads_fast : decode_heads_fast() ? 1 : 0;
-  so.short_last = p.short_last;  // resolved by decode_attention_forward
   so.o = p.workspace;
   so.lse = p.workspace + static_cast<size_t>(p.batch) * p.heads * splits * HD;
   const float scale_log2 = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HD))) * kLog2e;
@@ -1350,25 +1299,17 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
   // The on / off switches: 0, 1, or -1 (their default: the environment's, or a rule's).
   const std::pair<const char*, int> switches[] = {
       {"bulk", in.bulk},           {"zfill_edge", in.zfill_edge},   {"skip_unit_rescale", in.skip_unit_rescale},
-      {"rope_overlap", in.rope_overlap}, {"short_last", in.short_last}, {"spare_stage", in.spare_stage},
-      {"compact_smem", in.compact_smem}, {"cluster", in.cluster},     {"heads_fast", in.heads_fast}};
+      {"rope_overlap", in.rope_overlap}, {"cluster", in.cluster},      {"heads_fast", in.heads_fast}};
   for (const auto& [name, v] : switches)
     MINFER_REQUIRE(v >= -1 && v <= 1, name, "must be 0, 1 or -1 (default), got " + std::to_string(v));
   MINFER_REQUIRE(in.l2_prefetch == -1 || in.l2_prefetch == 0 || in.l2_prefetch == 128 || in.l2_prefetch == 256,
                  "l2_prefetch", "must be 0, 128, 256 or -1 (default), got " + std::to_string(in.l2_prefetch));
   MINFER_REQUIRE(in.prewait == 0 || in.prewait == 1, "prewait", "must be 0 or 1, got " + std::to_string(in.prewait));
-  MINFER_REQUIRE(in.kv_layout == 0 || in.kv_layout == 1, "kv_layout",
-                 "must be 0 (token-major) or 1 (head-major), got " + std::to_string(in.kv_layout));
-  MINFER_REQUIRE(in.kv_layout == 0 || (!in.block_table && !in.rope.qkv && in.dtype != DType::F32), "kv_layout",
-                 "head-major (1) takes a contiguous fp16 / bf16 cache without the fused prologue");
   // The switches the kernel reads from its params, their environment defaults resolved here.
   DecodeAttentionParams p = in;
   if (p.zfill_edge < 0) p.zfill_edge = decode_zfill_edge_env() ? 1 : 0;
   if (p.l2_prefetch < 0) p.l2_prefetch = decode_l2_prefetch_env();
   if (p.rope_overlap < 0) p.rope_overlap = decode_rope_overlap_env();  // (-1 still: the split rule below)
-  if (p.short_last < 0) p.short_last = decode_short_last_env() ? 1 : 0;
-  if (p.spare_stage < 0) p.spare_stage = decode_spare_stage_env() ? 1 : 0;
-  if (p.compact_smem < 0) p.compact_smem = decode_compact_smem_env() ? 1 : 0;
   int splits = p.num_splits;
   if (splits == 0) {
     int dev = 0, sms = 0;

@@ -82,38 +82,11 @@ struct DecodeAttentionParams {
   // buffers itself), then rotates. 1 on, 0 off (the prologue first, then the copies); -1:
   // MINFER_DECODE_ROPE_OVERLAP=0|1 where set, else decode_attention_rope_overlap_rule.
   int rope_overlap = -1;
-  // v2's split ranges with the longer shares (one more 16-key run) at the first splits instead of the
-  // last: the last split holds the new key (and with the fused prologue writes it), so it is the one
-  // that also reads the fewer keys. Outputs within rounding of the default (another partition of the
-  // keys), the same bits between the combine launch and the cluster form. 1 on, 0 off; -1:
-  // MINFER_DECODE_SHORT_LAST=1, else off.
-  int short_last = -1;
-  // A spare stage buffer for warp 0 (v2's cp.async form in two stages, without the overlapped prologue):
-  // where a split holds 9 to 12 runs of 16 keys (three steps of its four warps), warp 0 issues its third
-  // step's copies with its first instead of after its first step's arithmetic, into one more stage
-  // buffer (16 K and 16 V rows: +8.5 KiB at head_dim 128, 89.6 KiB a bf16 block with the fused prologue
-  // and clusters, still two an SM). Aimed at the longest split's third step, which every block of a
-  // cluster waits for (qwen3-0.6b b1 at prompt 2048: 16 splits of 8 or 9 runs). The same bits. H100,
-  // e2e b1: within the spread (speed geomean 0.999; reports/logs/h100/ab/ab_e2e_smemfit.csv). 1 on,
-  // 0 off; -1: MINFER_DECODE_SPARE_STAGE=1, else off.
-  int spare_stage = -1;
-  // The fused prologue's query rows and the cluster's receive area sized for this launch's head groups
-  // (min(16, heads / kv_heads) query heads) instead of the most a group may have (16). With qwen3-0.6b's
-  // two heads a group, a bf16 head_dim 128 block with the fused prologue and clusters asks 70.6 KiB
-  // instead of 81.1 with two stages, and 104.6 instead of 115.1 with three: two such blocks then fit an
-  // SM's 228 KiB (with the 1 KiB the runtime keeps for each), where three stages' default fits one (its
-  // 128 blocks entered the engine's step as two groups of 64: H100, the attention trace). The same
-  // bits. H100, e2e b1: slower (speed geomean 0.984 alone, 0.991 with three stages, whose 128 blocks
-  // then are resident at once but whose prologue waits behind every stage's copies; ab_e2e_smemfit.csv).
-  // 1 on, 0 off; -1: MINFER_DECODE_COMPACT_SMEM=1, else off.
-  int compact_smem = -1;
-  // The contiguous cache's layout: 0 token-major (B, L, nkv, hd), the engine's; 1 head-major (B, nkv, L,
-  // hd): each KV head's L keys in one run, the layout PyTorch SDPA's peers in bench/peers read (a block
-  // then streams one contiguous range instead of hd elements of every nkv x hd row). v2 (fp16 / bf16)
-  // only, without the fused prologue and without a block table. The same bits as token-major over the
-  // same values. validate/run_decode.cpp lays its cache out so under MINFER_DECODE_KV_LAYOUT=head.
-  // H100, 22 bf16 decode cases: speed geomean 1.001 against token-major (ab_decode_kvlayout.csv).
-  int kv_layout = 0;
+  // Removed after H100 timing (their figures in README and reports/logs/h100/INDEX.md): short_last (the
+  // split ranges' longer shares first; e2e within the spread), spare_stage (warp 0's spare stage buffer;
+  // speed 0.999), compact_smem (the rope rows and cluster receive area sized for the launch; 0.984, 0.991
+  // with three stages) and kv_layout 1 (a head-major contiguous cache; 1.001 over 22 decode cases).
+  // Their branches had grown the default kernel's key loop from 1090 to 1266 instructions (SASS).
   // The caller's guarantee that the kernel before this launch on the stream lets it launch only after
   // its own wait on the kernel before it (GemvParams::trigger_after_wait), or is no PDL launch: then
   // every kernel that wrote the cache lengths, positions, slots and the cache rows of the keys before

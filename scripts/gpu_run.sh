@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin,nsplit,cmax,argmax,ropeov,stages3,shortlast,prewait,smemfit,kvlayout]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin,nsplit,cmax,argmax,ropeov,stages3,prewait]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -63,7 +63,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin|nsplit|cmax|argmax|ropeov|stages3|shortlast|prewait|smemfit|kvlayout) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin|nsplit|cmax|argmax|ropeov|stages3|prewait) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -265,22 +265,13 @@ stage_profile() {
 # the default on bench/cases/e2e_b1_prompts.txt, two rounds), stages3 (decode attention's GPU tests, the
 # engine tests under MINFER_DECODE_STAGES=3 alone and with MINFER_DECODE_ROPE_OVERLAP=1 -> OUTDIR/stages3/,
 # then those settings and the overlap alone against the default on bench/cases/e2e_stages_ab.txt, two
-# rounds), shortlast (decode attention's GPU tests, the engine tests under MINFER_DECODE_SHORT_LAST=1 ->
-# OUTDIR/shortlast/, then that switch alone and with MINFER_DECODE_ROPE_OVERLAP=1 against the default
-# on bench/cases/e2e_stages_ab.txt, two rounds), prewait (the same checks under MINFER_DECODE_PREWAIT=1
-# -> OUTDIR/prewait/, then that switch alone, with MINFER_DECODE_SHORT_LAST=1, and the overlap alone
-# against the default on bench/cases/e2e_stages_ab.txt, two rounds; then qwen3-0.6b b1 p2048's traced
-# steps and attention phases by default, under prewait and under prewait with short_last), smemfit (the
-# same checks under MINFER_DECODE_SPARE_STAGE=1 with MINFER_DECODE_COMPACT_SMEM=1 -> OUTDIR/smemfit/, then
-# the spare stage, the compact shared memory, it with three stages, it with the spare stage, and the QKV
-# GEMV at two rows a warp (half the blocks: registers left for the attention's blocks to be resident during
-# it) alone and with prewait, against the default on bench/cases/e2e_b1_prompts.txt, two rounds;
-# qwen3-0.6b b1 p2048's attention phases under three),
-# kvlayout (decode attention's GPU tests, validate --sweep decode --quick with the contiguous caches
-# head-major, MINFER_DECODE_KV_LAYOUT=head -> OUTDIR/kvlayout/, then the decode sweep's A/B on
-# bench/cases/decode_ab.txt, two rounds, the peers in the first).
+# rounds), prewait (decode attention's GPU tests, the engine tests under MINFER_DECODE_PREWAIT=1 ->
+# OUTDIR/prewait/, then that switch alone and the overlap alone against the default on
+# bench/cases/e2e_stages_ab.txt, two rounds; then qwen3-0.6b b1 p2048's traced steps and attention
+# phases by default and under prewait).
 # (Group three, v4t at head_dim 64 with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at
-# 0.820x and removed after 36628fe.)
+# 0.820x and removed after 36628fe; groups shortlast, smemfit and kvlayout timed their decode attention
+# switches, removed after 41f7062.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 # env_words SETTING: VAR=VAL,VAR2=VAL2 as the words env takes (a comma starts a new one only where VAR=
 # follows it, as scripts/ab.sh reads its settings: a value may hold commas).
@@ -452,16 +443,12 @@ stage_ab() {
     MINFER_DECODE_STAGES=3 MINFER_DECODE_ROPE_OVERLAP=1 timeout 150 "$BUILD/tests/test_engine" \
       > "$OUTDIR/stages3/test_engine_overlap.log" 2>&1 || rc=1
   fi
-  if ab_group shortlast; then  # the split ranges' longer shares first, the new key's split the shorter
-    switch_group shortlast bench/cases/e2e_stages_ab.txt MINFER_DECODE_SHORT_LAST=1 MINFER_DECODE_SHORT_LAST=1 \
-      MINFER_DECODE_SHORT_LAST=1,MINFER_DECODE_ROPE_OVERLAP=1 || rc=1
-  fi
   if ab_group prewait; then  # decode attention's first key copies before its wait (the QKV GEMV triggers late)
     switch_group prewait bench/cases/e2e_stages_ab.txt MINFER_DECODE_PREWAIT=1 MINFER_DECODE_PREWAIT=1 \
-      MINFER_DECODE_PREWAIT=1,MINFER_DECODE_SHORT_LAST=1 MINFER_DECODE_ROPE_OVERLAP=1 || rc=1
-    # qwen3-0.6b b1 p2048's traced steps and attention phases: the default, prewait, and short_last with it.
+      MINFER_DECODE_ROPE_OVERLAP=1 || rc=1
+    # qwen3-0.6b b1 p2048's traced steps and attention phases: the default and prewait.
     local v
-    for v in "" MINFER_DECODE_PREWAIT=1 MINFER_DECODE_PREWAIT=1,MINFER_DECODE_SHORT_LAST=1; do
+    for v in "" MINFER_DECODE_PREWAIT=1; do
       local tag=${v:-default}
       tag=${tag//[=,]/_}
       # shellcheck disable=SC2046
@@ -472,35 +459,6 @@ stage_ab() {
         --out "$OUTDIR/prewait/atrace_p2048_$tag.summary.csv" || rc=1
       gzip -f "$OUTDIR/prewait/atrace_p2048_$tag.csv" || rc=1
     done
-  fi
-  if ab_group smemfit; then  # warp 0's spare stage buffer; the compact shared memory, alone and with three stages
-    switch_group smemfit bench/cases/e2e_b1_prompts.txt MINFER_DECODE_SPARE_STAGE=1,MINFER_DECODE_COMPACT_SMEM=1 \
-      MINFER_DECODE_SPARE_STAGE=1 MINFER_DECODE_COMPACT_SMEM=1 MINFER_DECODE_COMPACT_SMEM=1,MINFER_DECODE_STAGES=3 \
-      MINFER_DECODE_COMPACT_SMEM=1,MINFER_DECODE_SPARE_STAGE=1 MINFER_NORM_IN_WARP_ROWS=2,0,0,0 \
-      MINFER_NORM_IN_WARP_ROWS=2,0,0,0,MINFER_DECODE_PREWAIT=1 || rc=1
-    # qwen3-0.6b b1 p2048's attention phases under each (blocks a launch: 128 where every block fits at once).
-    local v
-    for v in MINFER_DECODE_SPARE_STAGE=1 MINFER_DECODE_COMPACT_SMEM=1,MINFER_DECODE_STAGES=3 \
-             MINFER_NORM_IN_WARP_ROWS=2,0,0,0,MINFER_DECODE_PREWAIT=1; do
-      local tag=${v//[=,]/_}
-      # shellcheck disable=SC2046
-      env $(env_words "$v") timeout 60 "$BUILD/engine/minfer" generate --model preset:qwen3-0.6b --backend cuda --dtype bf16 \
-        --prompt-tokens "$(seq -s, 11 2058)" --max-new-tokens 32 \
-        --attention-trace-csv "$OUTDIR/smemfit/atrace_p2048_$tag.csv" > "$OUTDIR/smemfit/generate_p2048_$tag.log" 2>&1 || rc=1
-      python3 tools/attention_trace.py "$OUTDIR/smemfit/atrace_p2048_$tag.csv" --skip 56 \
-        --out "$OUTDIR/smemfit/atrace_p2048_$tag.summary.csv" || rc=1
-      gzip -f "$OUTDIR/smemfit/atrace_p2048_$tag.csv" || rc=1
-    done
-  fi
-  if ab_group kvlayout; then  # the decode sweep's contiguous caches head-major, as the SDPA peers read theirs
-    mkdir -p "$OUTDIR/kvlayout"
-    timeout 200 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' > "$OUTDIR/kvlayout/test_attention.log" 2>&1 || rc=1
-    tail -3 "$OUTDIR/kvlayout/test_attention.log"
-    MINFER_DECODE_KV_LAYOUT=head timeout 200 "$BUILD/validate/validate_all" --sweep decode --quick \
-      --csv "$OUTDIR/kvlayout/validate_decode_head.csv" > "$OUTDIR/kvlayout/validate_decode_head.log" 2>&1 || rc=1
-    tail -2 "$OUTDIR/kvlayout/validate_decode_head.log"
-    timeout 400 bash scripts/ab.sh "$OUTDIR/ab_kvlayout" --build "$BUILD" --sweep decode --dtype bf16 --rounds 2 \
-      --cases bench/cases/decode_ab.txt MINFER_DECODE_KV_LAYOUT=head || rc=1
   fi
   if ab_group cmax; then  # decode attention clusters capped at 8 splits against the default (16 on H100/H200)
     switch_group cmax bench/cases/e2e_b1_prompts.txt MINFER_DECODE_CLUSTER_MAX=8 MINFER_DECODE_CLUSTER_MAX=8 || rc=1

@@ -4,15 +4,9 @@
 // tokens: kv_len, or with ragged=1 a deterministic shorter length for b > 0. paged=0: contiguous
 // cache (B, kv_len, nkv, hd); paged=1: pages of 16 tokens, paged=N (N >= 16): pages of N tokens, in a
 // pool (P, page, nkv, hd) handed out in a shuffled order through the block table (B, MP). Cache rows past a sequence's length hold NaN,
-// so a kernel that reads past the end fails the compare. MINFER_DECODE_KV_LAYOUT=head (read once): the
-// contiguous cases' cache head-major, (B, nkv, kv_len, hd) (DecodeAttentionParams::kv_layout 1: the
-// layout the SDPA peers read), for an A/B of the layouts; paged and fp32 cases keep theirs.
+// so a kernel that reads past the end fails the compare.
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
-#include <stdexcept>
-#include <string>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -26,23 +20,12 @@ namespace {
 
 constexpr int64_t kDefaultPage = 16;  // paged=1
 
-// MINFER_DECODE_KV_LAYOUT: token (default) or head; another value is refused by name.
-bool head_major_env() {
-  static const bool head = [] {
-    const char* v = std::getenv("MINFER_DECODE_KV_LAYOUT");
-    if (!v || !*v || std::strcmp(v, "token") == 0) return false;
-    if (std::strcmp(v, "head") == 0) return true;
-    throw std::runtime_error(std::string("MINFER_DECODE_KV_LAYOUT: expected token or head, got '") + v + "'");
-  }();
-  return head;
-}
-
 class DecodeRunner : public OpRunner {
  public:
   explicit DecodeRunner(const Case& c)
       : dt_(c.dtype), batch_(c.axis("batch")), max_len_(c.axis("kv_len")), heads_(c.axis("heads")),
         kv_heads_(c.axis("kv_heads")), hd_(c.axis("head_dim")), paged_(c.axis("paged") != 0),
-        page_(c.axis("paged") > 1 ? c.axis("paged") : kDefaultPage), head_major_(!paged_ && dt_ != DType::F32 && head_major_env()) {
+        page_(c.axis("paged") > 1 ? c.axis("paged") : kDefaultPage) {
     const bool ragged = c.axis("ragged") != 0;
     for (int64_t b = 0; b < batch_; ++b)
       lens_.push_back(static_cast<int32_t>(ragged && max_len_ > 1 ? std::max<int64_t>(1, max_len_ - (b * 97) % (max_len_ / 2 + 1))
@@ -64,14 +47,6 @@ class DecodeRunner : public OpRunner {
       std::vector<float> kb = random_rounded(dt_, static_cast<size_t>(lens_[b] * row), rng, -1.f, 1.f);
       std::vector<float> vb = random_rounded(dt_, static_cast<size_t>(lens_[b] * row), rng, -1.f, 1.f);
       for (int64_t i = 0; i < lens_[b]; ++i) {
-        if (head_major_) {  // head h's hd elements of token i at ((b nkv + h) L + i) hd
-          for (int64_t h = 0; h < kv_heads_; ++h) {
-            const int64_t dst = ((b * kv_heads_ + h) * max_len_ + i) * hd_;
-            std::copy_n(kb.begin() + i * row + h * hd_, hd_, kc.begin() + dst);
-            std::copy_n(vb.begin() + i * row + h * hd_, hd_, vc.begin() + dst);
-          }
-          continue;
-        }
         std::copy_n(kb.begin() + i * row, row, kc.begin() + cache_row(b, i) * row);
         std::copy_n(vb.begin() + i * row, row, vc.begin() + cache_row(b, i) * row);
       }
@@ -100,7 +75,6 @@ class DecodeRunner : public OpRunner {
     p.head_dim = static_cast<int>(hd_), p.max_len = max_len_, p.page_size = static_cast<int>(page_);
     p.max_pages = static_cast<int>(max_pages()), p.max_kv_len = static_cast<int>(max_len_);
     p.num_splits = splits_, p.workspace = static_cast<float*>(ws_.get()), p.workspace_bytes = ws_.bytes();
-    p.kv_layout = head_major_ ? 1 : 0;
     return decode_attention_forward(p, stream);
   }
 
@@ -163,8 +137,7 @@ class DecodeRunner : public OpRunner {
   DType dt_;
   int64_t batch_, max_len_, heads_, kv_heads_, hd_;
   bool paged_;
-  int64_t page_;      // tokens per page when paged_
-  bool head_major_;   // contiguous cache laid out (B, nkv, L, hd) (MINFER_DECODE_KV_LAYOUT=head)
+  int64_t page_;  // tokens per page when paged_
   std::vector<int32_t> lens_;                  // (B) cached tokens per sequence
   std::vector<int32_t> table_;                 // (B, MP) page ids (paged only)
   int64_t pages_ = 0;                          // P

@@ -288,18 +288,6 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       for (int i = 0; i < sh.batch * max_pages; ++i) table.push_back(i);
       std::shuffle(table.begin(), table.end(), rng);  // pages scattered over the pool
       val::DeviceBuffer qd = val::upload(dt, q), kd = val::upload(dt, k), vd = val::upload(dt, v);
-      // The contiguous cache head-major too ((B, nkv, L, hd): kv_layout 1), the same values.
-      std::vector<float> k_hm(k.size()), v_hm(v.size());
-      if (!sh.page)
-        for (int b = 0; b < sh.batch; ++b)
-          for (int i = 0; i < sh.len; ++i)
-            for (int h = 0; h < sh.kv_heads; ++h)
-              for (int d = 0; d < sh.hd; ++d) {
-                const size_t from = ((static_cast<size_t>(b) * sh.len + i) * sh.kv_heads + h) * sh.hd + d;
-                const size_t to = ((static_cast<size_t>(b) * sh.kv_heads + h) * sh.len + i) * sh.hd + d;
-                k_hm[to] = k[from], v_hm[to] = v[from];
-              }
-      val::DeviceBuffer khm = val::upload(dt, k_hm), vhm = val::upload(dt, v_hm);
       val::DeviceBuffer lens_d(lens.size() * 4), table_d(table.size() * 4);
       ASSERT_EQ(cudaMemcpy(lens_d.get(), lens.data(), lens_d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
       if (!table.empty()) {
@@ -309,11 +297,9 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       val::DeviceBuffer out(out_n * dtype_size(dt));
       val::DeviceBuffer ws(decode_attention_workspace_bytes(sh.batch, sh.heads, sh.hd, sh.splits));
       auto run = [&](int stages, int heads_fast, int bulk = 0, int l2_prefetch = 0, int skip_unit = 0,
-                     int zfill_edge = 0, int cluster = 0, int cluster_max = 8, int short_last = 0, int spare = 0,
-                     int compact = 0, int layout = 0) {
+                     int zfill_edge = 0, int cluster = 0, int cluster_max = 8) {
         DecodeAttentionParams p;
         p.dtype = dt, p.q = qd.get(), p.k_cache = kd.get(), p.v_cache = vd.get(), p.out = out.get();
-        if (layout == 1) p.k_cache = khm.get(), p.v_cache = vhm.get(), p.kv_layout = 1;
         p.cache_lens = static_cast<const int32_t*>(lens_d.get());
         p.block_table = sh.page ? static_cast<const int32_t*>(table_d.get()) : nullptr;
         p.batch = sh.batch, p.heads = sh.heads, p.kv_heads = sh.kv_heads, p.head_dim = sh.hd;
@@ -321,7 +307,6 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
         p.stages = stages, p.heads_fast = heads_fast, p.bulk = bulk, p.l2_prefetch = l2_prefetch;
         p.skip_unit_rescale = skip_unit, p.zfill_edge = zfill_edge, p.cluster = cluster, p.cluster_max = cluster_max;
-        p.short_last = short_last, p.spare_stage = spare, p.compact_smem = compact;
         if (cluster == 1 && sh.splits >= 2 && sh.splits <= cluster_max && sm90()) {
           EXPECT_TRUE(decode_attention_cluster_applies(p, sh.splits)) << sh.splits << " splits";
         }
@@ -349,52 +334,6 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1) == base) << what << ": splits merged in clusters";
       EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1, 16) == base) << what << ": splits merged in clusters of up to 16";
       EXPECT_TRUE(run(3, 0, 0, 128, 0, 0, 1, 16) == base) << what << ": clusters of up to 16, three stages";
-      // Warp 0's third step through the spare stage buffer (splits of 9 to 12 runs: len 2112 over 16,
-      // 1000 over 5 does not take it, nor three stages, heads fastest and bulk copies; all the same bits).
-      for (int cluster : {0, 1})
-        EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, cluster, 16, 0, 1) == base) << what << ": spare stage, cluster " << cluster;
-      EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1, 16, 1, 1) == run(2, 0, 0, 128, 0, 0, 1, 16, 1))
-          << what << ": spare stage with short_last";
-      EXPECT_TRUE(run(3, 0, 0, 128, 0, 0, 0, 8, 0, 1) == base) << what << ": spare stage asked with three stages";
-      EXPECT_TRUE(run(2, 0, 1, 128, 0, 0, 0, 8, 0, 1) == base) << what << ": spare stage asked with bulk copies";
-      // The cluster's receive area sized for this launch's head groups (compact_smem), two stages and
-      // three, with the spare stage.
-      for (int stages : {2, 3})
-        EXPECT_TRUE(run(stages, 0, 0, 128, 0, 0, 1, 16, 0, 0, 1) == base) << what << ": compact, stages " << stages;
-      EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1, 16, 0, 1, 1) == base) << what << ": compact with the spare stage";
-      // The head-major cache (kv_layout 1, contiguous shapes): the same bits, with clusters, three stages,
-      // bulk copies.
-      if (!sh.page) {
-        for (int cluster : {0, 1})
-          EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, cluster, 16, 0, 0, 0, 1) == base) << what << ": head-major, cluster " << cluster;
-        EXPECT_TRUE(run(3, 0, 0, 128, 0, 0, 0, 8, 0, 0, 0, 1) == base) << what << ": head-major, three stages";
-        EXPECT_TRUE(run(2, 0, 1, 128, 0, 0, 0, 8, 0, 0, 0, 1) == base) << what << ": head-major, bulk copies";
-      }
-      // The longer split shares first (short_last): another partition of the keys, so the outputs are
-      // within rounding of the default's (at most 2 units in the last place of the output type), the
-      // combine launch and the cluster form the same bits.
-      const std::vector<uint16_t> sl = run(2, 0, 0, 128, 0, 0, 0, 8, 1);
-      EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1, 16, 1) == sl) << what << ": short_last, clusters";
-      EXPECT_TRUE(run(2, 1, 0, 128, 0, 0, 0, 8, 1) == sl) << what << ": short_last, heads fastest";
-      auto to_f = [dt](uint16_t h) {
-        if (dt == DType::BF16) {
-          const uint32_t u = static_cast<uint32_t>(h) << 16;
-          float f;
-          std::memcpy(&f, &u, 4);
-          return f;
-        }
-        const int e = (h >> 10) & 31, m = h & 1023;
-        const float mag = e == 0 ? std::ldexp(static_cast<float>(m), -24) : std::ldexp(static_cast<float>(m | 1024), e - 25);
-        return (h & 0x8000) ? -mag : mag;
-      };
-      const float ulp = dt == DType::BF16 ? 0x1p-8f : 0x1p-11f;  // relative, at 1
-      size_t far = 0, moved = 0;
-      for (size_t i = 0; i < base.size(); ++i) {
-        const float x = to_f(base[i]), y = to_f(sl[i]);
-        moved += base[i] != sl[i];
-        far += !(std::fabs(x - y) <= 2.0f * ulp * std::max(1.0f, std::fabs(x)));
-      }
-      EXPECT_EQ(far, 0u) << what << ": short_last outputs beyond rounding of the default's (" << moved << " moved)";
     }
 }
 
@@ -510,8 +449,7 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
       val::DeviceBuffer q_d(out_n * dtype_size(dt)), ws(decode_attention_workspace_bytes(B, nh, hd, sh.splits));
       // One run: a fresh copy of the cache, then the two launches or the fused one; the output and cache.
       struct Result { std::vector<float> out, k, v; };
-      auto run = [&](bool fused, int cluster = 0, int overlap = 0, int stages = 2, int short_last = 0, int prewait = 0,
-                     int spare = 0, int compact = 0) {
+      auto run = [&](bool fused, int cluster = 0, int overlap = 0, int stages = 2, int prewait = 0) {
         val::DeviceBuffer kd = val::upload(dt, k0), vd = val::upload(dt, v0), out(out_n * dtype_size(dt));
         QkvRopeParams r;
         r.dtype = dt, r.qkv = qkv_d.get(), r.q_out = q_d.get(), r.k_cache = kd.get(), r.v_cache = vd.get();
@@ -527,7 +465,6 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
         p.batch = B, p.heads = nh, p.kv_heads = nkv, p.head_dim = hd, p.max_len = C, p.max_kv_len = C;
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
         p.stages = stages, p.bulk = 0, p.skip_unit_rescale = 0, p.cluster = cluster, p.rope_overlap = overlap;
-        p.short_last = short_last, p.spare_stage = spare, p.compact_smem = compact;
         val::poison(out.get(), out.bytes(), nullptr);
         val::poison(q_d.get(), q_d.bytes(), nullptr);  // (a memset: no PDL launch before the kernel, so prewait holds)
         if (fused) p.prewait = prewait;
@@ -579,42 +516,10 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
       // The first copies before the wait (prewait, the overlap's form), two stages and three, clusters.
       for (int stages : {2, 3})
         for (int cluster : {0, 1}) {
-          const Result o = run(true, cluster, 0, stages, 0, 1);
+          const Result o = run(true, cluster, 0, stages, 1);
           const std::string how = " (prewait, stages " + std::to_string(stages) + ", cluster " + std::to_string(cluster) + ")";
           EXPECT_TRUE(same(a.out, o.out)) << what << ": outputs differ" << how;
           EXPECT_TRUE(same(a.k, o.k) && same(a.v, o.v)) << what << ": caches differ" << how;
-        }
-      // Warp 0's third step through the spare stage buffer (where a split has 9 to 12 runs: len 2112 over
-      // 16 splits, 180 in one), the new key in it; asked with the overlap it is not taken.
-      for (int cluster : {0, 1})
-        for (int overlap : {0, 1}) {
-          const Result o = run(true, cluster, overlap, 2, 0, 0, 1);
-          const std::string how = " (spare stage, cluster " + std::to_string(cluster) + ", rope_overlap " +
-                                  std::to_string(overlap) + ")";
-          EXPECT_TRUE(same(a.out, o.out)) << what << ": outputs differ" << how;
-          EXPECT_TRUE(same(a.k, o.k) && same(a.v, o.v)) << what << ": caches differ" << how;
-        }
-      // The query rows and the receive area sized for this launch's head groups (compact_smem): two and
-      // three stages, clusters, the overlap, the spare stage.
-      for (int stages : {2, 3})
-        for (int cluster : {0, 1})
-          for (int overlap : {0, 1}) {
-            const Result o = run(true, cluster, overlap, stages, 0, 0, stages == 2 && overlap == 0, 1);
-            const std::string how = " (compact, stages " + std::to_string(stages) + ", cluster " +
-                                    std::to_string(cluster) + ", rope_overlap " + std::to_string(overlap) + ")";
-            EXPECT_TRUE(same(a.out, o.out)) << what << ": outputs differ" << how;
-            EXPECT_TRUE(same(a.k, o.k) && same(a.v, o.v)) << what << ": caches differ" << how;
-          }
-      // The last split's shorter share (short_last) moves the new key's block: the fused prologue against
-      // the two launches with the same split ranges, with and without the overlap and clusters.
-      const Result as = run(false, 0, 0, 2, 1);
-      for (int cluster : {0, 1})
-        for (int overlap : {0, 1}) {
-          const Result o = run(true, cluster, overlap, 2, 1);
-          const std::string how = " (short_last, cluster " + std::to_string(cluster) + ", rope_overlap " +
-                                  std::to_string(overlap) + ")";
-          EXPECT_TRUE(same(as.out, o.out)) << what << ": outputs differ" << how;
-          EXPECT_TRUE(same(as.k, o.k) && same(as.v, o.v)) << what << ": caches differ" << how;
         }
     }
 }
@@ -744,14 +649,7 @@ TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
       {"cluster", [](DecodeAttentionParams& p) { p.cluster = 2; }},
       {"cluster_max", [](DecodeAttentionParams& p) { p.cluster_max = 4; }},
       {"rope_overlap", [](DecodeAttentionParams& p) { p.rope_overlap = 2; }},
-      {"short_last", [](DecodeAttentionParams& p) { p.short_last = -2; }},
       {"prewait", [](DecodeAttentionParams& p) { p.prewait = -1; }},
-      {"spare_stage", [](DecodeAttentionParams& p) { p.spare_stage = 2; }},
-      {"compact_smem", [](DecodeAttentionParams& p) { p.compact_smem = -3; }},
-      {"kv_layout", [](DecodeAttentionParams& p) { p.kv_layout = 2; }},
-      {"kv_layout", [](DecodeAttentionParams& p) {
-         p.kv_layout = 1, p.block_table = reinterpret_cast<const int32_t*>(g_dummy), p.page_size = 16, p.max_pages = 1;
-       }},
       // The fused prologue: rope's own fields, then its fit with the attention.
       {"rope.positions", [](DecodeAttentionParams& p) { p.rope.qkv = g_dummy; }},
       {"rope.num_tokens", [](DecodeAttentionParams& p) { set_rope(p), p.rope.num_tokens = 2; }},

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""tools/sass_loop.py: the size of a CUDA kernel's main loop in SASS, to compare code generation between
+commits or variants without a GPU (what a switch's branches cost a streaming loop).
+
+For each kernel whose mangled name matches --kernel (a regular expression), prints its instruction count
+and its main loop: the largest backward branch's body holding at least --min-mma tensor-core MMAs
+(HMMA/HGMMA), with its instruction count and the opcodes that differ most from --against's loop if given.
+Input: an object file or binary (disassembled with cuobjdump -sass, which needs nvdisasm on PATH; pip
+packages nvidia-cuda-cuobjdump and nvidia-cuda-nvdisasm provide both), or --sass FILE, cuobjdump -sass's
+text.
+Usage: tools/sass_loop.py OBJ|--sass FILE --kernel REGEX [--min-mma N] [--against OBJ|SASS] [--csv OUT]
+  e.g. tools/sass_loop.py decode_attention.o --kernel 'decode_split_tcI13__nv_bfloat16Li128ELi2E(Lb0E)+EEv'
+Exit status 2 on a missing file or tool, or no kernel matching.
+"""
+import argparse
+import collections
+import csv
+import re
+import shutil
+import subprocess
+import sys
+
+INS = re.compile(r"\s+/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z0-9_.]+)([^;]*);")
+
+
+def fail(msg):
+    print(f"sass_loop.py: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def sass_text(path, is_text):
+    if is_text:
+        try:
+            with open(path) as f:
+                return f.read()
+        except OSError as e:
+            fail(f"{path}: {e.strerror or e}")
+    tool = shutil.which("cuobjdump")
+    if not tool:
+        fail("cuobjdump not on PATH (pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm, or pass --sass)")
+    try:
+        r = subprocess.run([tool, "-sass", path], capture_output=True, text=True)
+    except OSError as e:
+        fail(f"{tool}: {e.strerror or e}")
+    if r.returncode != 0 or "fatal" in r.stdout:
+        fail(f"{path}: cuobjdump failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+    return r.stdout
+
+
+def functions(text):
+    funcs, cur = {}, None
+    for line in text.splitlines():
+        m = re.search(r"Function : (\S+)", line)
+        if m:
+            cur = m.group(1)
+            funcs[cur] = []
+            continue
+        if cur is not None:
+            m = INS.match(line)
+            if m:
+                funcs[cur].append((int(m.group(1), 16), m.group(2), m.group(3)))
+    return funcs
+
+
+def main_loop(ins, min_mma):
+    """The largest backward branch's body [target, branch] holding at least min_mma MMAs (or None)."""
+    at = {a: i for i, (a, _, _) in enumerate(ins)}
+    best = None
+    for i, (a, op, rest) in enumerate(ins):
+        if not op.startswith("BRA"):
+            continue
+        m = re.search(r"0x([0-9a-f]+)", rest)
+        if not m:
+            continue
+        tgt = int(m.group(1), 16)
+        if tgt >= a or tgt not in at:
+            continue
+        body = ins[at[tgt]:i + 1]
+        mma = sum(x[1].startswith(("HMMA", "HGMMA")) for x in body)
+        if mma >= min_mma and (best is None or len(body) > len(best)):
+            best = body
+    return best
+
+
+def same_name(name):
+    """The name without its anonymous namespace's per-compile hash (_GLOBAL__N__<hex>), so that one kernel
+    of two builds compares."""
+    return re.sub(r"_GLOBAL__N__[0-9a-f]+_", "_GLOBAL__N__", name)
+
+
+def summary(text, pattern, min_mma):
+    out = {}
+    for name, ins in functions(text).items():
+        name = same_name(name)
+        if pattern.search(name):
+            loop = main_loop(ins, min_mma)
+            out[name] = (len(ins), loop and collections.Counter(x[1] for x in loop), loop and len(loop))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("obj", nargs="?", help="object file or binary (cuobjdump -sass)")
+    ap.add_argument("--sass", help="cuobjdump -sass output instead of OBJ")
+    ap.add_argument("--kernel", required=True, help="regular expression over the mangled kernel names")
+    ap.add_argument("--min-mma", type=int, default=1, help="MMAs the loop must hold (default 1)")
+    ap.add_argument("--against", help="another OBJ (or .sass text) whose same-named kernels' loops to compare")
+    ap.add_argument("--csv", help="write kernel, instructions, loop_instructions rows here")
+    a = ap.parse_args()
+    if (a.obj is None) == (a.sass is None):
+        fail("give one of OBJ or --sass")
+    try:
+        pattern = re.compile(a.kernel)
+    except re.error as e:
+        fail(f"--kernel: not a regular expression: {e}")
+    mine = summary(sass_text(a.sass or a.obj, a.sass is not None), pattern, a.min_mma)
+    if not mine:
+        fail(f"no kernel matching --kernel '{a.kernel}' in {a.sass or a.obj}")
+    other = {}
+    if a.against:
+        other = summary(sass_text(a.against, a.against.endswith(".sass")), pattern, a.min_mma)
+    rows = []
+    for name, (n, ops, loop_n) in mine.items():
+        print(f"{name}\n  instructions {n}; main loop {loop_n if loop_n else 'none found'}")
+        if ops and name in other and other[name][1]:
+            o_n, o_ops, o_loop = other[name]
+            print(f"  against: instructions {o_n}; main loop {o_loop} ({loop_n - o_loop:+d})")
+            diff = sorted(set(ops) | set(o_ops), key=lambda k: -abs(ops[k] - o_ops[k]))
+            for k in [k for k in diff if ops[k] != o_ops[k]][:8]:
+                print(f"    {k:24s} {o_ops[k]:5d} -> {ops[k]:5d}")
+        rows.append({"kernel": name, "instructions": n, "loop_instructions": loop_n or ""})
+    if a.csv:
+        with open(a.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["kernel", "instructions", "loop_instructions"])
+            w.writeheader()
+            w.writerows(rows)
+
+
+if __name__ == "__main__":
+    main()
