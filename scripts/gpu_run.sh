@@ -271,7 +271,7 @@ stage_profile() {
 # phases by default and under prewait).
 # (Group three, v4t at head_dim 64 with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at
 # 0.820x and removed after 36628fe; groups shortlast, smemfit and kvlayout timed their decode attention
-# switches, removed after 41f7062.)
+# switches, removed in a5a7fe8.)
 ab_group() { [[ ",$AB_GROUPS," == *",$1,"* ]]; }
 # env_words SETTING: VAR=VAL,VAR2=VAL2 as the words env takes (a comma starts a new one only where VAR=
 # follows it, as scripts/ab.sh reads its settings: a value may hold commas).
