@@ -11,14 +11,17 @@ import unittest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "scripts", "regress_e2e.sh")
 
-# A stand-in bench_all: logs its call, writes a decode row of ours for each --case at MS ms/step.
-FAKE = """#!/usr/bin/env bash
+# The stand-ins' start: log the call, read --csv and the --case ids.
+ARGS = """#!/usr/bin/env bash
 echo "$0 $*" >> "{log}"
 csv=""; cases=()
 while [ $# -gt 0 ]; do
   case "$1" in --csv) csv=$2; shift 2 ;; --case) cases+=("$2"); shift 2 ;; *) shift ;; esac
 done
-echo "variant,model,batch,prompt_len,phase,ms_per_step,status" > "$csv"
+"""
+
+# A stand-in bench_all: logs its call, writes a decode row of ours for each --case at MS ms/step.
+FAKE = ARGS + """echo "variant,model,batch,prompt_len,phase,ms_per_step,status" > "$csv"
 for c in "${{cases[@]}}"; do
   m=$(echo "$c" | cut -d/ -f3); b=$(echo "$c" | sed 's/.*batch=\\([0-9]*\\).*/\\1/'); p=$(echo "$c" | sed 's/.*prompt_len=\\([0-9]*\\).*/\\1/')
   echo "minfer,$m,$b,$p,prefill,,ok" >> "$csv"
@@ -28,13 +31,7 @@ done
 
 # A stand-in bench_all for a kernel sweep: one row of ours per --case at US us (and a peer's row, which
 # the script must leave out), its repro naming the case.
-FAKE_SWEEP = """#!/usr/bin/env bash
-echo "$0 $*" >> "{log}"
-csv=""; cases=()
-while [ $# -gt 0 ]; do
-  case "$1" in --csv) csv=$2; shift 2 ;; --case) cases+=("$2"); shift 2 ;; *) shift ;; esac
-done
-echo "sweep,variant,median_us,repro,status" > "$csv"
+FAKE_SWEEP = ARGS + """echo "sweep,variant,median_us,repro,status" > "$csv"
 for c in "${{cases[@]}}"; do
   echo "decode,minfer,{ms},bench_all --sweep decode --case $c,ok" >> "$csv"
   echo "decode,torch-cudnn,1.0,bench_all --sweep decode --case $c,ok" >> "$csv"
