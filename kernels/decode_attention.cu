@@ -248,8 +248,8 @@ __device__ __forceinline__ int64_t tc_cache_off(const DecodeAttentionParams& p, 
 // buffers (rows of HD + kTcPad); keys >= kend are zero-filled and never read from global memory.
 // skip: a key whose rows are not copied at all (the fused prologue writes them; -1: none).
 template <typename T, int HD>
-__device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0,
-                                            int kend, T* ks, T* vs, int lane, int skip = -1) {
+__device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0, int kend,
+                                            T* ks, T* vs, int lane, int skip = -1) {
   constexpr int kChunks = HD / 8;
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
@@ -272,8 +272,8 @@ __device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int 
 // sequence is read. k0 < kend. H100: 1.01-1.04x cp.async at batch 64 (three blocks an SM), 0.70-0.99x
 // with one block an SM (reports/logs/h100/ab/ab_decode_l2_prefetch_bulk.csv); opt-in.
 template <typename T, int HD>
-__device__ __forceinline__ void bulk_load_run(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0,
-                                              int kend, T* ks, T* vs, uint64_t* bar, int lane) {
+__device__ __forceinline__ void bulk_load_run(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0, int kend,
+                                              T* ks, T* vs, uint64_t* bar, int lane) {
   constexpr unsigned kRow = HD * sizeof(T);
   if (lane == 0) kern::mbar_expect_tx(bar, 2 * kWarpKeys * kRow);
   __syncwarp();
@@ -285,8 +285,8 @@ __device__ __forceinline__ void bulk_load_run(const DecodeAttentionParams& p, in
 
 // One warp step's copies: cp.async (zero-filled past kend), or bulk copies on bar (none past kend).
 template <typename T, int HD, bool kBulk>
-__device__ __forceinline__ void tc_issue(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0,
-                                         int kend, T* ks, T* vs, uint64_t* bar, int lane, int skip = -1) {
+__device__ __forceinline__ void tc_issue(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0, int kend, T* ks,
+                                         T* vs, uint64_t* bar, int lane, int skip = -1) {
   if constexpr (kBulk) {
     if (k0 < kend) bulk_load_run<T, HD>(p, kvh, row0, k0, kend, ks, vs, bar, lane);
   } else {
@@ -456,7 +456,7 @@ __device__ __forceinline__ void tc_rope_late(const DecodeAttentionParams& p, con
 // (kMaxClusterSplits, kMaxGroup).
 constexpr int kMaxClusterSplits = 16;
 template <int HD>
-__host__ __device__ constexpr int tc_cluster_bytes() {
+constexpr int tc_cluster_bytes() {
   return (kMaxGroup * HD + kMaxClusterSplits + kMaxClusterSplits * kMaxGroup) * static_cast<int>(sizeof(float));
 }
 
@@ -502,7 +502,7 @@ __device__ __forceinline__ void store_cluster(float* at, unsigned rank, float v)
 }
 
 // The split kernel's dynamic shared memory: the stages (or the merge area), the bulk copies' barriers,
-// the fused prologue's query rows, the cluster's receive area.
+// the fused prologue's query rows, the cluster's receive area (launch_tc's, and the occupancy query's).
 template <typename T, int HD, int kStages, bool kBulk, bool kRope, bool kCluster>
 constexpr int tc_kernel_smem() {
   return tc_smem_bytes<T, HD, kStages>() + (kBulk ? kTcWarps * kStages * 8 : 0) + (kRope ? tc_rope_q_bytes<T, HD>() : 0) +
@@ -1018,15 +1018,15 @@ int split_blocks_per_sm(int page_size, int stages) {
     };
     if constexpr (HD >= 64) {
       if (decode_bulk_env()) {
-        if (stages == 3) query(decode_split_tc<T, HD, 3, true>, tc_smem_bytes<T, HD, 3>() + kTcWarps * 3 * 8);
-        else query(decode_split_tc<T, HD, 2, true>, tc_smem_bytes<T, HD, 2>() + kTcWarps * 2 * 8);
+        if (stages == 3) query(decode_split_tc<T, HD, 3, true>, tc_kernel_smem<T, HD, 3, true, false, false>());
+        else query(decode_split_tc<T, HD, 2, true>, tc_kernel_smem<T, HD, 2, true, false, false>());
       } else if (stages == 3) {
-        query(decode_split_tc<T, HD, 3, false>, tc_smem_bytes<T, HD, 3>());
+        query(decode_split_tc<T, HD, 3, false>, tc_kernel_smem<T, HD, 3, false, false, false>());
       } else {
-        query(decode_split_tc<T, HD, 2, false>, tc_smem_bytes<T, HD, 2>());
+        query(decode_split_tc<T, HD, 2, false>, tc_kernel_smem<T, HD, 2, false, false, false>());
       }
     } else {
-      query(decode_split_tc<T, HD, 2, false>, tc_smem_bytes<T, HD, 2>());
+      query(decode_split_tc<T, HD, 2, false>, tc_kernel_smem<T, HD, 2, false, false, false>());
     }
   }
   return e == cudaSuccess ? n : 0;
