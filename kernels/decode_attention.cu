@@ -229,16 +229,31 @@ __host__ __device__ __forceinline__ int64_t tc_longest_split_keys(int64_t len, i
   return (runs + s - 1) / s * kWarpKeys;
 }
 
-// Cache row of key k0 of sequence b (k0 a multiple of 16, pages of a multiple of 16 tokens, so the
-// warp's keys k0 .. k0 + 15 are rows row0 .. row0 + 15). 0 when k0 >= kend (no key of the step is read).
-__device__ __forceinline__ int64_t tc_first_row(const DecodeAttentionParams& p, int b, int k0, int kend) {
-  if (k0 >= kend) return 0;
-  if (!p.block_table) return static_cast<int64_t>(b) * p.max_len + k0;
-  const int64_t page = p.block_table[static_cast<int64_t>(b) * p.max_pages + k0 / p.page_size];
-  return page * p.page_size + k0 % p.page_size;
+// A warp's walk over its keys k, k + kStepKeys, k + 2 kStepKeys, ... of sequence b: the key and, for a
+// paged cache, its page index and offset in the page, advanced a step at a time (no division in the
+// key loop). Pages hold a multiple of 16 tokens, so the warp's keys k .. k + 15 are 16 consecutive rows.
+struct KeyCursor {
+  int k, page, off;
+};
+__device__ __forceinline__ KeyCursor tc_cursor(const DecodeAttentionParams& p, int k) {
+  if (!p.block_table) return KeyCursor{k, 0, 0};
+  return KeyCursor{k, k / p.page_size, k % p.page_size};
+}
+__device__ __forceinline__ void tc_cursor_step(const DecodeAttentionParams& p, KeyCursor& c) {
+  c.k += kStepKeys;
+  if (!p.block_table) return;
+  c.off += kStepKeys;
+  while (c.off >= p.page_size) c.off -= p.page_size, ++c.page;
+}
+// Cache row of the cursor's key (row0 of its 16). 0 when the key is >= kend (no key of the step is read).
+__device__ __forceinline__ int64_t tc_cursor_row(const DecodeAttentionParams& p, int b, const KeyCursor& c, int kend) {
+  if (c.k >= kend) return 0;
+  if (!p.block_table) return static_cast<int64_t>(b) * p.max_len + c.k;
+  const int64_t page = p.block_table[static_cast<int64_t>(b) * p.max_pages + c.page];
+  return page * p.page_size + c.off;
 }
 
-// Element offset of cache row `row` (tc_first_row's: b L + k for a contiguous cache) of KV head kvh.
+// Element offset of cache row `row` (tc_cursor_row's: b L + k for a contiguous cache) of KV head kvh.
 template <int HD>
 __device__ __forceinline__ int64_t tc_cache_off(const DecodeAttentionParams& p, int kvh, int64_t row) {
   return (row * p.kv_heads + kvh) * HD;
@@ -247,22 +262,43 @@ __device__ __forceinline__ int64_t tc_cache_off(const DecodeAttentionParams& p, 
 // Keys [k0, k0 + 16) of (b, kvh), the cache rows row0 .. row0 + 15, into this warp's K and V stage
 // buffers (rows of HD + kTcPad); keys >= kend are zero-filled and never read from global memory.
 // skip: a key whose rows are not copied at all (the fused prologue writes them; -1: none).
+template <typename T, int HD, int L2, bool kWhole>
+__device__ __forceinline__ void tc_load_run_form(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0,
+                                                 int kend, T* ks, T* vs, int lane, int skip) {
+  constexpr int kChunks = HD / 8, kRowsPerPass = 32 / kChunks;  // a pass: 32 lanes x 16 bytes
+  static_assert(32 % kChunks == 0, "a row's 16-byte chunks divide a warp");
+  // The lane's first row and chunk; pass j is j * kRowsPerPass cache rows on (byte offsets, 32-bit: a
+  // run spans 16 rows of kv_heads * HD elements). A zero-filled copy (key past kend) keeps the first
+  // row's address, which it does not read.
+  const int r0 = lane / kChunks, c = (lane % kChunks) * 8;
+  const int64_t off0 = tc_cache_off<HD>(p, kvh, row0 + r0) + c;
+  const char* kb = reinterpret_cast<const char*>(static_cast<const T*>(p.k_cache) + off0);
+  const char* vb = reinterpret_cast<const char*>(static_cast<const T*>(p.v_cache) + off0);
+  const int pass_bytes = kRowsPerPass * p.kv_heads * HD * static_cast<int>(sizeof(T));
+#pragma unroll
+  for (int j = 0; j < kWarpKeys / kRowsPerPass; ++j) {
+    const int r = r0 + j * kRowsPerPass;
+    if (k0 + r == skip) continue;
+    const bool ok = kWhole || k0 + r < kend;
+    const int o = ok ? j * pass_bytes : 0;
+    kern::cp_async16_form<L2, kWhole>(ks + r * (HD + kTcPad) + c, kb + o, ok);
+    kern::cp_async16_form<L2, kWhole>(vs + r * (HD + kTcPad) + c, vb + o, ok);
+  }
+}
+
+// The copy form (L2 hint, zero-fill operand) is chosen once per run, not per copy: both are warp-uniform.
 template <typename T, int HD>
 __device__ __forceinline__ void tc_load_run(const DecodeAttentionParams& p, int kvh, int64_t row0, int k0, int kend,
                                             T* ks, T* vs, int lane, int skip = -1) {
-  constexpr int kChunks = HD / 8;
-  const T* kc = static_cast<const T*>(p.k_cache);
-  const T* vc = static_cast<const T*>(p.v_cache);
   const bool whole = p.zfill_edge == 1 && k0 + kWarpKeys <= kend;  // no zero-fill operand needed
-#pragma unroll
-  for (int j = 0; j < kWarpKeys * kChunks / 32; ++j) {
-    const int i = lane + 32 * j;
-    const int r = i / kChunks, c = (i % kChunks) * 8;
-    if (k0 + r == skip) continue;
-    const bool ok = k0 + r < kend;
-    const int64_t off = tc_cache_off<HD>(p, kvh, row0 + r) + c;
-    kern::cp_async16_hint(ks + r * (HD + kTcPad) + c, ok ? kc + off : kc, ok, p.l2_prefetch, whole);
-    kern::cp_async16_hint(vs + r * (HD + kTcPad) + c, ok ? vc + off : vc, ok, p.l2_prefetch, whole);
+  if (whole) {
+    if (p.l2_prefetch == 128) tc_load_run_form<T, HD, 128, true>(p, kvh, row0, k0, kend, ks, vs, lane, skip);
+    else if (p.l2_prefetch == 256) tc_load_run_form<T, HD, 256, true>(p, kvh, row0, k0, kend, ks, vs, lane, skip);
+    else tc_load_run_form<T, HD, 0, true>(p, kvh, row0, k0, kend, ks, vs, lane, skip);
+  } else {
+    if (p.l2_prefetch == 128) tc_load_run_form<T, HD, 128, false>(p, kvh, row0, k0, kend, ks, vs, lane, skip);
+    else if (p.l2_prefetch == 256) tc_load_run_form<T, HD, 256, false>(p, kvh, row0, k0, kend, ks, vs, lane, skip);
+    else tc_load_run_form<T, HD, 0, false>(p, kvh, row0, k0, kend, ks, vs, lane, skip);
   }
 }
 
@@ -501,6 +537,48 @@ __device__ __forceinline__ void store_cluster(float* at, unsigned rank, float v)
 #endif
 }
 
+// One warp step's online softmax over raw scores s (rows g: s[.][0..1], g + 8: s[.][2..3]; the key of
+// s[nt][e] and s[nt][2 + e] is key0 + nt * 8 + t * 2 + e, key0 the warp's first key of the step):
+// keys >= kend masked, only on a step that reaches kend; the scale (positive) folded into one FFMA per score, since the raw
+// row max times the scale is the scaled max; the hardware exp2 (results below 2^-126 flushed to 0,
+// as the sm90 prefill's). m: running max (scaled, log2 domain), l: this lane's part of the row sum.
+template <int HD>
+__device__ __forceinline__ void tc_softmax(float (&s)[2][4], float (&o)[HD / 8][4], float& m_a, float& m_b, float& l_a,
+                                           float& l_b, float scale_log2, int key0, int t, int kend, bool skip_unit) {
+  if (key0 + kWarpKeys > kend) {  // the warp's run reaches kend (warp-uniform)
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        if (key0 + nt * 8 + t * 2 + e >= kend) s[nt][e] = s[nt][2 + e] = -INFINITY;
+  }
+  float mx_a = fmaxf(fmaxf(s[0][0], s[0][1]), fmaxf(s[1][0], s[1][1]));
+  float mx_b = fmaxf(fmaxf(s[0][2], s[0][3]), fmaxf(s[1][2], s[1][3]));
+#pragma unroll
+  for (int off = 1; off < 4; off <<= 1) {
+    mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
+    mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
+  }
+  const float mn_a = fmaxf(m_a, mx_a * scale_log2), mn_b = fmaxf(m_b, mx_b * scale_log2);
+  const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
+  const float corr_a = kern::exp2_ftz(m_a - base_a), corr_b = kern::exp2_ftz(m_b - base_b);
+  m_a = mn_a, m_b = mn_b;
+  l_a *= corr_a, l_b *= corr_b;
+  if (!(skip_unit && __all_sync(0xffffffffu, corr_a == 1.f && corr_b == 1.f))) {
+#pragma unroll
+    for (int i = 0; i < HD / 8; ++i) o[i][0] *= corr_a, o[i][1] *= corr_a, o[i][2] *= corr_b, o[i][3] *= corr_b;
+  }
+#pragma unroll
+  for (int nt = 0; nt < 2; ++nt) {
+    s[nt][0] = kern::exp2_ftz(fmaf(s[nt][0], scale_log2, -base_a));
+    s[nt][1] = kern::exp2_ftz(fmaf(s[nt][1], scale_log2, -base_a));
+    s[nt][2] = kern::exp2_ftz(fmaf(s[nt][2], scale_log2, -base_b));
+    s[nt][3] = kern::exp2_ftz(fmaf(s[nt][3], scale_log2, -base_b));
+    l_a += s[nt][0] + s[nt][1];
+    l_b += s[nt][2] + s[nt][3];
+  }
+}
+
 // The split kernel's dynamic shared memory: the stages (or the merge area), the bulk copies' barriers,
 // the fused prologue's query rows, the cluster's receive area (launch_tc's, and the occupancy query's).
 template <typename T, int HD, int kStages, bool kBulk, bool kRope, bool kCluster>
@@ -586,7 +664,8 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   // kStages - 1, goes out here, its group committed here), so that no copy waits behind the prologue.
   const int pre = overlap ? kStages : kStages - 1;
   const int wk0 = kbeg + warp * kWarpKeys;
-  int64_t row_next = steps > 0 ? tc_first_row(p, b, wk0, kend) : 0;
+  KeyCursor cur = tc_cursor(p, wk0);  // the next step to look up (one step ahead of the issue)
+  int64_t row_next = steps > 0 ? tc_cursor_row(p, b, cur, kend) : 0;
 #pragma unroll
   for (int st = 0; st < kStages; ++st) {
     if (st >= pre) break;
@@ -594,7 +673,8 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
       T* sb = wbuf + st * kWarpStage;
       tc_issue<T, HD, kBulk>(p, kvh, row_next, wk0 + st * kStepKeys, kend, sb, sb + kWarpKeys * kS, &bars[st], lane,
                              skip);
-      row_next = st + 1 < steps ? tc_first_row(p, b, wk0 + (st + 1) * kStepKeys, kend) : 0;
+      tc_cursor_step(p, cur);
+      row_next = st + 1 < steps ? tc_cursor_row(p, b, cur, kend) : 0;
     }
     kern::cp_async_commit();
   }
@@ -631,7 +711,8 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
         T* nb = wbuf + (nx % kStages) * kWarpStage;
         const int k1 = wk0 + nx * kStepKeys;
         tc_issue<T, HD, kBulk>(p, kvh, row_next, k1, kend, nb, nb + kWarpKeys * kS, &bars[nx % kStages], lane);
-        row_next = nx + 1 < steps ? tc_first_row(p, b, k1 + kStepKeys, kend) : 0;
+        tc_cursor_step(p, cur);
+        row_next = nx + 1 < steps ? tc_cursor_row(p, b, cur, kend) : 0;
       }
       kern::cp_async_commit();
     }
@@ -649,25 +730,20 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     const T* vt = kt + kWarpKeys * kS;           // (16, kS)
 
     // S = Q K^T: 16 rows x 16 keys; s[nt]: keys nt * 8 + t * 2 + {0, 1}, rows g (0, 1), g + 8 (2, 3).
+    // K fragments by ldmatrix.x4: matrices (keys 0-7, dims +0), (0-7, +8), (8-15, +0), (8-15, +8) of
+    // each 16 dims, i.e. the B fragments of both 8-key halves.
     float s[2][4];
 #pragma unroll
-    for (int nt = 0; nt < 2; ++nt) {
-      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-      const T* kr = kt + (nt * 8 + g) * kS + t * 2;
+    for (int nt = 0; nt < 2; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+    const T* krow = kt + ((lane >> 4) * 8 + (lane & 7)) * kS + ((lane >> 3) & 1) * 8;
 #pragma unroll
-      for (int kk = 0; kk < HD / 16; ++kk)
-        kern::mma16816<T>(s[nt], qf[kk], *reinterpret_cast<const uint32_t*>(kr + kk * 16),
-                          *reinterpret_cast<const uint32_t*>(kr + kk * 16 + 8));
+    for (int kk = 0; kk < HD / 16; ++kk) {
+      uint32_t kb[4];
+      kern::ldmatrix_x4(kb, krow + kk * 16);
+      kern::mma16816<T>(s[0], qf[kk], kb[0], kb[1]);
+      kern::mma16816<T>(s[1], qf[kk], kb[2], kb[3]);
     }
-#pragma unroll
-    for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const bool ok = key0 + nt * 8 + t * 2 + e < kend;
-        s[nt][e] = ok ? s[nt][e] * scale_log2 : -INFINITY;
-        s[nt][2 + e] = ok ? s[nt][2 + e] * scale_log2 : -INFINITY;
-      }
-    kern::softmax_step(s, o, m_a, m_b, l_a, l_b, kSkipUnit);
+    tc_softmax<HD>(s, o, m_a, m_b, l_a, l_b, scale_log2, key0, t, kend, kSkipUnit);
 
     // O += P V over the 16 keys; P as hi + lo in T.
     const uint32_t ph[4] = {kern::pack2<T>(s[0][0], s[0][1]), kern::pack2<T>(s[0][2], s[0][3]),

@@ -113,23 +113,24 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool vali
   const int n = valid ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
 }
-// cp_async16 with an L2 prefetch-size hint (l2_bytes 128 or 256: on a miss L2 fetches the aligned
-// 128 or 256 bytes around the sector, so the other lanes' requests into them hit; 0: none), and with
-// all_valid, the form without the zero-fill source-size operand (every byte read; valid ignored).
-// The choices are warp-uniform kernel arguments.
-__device__ __forceinline__ void cp_async16_hint(void* dst, const void* src, bool valid, int l2_bytes, bool all_valid) {
+// cp_async16 with an L2 prefetch-size hint fixed at compile time (L2 128 or 256: on a miss L2 fetches
+// the aligned 128 or 256 bytes around the sector, so the other lanes' requests into them hit; 0: none),
+// and with kAllValid, the form without the zero-fill source-size operand (every byte read; valid
+// ignored). Compile-time so that a run of copies is straight-line code: a runtime choice per copy puts
+// a branch and its bookkeeping around every LDGSTS (callers pick the form once per run of copies).
+template <int L2, bool kAllValid>
+__device__ __forceinline__ void cp_async16_form(void* dst, const void* src, bool valid) {
+  static_assert(L2 == 0 || L2 == 128 || L2 == 256, "L2 prefetch hint: 0, 128 or 256 bytes");
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  const int n = valid ? 16 : 0;
-  if (all_valid) {
-    if (l2_bytes == 128) asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16;\n" ::"r"(s), "l"(src));
-    else if (l2_bytes == 256) asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16;\n" ::"r"(s), "l"(src));
+  if constexpr (kAllValid) {
+    if constexpr (L2 == 128) asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16;\n" ::"r"(s), "l"(src));
+    else if constexpr (L2 == 256) asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16;\n" ::"r"(s), "l"(src));
     else asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src));
-  } else if (l2_bytes == 128) {
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
-  } else if (l2_bytes == 256) {
-    asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
   } else {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
+    const int n = valid ? 16 : 0;
+    if constexpr (L2 == 128) asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
+    else if constexpr (L2 == 256) asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
+    else asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
   }
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
