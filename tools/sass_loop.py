@@ -3,7 +3,7 @@
 commits or variants without a GPU (what a switch's branches cost a streaming loop).
 
 For each kernel whose mangled name matches --kernel (a regular expression), prints its instruction count
-and its main loop: the largest backward branch's body holding at least --min-mma tensor-core MMAs
+and its main loop: the smallest backward branch's body holding at least --min-mma tensor-core MMAs
 (HMMA/HGMMA), with its instruction count and the opcodes that differ most from --against's loop if given.
 Input: an object file or binary (disassembled with cuobjdump -sass, which needs nvdisasm on PATH; pip
 packages nvidia-cuda-cuobjdump and nvidia-cuda-nvdisasm provide both), or --sass FILE, cuobjdump -sass's
@@ -63,7 +63,9 @@ def functions(text):
 
 
 def main_loop(ins, min_mma):
-    """The largest backward branch's body [target, branch] holding at least min_mma MMAs (or None)."""
+    """The smallest backward branch's body [target, branch] holding at least min_mma MMAs (or None). The
+    smallest: the compiler places cold blocks of the loop (a branch taken once in 32 steps, say) after the
+    kernel's body with a branch back into it, and such a backward branch spans the loop and more."""
     at = {a: i for i, (a, _, _) in enumerate(ins)}
     best = None
     for i, (a, op, rest) in enumerate(ins):
@@ -77,7 +79,7 @@ def main_loop(ins, min_mma):
             continue
         body = ins[at[tgt]:i + 1]
         mma = sum(x[1].startswith(("HMMA", "HGMMA")) for x in body)
-        if mma >= min_mma and (best is None or len(body) > len(best)):
+        if mma >= min_mma and (best is None or len(body) < len(best)):
             best = body
     return best
 

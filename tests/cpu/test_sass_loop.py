@@ -64,6 +64,39 @@ class SassLoop(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("main loop none found", r.stdout)
 
+    def test_cold_block_branching_back_is_not_the_loop(self):
+        # The loop (HMMA, 3 IADD3, a branch out to a cold block, its backward branch) and, after the
+        # kernel's EXIT, the cold block branching back to the kernel's start: a wider backward branch that
+        # spans the loop; the loop is the smallest body with the MMAs.
+        lines = ["\tcode for sm_90a", "\t\tFunction : _Z7kern_tcv", ""]
+        addr = 0
+
+        def ins(text):
+            nonlocal addr
+            lines.append(f"        /*{addr:04x}*/                   {text} ;    /* 0x0 */")
+            addr += 0x10
+
+        ins("MOV R1, c[0x0][0x28]")
+        top = addr
+        ins("HMMA.16816.F32.BF16 R4, R8, R12, R4")
+        for _ in range(3):
+            ins("IADD3 R2, R2, 0x1, RZ")
+        ins("@P1 BRA 0x100")
+        ins(f"@P0 BRA 0x{top:x}")
+        ins("EXIT")
+        while addr < 0x100:
+            ins("NOP")
+        for _ in range(4):
+            ins("LDG.E R3, desc[UR4][R6.64]")
+        ins("BRA 0x0")
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "k.sass")
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            r = self.run_tool("--sass", path, "--kernel", "kern_tc")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("main loop 6", r.stdout)  # HMMA, 3 IADD3, the branch out, the loop's branch
+
     def test_refusals_exit_2(self):
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "k.sass")
