@@ -571,17 +571,10 @@ __device__ __forceinline__ void tc_softmax(float (&s)[2][4], float (&o)[HD / 8][
       for (int e = 0; e < 2; ++e)
         if (key0 + nt * 8 + t * 2 + e >= kend) s[nt][e] = s[nt][2 + e] = -INFINITY;
   }
-  float mx_a = fmaxf(fmaxf(s[0][0], s[0][1]), fmaxf(s[1][0], s[1][1]));
-  float mx_b = fmaxf(fmaxf(s[0][2], s[0][3]), fmaxf(s[1][2], s[1][3]));
-#pragma unroll
-  for (int off = 1; off < 4; off <<= 1) {
-    mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
-    mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
-  }
-  const float mn_a = fmaxf(m_a, mx_a * scale_log2), mn_b = fmaxf(m_b, mx_b * scale_log2);
-  const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
-  const float corr_a = kern::exp2_ftz(m_a - base_a), corr_b = kern::exp2_ftz(m_b - base_b);
-  m_a = mn_a, m_b = mn_b;
+  float base_a, base_b, corr_a, corr_b;
+  kern::quad_max_fold(fmaxf(fmaxf(s[0][0], s[0][1]), fmaxf(s[1][0], s[1][1])),
+                      fmaxf(fmaxf(s[0][2], s[0][3]), fmaxf(s[1][2], s[1][3])), scale_log2, m_a, m_b, base_a, base_b,
+                      corr_a, corr_b);
   l_a *= corr_a, l_b *= corr_b;
   if (!(skip_unit && __all_sync(0xffffffffu, corr_a == 1.f && corr_b == 1.f))) {
 #pragma unroll

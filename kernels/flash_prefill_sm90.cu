@@ -447,16 +447,8 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
         ma[n] = fmaxf(ma[n], ma[n + (kBN / 16 >> lv)]);
         mb[n] = fmaxf(mb[n], mb[n + (kBN / 16 >> lv)]);
       }
-    float mx_a = ma[0], mx_b = mb[0];
-#pragma unroll
-    for (int off = 1; off < 4; off <<= 1) {
-      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
-      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
-    }
-    const float mn_a = fmaxf(m_a, mx_a * scale_log2), mn_b = fmaxf(m_b, mx_b * scale_log2);
-    const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
-    corr_a = kern::exp2_ftz(m_a - base_a), corr_b = kern::exp2_ftz(m_b - base_b);
-    m_a = mn_a, m_b = mn_b;
+    float base_a, base_b;
+    kern::quad_max_fold(ma[0], mb[0], scale_log2, m_a, m_b, base_a, base_b, corr_a, corr_b);
     float sum_a = 0.f, sum_b = 0.f;
 #pragma unroll
     for (int n = 0; n < kBN / 8; ++n) {

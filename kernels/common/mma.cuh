@@ -107,6 +107,24 @@ __device__ __forceinline__ float exp2_ftz(float x) {
   return y;
 }
 
+// The max half of an online-softmax step in the exp2 domain (scale_log2 > 0): this lane's raw score
+// maxima of rows g (mx_a) and g + 8 (mx_b), reduced over the quad (lanes 4g .. 4g + 3: the row's
+// lanes in an MMA accumulator), scaled and folded into the running maxima m_a, m_b. base: what the
+// step's scaled scores subtract (0 for a row with no key yet, so that -inf stays -inf); corr =
+// 2^(m_old - base), which rescales the row's earlier sum and output.
+__device__ __forceinline__ void quad_max_fold(float mx_a, float mx_b, float scale_log2, float& m_a, float& m_b,
+                                              float& base_a, float& base_b, float& corr_a, float& corr_b) {
+#pragma unroll
+  for (int off = 1; off < 4; off <<= 1) {
+    mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
+    mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
+  }
+  const float mn_a = fmaxf(m_a, mx_a * scale_log2), mn_b = fmaxf(m_b, mx_b * scale_log2);
+  base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
+  corr_a = exp2_ftz(m_a - base_a), corr_b = exp2_ftz(m_b - base_b);
+  m_a = mn_a, m_b = mn_b;
+}
+
 // 16 bytes global -> shared, asynchronously; zero-filled when !valid (src is then not read).
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));

@@ -13,31 +13,42 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TOOL = os.path.join(ROOT, "tools", "sass_loop.py")
 
 
+class SassText:
+    """cuobjdump -sass text built an instruction at a time (addresses 0x10 apart from each function's 0)."""
+
+    def __init__(self):
+        self.lines, self.addr = ["\tcode for sm_90a"], 0
+
+    def function(self, name):
+        self.lines += [f"\t\tFunction : {name}", ""]
+        self.addr = 0
+
+    def ins(self, text):
+        self.lines.append(f"        /*{self.addr:04x}*/                   {text} ;    /* 0x0 */")
+        self.addr += 0x10
+
+    def text(self):
+        return "\n".join(self.lines) + "\n"
+
+
 def sass(name_hash, loop_extra):
     """One kernel: 2 instructions, a loop of 3 + loop_extra instructions (one HMMA) ending in a backward
     branch, a forward branch (not a loop), EXIT; and a second kernel that does not match."""
-    lines = ["\tcode for sm_90a", f"\t\tFunction : _ZN6minfer52_GLOBAL__N__{name_hash}_19_k_cu_1kern_tcEv", ""]
-    addr = 0
-
-    def ins(text):
-        nonlocal addr
-        lines.append(f"        /*{addr:04x}*/                   {text} ;    /* 0x0 */")
-        addr += 0x10
-
-    ins("MOV R1, c[0x0][0x28]")
-    ins("S2R R0, SR_TID.X")
-    top = addr
-    ins("HMMA.16816.F32.BF16 R4, R8, R12, R4")
+    t = SassText()
+    t.function(f"_ZN6minfer52_GLOBAL__N__{name_hash}_19_k_cu_1kern_tcEv")
+    t.ins("MOV R1, c[0x0][0x28]")
+    t.ins("S2R R0, SR_TID.X")
+    top = t.addr
+    t.ins("HMMA.16816.F32.BF16 R4, R8, R12, R4")
     for _ in range(loop_extra):
-        ins("IADD3 R2, R2, 0x1, RZ")
-    ins("ISETP.NE.AND P0, PT, R2, 0x10, PT")
-    ins(f"@P0 BRA 0x{top:x}")
-    ins(f"BRA 0x{addr + 0x20:x}")
-    ins("EXIT")
-    lines += ["\t\tFunction : _Z5otherv", ""]
-    addr = 0
-    ins("EXIT")
-    return "\n".join(lines) + "\n"
+        t.ins("IADD3 R2, R2, 0x1, RZ")
+    t.ins("ISETP.NE.AND P0, PT, R2, 0x10, PT")
+    t.ins(f"@P0 BRA 0x{top:x}")
+    t.ins(f"BRA 0x{t.addr + 0x20:x}")
+    t.ins("EXIT")
+    t.function("_Z5otherv")
+    t.ins("EXIT")
+    return t.text()
 
 
 class SassLoop(unittest.TestCase):
@@ -68,31 +79,25 @@ class SassLoop(unittest.TestCase):
         # The loop (HMMA, 3 IADD3, a branch out to a cold block, its backward branch) and, after the
         # kernel's EXIT, the cold block branching back to the kernel's start: a wider backward branch that
         # spans the loop; the loop is the smallest body with the MMAs.
-        lines = ["\tcode for sm_90a", "\t\tFunction : _Z7kern_tcv", ""]
-        addr = 0
-
-        def ins(text):
-            nonlocal addr
-            lines.append(f"        /*{addr:04x}*/                   {text} ;    /* 0x0 */")
-            addr += 0x10
-
-        ins("MOV R1, c[0x0][0x28]")
-        top = addr
-        ins("HMMA.16816.F32.BF16 R4, R8, R12, R4")
+        t = SassText()
+        t.function("_Z7kern_tcv")
+        t.ins("MOV R1, c[0x0][0x28]")
+        top = t.addr
+        t.ins("HMMA.16816.F32.BF16 R4, R8, R12, R4")
         for _ in range(3):
-            ins("IADD3 R2, R2, 0x1, RZ")
-        ins("@P1 BRA 0x100")
-        ins(f"@P0 BRA 0x{top:x}")
-        ins("EXIT")
-        while addr < 0x100:
-            ins("NOP")
+            t.ins("IADD3 R2, R2, 0x1, RZ")
+        t.ins("@P1 BRA 0x100")
+        t.ins(f"@P0 BRA 0x{top:x}")
+        t.ins("EXIT")
+        while t.addr < 0x100:
+            t.ins("NOP")
         for _ in range(4):
-            ins("LDG.E R3, desc[UR4][R6.64]")
-        ins("BRA 0x0")
+            t.ins("LDG.E R3, desc[UR4][R6.64]")
+        t.ins("BRA 0x0")
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "k.sass")
             with open(path, "w") as f:
-                f.write("\n".join(lines) + "\n")
+                f.write(t.text())
             r = self.run_tool("--sass", path, "--kernel", "kern_tc")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("main loop 6", r.stdout)  # HMMA, 3 IADD3, the branch out, the loop's branch
