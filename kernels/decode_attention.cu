@@ -17,7 +17,7 @@
 // are 16 consecutive cache rows when the cache is contiguous or its pages hold a multiple of 16 tokens:
 // v2 needs that (the block-table rows of a warp's steps are loaded 32 steps ahead, one per lane, and
 // shuffled out: no dependent global load in the key loop); other page sizes take v1. The key loop is
-// kept short (H100, session 26: 1090 -> 477 SASS instructions, decode 0.94x the time over 22 cases):
+// kept short (H100, session 26: 1090 -> 493 SASS instructions a step, decode 0.94x the time over 22 cases):
 // each 16-key run's copies are straight-line code in one of six compile-time forms (L2 hint x zero-fill
 // operand, picked once per run), addressed by byte strides; K fragments by ldmatrix.x4; the scale
 // folded into one FFMA per score and the hardware exp2.
@@ -558,9 +558,10 @@ __device__ __forceinline__ void store_cluster(float* at, unsigned rank, float v)
 
 // One warp step's online softmax over raw scores s (rows g: s[.][0..1], g + 8: s[.][2..3]; the key of
 // s[nt][e] and s[nt][2 + e] is key0 + nt * 8 + t * 2 + e, key0 the warp's first key of the step):
-// keys >= kend masked, only on a step that reaches kend; the scale (positive) folded into one FFMA per score, since the raw
-// row max times the scale is the scaled max; the hardware exp2 (results below 2^-126 flushed to 0,
-// as the sm90 prefill's). m: running max (scaled, log2 domain), l: this lane's part of the row sum.
+// keys >= kend masked, only on a step that reaches kend; the scale (positive) folded into one FFMA
+// per score, since the raw row max times the scale is the scaled max; the hardware exp2 (results
+// below 2^-126 flushed to 0, as the sm90 prefill's). m: running max (scaled, log2 domain), l: this
+// lane's part of the row sum.
 template <int HD>
 __device__ __forceinline__ void tc_softmax(float (&s)[2][4], float (&o)[HD / 8][4], float& m_a, float& m_b, float& l_a,
                                            float& l_b, float scale_log2, int key0, int t, int kend, bool skip_unit) {
