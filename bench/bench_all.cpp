@@ -87,7 +87,8 @@ bool run_peers(const Options& o, const std::vector<Case>& cases, const minfer::b
   return ok || o.peers != "on";
 }
 
-// The e2e path: whole models, rows written once at the end (and after each model's cases).
+// The e2e path: whole models; with --csv the rows are rewritten after each case and written once more
+// at the end with the peer's.
 int run_e2e_sweep(const Options& o, const std::vector<Case>& cases, const minfer::bench::RowContext& ctx,
                   cudaStream_t stream) {
   MINFER_CUDA_CHECK(cudaStreamDestroy(stream));
@@ -98,6 +99,7 @@ int run_e2e_sweep(const Options& o, const std::vector<Case>& cases, const minfer
   e.seed = o.seed;
   e.source_dir = MINFER_SOURCE_DIR;
   e.attention = minfer::bench::parse_attention_list(o.attention);
+  e.csv_path = o.csv;
   bool peers_ok = true;
   const int failed = minfer::bench::run_e2e(cases, e, ctx, table, peers_ok);
   if (!o.csv.empty()) table.write(o.csv);
@@ -158,7 +160,8 @@ int main(int argc, char** argv) {
                                         "models: TTFT, prefill and decode rates)")->required();
   app.add_option("--dtype", o.dtype, "fp32, fp16, bf16 or all")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16", "all"}))->capture_default_str();
-  app.add_option("--csv", o.csv, "write the rows to this CSV (via PATH.tmp, renamed)");
+  app.add_option("--csv", o.csv, "write the rows to this CSV (via PATH.tmp, renamed; rewritten as our cases finish, so a run cut "
+                                "short keeps them; the peers' rows are added at the end)");
   app.add_option("--case", o.case_ids, "time only this case id (repeatable)");
   app.add_flag("--quick", o.quick, "a short subset of each sweep");
   app.add_flag("--list", o.list, "print the chosen case ids, one per line, and exit (no GPU needed)");

@@ -169,6 +169,12 @@ std::string precheck(const ModelConfig& cfg, const Case& c, AttentionBackend a, 
 
 enum class Outcome { Timed, Skipped, Failed };
 
+// The rows so far into o.csv_path (through PATH.tmp, renamed), so that a run stopped by a time limit
+// keeps the cases it finished; the peer's rows follow at the end.
+void checkpoint(const val::CsvTable& table, const E2eOptions& o) {
+  if (!o.csv_path.empty()) table.write(o.csv_path);
+}
+
 // One (case, backend) on the loaded model: re-plan, time, add its two rows.
 Outcome run_variant(Model& m, bool reshape, const Case& c, AttentionBackend a, const ModelConfig& cfg,
                 const E2eOptions& o, const RowContext& ctx, double baseline, val::CsvTable& table) {
@@ -248,6 +254,7 @@ int run_model(const std::string& name, const std::vector<Case>& cases, const E2e
       timed = timed || r == Outcome::Timed;
     }
     if (timed) ran.push_back(cases[i]);
+    checkpoint(table, o);
   }
   return failed;
 }
@@ -318,7 +325,10 @@ int run_e2e(const std::vector<Case>& cases, const E2eOptions& o, const RowContex
             bool& peers_ok) {
   int failed = 0;
   std::vector<Case> ran;
-  for (const auto& [name, group] : by_model(cases)) failed += run_model(name, group, o, ctx, table, ran);
+  for (const auto& [name, group] : by_model(cases)) {
+    failed += run_model(name, group, o, ctx, table, ran);
+    checkpoint(table, o);  // also after a model skipped whole (MoE, nothing fits)
+  }
   peers_ok = true;
   if (o.peers == "off") return failed;
   if (!torch_gpu_available()) {

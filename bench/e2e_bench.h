@@ -34,6 +34,7 @@ struct E2eOptions {
   uint64_t seed = 1234;
   std::string source_dir = ".";  // where bench/peers/e2e.py lives
   std::vector<AttentionBackend> attention = {AttentionBackend::Flash};  // timed in this order per case
+  std::string csv_path;  // when set, the table is rewritten here after each case (a run cut short keeps its rows)
 };
 
 // Our variant name for an attention backend: "minfer" (flash, the engine's default), "minfer-simple".
