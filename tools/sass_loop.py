@@ -8,7 +8,10 @@ and its main loop: the smallest backward branch's body holding at least --min-mm
 Input: an object file or binary (disassembled with cuobjdump -sass, which needs nvdisasm on PATH; pip
 packages nvidia-cuda-cuobjdump and nvidia-cuda-nvdisasm provide both), or --sass FILE, cuobjdump -sass's
 text.
-Usage: tools/sass_loop.py OBJ|--sass FILE --kernel REGEX [--min-mma N] [--against OBJ|SASS] [--csv OUT]
+With --mix, also the loop's instructions by the unit that issues them (tensor, MUFU, FP32, conversion,
+integer, shared memory, ...; see CLASSES), beside --against's loop: what a loop spends besides its MMAs
+(e.g. the bf16 P hi + lo split of the sm90 prefill against its fp16 instance).
+Usage: tools/sass_loop.py OBJ|--sass FILE --kernel REGEX [--min-mma N] [--against OBJ|SASS] [--mix] [--csv OUT]
   e.g. tools/sass_loop.py decode_attention.o --kernel 'decode_split_tcI13__nv_bfloat16Li128ELi2E(Lb0E)+EEv'
 Exit status 2 on a missing file or tool, or no kernel matching.
 """
@@ -21,6 +24,42 @@ import subprocess
 import sys
 
 INS = re.compile(r"\s+/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z0-9_.]+)([^;]*);")
+
+
+# Opcode classes of --mix, by the opcode's name before its first '.' (first match wins; anything else:
+# other). Uniform-datapath opcodes (U...) count as uniform unless named in an earlier class.
+CLASSES = [
+    ("tensor", {"HMMA", "HGMMA", "IMMA", "QGMMA", "IGMMA", "BMMA"}),
+    ("mufu", {"MUFU"}),
+    ("fp32", {"FFMA", "FADD", "FMUL", "FMNMX", "FSEL", "FSETP", "FSET", "FCHK", "FSWZADD"}),
+    ("fp16x2", {"HFMA2", "HADD2", "HMUL2", "HMNMX2", "HSET2", "HSETP2"}),
+    ("convert", {"F2F", "F2FP", "F2I", "I2F", "FRND", "I2FP", "F2IP"}),
+    ("integer", {"IADD3", "IADD", "IMAD", "LOP3", "LOP", "SHF", "SHL", "SHR", "LEA", "PRMT", "SEL", "ISETP", "IABS",
+                 "IMNMX", "VIMNMX", "VIADD", "POPC", "FLO", "BMSK", "SGXT", "BREV", "PLOP3", "P2R", "R2P"}),
+    ("move", {"MOV", "SHFL", "S2R", "CS2R", "S2UR", "R2UR", "VOTE", "MOVM"}),
+    ("shared", {"LDS", "STS", "LDSM", "STSM", "ATOMS"}),
+    ("global", {"LDG", "STG", "LDL", "STL", "LD", "ST", "LDGSTS", "ATOMG", "RED", "CCTL"}),
+    ("async", {"UBLKCP", "UTMALDG", "UTMASTG", "UTMAPF", "UTMACCTL", "SYNCS", "LDGDEPBAR", "DEPBAR", "ARRIVES",
+               "FENCE", "MEMBAR"}),
+    ("control", {"BAR", "WARPSYNC", "BSSY", "BSYNC", "BRA", "BRX", "EXIT", "NOP", "YIELD", "WARPGROUP", "ELECT",
+                 "CALL", "RET", "ACQBULK", "ACQSHMINIT", "ENDCOLLECTIVE", "NANOSLEEP", "ERRBAR"}),
+]
+
+
+def op_class(op):
+    base = op.split(".")[0]
+    for name, ops in CLASSES:
+        if base in ops:
+            return name
+    return "uniform" if base.startswith("U") else "other"
+
+
+def mix(ops):
+    """Counter of opcode classes from a Counter of full opcodes."""
+    out = collections.Counter()
+    for op, n in ops.items():
+        out[op_class(op)] += n
+    return out
 
 
 def fail(msg):
@@ -107,7 +146,9 @@ def main():
     ap.add_argument("--kernel", required=True, help="regular expression over the mangled kernel names")
     ap.add_argument("--min-mma", type=int, default=1, help="MMAs the loop must hold (default 1)")
     ap.add_argument("--against", help="another OBJ (or .sass text) whose same-named kernels' loops to compare")
-    ap.add_argument("--csv", help="write kernel, instructions, loop_instructions rows here")
+    ap.add_argument("--mix", action="store_true", help="also the loop's instructions by class (tensor, mufu, fp32, ...)")
+    ap.add_argument("--csv", help="write kernel, instructions, loop_instructions rows here (with --mix, a column "
+                                  "per class too)")
     a = ap.parse_args()
     if (a.obj is None) == (a.sass is None):
         fail("give one of OBJ or --sass")
@@ -130,10 +171,22 @@ def main():
             diff = sorted(set(ops) | set(o_ops), key=lambda k: -abs(ops[k] - o_ops[k]))
             for k in [k for k in diff if ops[k] != o_ops[k]][:8]:
                 print(f"    {k:24s} {o_ops[k]:5d} -> {ops[k]:5d}")
-        rows.append({"kernel": name, "instructions": n, "loop_instructions": loop_n or ""})
+        row = {"kernel": name, "instructions": n, "loop_instructions": loop_n or ""}
+        if a.mix and ops:
+            m = mix(ops)
+            o_m = mix(other[name][1]) if name in other and other[name][1] else None
+            print("  loop by class" + (" (against -> this)" if o_m else "") + ":")
+            for cls in [c for c, _ in CLASSES] + ["uniform", "other"]:
+                if m[cls] or (o_m and o_m[cls]):
+                    print(f"    {cls:10s} " + (f"{o_m[cls]:5d} -> " if o_m else "") + f"{m[cls]:5d}")
+            row.update({c: m[c] for c in [c for c, _ in CLASSES] + ["uniform", "other"]})
+        rows.append(row)
     if a.csv:
+        cols = ["kernel", "instructions", "loop_instructions"]
+        if a.mix:
+            cols += [c for c, _ in CLASSES] + ["uniform", "other"]
         with open(a.csv, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["kernel", "instructions", "loop_instructions"])
+            w = csv.DictWriter(f, fieldnames=cols, restval="")
             w.writeheader()
             w.writerows(rows)
 

@@ -102,6 +102,38 @@ class SassLoop(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("main loop 6", r.stdout)  # HMMA, 3 IADD3, the branch out, the loop's branch
 
+    def test_mix_by_class(self):
+        # --mix: the loop's instructions by issuing unit, beside --against's loop, and as CSV columns.
+        with tempfile.TemporaryDirectory() as d:
+            new, old = os.path.join(d, "new.sass"), os.path.join(d, "old.sass")
+            for path, extra in ((new, ["FADD R3, R3, R4", "F2FP.BF16.F32.PACK_AB R5, R3, R4", "UIADD3 UR4, UR4, 0x1, URZ"]),
+                                (old, [])):
+                t = SassText()
+                t.function("_Z7kern_tcv")
+                top = t.addr
+                t.ins("HGMMA.64x64x16.F32.BF16 R24, gdesc[UR16], R24")
+                t.ins("MUFU.EX2 R6, R6")
+                t.ins("FFMA R7, R7, R8, -R9")
+                for x in extra:
+                    t.ins(x)
+                t.ins("LDS R10, [R11]")
+                t.ins(f"@P0 BRA 0x{top:x}")
+                t.ins("EXIT")
+                with open(path, "w") as f:
+                    f.write(t.text())
+            out = os.path.join(d, "mix.csv")
+            r = self.run_tool("--sass", new, "--kernel", "kern_tc", "--against", old, "--mix", "--csv", out)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("main loop 8", r.stdout)  # HGMMA, MUFU, FFMA, the 3 extra, LDS, BRA
+            for cls, before, after in (("tensor", 1, 1), ("mufu", 1, 1), ("fp32", 1, 2), ("convert", 0, 1),
+                                       ("shared", 1, 1), ("control", 1, 1), ("uniform", 0, 1)):
+                self.assertRegex(r.stdout, rf"{cls}\s+{before} ->\s+{after}\n")
+            self.assertNotRegex(r.stdout, r"integer\s")  # no class printed where both loops have none
+            with open(out) as f:
+                head, row = f.read().splitlines()[:2]
+            cols = dict(zip(head.split(","), row.split(",")))
+            self.assertEqual((cols["loop_instructions"], cols["fp32"], cols["convert"], cols["integer"]), ("8", "2", "1", "0"))
+
     def test_refusals_exit_2(self):
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "k.sass")
