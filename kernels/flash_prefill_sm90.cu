@@ -7,7 +7,8 @@
 // stages, copies issued 3 tiles ahead; all 256 threads copy), stored in the 128-byte swizzled layout
 // wgmma reads (kernels/common/wgmma.cuh); Q stays in shared memory for the whole block. Per key tile
 // and warpgroup: S (64 x 64, fp32 registers) = Q K^T by HD / 16 wgmma m64n64k16 from shared memory
-// (both K-major); mask; online softmax in the exp2 domain (as v2); O (64 x HD, fp32 registers)
+// (both K-major); mask; online softmax in the exp2 domain (as v2; lazy rescaling opt-in: FlashPrefillParams::
+// rescale_slack); O (64 x HD, fp32 registers)
 // rescaled, then O += P V by wgmma m64nHDk16 with P from registers (the accumulator layout of S is
 // the A-fragment layout) and V read N-major from shared memory (V's rows are keys: no transpose
 // pass). Software pipeline inside a warpgroup: S of the next tile and P V of this one are issued back
@@ -448,7 +449,7 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
         mb[n] = fmaxf(mb[n], mb[n + (kBN / 16 >> lv)]);
       }
     float base_a, base_b;
-    kern::quad_max_fold(ma[0], mb[0], scale_log2, m_a, m_b, base_a, base_b, corr_a, corr_b);
+    kern::quad_max_fold<true>(ma[0], mb[0], scale_log2, m_a, m_b, base_a, base_b, corr_a, corr_b, p.rescale_slack);
     float sum_a = 0.f, sum_b = 0.f;
 #pragma unroll
     for (int n = 0; n < kBN / 8; ++n) {
@@ -547,7 +548,8 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
     if (key0 >= w_kend) return;  // warpgroup-uniform; so is every later tile
     float sn[kBN / 2];
     issue_scores(sn, j + 1);
-    if (!__all_sync(0xffffffffu, corr_a == 1.f && corr_b == 1.f)) {  // some row maximum of the warp moved
+    // Some row maximum of the warp moved (with p.rescale_slack > 0 only by more than the slack: few tiles).
+    if (!__all_sync(0xffffffffu, corr_a == 1.f && corr_b == 1.f)) {
 #pragma unroll
       for (int i = 0; i < HD / 8; ++i) {
         o[4 * i] *= corr_a, o[4 * i + 1] *= corr_a;

@@ -111,15 +111,29 @@ __device__ __forceinline__ float exp2_ftz(float x) {
 // maxima of rows g (mx_a) and g + 8 (mx_b), reduced over the quad (lanes 4g .. 4g + 3: the row's
 // lanes in an MMA accumulator), scaled and folded into the running maxima m_a, m_b. base: what the
 // step's scaled scores subtract (0 for a row with no key yet, so that -inf stays -inf); corr =
-// 2^(m_old - base), which rescales the row's earlier sum and output.
+// 2^(m_old - base), which rescales the row's earlier sum and output. slack > 0 (lazy rescaling): a
+// row keeps its running maximum unless the step's exceeds it by more than slack, so the step's
+// probabilities reach up to 2^slack (callers bound slack so that P stays finite in its storage type)
+// and corr is exactly 1 on most steps (the caller's rescale of O can be skipped); the sum and output
+// share the stale maximum, so O / l is the same softmax. slack 0: the running maximum. kSlack false:
+// no slack (the fmax form; callers that never take one keep their code).
+template <bool kSlack = false>
 __device__ __forceinline__ void quad_max_fold(float mx_a, float mx_b, float scale_log2, float& m_a, float& m_b,
-                                              float& base_a, float& base_b, float& corr_a, float& corr_b) {
+                                              float& base_a, float& base_b, float& corr_a, float& corr_b,
+                                              float slack = 0.f) {
 #pragma unroll
   for (int off = 1; off < 4; off <<= 1) {
     mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, off));
     mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, off));
   }
-  const float mn_a = fmaxf(m_a, mx_a * scale_log2), mn_b = fmaxf(m_b, mx_b * scale_log2);
+  float mn_a, mn_b;
+  if constexpr (kSlack) {  // -inf + slack is -inf: a row's first finite maximum is always taken
+    const float xa = mx_a * scale_log2, xb = mx_b * scale_log2;
+    mn_a = xa > m_a + slack ? xa : m_a;
+    mn_b = xb > m_b + slack ? xb : m_b;
+  } else {
+    mn_a = fmaxf(m_a, mx_a * scale_log2), mn_b = fmaxf(m_b, mx_b * scale_log2);
+  }
   base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
   corr_a = exp2_ftz(m_a - base_a), corr_b = exp2_ftz(m_b - base_b);
   m_a = mn_a, m_b = mn_b;

@@ -137,6 +137,72 @@ TEST(FlashPrefillArgs, RefusalsNameTheField) {
   EXPECT_NE(s.message().find("aligned"), std::string::npos) << s.message();
 }
 
+TEST(FlashPrefillArgs, RescaleSlackIsChecked) {
+  for (float bad : {9.f, -0.5f, -2.f, NAN}) {
+    FlashPrefillParams p = valid_prefill();
+    p.rescale_slack = bad;
+    const Status s = flash_prefill_forward(p, nullptr);
+    ASSERT_FALSE(s.is_ok()) << bad;
+    EXPECT_EQ(s.message().rfind("rescale_slack", 0), 0u) << s.message();
+  }
+}
+
+// Lazy rescaling (rescale_slack 8) against the default (0) on the sm90 kernels: the same softmax, so the
+// outputs agree to rounding (normwise <= 1e-3, no NaN), also where later keys' scores outgrow the
+// earlier ones' by far more than the slack (keys scaled up along the sequence: the running maximum must
+// still move), causal and not, one and several key tiles, fp16 (P up to 2^8 in fp16) and bf16.
+TEST(FlashPrefillRescaleSlack, SameSoftmaxAsTheDefault) {
+  if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  const std::vector<int> lens = {1300, 700, 40};
+  const int heads = 8, kv_heads = 2;
+  for (int kHd : {64, 128})
+    for (DType dt : {DType::F16, DType::BF16})
+      for (bool causal : {false, true})
+        for (float growth : {0.f, 0.02f}) {  // key row r scaled by 1 + growth r: scores up to ~27x at 1300
+          FlashPrefillParams p;
+          p.dtype = dt, p.batch = static_cast<int>(lens.size()), p.heads = heads, p.kv_heads = kv_heads;
+          p.head_dim = kHd, p.causal = causal;
+          std::vector<int32_t> cu{0};
+          for (int n : lens) cu.push_back(cu.back() + n), p.max_seqlen_q = std::max(p.max_seqlen_q, n);
+          p.total_k = cu.back();
+          if (!flash_prefill_sm90_applies(p)) GTEST_SKIP() << "not a compute capability 9.0 device";
+          std::mt19937_64 rng(11);
+          const size_t q_n = static_cast<size_t>(cu.back()) * heads * kHd, kv_n = static_cast<size_t>(cu.back()) * kv_heads * kHd;
+          const std::vector<float> qh = val::random_rounded(dt, q_n, rng, -1.f, 1.f), vh = val::random_rounded(dt, kv_n, rng, -1.f, 1.f);
+          std::vector<float> kh = val::random_rounded(dt, kv_n, rng, -1.f, 1.f);
+          for (size_t b = 0; b < lens.size(); ++b)
+            for (int r = 0; r < lens[b]; ++r)
+              for (size_t i = 0; i < static_cast<size_t>(kv_heads) * kHd; ++i)
+                kh[(static_cast<size_t>(cu[b]) + r) * kv_heads * kHd + i] *= 1.f + growth * r;
+          const val::DeviceBuffer q = val::upload(dt, qh), k = val::upload(dt, kh), v = val::upload(dt, vh);
+          val::DeviceBuffer out(q_n * dtype_size(dt)), cu_d(cu.size() * 4);
+          ASSERT_EQ(cudaMemcpy(cu_d.get(), cu.data(), cu_d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
+          p.q = q.get(), p.k = k.get(), p.v = v.get(), p.out = out.get();
+          p.cu_seqlens_q = p.cu_seqlens_k = static_cast<const int32_t*>(cu_d.get());
+          auto run = [&](float slack) {
+            p.rescale_slack = slack;
+            val::poison(out.get(), out.bytes(), nullptr);
+            const Status st = flash_prefill_forward(p, nullptr);
+            EXPECT_TRUE(st.is_ok()) << st.message();
+            EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+            return val::download(dt, out.get(), q_n, nullptr);
+          };
+          const std::vector<float> base = run(0.f), lazy = run(8.f);
+          double d2 = 0, r2 = 0;
+          size_t bad = 0;
+          for (size_t i = 0; i < q_n; ++i) {
+            bad += !std::isfinite(lazy[i]);
+            d2 += (static_cast<double>(lazy[i]) - base[i]) * (static_cast<double>(lazy[i]) - base[i]);
+            r2 += static_cast<double>(base[i]) * base[i];
+          }
+          const std::string what = std::string(dtype_name(dt)) + " head_dim " + std::to_string(kHd) +
+                                   (causal ? " causal" : " non-causal") + " growth " + std::to_string(growth);
+          EXPECT_EQ(bad, 0u) << what;
+          EXPECT_GT(r2, 0.0) << what;
+          EXPECT_LE(std::sqrt(d2 / r2), 1e-3) << what;
+        }
+}
+
 TEST(DecodeAttentionArgs, RefusalsNameTheField) {
   DecodeAttentionParams p;
   p.q = p.k_cache = p.v_cache = g_dummy;
