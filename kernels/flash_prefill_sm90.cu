@@ -400,16 +400,16 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
   const uint64_t desc_k = kern::wgmma_desc(k_s, 16, 1024);
   const uint64_t desc_v = kern::wgmma_desc(v_s, kBN * 128, 1024);
   // Byte offset / 16 of K-step kk in a K-major swizzled tile of `rows` rows.
-  auto kstep = [](int rows, int kk) { return static_cast<uint64_t>(((kk / 4) * rows * 128 + (kk % 4) * 32) >> 4); };
+  auto kstep = [](int rows, int kk) { return static_cast<uint32_t>(((kk / 4) * rows * 128 + (kk % 4) * 32) >> 4); };
 
   // S (64 x kBN) = Q K^T of tile i for this warpgroup, issued (not waited for).
   auto issue_scores = [&](float (&s)[kBN / 2], int i) {
 #pragma unroll
     for (int n = 0; n < kBN / 2; ++n) s[n] = 0.f;
-    const uint64_t dk = desc_k + ((((tile_base + i) % kStages) * PlanT::kTile) >> 4);
+    const uint64_t dk = kern::wgmma_desc_add(desc_k, (((tile_base + i) % kStages) * PlanT::kTile) >> 4);
     kern::wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < HD / 16; ++kk) kern::wgmma_ss<T, kBN>(s, desc_q + kstep(kBM, kk), dk + kstep(kBN, kk), 1);
+    for (int kk = 0; kk < HD / 16; ++kk) kern::wgmma_ss<T, kBN>(s, kern::wgmma_desc_add(desc_q, kstep(kBM, kk)), kern::wgmma_desc_add(dk, kstep(kBN, kk)), 1);
     kern::wgmma_commit();
   };
 
@@ -556,12 +556,12 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
         o[4 * i + 2] *= corr_b, o[4 * i + 3] *= corr_b;
       }
     }
-    const uint64_t dv = desc_v + ((((tile_base + j) % kStages) * PlanT::kTile) >> 4);
+    const uint64_t dv = kern::wgmma_desc_add(desc_v, (((tile_base + j) % kStages) * PlanT::kTile) >> 4);
     kern::wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk) {
-      kern::wgmma_rs_tb<T, HD>(o, ph[kk], dv + kk * 128);  // 16 rows of 128 bytes per k-step
-      if constexpr (kSplitP) kern::wgmma_rs_tb<T, HD>(o, pl[kk], dv + kk * 128);
+      kern::wgmma_rs_tb<T, HD>(o, ph[kk], kern::wgmma_desc_add(dv, kk * 128));  // 16 rows of 128 bytes per k-step
+      if constexpr (kSplitP) kern::wgmma_rs_tb<T, HD>(o, pl[kk], kern::wgmma_desc_add(dv, kk * 128));
     }
     kern::wgmma_commit();
     if (pingpong) {  // the other warpgroup's turn (warpgroup 1 owes none after its last tile)

@@ -39,6 +39,14 @@ __device__ __forceinline__ uint64_t wgmma_desc(uint32_t smem_addr, uint32_t lbo,
          (static_cast<uint64_t>((sbo & 0x3FFFFu) >> 4) << 32) | (1ull << 62);
 }
 
+// desc + off, where off (16-byte units) moves only the start-address field: shared addresses are below
+// 2^18 bytes, so the field (14 bits) never carries into the offsets above it, and the 64-bit sum is a
+// 32-bit add of the low word; written so, the high word stays the loop-invariant constant it is (no
+// carry chain, no per-step copy of it into uniform registers).
+__device__ __forceinline__ uint64_t wgmma_desc_add(uint64_t desc, uint32_t off) {
+  return (desc & 0xFFFFFFFF00000000ull) | static_cast<uint32_t>(static_cast<uint32_t>(desc) + off);
+}
+
 #if defined(MINFER_WGMMA)
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
