@@ -52,7 +52,6 @@
 #include "kernels/flash_prefill.h"
 
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
@@ -881,30 +880,10 @@ Status launch_hd(const FlashPrefillParams& p, float scale_log2, cudaStream_t str
   return Status::error("dtype: unsupported value " + std::to_string(static_cast<int>(p.dtype)));
 }
 
-// MINFER_PREFILL_RESCALE_SLACK=S (FlashPrefillParams::rescale_slack = -1): the sm90 kernels' lazy
-// rescaling, S in [0, 8] (log2 units; 8: a row's maximum moves only when a tile's exceeds it 256-fold).
-// Unset: 0. Read once; a value that is not a number in [0, 8] is reported once and ignored (0).
-float prefill_rescale_slack_env() {
-  static const float slack = [] {
-    const char* e = std::getenv("MINFER_PREFILL_RESCALE_SLACK");
-    if (!e || !*e) return 0.f;
-    char* end = nullptr;
-    const float v = std::strtof(e, &end);
-    if (*end != '\0' || !(v >= 0.f && v <= 8.f)) {
-      std::fprintf(stderr, "minfer: MINFER_PREFILL_RESCALE_SLACK=%s is not a number in [0, 8]; using 0\n", e);
-      return 0.f;
-    }
-    return v;
-  }();
-  return slack;
-}
-
 }  // namespace
 
-Status flash_prefill_forward(const FlashPrefillParams& in, cudaStream_t stream) {
-  FlashPrefillParams p = in;
-  if (p.rescale_slack == -1.f) p.rescale_slack = prefill_rescale_slack_env();
-  MINFER_REQUIRE(p.rescale_slack >= 0.f && p.rescale_slack <= 8.f, "rescale_slack",
+Status flash_prefill_forward(const FlashPrefillParams& p, cudaStream_t stream) {
+  MINFER_REQUIRE(p.rescale_slack == -1.f || (p.rescale_slack >= 0.f && p.rescale_slack <= 8.f), "rescale_slack",
                  "must be in [0, 8] or -1 (the environment's), got " + std::to_string(p.rescale_slack));
   MINFER_REQUIRE(p.heads > 0 && p.kv_heads > 0 && p.heads % p.kv_heads == 0, "kv_heads",
                  "must divide heads (" + std::to_string(p.heads) + "), got " + std::to_string(p.kv_heads));

@@ -66,6 +66,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
@@ -725,6 +726,24 @@ bool device_is_sm90() {
   return sm90;
 }
 
+// MINFER_PREFILL_RESCALE_SLACK=S (FlashPrefillParams::rescale_slack = -1): the sm90 kernels' lazy
+// rescaling, S in [0, 8] (log2 units; 8: a row's maximum moves only when a tile's exceeds it 256-fold).
+// Unset: 0. Read once; a value that is not a number in [0, 8] is reported once and ignored (0).
+float prefill_rescale_slack_env() {
+  static const float slack = [] {
+    const char* e = std::getenv("MINFER_PREFILL_RESCALE_SLACK");
+    if (!e || !*e) return 0.f;
+    char* end = nullptr;
+    const float v = std::strtof(e, &end);
+    if (*end != '\0' || !(v >= 0.f && v <= 8.f)) {
+      std::fprintf(stderr, "minfer: MINFER_PREFILL_RESCALE_SLACK=%s is not a number in [0, 8]; using 0\n", e);
+      return 0.f;
+    }
+    return v;
+  }();
+  return slack;
+}
+
 }  // namespace
 
 bool flash_prefill_sm90_applies(const FlashPrefillParams& p) {
@@ -732,8 +751,12 @@ bool flash_prefill_sm90_applies(const FlashPrefillParams& p) {
          kern::blocks_for(p.max_seqlen_q, kBM) <= 65535 && device_is_sm90();
 }
 
-Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream,
+Status flash_prefill_sm90_forward(const FlashPrefillParams& in, float scale_log2, cudaStream_t stream,
                                   const Sm90PrefillForm& f) {
+  FlashPrefillParams p = in;
+  if (p.rescale_slack == -1.f) p.rescale_slack = prefill_rescale_slack_env();
+  MINFER_REQUIRE(p.rescale_slack >= 0.f && p.rescale_slack <= 8.f, "rescale_slack",
+                 "must be in [0, 8] or -1 (the environment's), got " + std::to_string(p.rescale_slack));
   MINFER_REQUIRE(flash_prefill_sm90_applies(p), "head_dim",
                  "the sm_90 prefill takes fp16 / bf16 at head_dim 64 or 128 on a compute capability 9.0 device");
   if (f.ws) {
