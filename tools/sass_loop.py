@@ -3,8 +3,11 @@
 commits or variants without a GPU (what a switch's branches cost a streaming loop).
 
 For each kernel whose mangled name matches --kernel (a regular expression), prints its instruction count
-and its main loop: the smallest backward branch's body holding at least --min-mma tensor-core MMAs
-(HMMA/HGMMA), with its instruction count and the opcodes that differ most from --against's loop if given.
+and its main loop: the smallest natural loop (the blocks of a back edge's cycle, found from the control-flow
+graph's dominators) holding at least --min-mma tensor-core MMAs (HMMA/HGMMA), with its instruction count
+and the opcodes that differ most from --against's loop if given. Blocks laid out inside the loop's address
+range but off its paths (an epilogue) and the fallback a BRA.DIV jumps to (run only by a diverged warp) are
+not counted; static counts (both sides of a branch inside the loop count).
 Input: an object file or binary (disassembled with cuobjdump -sass, which needs nvdisasm on PATH; pip
 packages nvidia-cuda-cuobjdump and nvidia-cuda-nvdisasm provide both), or --sass FILE, cuobjdump -sass's
 text.
@@ -23,7 +26,7 @@ import shutil
 import subprocess
 import sys
 
-INS = re.compile(r"\s+/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z0-9_.]+)([^;]*);")
+INS = re.compile(r"\s+/\*([0-9a-f]{4,})\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z0-9_.]+)([^;]*);")
 
 
 # Opcode classes of --mix, by the opcode's name before its first '.' (first match wins; anything else:
@@ -97,29 +100,111 @@ def functions(text):
         if cur is not None:
             m = INS.match(line)
             if m:
-                funcs[cur].append((int(m.group(1), 16), m.group(2), m.group(3)))
+                funcs[cur].append((int(m.group(1), 16), m.group(3), m.group(4), bool(m.group(2))))
     return funcs
 
 
+def branch_target(op, rest):
+    """The target address of a direct branch (BRA, BRA.DIV, ...), else None."""
+    if not op.startswith("BRA"):
+        return None
+    m = re.search(r"0x([0-9a-f]+)", rest)
+    return int(m.group(1), 16) if m else None
+
+
+def blocks_of(ins):
+    """Basic blocks of a function (lists of indices into ins) and each block's successors (block numbers).
+    A block ends at a branch, EXIT or RET; an unpredicated BRA or EXIT does not fall through. A BRA.DIV's
+    target (the code a warp runs when it reaches a shuffle or vote diverged, laid out after the kernel)
+    is not a successor: the loops measured here run converged, so that code is never run."""
+    at = {a: i for i, (a, _, _, _) in enumerate(ins)}
+    leaders = {0}
+    for i, (a, op, rest, _) in enumerate(ins):
+        tgt = branch_target(op, rest)
+        if tgt is not None and tgt in at:
+            leaders.add(at[tgt])
+        if op.startswith(("BRA", "EXIT", "RET", "BRX", "JMP")) and i + 1 < len(ins):
+            leaders.add(i + 1)
+    starts = sorted(leaders)
+    block_of = {}
+    blocks = []
+    for n, b in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(ins)
+        blocks.append(list(range(b, end)))
+        for i in range(b, end):
+            block_of[i] = n
+    succ = []
+    for n, body in enumerate(blocks):
+        a, op, rest, pred = ins[body[-1]]
+        out = set()
+        tgt = branch_target(op, rest)
+        if tgt is not None and tgt in at and not op.startswith("BRA.DIV"):
+            out.add(block_of[at[tgt]])
+        ends = (op == "BRA" and not pred) or (op.startswith(("EXIT", "RET", "BRX", "JMP")) and not pred)
+        if not ends and n + 1 < len(blocks):
+            out.add(n + 1)
+        succ.append(out)
+    return blocks, succ
+
+
+def dominators(succ, pred):
+    """dom[n]: the blocks that dominate block n (every path from the entry, block 0, to n passes them),
+    as a bit set (int); 0 for a block the entry does not reach."""
+    reach, stack = {0}, [0]
+    while stack:
+        for m in succ[stack.pop()]:
+            if m not in reach:
+                reach.add(m)
+                stack.append(m)
+    everything = (1 << len(succ)) - 1
+    dom = [everything if n in reach else 0 for n in range(len(succ))]
+    dom[0] = 1
+    changed = True
+    while changed:
+        changed = False
+        for n in sorted(reach - {0}):
+            d = everything
+            for p in pred[n]:
+                if p in reach:
+                    d &= dom[p]
+            d |= 1 << n
+            if d != dom[n]:
+                dom[n], changed = d, True
+    return dom
+
+
 def main_loop(ins, min_mma):
-    """The smallest backward branch's body [target, branch] holding at least min_mma MMAs (or None). The
-    smallest: the compiler places cold blocks of the loop (a branch taken once in 32 steps, say) after the
-    kernel's body with a branch back into it, and such a backward branch spans the loop and more."""
-    at = {a: i for i, (a, _, _) in enumerate(ins)}
+    """The smallest loop holding at least min_mma MMAs (or None), as its instructions in address order.
+    A loop is the natural loop of a back edge (a branch or fall-through to a block that dominates the
+    block it leaves): that header and every block that reaches the edge's source without passing
+    through the header. Blocks laid out inside the loop's
+    address range but off its paths (the epilogue, a cold block entered from outside) are not counted;
+    a wider loop around the main one (a cold block branching back to the kernel's start) has more
+    instructions and is not the smallest."""
+    blocks, succ = blocks_of(ins)
+    pred = [set() for _ in blocks]
+    for n, out in enumerate(succ):
+        for m in out:
+            pred[m].add(n)
+    dom = dominators(succ, pred)
     best = None
-    for i, (a, op, rest) in enumerate(ins):
-        if not op.startswith("BRA"):
-            continue
-        m = re.search(r"0x([0-9a-f]+)", rest)
-        if not m:
-            continue
-        tgt = int(m.group(1), 16)
-        if tgt >= a or tgt not in at:
-            continue
-        body = ins[at[tgt]:i + 1]
-        mma = sum(x[1].startswith(("HMMA", "HGMMA")) for x in body)
-        if mma >= min_mma and (best is None or len(body) < len(best)):
-            best = body
+    for n, out in enumerate(succ):
+        for h in out:
+            if not dom[n] >> h & 1:
+                continue  # not a back edge: h does not dominate n
+            body, stack = {h, n}, [n]
+            while stack:
+                x = stack.pop()
+                if x == h:
+                    continue
+                for y in pred[x]:
+                    if y not in body and dom[y]:  # (a block no path from the entry reaches is not run)
+                        body.add(y)
+                        stack.append(y)
+            loop = [ins[i] for b in sorted(body) for i in blocks[b]]
+            mma = sum(x[1].startswith(("HMMA", "HGMMA")) for x in loop)
+            if mma >= min_mma and (best is None or len(loop) < len(best)):
+                best = loop
     return best
 
 

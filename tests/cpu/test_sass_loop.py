@@ -102,6 +102,42 @@ class SassLoop(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("main loop 6", r.stdout)  # HMMA, 3 IADD3, the branch out, the loop's branch
 
+    def test_loop_is_the_natural_loop(self):
+        # The loop (header at top: HMMA, a BRA.DIV to a shuffle fallback, a forward branch over an
+        # epilogue block laid out inside the loop's address range, the backward branch) followed by
+        # EXIT and the fallback block, which branches back into the loop. Counted: the blocks on the
+        # loop's paths only: HMMA, BRA.DIV, SHFL, @P1 BRA, ISETP, @P0 BRA = 6 (not the epilogue's 3 STG
+        # and BRA, nor the fallback's 3 instructions, which a converged warp never runs).
+        t = SassText()
+        t.function("_Z7kern_tcv")
+        t.ins("MOV R1, c[0x0][0x28]")
+        top = t.addr
+        t.ins("HMMA.16816.F32.BF16 R4, R8, R12, R4")
+        t.ins("BRA.DIV UR4, 0x200")
+        t.ins("SHFL.BFLY PT, R3, R2, 0x1, 0x1f")
+        back = t.addr
+        t.ins(f"@P1 BRA 0x{top + 0x80:x}")
+        t.ins("STG.E desc[UR4][R6.64], R4")
+        t.ins("STG.E desc[UR4][R6.64+0x4], R5")
+        t.ins("STG.E desc[UR4][R6.64+0x8], R6")
+        t.ins("EXIT")
+        assert t.addr == top + 0x80
+        t.ins("ISETP.NE.AND P0, PT, R2, 0x10, PT")
+        t.ins(f"@P0 BRA 0x{top:x}")
+        t.ins("EXIT")
+        while t.addr < 0x200:
+            t.ins("NOP")
+        t.ins("WARPSYNC.COLLECTIVE R18, 0x220")
+        t.ins("SHFL.BFLY P1, R16, R15, R16, R17")
+        t.ins(f"BRA 0x{back:x}")
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "k.sass")
+            with open(path, "w") as f:
+                f.write(t.text())
+            r = self.run_tool("--sass", path, "--kernel", "kern_tc")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("main loop 6", r.stdout)
+
     def test_mix_by_class(self):
         # --mix: the loop's instructions by issuing unit, beside --against's loop, and as CSV columns.
         with tempfile.TemporaryDirectory() as d:
