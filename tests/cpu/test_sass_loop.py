@@ -51,9 +51,29 @@ def sass(name_hash, loop_extra):
     return t.text()
 
 
+def loop_kernel():
+    """SassText of kernel kern_tc up to its loop's first instruction, an HMMA at address top: (text, top)."""
+    t = SassText()
+    t.function("_Z7kern_tcv")
+    t.ins("MOV R1, c[0x0][0x28]")
+    top = t.addr
+    t.ins("HMMA.16816.F32.BF16 R4, R8, R12, R4")
+    return t, top
+
+
 class SassLoop(unittest.TestCase):
     def run_tool(self, *args):
         return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True)
+
+    def main_loop_of(self, t):
+        """The tool's output for the kernel kern_tc of SassText t (asserting it ran)."""
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "k.sass")
+            with open(path, "w") as f:
+                f.write(t.text())
+            r = self.run_tool("--sass", path, "--kernel", "kern_tc")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
 
     def test_loop_size_and_comparison(self):
         with tempfile.TemporaryDirectory() as d:
@@ -79,11 +99,7 @@ class SassLoop(unittest.TestCase):
         # The loop (HMMA, 3 IADD3, a branch out to a cold block, its backward branch) and, after the
         # kernel's EXIT, the cold block branching back to the kernel's start: a wider backward branch that
         # spans the loop; the loop is the smallest body with the MMAs.
-        t = SassText()
-        t.function("_Z7kern_tcv")
-        t.ins("MOV R1, c[0x0][0x28]")
-        top = t.addr
-        t.ins("HMMA.16816.F32.BF16 R4, R8, R12, R4")
+        t, top = loop_kernel()
         for _ in range(3):
             t.ins("IADD3 R2, R2, 0x1, RZ")
         t.ins("@P1 BRA 0x100")
@@ -94,25 +110,15 @@ class SassLoop(unittest.TestCase):
         for _ in range(4):
             t.ins("LDG.E R3, desc[UR4][R6.64]")
         t.ins("BRA 0x0")
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "k.sass")
-            with open(path, "w") as f:
-                f.write(t.text())
-            r = self.run_tool("--sass", path, "--kernel", "kern_tc")
-            self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("main loop 6", r.stdout)  # HMMA, 3 IADD3, the branch out, the loop's branch
+        self.assertIn("main loop 6", self.main_loop_of(t))  # HMMA, 3 IADD3, the branch out, the loop's branch
 
     def test_loop_is_the_natural_loop(self):
         # The loop (header at top: HMMA, a BRA.DIV to a shuffle fallback, a forward branch over an
         # epilogue block laid out inside the loop's address range, the backward branch) followed by
         # EXIT and the fallback block, which branches back into the loop. Counted: the blocks on the
         # loop's paths only: HMMA, BRA.DIV, SHFL, @P1 BRA, ISETP, @P0 BRA = 6 (not the epilogue's 3 STG
-        # and BRA, nor the fallback's 3 instructions, which a converged warp never runs).
-        t = SassText()
-        t.function("_Z7kern_tcv")
-        t.ins("MOV R1, c[0x0][0x28]")
-        top = t.addr
-        t.ins("HMMA.16816.F32.BF16 R4, R8, R12, R4")
+        # and EXIT, nor the fallback's 3 instructions, which a converged warp never runs).
+        t, top = loop_kernel()
         t.ins("BRA.DIV UR4, 0x200")
         t.ins("SHFL.BFLY PT, R3, R2, 0x1, 0x1f")
         back = t.addr
@@ -130,13 +136,7 @@ class SassLoop(unittest.TestCase):
         t.ins("WARPSYNC.COLLECTIVE R18, 0x220")
         t.ins("SHFL.BFLY P1, R16, R15, R16, R17")
         t.ins(f"BRA 0x{back:x}")
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "k.sass")
-            with open(path, "w") as f:
-                f.write(t.text())
-            r = self.run_tool("--sass", path, "--kernel", "kern_tc")
-            self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("main loop 6", r.stdout)
+        self.assertIn("main loop 6", self.main_loop_of(t))
 
     def test_mix_by_class(self):
         # --mix: the loop's instructions by issuing unit, beside --against's loop, and as CSV columns.
