@@ -384,7 +384,8 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
     set_max_regs_inc<kConsumerRegs>();
   }
   // Broadcast from lane 0: the compiler then knows wg is warp-uniform and keeps what derives from it (Q's
-  // descriptor, the warpgroup's key range, the loop's tile index) in uniform registers.
+  // descriptor, the warpgroup's key range, the loop's tile index) in uniform registers. One warpgroup
+  // and no producer: the constant 0 (4-12 SASS instructions fewer a loop than the broadcast).
   const int wg = G == 1 && !kWS ? 0 : __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x) / 128, 0) - (kWS ? 1 : 0);
   const int warp = (static_cast<int>(threadIdx.x) % 128) / 32;
   const int lane = static_cast<int>(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
