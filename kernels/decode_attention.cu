@@ -40,6 +40,7 @@
 
 #include "kernels/common/bulk.cuh"
 #include "kernels/common/dispatch.cuh"
+#include "kernels/common/env.h"
 #include "kernels/common/dtype_traits.cuh"
 #include "kernels/common/pdl.cuh"
 #include "kernels/common/mma.cuh"
@@ -919,22 +920,6 @@ __global__ void __launch_bounds__(HD) decode_combine(DecodeAttentionParams p, Sp
     }
   }
   static_cast<T*>(p.out)[bh * HD + threadIdx.x] = kern::from_float<T>(den > 0.f ? num / den : 0.f);
-}
-
-// An A/B switch read once from the environment: the index of its value in `allowed` (0, the default,
-// when unset); an unknown value warns once on stderr and keeps the default.
-int env_choice(const char* name, std::initializer_list<const char*> allowed) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return 0;
-  int i = 0;
-  for (const char* a : allowed) {
-    if (std::strcmp(v, a) == 0) return i;
-    ++i;
-  }
-  std::string names;
-  for (const char* a : allowed) names += std::string(names.empty() ? "" : ", ") + a;
-  std::fprintf(stderr, "minfer: %s=%s is not one of %s; using %s\n", name, v, names.c_str(), *allowed.begin());
-  return 0;
 }
 
 // Stages of each warp's cp.async pipeline in v2: 2, or MINFER_DECODE_STAGES=3 (head_dim 64 and 128:

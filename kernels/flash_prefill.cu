@@ -885,6 +885,8 @@ Status launch_hd(const FlashPrefillParams& p, float scale_log2, cudaStream_t str
 Status flash_prefill_forward(const FlashPrefillParams& p, cudaStream_t stream) {
   MINFER_REQUIRE(p.rescale_slack == -1.f || (p.rescale_slack >= 0.f && p.rescale_slack <= 8.f), "rescale_slack",
                  "must be in [0, 8] or -1 (the environment's), got " + std::to_string(p.rescale_slack));
+  MINFER_REQUIRE(p.pv_fp16 >= -1 && p.pv_fp16 <= 1, "pv_fp16",
+                 "must be 0, 1 or -1 (the environment's), got " + std::to_string(p.pv_fp16));
   MINFER_REQUIRE(p.heads > 0 && p.kv_heads > 0 && p.heads % p.kv_heads == 0, "kv_heads",
                  "must divide heads (" + std::to_string(p.heads) + "), got " + std::to_string(p.kv_heads));
   MINFER_REQUIRE(p.batch > 0 && p.batch <= 65535, "batch", "must be in [1, 65535], got " + std::to_string(p.batch));

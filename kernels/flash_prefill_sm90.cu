@@ -74,6 +74,7 @@
 #include "kernels/common/bulk.cuh"
 #include "kernels/common/dispatch.cuh"
 #include "kernels/common/dtype_traits.cuh"
+#include "kernels/common/env.h"
 #include "kernels/common/mma.cuh"
 #include "kernels/common/wgmma.cuh"
 
@@ -155,6 +156,24 @@ __device__ __forceinline__ void named_bar_sync(int id, int count) {
 __device__ __forceinline__ void named_bar_arrive(int id, int count) {
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
+// One 16-byte chunk of shared memory (a 32-bit shared address) into / out of registers.
+__device__ __forceinline__ uint4 lds128(uint32_t a) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(a));
+  return v;
+}
+__device__ __forceinline__ void sts128(uint32_t a, uint4 v) {
+  asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(a), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
+}
+// Two bf16 (one 32-bit word) as two fp16 (rounded; exact for magnitudes in [2^-14, 65504]); `top`
+// keeps the largest magnitudes seen (fp16x2; infinite where a value overflowed, |x| >= 65520; a NaN
+// is not kept, and needs no other path: it reaches the output through either).
+__device__ __forceinline__ uint32_t bf16x2_to_f16x2(uint32_t w, __half2& top) {
+  const uint32_t h = kern::pack2<__half>(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u));
+  top = __hmax2(top, __habs2(*reinterpret_cast<const __half2*>(&h)));
+  return h;
+}
+
 // The registers a warpgroup may hold from here on (a multiple of 8): the producer gives up what the
 // consumers take.
 template <int N> __device__ __forceinline__ void set_max_regs_dec() {
@@ -207,10 +226,18 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
   // One P buffer (packed after P V of the tile before is done) where two blocks share an SM and
   // registers are short; otherwise two, swapped between iterations (packing overlaps P V).
   constexpr bool kOneP = !kWS && G == kGroups && blocks_per_sm<HD>() > 1;
+  // bf16 P V through fp16 (FlashPrefillParams::pv_fp16; the default blocks): each thread converts the
+  // V chunks its copies wrote into one of 3 fp16 buffers (after the V stages; exact for magnitudes in
+  // [2^-14, 65504]) before the barrier that publishes the tile, and the barrier votes: a tile with no
+  // value that overflows fp16 takes P rounded once to fp16 and one MMA a key step (as fp16 inputs do:
+  // fp16 keeps 11 bits of P where bf16 keeps 8); a tile with one takes P as bf16 hi + lo.
+  constexpr bool kF16V = kSplitP && !kWS && !kPersist && G == kGroups;
+  const bool f16v = kF16V && p.pv_fp16 > 0;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw_s = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
   const uint32_t base = (raw_s + 1023u) & ~1023u;
   const uint32_t q_s0 = base, k_s = base + PlanT::kQ * PlanT::kQBufs, v_s = k_s + kStages * PlanT::kTile;
+  const uint32_t v16_s = v_s + kStages * PlanT::kTile;  // f16v: 3 fp16 V buffers
   // kWS: per stage a "full" barrier (the producer's 128 threads arrive once their copies of the tile
   // have landed and been fenced for wgmma) and an "empty" one (each of the 8 consumer warps arrives
   // once it is done reading the tile), after the V stages.
@@ -294,6 +321,26 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
       load_swizzled<HD, kBN, kCopyThreads>(ks, kt, kv_bytes, rows);
       load_swizzled<HD, kBN, kCopyThreads>(vs, vt, kv_bytes, rows);
     }
+  };
+  // f16v: this thread's chunks of V tile i (those its copies wrote: rows past the keys are zeros) as
+  // fp16 into buffer i % 3, same layout; true where a value overflowed fp16. Buffer i % 3 is written
+  // before the barrier that publishes tile i (iteration i - 1) and read by P V of tile i (iteration i):
+  // at that barrier every thread is past iteration i - 2, the last reader of the buffer before.
+  auto convert_v = [&](int i) -> bool {
+    constexpr int kChunks = HD / 8, kRowsPerPass = kThreads / kChunks;
+    const int r = static_cast<int>(threadIdx.x) / kChunks, c = static_cast<int>(threadIdx.x) % kChunks;
+    const uint32_t off = kern::swz128_offset(kBN, r, c);
+    const uint32_t src = v_s + (i % kStages) * PlanT::kTile + off, dst = v16_s + (i % 3) * PlanT::kTile + off;
+    __half2 top = __float2half2_rn(0.f);
+#pragma unroll
+    for (int n = 0; n < kBN / kRowsPerPass; ++n) {
+      uint4 w = lds128(src + n * kRowsPerPass * 128);
+      w.x = bf16x2_to_f16x2(w.x, top), w.y = bf16x2_to_f16x2(w.y, top);
+      w.z = bf16x2_to_f16x2(w.z, top), w.w = bf16x2_to_f16x2(w.w, top);
+      sts128(dst + n * kRowsPerPass * 128, w);
+    }
+    const uint32_t t = *reinterpret_cast<const uint32_t*>(&top);
+    return (t & 0xffffu) >= 0x7c00u || (t >> 16) >= 0x7c00u;  // an infinite half
   };
   // Tile i (keys i kBN ..) into stage i % kStages, as one cp.async group (empty past the last tile).
   // The persistent variant ignores i: the next tile of its copy stream (this item's, or with `cross`
@@ -477,7 +524,14 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
     l_a = l_a * corr_a + sum_a;
     l_b = l_b * corr_b + sum_b;
   };
-  auto pack_p = [&](const float (&s)[kBN / 2], PFrag& ph, PFrag& pl) {
+  auto pack_p = [&](const float (&s)[kBN / 2], PFrag& ph, PFrag& pl, bool f16) {
+    if (kF16V && f16) {  // P rounded once to fp16 (the tile's V is in an fp16 buffer)
+#pragma unroll
+      for (int kk = 0; kk < kBN / 16; ++kk)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) ph[kk][r] = kern::pack2<__half>(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1]);
+      return;
+    }
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk)
 #pragma unroll
@@ -498,10 +552,13 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
 #pragma unroll
     for (int i = 0; i < kStages - 1; ++i) load_tile(i);
   }
+  bool f16_cur = false, f16_nxt = false;  // f16v: P V of tile j / j + 1 through fp16 (block-uniform)
   if constexpr (!kWS) {
     kern::cp_async_wait<kStages - 2>();
+    const bool over = f16v && 0 < ntiles && convert_v(0);
     kern::fence_proxy_async();
-    __syncthreads();
+    if (f16v) f16_cur = __all_sync(0xffffffffu, __syncthreads_or(over) == 0);  // (a vote: ptxas sees it uniform)
+    else __syncthreads();
   }
   // kWS: both consumer warpgroups run the same tiles (non-causal, both with rows): they take turns at
   // issuing their MMAs (named barriers 1 and 2: warpgroup 0 first), so one's softmax runs under the
@@ -520,7 +577,7 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
     kern::wgmma_wait<0>();
     kern::reg_fence<kBN / 2>(s);
     softmax_tile(s, 0, corr_a, corr_b);
-    pack_p(s, ph, pl);
+    pack_p(s, ph, pl, f16_cur);
   }
 
   // Iteration j, P of tile j in (ph, pl): issue S of tile j + 1, rescale O, issue O += P V of tile j;
@@ -554,8 +611,10 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
       if (pingpong) named_bar_sync(wg == 0 ? 2 : 1, 256);  // this warpgroup's turn
     } else if (j + 1 < ntiles) {  // kStages - 3 groups may stay in flight (the small variant: none)
       kern::cp_async_wait<kStages - 3>();
+      const bool over = f16v && convert_v(j + 1);
       kern::fence_proxy_async();
-      __syncthreads();
+      if (f16v) f16_nxt = __all_sync(0xffffffffu, __syncthreads_or(over) == 0);
+      else __syncthreads();
       load_tile(j + kStages - 1);
     }
     const int key0 = j * kBN;
@@ -570,12 +629,18 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
         o[4 * i + 2] *= corr_b, o[4 * i + 3] *= corr_b;
       }
     }
-    const uint64_t dv = kern::wgmma_desc_add(desc_v, (((tile_base + j) % kStages) * PlanT::kTile) >> 4);
     kern::wgmma_fence();
+    if (kF16V && f16_cur) {
+      const uint64_t dv = kern::wgmma_desc_add(desc_v, (v16_s - v_s + (j % 3) * PlanT::kTile) >> 4);
 #pragma unroll
-    for (int kk = 0; kk < kBN / 16; ++kk) {
-      kern::wgmma_rs_tb<T, HD>(o, ph[kk], kern::wgmma_desc_add(dv, kk * 128));  // 16 rows of 128 bytes per k-step
-      if constexpr (kSplitP) kern::wgmma_rs_tb<T, HD>(o, pl[kk], kern::wgmma_desc_add(dv, kk * 128));
+      for (int kk = 0; kk < kBN / 16; ++kk) kern::wgmma_rs_tb<__half, HD>(o, ph[kk], kern::wgmma_desc_add(dv, kk * 128));
+    } else {
+      const uint64_t dv = kern::wgmma_desc_add(desc_v, (((tile_base + j) % kStages) * PlanT::kTile) >> 4);
+#pragma unroll
+      for (int kk = 0; kk < kBN / 16; ++kk) {
+        kern::wgmma_rs_tb<T, HD>(o, ph[kk], kern::wgmma_desc_add(dv, kk * 128));  // 16 rows of 128 bytes per k-step
+        if constexpr (kSplitP) kern::wgmma_rs_tb<T, HD>(o, pl[kk], kern::wgmma_desc_add(dv, kk * 128));
+      }
     }
     kern::wgmma_commit();
     if (pingpong) {  // the other warpgroup's turn (warpgroup 1 owes none after its last tile)
@@ -587,15 +652,16 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
     const bool more = key0 + kBN < w_kend;
     if (more) softmax_tile(sn, key0 + kBN, corr_a, corr_b);
     if constexpr (!kOneP) {
-      if (more) pack_p(sn, nh, nl);
+      if (more) pack_p(sn, nh, nl, f16_nxt);
     }
     kern::wgmma_wait<0>();
     kern::reg_fence<HD / 2>(o);
     kern::reg_fence(ph);  // P of tile j stays in its registers until its MMAs are done
     if constexpr (kSplitP) kern::reg_fence(pl);
     if constexpr (kOneP) {  // P of tile j + 1 into the registers P of tile j has left
-      if (more) pack_p(sn, nh, nl);
+      if (more) pack_p(sn, nh, nl, f16_nxt);
     }
+    if constexpr (kF16V) f16_cur = f16_nxt;
     if constexpr (kWS) {  // tile j is read (S of it last iteration, P V of it now): the stage is free
       __syncwarp();
       if (lane == 0) kern::mbar_arrive(&empty_bar[j % kStages]);
@@ -644,7 +710,9 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
 // (head_dim 128: G = 1, ST = 3, two blocks an SM).
 template <typename T, int HD, int G = kGroups, int ST = kStages>
 Status launch(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
-  constexpr uint32_t kSmem = Plan<HD, false, G, ST>::kBytes;
+  // bf16 P V through fp16 (the default blocks): 3 fp16 V buffers after the V stages.
+  constexpr bool kF16V = std::is_same_v<T, __nv_bfloat16> && G == kGroups;
+  const uint32_t kSmem = Plan<HD, false, G, ST>::kBytes + (kF16V && p.pv_fp16 > 0 ? 3 * Plan<HD, false, G, ST>::kTile : 0);
   auto* kernel = flash_prefill_sm90<T, HD, false, G, ST>;
   MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, 64 * G),
@@ -757,6 +825,13 @@ float prefill_rescale_slack_env() {
   return slack;
 }
 
+// MINFER_PREFILL_PV=bf16|fp16 (FlashPrefillParams::pv_fp16 = -1): bf16 P V of the default blocks as
+// hi + lo (bf16, the default) or through fp16. Read once.
+int prefill_pv_fp16_env() {
+  static const int on = env_choice("MINFER_PREFILL_PV", {"bf16", "fp16"});
+  return on;
+}
+
 }  // namespace
 
 bool flash_prefill_sm90_applies(const FlashPrefillParams& p) {
@@ -768,6 +843,8 @@ Status flash_prefill_sm90_forward(const FlashPrefillParams& in, float scale_log2
                                   const Sm90PrefillForm& f) {
   FlashPrefillParams p = in;
   if (p.rescale_slack == -1.f) p.rescale_slack = prefill_rescale_slack_env();
+  if (p.pv_fp16 == -1) p.pv_fp16 = prefill_pv_fp16_env();
+  MINFER_REQUIRE(p.pv_fp16 == 0 || p.pv_fp16 == 1, "pv_fp16", "must be 0, 1 or -1 (the environment's), got " + std::to_string(p.pv_fp16));
   MINFER_REQUIRE(p.rescale_slack >= 0.f && p.rescale_slack <= 8.f, "rescale_slack",
                  "must be in [0, 8] or -1 (the environment's), got " + std::to_string(p.rescale_slack));
   MINFER_REQUIRE(flash_prefill_sm90_applies(p), "head_dim",

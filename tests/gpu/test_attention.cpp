@@ -23,6 +23,7 @@
 #include "kernels/flash_prefill.h"
 #include "kernels/flash_prefill_sm90.h"
 #include "kernels/kv_cache.h"
+#include "reference/ops.h"
 #include "validate/op_runner.h"
 #include "validate/runner_util.h"
 
@@ -145,6 +146,84 @@ TEST(FlashPrefillArgs, RescaleSlackIsChecked) {
     ASSERT_FALSE(s.is_ok()) << bad;
     EXPECT_EQ(s.message().rfind("rescale_slack", 0), 0u) << s.message();
   }
+}
+
+TEST(FlashPrefillArgs, PvFp16IsChecked) {
+  for (int bad : {2, -2}) {
+    FlashPrefillParams p = valid_prefill();
+    p.pv_fp16 = bad;
+    const Status s = flash_prefill_forward(p, nullptr);
+    ASSERT_FALSE(s.is_ok()) << bad;
+    EXPECT_EQ(s.message().rfind("pv_fp16", 0), 0u) << s.message();
+  }
+}
+
+// bf16 P V through fp16 (pv_fp16 1) on the sm90 default blocks (v3), head_dim 64 and 128, against the
+// double reference: normwise <= 1e-3 and no NaN, as the default (hi + lo) path is held to; and
+// where some key tiles hold V values past fp16's range (|v| ~ 1e5; those tiles must take hi + lo,
+// or their P V would be infinite) in one sequence and not in the others; causal and not; ragged. The
+// outputs of pv_fp16 0 and 1 must differ in some bits where no tile overflows (the fp16 path ran).
+TEST(FlashPrefillPvFp16, MatchesTheReference) {
+  if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  const std::vector<int> lens = {1300, 700, 40};
+  const int heads = 8, kv_heads = 2;
+  const DType dt = DType::BF16;
+  for (int kHd : {64, 128})
+    for (bool causal : {false, true})
+      for (bool huge : {false, true}) {
+        FlashPrefillParams p;
+        p.dtype = dt, p.batch = static_cast<int>(lens.size()), p.heads = heads, p.kv_heads = kv_heads;
+        p.head_dim = kHd, p.causal = causal, p.rescale_slack = 0.f;
+        std::vector<int32_t> cu{0};
+        for (int n : lens) cu.push_back(cu.back() + n), p.max_seqlen_q = std::max(p.max_seqlen_q, n);
+        if (!flash_prefill_sm90_applies(p)) GTEST_SKIP() << "not a compute capability 9.0 device";
+        std::mt19937_64 rng(23);
+        const size_t row_q = static_cast<size_t>(heads) * kHd, row_kv = static_cast<size_t>(kv_heads) * kHd;
+        const size_t q_n = cu.back() * row_q, kv_n = cu.back() * row_kv;
+        const std::vector<float> qh = val::random_rounded(dt, q_n, rng, -1.f, 1.f), kh = val::random_rounded(dt, kv_n, rng, -1.f, 1.f);
+        std::vector<float> vh = val::random_rounded(dt, kv_n, rng, -1.f, 1.f);
+        if (huge)  // sequence 0, keys 200 .. 330 (three key tiles): values near 1e5, exact in bf16
+          for (size_t r = 200; r <= 330; ++r)
+            for (size_t i = 0; i < row_kv; i += 7) vh[r * row_kv + i] = (i % 2 ? -1.f : 1.f) * 99840.f;
+        const val::DeviceBuffer q = val::upload(dt, qh), k = val::upload(dt, kh), v = val::upload(dt, vh);
+        val::DeviceBuffer out(q_n * dtype_size(dt)), cu_d(cu.size() * 4);
+        ASSERT_EQ(cudaMemcpy(cu_d.get(), cu.data(), cu_d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
+        p.q = q.get(), p.k = k.get(), p.v = v.get(), p.out = out.get();
+        p.cu_seqlens_q = p.cu_seqlens_k = static_cast<const int32_t*>(cu_d.get());
+        const float scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(kHd)));
+        auto run = [&](int pv_fp16) {
+          p.pv_fp16 = pv_fp16;
+          val::poison(out.get(), out.bytes(), nullptr);
+          const Status st = flash_prefill_sm90_forward(p, scale_log2, nullptr, Sm90PrefillForm{});  // v3
+          EXPECT_TRUE(st.is_ok()) << st.message();
+          EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+          return val::download(dt, out.get(), q_n, nullptr);
+        };
+        const std::vector<float> split = run(0), f16 = run(1);
+        std::vector<float> ref(q_n);
+        for (size_t b = 0; b < lens.size(); ++b)
+          ref::attention(dt, qh.data() + cu[b] * row_q, kh.data() + cu[b] * row_kv, vh.data() + cu[b] * row_kv,
+                         ref.data() + cu[b] * row_q, lens[b], lens[b], heads, kv_heads, kHd, causal,
+                         1.0 / std::sqrt(static_cast<double>(kHd)));
+        const std::string what = "head_dim " + std::to_string(kHd) + (causal ? " causal" : " non-causal") +
+                                 (huge ? ", V past fp16's range in 3 tiles" : "");
+        for (const std::vector<float>* got : {&split, &f16}) {
+          double d2 = 0, r2 = 0;
+          size_t bad = 0;
+          for (size_t i = 0; i < q_n; ++i) {
+            bad += !std::isfinite((*got)[i]);
+            d2 += (static_cast<double>((*got)[i]) - ref[i]) * (static_cast<double>((*got)[i]) - ref[i]);
+            r2 += static_cast<double>(ref[i]) * ref[i];
+          }
+          const std::string path = got == &f16 ? " (pv_fp16 1)" : " (pv_fp16 0)";
+          EXPECT_EQ(bad, 0u) << what << path;
+          EXPECT_GT(r2, 0.0) << what << path;
+          EXPECT_LE(std::sqrt(d2 / r2), 1e-3) << what << path;
+        }
+        if (!huge) {
+          EXPECT_NE(std::memcmp(split.data(), f16.data(), q_n * sizeof(float)), 0) << what;
+        }
+      }
 }
 
 // Lazy rescaling (rescale_slack 8) against the default (0) on the sm90 kernels: the same softmax, so the
