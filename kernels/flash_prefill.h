@@ -51,7 +51,8 @@ struct FlashPrefillParams {
   // the rescale of O; P then reaches 2^rescale_slack. In [0, 8]; 0: the running maximum (the default);
   // -1: the environment variable MINFER_PREFILL_RESCALE_SLACK (0 when unset). Other paths ignore it.
   float rescale_slack = -1.f;
-  // bf16 P V of the sm90 default blocks (v3: head_dim 64, and 128 with MINFER_PREFILL=v3) through fp16
+  // bf16 P V of the sm90 v3 blocks (head_dim 64; 128 with MINFER_PREFILL=v3) and v4t (head_dim 128 past
+  // 512 rows) through fp16
   // (opt-in, not yet timed): V tiles converted to fp16 in shared memory (exact for magnitudes in
   // [2^-14, 65504]; a tile holding a value that overflows fp16 takes the bf16 hi + lo path) and P
   // rounded once to fp16, one MMA a key step instead of two. Values of V below 2^-14 keep fewer bits

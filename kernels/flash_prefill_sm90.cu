@@ -122,6 +122,8 @@ static_assert(3 * (Plan<64, false, kSmallGroups, small_stages<64>()>::kBytes + 1
               "three small blocks at head_dim 64 fit an SM's 228 KiB");
 static_assert(Plan<128, true>::kBytes <= 232448, "the persistent plan fits the 227 KiB a block may have");
 static_assert(Plan<128>::kBytes + 2 * kStages * 8 <= 232448, "the warp-specialised plan fits the 227 KiB a block may have");
+static_assert(Plan<128>::kBytes + 2 * kStages * 8 + kStages * (Plan<128>::kTile + 8 + 4) <= 232448,
+              "the warp-specialised plan with fp16 V buffers (pv_fp16) fits the 227 KiB a block may have");
 
 #if defined(MINFER_WGMMA)  // device helpers of the sm_90a kernel body
 __device__ __forceinline__ void cp_async16_to(uint32_t dst, const void* src, bool valid) {
@@ -172,6 +174,17 @@ __device__ __forceinline__ uint32_t bf16x2_to_f16x2(uint32_t w, __half2& top) {
   const uint32_t h = kern::pack2<__half>(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u));
   top = __hmax2(top, __habs2(*reinterpret_cast<const __half2*>(&h)));
   return h;
+}
+
+// Named barrier `id` over `count` threads that also ORs a predicate over them (every thread gets the OR).
+__device__ __forceinline__ bool named_bar_or(int id, int count, bool pred) {
+  uint32_t r;
+  asm volatile(
+      "{\n .reg .pred p, q;\n setp.ne.u32 p, %1, 0;\n barrier.red.or.pred q, %2, %3, p;\n selp.u32 %0, 1, 0, q;\n}\n"
+      : "=r"(r)
+      : "r"(static_cast<uint32_t>(pred)), "r"(id), "r"(count)
+      : "memory");
+  return r != 0;
 }
 
 // The registers a warpgroup may hold from here on (a multiple of 8): the producer gives up what the
@@ -226,23 +239,30 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
   // One P buffer (packed after P V of the tile before is done) where two blocks share an SM and
   // registers are short; otherwise two, swapped between iterations (packing overlaps P V).
   constexpr bool kOneP = !kWS && G == kGroups && blocks_per_sm<HD>() > 1;
-  // bf16 P V through fp16 (FlashPrefillParams::pv_fp16; the default blocks): each thread converts the
-  // V chunks its copies wrote into one of 3 fp16 buffers (after the V stages; exact for magnitudes in
-  // [2^-14, 65504]) before the barrier that publishes the tile, and the barrier votes: a tile with no
-  // value that overflows fp16 takes P rounded once to fp16 and one MMA a key step (as fp16 inputs do:
-  // fp16 keeps 11 bits of P where bf16 keeps 8); a tile with one takes P as bf16 hi + lo.
-  constexpr bool kF16V = kSplitP && !kWS && !kPersist && G == kGroups;
+  // bf16 P V through fp16 (FlashPrefillParams::pv_fp16; the default blocks, and v4t): V tiles converted
+  // to fp16 into buffers after the V stages (exact for magnitudes in [2^-14, 65504]) with a vote: a
+  // tile with no value that overflows fp16 takes P rounded once to fp16 and one MMA a key step (as
+  // fp16 inputs do: fp16 keeps 11 bits of P where bf16 keeps 8); a tile with one takes P as bf16 hi +
+  // lo. v3: each thread converts the V chunks its copies wrote into one of 3 buffers before the barrier
+  // that publishes the tile, which votes. v4t: the producer converts tile i into buffer i % kStages
+  // once it has landed, votes on a named barrier, stores the verdict and announces the tile on a third
+  // barrier per stage ("converted"), which the consumers wait for before packing the tile's P.
+  constexpr bool kF16V = kSplitP && !kPersist && G == kGroups && (!kWS || kTma);
+  constexpr int kV16Bufs = kWS ? kStages : 3;
   const bool f16v = kF16V && p.pv_fp16 > 0;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw_s = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
   const uint32_t base = (raw_s + 1023u) & ~1023u;
   const uint32_t q_s0 = base, k_s = base + PlanT::kQ * PlanT::kQBufs, v_s = k_s + kStages * PlanT::kTile;
-  const uint32_t v16_s = v_s + kStages * PlanT::kTile;  // f16v: 3 fp16 V buffers
+  const uint32_t v16_s = v_s + kStages * PlanT::kTile;  // f16v: kV16Bufs fp16 V buffers
   // kWS: per stage a "full" barrier (the producer's 128 threads arrive once their copies of the tile
   // have landed and been fenced for wgmma) and an "empty" one (each of the 8 consumer warps arrives
   // once it is done reading the tile), after the V stages.
-  uint64_t* full_bar = reinterpret_cast<uint64_t*>(smem_raw + (v_s + kStages * PlanT::kTile - raw_s));
+  uint64_t* full_bar =
+      reinterpret_cast<uint64_t*>(smem_raw + (v16_s + (kWS && f16v ? kV16Bufs * PlanT::kTile : 0) - raw_s));
   uint64_t* empty_bar = full_bar + kStages;
+  uint64_t* conv_bar = empty_bar + kStages;                             // kWS && f16v
+  int* conv_ok = reinterpret_cast<int*>(conv_bar + kStages);            // kWS && f16v: the verdicts
 
   // The persistent variant: this block's items (h fastest, query tiles heaviest first, then the
   // sequence; item u = blockIdx.x + i gridDim.x) into the shared table, one thread each. `cross`:
@@ -327,10 +347,10 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
   // before the barrier that publishes tile i (iteration i - 1) and read by P V of tile i (iteration i):
   // at that barrier every thread is past iteration i - 2, the last reader of the buffer before.
   auto convert_v = [&](int i) -> bool {
-    constexpr int kChunks = HD / 8, kRowsPerPass = kThreads / kChunks;
+    constexpr int kChunks = HD / 8, kRowsPerPass = kCopyThreads / kChunks;
     const int r = static_cast<int>(threadIdx.x) / kChunks, c = static_cast<int>(threadIdx.x) % kChunks;
     const uint32_t off = kern::swz128_offset(kBN, r, c);
-    const uint32_t src = v_s + (i % kStages) * PlanT::kTile + off, dst = v16_s + (i % 3) * PlanT::kTile + off;
+    const uint32_t src = v_s + (i % kStages) * PlanT::kTile + off, dst = v16_s + (i % kV16Bufs) * PlanT::kTile + off;
     __half2 top = __float2half2_rn(0.f);
 #pragma unroll
     for (int n = 0; n < kBN / kRowsPerPass; ++n) {
@@ -379,11 +399,13 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
       for (int st = 0; st < kStages; ++st) {
         kern::mbar_init(&full_bar[st], kTma ? 1 : kCopyThreads);
         kern::mbar_init(&empty_bar[st], 4 * G);
+        if (f16v) kern::mbar_init(&conv_bar[st], 1);
       }
     }
     kern::fence_mbarrier_init();
     __syncthreads();
-    if (kTma && threadIdx.x < kCopyThreads) {
+    const bool producer = threadIdx.x < kCopyThreads;
+    if (kTma && producer) {
       // TMA: Q by cp.async (complete before tile 0 is announced); each whole K/V tile by one thread's
       // TMA copies (HD / 64 boxes each of K and V) on the stage's full barrier (one arrival with the
       // bytes); the sequence's last, partial tile by every producer thread's cp.async (rows past its
@@ -395,6 +417,18 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
       kern::fence_proxy_async();
       named_bar_sync(3, kCopyThreads);
       const int col = kvh * HD;
+      // f16v: tile t converted (every producer thread its chunks), voted on, announced: one tile behind
+      // the copies issued (t = i - 1 after tile i's), so that it has mostly landed.
+      auto convert_announce = [&](int t) {
+        wait_parity(&full_bar[t % kStages], (t / kStages) & 1);
+        const bool over = convert_v(t);
+        kern::fence_proxy_async();
+        const bool any = named_bar_or(3, kCopyThreads, over);
+        if (threadIdx.x == 0) {
+          conv_ok[t % kStages] = any ? 0 : 1;
+          kern::mbar_arrive(&conv_bar[t % kStages]);
+        }
+      };
       for (int i = 0; i < ntiles; ++i) {
         if (i >= kStages) wait_parity(&empty_bar[i % kStages], ((i / kStages) - 1) & 1);
         const int kn = i * kBN;
@@ -417,10 +451,12 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
           named_bar_sync(3, kCopyThreads);
           if (threadIdx.x == 0) kern::mbar_arrive(bar);
         }
+        if (f16v && i >= 1) convert_announce(i - 1);
       }
+      if (f16v && ntiles > 0) convert_announce(ntiles - 1);
       return;
     }
-    if (!kTma && threadIdx.x < kCopyThreads) {
+    if (!kTma && producer) {
       set_max_regs_dec<kProducerRegs>();
       constexpr int kLag = 2;  // copy groups left in flight when a tile is announced
       for (int i = 0; i < ntiles; ++i) {
@@ -577,6 +613,12 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
     kern::wgmma_wait<0>();
     kern::reg_fence<kBN / 2>(s);
     softmax_tile(s, 0, corr_a, corr_b);
+    if constexpr (kWS && kF16V) {
+      if (f16v) {
+        wait_parity(&conv_bar[0], 0);
+        f16_cur = __all_sync(0xffffffffu, conv_ok[0] != 0);
+      }
+    }
     pack_p(s, ph, pl, f16_cur);
   }
 
@@ -601,12 +643,18 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
       if (j * kBN >= w_kend) {
         wait_parity(&full_bar[j % kStages], (j / kStages) & 1);
         __syncwarp();
-        if (lane == 0) kern::mbar_arrive(&empty_bar[j % kStages]);
+        kern::mbar_arrive_if(&empty_bar[j % kStages], lane == 0);
         return;
       }
       if ((j + 1) * kBN < w_kend) {
         wait_parity(&full_bar[(j + 1) % kStages], ((j + 1) / kStages) & 1);
         kern::fence_proxy_async();
+        if constexpr (kF16V) {  // tile j + 1 converted too, and its verdict (for P of it, packed below)
+          if (f16v) {
+            wait_parity(&conv_bar[(j + 1) % kStages], ((j + 1) / kStages) & 1);
+            f16_nxt = __all_sync(0xffffffffu, conv_ok[(j + 1) % kStages] != 0);
+          }
+        }
       }
       if (pingpong) named_bar_sync(wg == 0 ? 2 : 1, 256);  // this warpgroup's turn
     } else if (j + 1 < ntiles) {  // kStages - 3 groups may stay in flight (the small variant: none)
@@ -631,7 +679,7 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
     }
     kern::wgmma_fence();
     if (kF16V && f16_cur) {
-      const uint64_t dv = kern::wgmma_desc_add(desc_v, (v16_s - v_s + (j % 3) * PlanT::kTile) >> 4);
+      const uint64_t dv = kern::wgmma_desc_add(desc_v, (v16_s - v_s + (j % kV16Bufs) * PlanT::kTile) >> 4);
 #pragma unroll
       for (int kk = 0; kk < kBN / 16; ++kk) kern::wgmma_rs_tb<__half, HD>(o, ph[kk], kern::wgmma_desc_add(dv, kk * 128));
     } else {
@@ -664,7 +712,7 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
     if constexpr (kF16V) f16_cur = f16_nxt;
     if constexpr (kWS) {  // tile j is read (S of it last iteration, P V of it now): the stage is free
       __syncwarp();
-      if (lane == 0) kern::mbar_arrive(&empty_bar[j % kStages]);
+      kern::mbar_arrive_if(&empty_bar[j % kStages], lane == 0);
     }
   };
   if constexpr (kOneP) {
@@ -766,7 +814,10 @@ Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t str
       encode_map(maps.k, p.k, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN) &&
       encode_map(maps.v, p.v, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN);
   if (f.tma && !use_tma && f.v3_otherwise) return launch<T, HD>(p, scale_log2, stream);
-  const uint32_t smem = Plan<HD>::kBytes + 2 * kStages * sizeof(uint64_t);
+  // bf16 P V through fp16 (v4t): kStages fp16 V buffers, a "converted" barrier and a verdict a stage.
+  const bool f16v = std::is_same_v<T, __nv_bfloat16> && use_tma && p.pv_fp16 > 0;
+  const uint32_t smem = Plan<HD>::kBytes + 2 * kStages * sizeof(uint64_t) +
+                        (f16v ? kStages * (Plan<HD>::kTile + sizeof(uint64_t) + sizeof(int)) : 0);
   auto* kernel = use_tma ? flash_prefill_sm90<T, HD, false, kGroups, kStages, true, true>
                          : flash_prefill_sm90<T, HD, false, kGroups, kStages, true>;
   MINFER_REQUIRE(kern::blocks_for(p.max_seqlen_q, kBM) <= 65535, "max_seqlen_q", "too many query tiles");

@@ -53,6 +53,15 @@ __device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
 #endif
 }
+// One arrival where `pred` holds, as a predicated instruction (no branch: a lane-divergent branch
+// between a warpgroup's wgmma issues makes ptxas serialise them).
+__device__ __forceinline__ void mbar_arrive_if(uint64_t* bar, bool pred) {
+#if MINFER_BULK_DEVICE
+  asm volatile("{\n .reg .pred p;\n setp.ne.u32 p, %1, 0;\n @p mbarrier.arrive.shared::cta.b64 _, [%0];\n}\n" ::"r"(smem_addr(bar)),
+               "r"(static_cast<uint32_t>(pred))
+               : "memory");
+#endif
+}
 // Whether the barrier's phase of this parity has completed (one probe; callers loop).
 __device__ __forceinline__ bool mbar_try_wait(uint64_t* bar, unsigned parity) {
 #if MINFER_BULK_DEVICE

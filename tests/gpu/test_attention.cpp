@@ -158,7 +158,7 @@ TEST(FlashPrefillArgs, PvFp16IsChecked) {
   }
 }
 
-// bf16 P V through fp16 (pv_fp16 1) on the sm90 default blocks (v3), head_dim 64 and 128, against the
+// bf16 P V through fp16 (pv_fp16 1) on the sm90 default blocks (v3) and v4t, head_dim 64 and 128, against the
 // double reference: normwise <= 1e-3 and no NaN, as the default (hi + lo) path is held to; and
 // where some key tiles hold V values past fp16's range (|v| ~ 1e5; those tiles must take hi + lo,
 // or their P V would be infinite) in one sequence and not in the others; causal and not; ragged. The
@@ -168,14 +168,18 @@ TEST(FlashPrefillPvFp16, MatchesTheReference) {
   const std::vector<int> lens = {1300, 700, 40};
   const int heads = 8, kv_heads = 2;
   const DType dt = DType::BF16;
+  Sm90PrefillForm v4t;
+  v4t.ws = v4t.tma = true;
   for (int kHd : {64, 128})
     for (bool causal : {false, true})
-      for (bool huge : {false, true}) {
+      for (bool huge : {false, true})
+      for (const Sm90PrefillForm& form : {Sm90PrefillForm{}, v4t}) {
         FlashPrefillParams p;
         p.dtype = dt, p.batch = static_cast<int>(lens.size()), p.heads = heads, p.kv_heads = kv_heads;
         p.head_dim = kHd, p.causal = causal, p.rescale_slack = 0.f;
         std::vector<int32_t> cu{0};
         for (int n : lens) cu.push_back(cu.back() + n), p.max_seqlen_q = std::max(p.max_seqlen_q, n);
+        p.total_k = cu.back();  // (v4t's tensor maps)
         if (!flash_prefill_sm90_applies(p)) GTEST_SKIP() << "not a compute capability 9.0 device";
         std::mt19937_64 rng(23);
         const size_t row_q = static_cast<size_t>(heads) * kHd, row_kv = static_cast<size_t>(kv_heads) * kHd;
@@ -194,7 +198,7 @@ TEST(FlashPrefillPvFp16, MatchesTheReference) {
         auto run = [&](int pv_fp16) {
           p.pv_fp16 = pv_fp16;
           val::poison(out.get(), out.bytes(), nullptr);
-          const Status st = flash_prefill_sm90_forward(p, scale_log2, nullptr, Sm90PrefillForm{});  // v3
+          const Status st = flash_prefill_sm90_forward(p, scale_log2, nullptr, form);
           EXPECT_TRUE(st.is_ok()) << st.message();
           EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
           return val::download(dt, out.get(), q_n, nullptr);
@@ -205,7 +209,7 @@ TEST(FlashPrefillPvFp16, MatchesTheReference) {
           ref::attention(dt, qh.data() + cu[b] * row_q, kh.data() + cu[b] * row_kv, vh.data() + cu[b] * row_kv,
                          ref.data() + cu[b] * row_q, lens[b], lens[b], heads, kv_heads, kHd, causal,
                          1.0 / std::sqrt(static_cast<double>(kHd)));
-        const std::string what = "head_dim " + std::to_string(kHd) + (causal ? " causal" : " non-causal") +
+        const std::string what = std::string(form.ws ? "v4t" : "v3") + " head_dim " + std::to_string(kHd) + (causal ? " causal" : " non-causal") +
                                  (huge ? ", V past fp16's range in 3 tiles" : "");
         for (const std::vector<float>* got : {&split, &f16}) {
           double d2 = 0, r2 = 0;
