@@ -649,12 +649,6 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
       if ((j + 1) * kBN < w_kend) {
         wait_parity(&full_bar[(j + 1) % kStages], ((j + 1) / kStages) & 1);
         kern::fence_proxy_async();
-        if constexpr (kF16V) {  // tile j + 1 converted too, and its verdict (for P of it, packed below)
-          if (f16v) {
-            wait_parity(&conv_bar[(j + 1) % kStages], ((j + 1) / kStages) & 1);
-            f16_nxt = __all_sync(0xffffffffu, conv_ok[(j + 1) % kStages] != 0);
-          }
-        }
       }
       if (pingpong) named_bar_sync(wg == 0 ? 2 : 1, 256);  // this warpgroup's turn
     } else if (j + 1 < ntiles) {  // kStages - 3 groups may stay in flight (the small variant: none)
@@ -699,6 +693,12 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
     kern::reg_fence<kBN / 2>(sn);
     const bool more = key0 + kBN < w_kend;
     if (more) softmax_tile(sn, key0 + kBN, corr_a, corr_b);
+    if constexpr (kWS && kF16V) {  // tile j + 1 converted (the producer's verdict), before its P is packed
+      if (f16v && more) {
+        wait_parity(&conv_bar[(j + 1) % kStages], ((j + 1) / kStages) & 1);
+        f16_nxt = __all_sync(0xffffffffu, conv_ok[(j + 1) % kStages] != 0);
+      }
+    }
     if constexpr (!kOneP) {
       if (more) pack_p(sn, nh, nl, f16_nxt);
     }
