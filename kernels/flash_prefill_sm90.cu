@@ -218,7 +218,8 @@ struct PrefillMaps {
   CUtensorMap k, v;
 };
 
-template <typename T, int HD, bool kPersist, int G = kGroups, int ST = kStages, bool kWS = false, bool kTma = false>
+template <typename T, int HD, bool kPersist, int G = kGroups, int ST = kStages, bool kWS = false, bool kTma = false,
+          bool kPV16 = false>
 __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
                                   kWS ? 1 : G == kGroups ? blocks_per_sm<HD>() : small_blocks_per_sm<HD>())
     flash_prefill_sm90(FlashPrefillParams p, float scale_log2, const __grid_constant__ PrefillMaps maps) {
@@ -247,9 +248,11 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
   // that publishes the tile, which votes. v4t: the producer converts tile i into buffer i % kStages
   // once it has landed, votes on a named barrier, stores the verdict and announces the tile on a third
   // barrier per stage ("converted"), which the consumers wait for before packing the tile's P.
-  constexpr bool kF16V = kSplitP && !kPersist && G == kGroups && (!kWS || kTma);
+  // Its own instances (kPV16: launched where pv_fp16 is on), so that the default's loop carries none of it.
+  constexpr bool kF16V = kPV16 && kSplitP && !kPersist && G == kGroups && (!kWS || kTma);
+  static_assert(!kPV16 || kF16V, "pv_fp16 instances: bf16, the default blocks or v4t");
   constexpr int kV16Bufs = kWS ? kStages : 3;
-  const bool f16v = kF16V && p.pv_fp16 > 0;
+  constexpr bool f16v = kF16V;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw_s = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
   const uint32_t base = (raw_s + 1023u) & ~1023u;
@@ -758,10 +761,14 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
 // (head_dim 128: G = 1, ST = 3, two blocks an SM).
 template <typename T, int HD, int G = kGroups, int ST = kStages>
 Status launch(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
-  // bf16 P V through fp16 (the default blocks): 3 fp16 V buffers after the V stages.
-  constexpr bool kF16V = std::is_same_v<T, __nv_bfloat16> && G == kGroups;
-  const uint32_t kSmem = Plan<HD, false, G, ST>::kBytes + (kF16V && p.pv_fp16 > 0 ? 3 * Plan<HD, false, G, ST>::kTile : 0);
+  // bf16 P V through fp16 (the default blocks; its own instance): 3 fp16 V buffers after the V stages.
+  constexpr bool kCanPV16 = std::is_same_v<T, __nv_bfloat16> && G == kGroups && ST == kStages;
+  const bool pv16 = kCanPV16 && p.pv_fp16 > 0;
+  const uint32_t kSmem = Plan<HD, false, G, ST>::kBytes + (pv16 ? 3 * Plan<HD, false, G, ST>::kTile : 0);
   auto* kernel = flash_prefill_sm90<T, HD, false, G, ST>;
+  if constexpr (kCanPV16) {
+    if (pv16) kernel = flash_prefill_sm90<T, HD, false, G, ST, false, false, true>;
+  }
   MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, 64 * G),
                   static_cast<unsigned>(p.batch));
@@ -820,6 +827,9 @@ Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t str
                         (f16v ? kStages * (Plan<HD>::kTile + sizeof(uint64_t) + sizeof(int)) : 0);
   auto* kernel = use_tma ? flash_prefill_sm90<T, HD, false, kGroups, kStages, true, true>
                          : flash_prefill_sm90<T, HD, false, kGroups, kStages, true>;
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (f16v) kernel = flash_prefill_sm90<T, HD, false, kGroups, kStages, true, true, true>;
+  }
   MINFER_REQUIRE(kern::blocks_for(p.max_seqlen_q, kBM) <= 65535, "max_seqlen_q", "too many query tiles");
   MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, kBM),

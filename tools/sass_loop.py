@@ -14,7 +14,10 @@ text.
 With --mix, also the loop's instructions by the unit that issues them (tensor, MUFU, FP32, conversion,
 integer, shared memory, ...; see CLASSES), beside --against's loop: what a loop spends besides its MMAs
 (e.g. the bf16 P hi + lo split of the sm90 prefill against its fp16 instance).
-Usage: tools/sass_loop.py OBJ|--sass FILE --kernel REGEX [--min-mma N] [--against OBJ|SASS] [--mix] [--csv OUT]
+With --blocks, also the loop's basic blocks (address, instructions, MMAs and other notable opcodes, successors
+inside the loop): one pass's dynamic count is the sum over the blocks of the path it takes (e.g. an unmasked
+key tile without O's rescale), where the static count holds both sides of every branch.
+Usage: tools/sass_loop.py OBJ|--sass FILE --kernel REGEX [--min-mma N] [--against OBJ|SASS] [--mix] [--blocks] [--csv OUT]
   e.g. tools/sass_loop.py decode_attention.o --kernel 'decode_split_tcI13__nv_bfloat16Li128ELi2E(Lb0E)+EEv'
 Exit status 2 on a missing file or tool, or no kernel matching.
 """
@@ -175,6 +178,16 @@ def dominators(succ, pred):
 
 def main_loop(ins, min_mma):
     """The smallest loop holding at least min_mma MMAs (or None), as its instructions in address order.
+    (loop_blocks gives its blocks.)"""
+    found = loop_blocks(ins, min_mma)
+    return found and [ins[i] for b in found[0] for i in b["body"]]
+
+
+def loop_blocks(ins, min_mma):
+    """The smallest loop holding at least min_mma MMAs, as (blocks, header) or None: its basic blocks in
+    address order, each a dict of body (indices into ins), start (address), succ (the start addresses of
+    its successors inside the loop) and back (whether it ends in the loop's back edge); header: the
+    loop's first block's address.
     A loop is the natural loop of a back edge (a branch or fall-through to a block that dominates the
     block it leaves): that header and every block that reaches the edge's source without passing
     through the header. Blocks laid out inside the loop's
@@ -182,6 +195,8 @@ def main_loop(ins, min_mma):
     a wider loop around the main one (a cold block branching back to the kernel's start) has more
     instructions and is not the smallest."""
     blocks, succ = blocks_of(ins)
+    if not blocks:
+        return None
     pred = [set() for _ in blocks]
     for n, out in enumerate(succ):
         for m in out:
@@ -201,11 +216,17 @@ def main_loop(ins, min_mma):
                     if y not in body and dom[y]:  # (a block no path from the entry reaches is not run)
                         body.add(y)
                         stack.append(y)
-            loop = [ins[i] for b in sorted(body) for i in blocks[b]]
-            mma = sum(x[1].startswith(("HMMA", "HGMMA")) for x in loop)
-            if mma >= min_mma and (best is None or len(loop) < len(best)):
-                best = loop
-    return best
+            size = sum(len(blocks[b]) for b in body)
+            mma = sum(ins[i][1].startswith(("HMMA", "HGMMA")) for b in body for i in blocks[b])
+            if mma >= min_mma and (best is None or size < best[0]):
+                best = (size, body, h, n)
+    if best is None:
+        return None
+    _, body, h, n = best
+    start = lambda b: ins[blocks[b][0]][0]
+    out = [{"body": blocks[b], "start": start(b), "succ": sorted(start(m) for m in succ[b] if m in body),
+            "back": b == n} for b in sorted(body)]
+    return out, start(h)
 
 
 def same_name(name):
@@ -224,6 +245,20 @@ def summary(text, pattern, min_mma):
     return out
 
 
+# Opcodes --blocks names in a block's note (counted), beside its MMAs.
+NOTABLE = ("HGMMA", "HMMA", "MUFU", "BAR", "LDGSTS", "LDS", "STS", "SYNCS", "LDL", "STL", "SHFL", "VOTE")
+
+
+def print_blocks(ins, min_mma):
+    blocks, header = loop_blocks(ins, min_mma)
+    print(f"  loop blocks (header 0x{header:x}; a path's instructions are the sum over its blocks):")
+    for b in blocks:
+        ops = collections.Counter(ins[i][1].split(".")[0] for i in b["body"])
+        note = " ".join(f"{k} {ops[k]}" for k in NOTABLE if ops[k])
+        to = ", ".join(f"0x{t:x}" for t in b["succ"]) + (" (back edge)" if b["back"] else "")
+        print(f"    0x{b['start']:05x} {len(b['body']):4d}  -> {to or '-'}" + (f"  [{note}]" if note else ""))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("obj", nargs="?", help="object file or binary (cuobjdump -sass)")
@@ -232,6 +267,10 @@ def main():
     ap.add_argument("--min-mma", type=int, default=1, help="MMAs the loop must hold (default 1)")
     ap.add_argument("--against", help="another OBJ (or .sass text) whose same-named kernels' loops to compare")
     ap.add_argument("--mix", action="store_true", help="also the loop's instructions by class (tensor, mufu, fp32, ...)")
+    ap.add_argument("--blocks", action="store_true",
+                    help="also the loop's basic blocks: address, instructions, MMAs and other notable ones, "
+                         "successors in the loop (to add up one path through it: the static count holds every "
+                         "branch's both sides)")
     ap.add_argument("--csv", help="write kernel, instructions, loop_instructions rows here (with --mix, a column "
                                   "per class too)")
     a = ap.parse_args()
@@ -241,7 +280,8 @@ def main():
         pattern = re.compile(a.kernel)
     except re.error as e:
         fail(f"--kernel: not a regular expression: {e}")
-    mine = summary(sass_text(a.sass or a.obj, a.sass is not None), pattern, a.min_mma)
+    text = sass_text(a.sass or a.obj, a.sass is not None)
+    mine = summary(text, pattern, a.min_mma)
     if not mine:
         fail(f"no kernel matching --kernel '{a.kernel}' in {a.sass or a.obj}")
     other = {}
@@ -265,6 +305,8 @@ def main():
                 if m[cls] or (o_m and o_m[cls]):
                     print(f"    {cls:10s} " + (f"{o_m[cls]:5d} -> " if o_m else "") + f"{m[cls]:5d}")
             row.update({c: m[c] for c in [c for c, _ in CLASSES] + ["uniform", "other"]})
+        if a.blocks and ops:
+            print_blocks(next(ins for nm, ins in functions(text).items() if same_name(nm) == name), a.min_mma)
         rows.append(row)
     if a.csv:
         cols = ["kernel", "instructions", "loop_instructions"]

@@ -138,6 +138,32 @@ class SassLoop(unittest.TestCase):
         t.ins(f"BRA 0x{back:x}")
         self.assertIn("main loop 6", self.main_loop_of(t))
 
+    def test_blocks_of_the_loop(self):
+        # --blocks: the loop of test_loop_is_the_natural_loop's shape without the fallback: header (HMMA,
+        # the branch over the epilogue: 2), the block that falls through from it into the epilogue is off
+        # the loop, the block after it (ISETP, the back edge: 2); each with its successors in the loop.
+        t, top = loop_kernel()
+        t.ins("MUFU.EX2 R6, R6")
+        t.ins(f"@P1 BRA 0x{top + 0x60:x}")
+        t.ins("STG.E desc[UR4][R6.64], R4")
+        t.ins("STG.E desc[UR4][R6.64+0x4], R5")
+        t.ins("EXIT")
+        assert t.addr == top + 0x60
+        t.ins("ISETP.NE.AND P0, PT, R2, 0x10, PT")
+        t.ins(f"@P0 BRA 0x{top:x}")
+        t.ins("EXIT")
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "k.sass")
+            with open(path, "w") as f:
+                f.write(t.text())
+            r = self.run_tool("--sass", path, "--kernel", "kern_tc", "--blocks")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("main loop 5", r.stdout)
+        self.assertIn(f"loop blocks (header 0x{top:x}", r.stdout)
+        self.assertRegex(r.stdout, rf"0x{top:05x}\s+3\s+-> 0x{top + 0x60:x}\s+\[HMMA 1 MUFU 1\]")
+        self.assertRegex(r.stdout, rf"0x{top + 0x60:05x}\s+2\s+-> 0x{top:x} \(back edge\)")
+        self.assertEqual(r.stdout.count("\n    0x"), 2)  # the epilogue block is not listed
+
     def test_mix_by_class(self):
         # --mix: the loop's instructions by issuing unit, beside --against's loop, and as CSV columns.
         with tempfile.TemporaryDirectory() as d:
