@@ -55,7 +55,7 @@ struct FlashPrefillParams {
   // 512 rows) through fp16
   // (opt-in, not yet timed): V tiles converted to fp16 in shared memory (exact for magnitudes in
   // [2^-14, 65504]; a tile holding a value that overflows fp16 takes the bf16 hi + lo path) and P
-  // rounded once to fp16, one MMA a key step instead of two. rel_err then sits near 9e-4 on bf16
+  // rounded once to fp16, one MMA a key step instead of two. rel_err then sits at 8e-4 to 1e-3 on bf16
   // outputs (tools/pv_precision.py, fp16-P), under the 1e-3 gate by a thin margin (hi + lo: ~1e-4). Values of V below 2^-14 keep fewer bits
   // (fp16 subnormals): a V whose every value is that small loses accuracy. 1: on; 0: off (the
   // default); -1: MINFER_PREFILL_PV=fp16 (on) or bf16 (off; unset: off). Other paths ignore it.

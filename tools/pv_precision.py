@@ -12,6 +12,11 @@ Schemes (per key tile: the online softmax of kernels/flash_prefill*.cu in fp32, 
                 two, so hi.V and lo.V can share one fp32 accumulator held in units of their product
   lo-e5m2       as lo-e4m3, lo in e5m2 (one mantissa bit fewer), V still e4m3 (a mixed MMA)
   fp16-P        P rounded once to fp16, V converted to fp16 (exact for these inputs)
+  trunc+lo      as hi+lo with hi = P truncated to bf16 (its top 16 bits: packed by a byte permute, one
+                conversion a pair fewer) and lo = P - hi rounded to bf16 (|lo| < 2^-7 P, twice hi+lo's)
+  fp16+lo-e4m3  hi = P rounded to fp16 times V in fp16, plus lo = P - hi in e4m3 (scaled by 2^20:
+                |lo| <= 2^-12) times V in e4m3 scaled per tile as lo-e4m3 (an fp8 MMA: half a bf16 one's
+                tensor time)
 
 Because the reference is rounded too, rel_err grows about as the square root of the error before
 rounding (an error flips a rounding with a probability near its size, each flip an ulp).
@@ -23,7 +28,7 @@ import sys
 
 import numpy as np
 
-SCHEMES = ["bf16-P", "hi+lo", "lo-e4m3", "lo-e5m2", "fp16-P"]
+SCHEMES = ["bf16-P", "hi+lo", "lo-e4m3", "lo-e5m2", "fp16-P", "trunc+lo", "fp16+lo-e4m3"]
 
 
 def main(argv=None):
@@ -52,7 +57,7 @@ def main(argv=None):
         return x.astype(t).astype(np.float64)
 
     bf16, f16 = ml_dtypes.bfloat16, np.float16
-    fp8 = {"lo-e4m3": ml_dtypes.float8_e4m3fn, "lo-e5m2": ml_dtypes.float8_e5m2}
+    fp8 = {"lo-e4m3": ml_dtypes.float8_e4m3fn, "lo-e5m2": ml_dtypes.float8_e5m2}  # (also fp16+lo-e4m3's)
     rng = np.random.default_rng(a.seed)
 
     def case(n):
@@ -87,6 +92,15 @@ def main(argv=None):
                     lo8 = cast((p - hi) * 2.0**17, fp8[name])
                     v8 = cast(vt * sa, fp8["lo-e4m3"])  # V keeps e4m3's precision in both
                     o += hi @ vt + (lo8 @ v8) / (2.0**17 * sa)
+                elif name == "trunc+lo":
+                    hi = (p.astype(np.float32).view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32).astype(np.float64)
+                    o += hi @ vt + cast(p - hi, bf16) @ vt
+                elif name == "fp16+lo-e4m3":
+                    hi = cast(p, f16)
+                    vmax = np.abs(vt).max()
+                    sa = 2.0 ** (7 - np.floor(np.log2(vmax))) if vmax > 0 else 1.0
+                    lo8 = cast((p - hi) * 2.0**20, fp8["lo-e4m3"])
+                    o += hi @ cast(vt, f16) + (lo8 @ cast(vt * sa, fp8["lo-e4m3"])) / (2.0**20 * sa)
                 else:
                     o += cast(p, f16) @ cast(vt, f16)
             res = cast(o / l, bf16)

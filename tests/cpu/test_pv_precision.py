@@ -1,6 +1,7 @@
 """tests/cpu/test_pv_precision.py: tools/pv_precision.py (the bf16 P.V precision emulation) on one small
 case: P rounded once to bf16 (the SDPA peers' scheme) fails the 1e-3 gate, ours (hi + lo) passes with a
-wide margin, the fp8 lo term lands between them, fp16 P below the gate but above the fp8 lo term; bad
+wide margin, the fp8 lo term lands between them, fp16 P below the gate but above the fp8 lo term, a truncated
+hi and fp16 hi with an e4m3 lo term both near hi + lo; bad
 arguments refused with exit code 2.
 Run: python3 -m unittest discover -s tests/cpu -p 'test_*.py' -v
 """
@@ -40,6 +41,11 @@ class PvPrecision(unittest.TestCase):
         self.assertLess(e["lo-e4m3"], e["lo-e5m2"])
         self.assertLess(e["lo-e4m3"], e["fp16-P"])
         self.assertLess(e["fp16-P"], e["bf16-P"])
+        # Truncated hi: lo up to twice as large, still far under the gate; fp16 hi with an e4m3 lo term:
+        # near hi + lo, well under fp16 P alone.
+        self.assertLess(e["trunc+lo"], 3e-4)
+        self.assertLess(e["fp16+lo-e4m3"], 3e-4)
+        self.assertLess(e["fp16+lo-e4m3"], e["fp16-P"] / 2)
 
     def test_bad_arguments_exit_2(self):
         for args in (["--schemes", "bf16-P,nope"], ["--rows", "0"]):
