@@ -58,7 +58,7 @@ struct FlashPrefillParams {
   // rounded once to fp16, one MMA a key step instead of two. rel_err then sits at 8e-4 to 1e-3 on bf16
   // outputs (tools/pv_precision.py, fp16-P), under the 1e-3 gate by a thin margin (hi + lo: ~1e-4). Values of V below 2^-14 keep fewer bits
   // (fp16 subnormals): a V whose every value is that small loses accuracy. 1: on; 0: off (the
-  // default); -1: MINFER_PREFILL_PV=fp16 (on) or bf16 (off; unset: off). Other paths ignore it.
+  // default); -1: MINFER_PREFILL_PV=f16 (on; the value v2's switch takes) or bf16 (off; unset: off). Other paths ignore it.
   int pv_fp16 = -1;
 };
 

@@ -226,7 +226,12 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
 #if defined(MINFER_WGMMA)
   static_assert(!kPersist || (G == kGroups && ST == kStages), "the persistent variant has the default shape");
   static_assert(!kWS || (!kPersist && G == kGroups), "the warp-specialised variant has two consumer warpgroups");
-  static_assert(!kTma || kWS, "TMA copies are the warp-specialised variant's");
+  // kTma without kWS (kTmaC; MINFER_PREFILL_COPY=tma, opt-in): the default blocks' whole K/V tiles copied
+  // by TMA, issued by thread 0 on a barrier a stage (after the V stages), which every thread waits for
+  // where it waited for the tile's cp.async group; Q and a sequence's last, partial tile stay cp.async
+  // (rows past its keys zero-filled). The per-tile barrier (stage reuse) is unchanged.
+  constexpr bool kTmaC = kTma && !kWS;
+  static_assert(!kTmaC || (!kPersist && !kPV16), "TMA copies in the default blocks: not persistent, not pv_fp16");
   static_assert(ST >= 3, "the pipeline holds tile j (P V), j + 1 (S) and copies ahead");
   // kWS: warpgroup 0 copies (the producer), warpgroups 1 and 2 compute; copies by the 128 producer
   // threads (kCopyThreads), everything else as the default's warpgroups 0 and 1.
@@ -388,9 +393,28 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
     } else if (i < ntiles) {
       const int kn = i * kBN;
       const uint32_t off = (i % kStages) * PlanT::kTile;
-      load_kv(k_s + off, v_s + off, kg + kn * kv_bytes, vg + kn * kv_bytes, tk - kn);
+      if (kTmaC && tk - kn >= kBN) {  // kTmaC: a whole tile by thread 0's TMA copies
+        if (threadIdx.x == 0) {
+          uint64_t* bar = &full_bar[i % kStages];
+          kern::mbar_expect_tx(bar, 2 * PlanT::kTile);
+#pragma unroll
+          for (int sl = 0; sl < HD / 64; ++sl) {
+            kern::tma_load_2d(k_s + off + sl * kBN * 128, &maps.k, kvh * HD + sl * 64, static_cast<int>(k0) + kn, bar);
+            kern::tma_load_2d(v_s + off + sl * kBN * 128, &maps.v, kvh * HD + sl * 64, static_cast<int>(k0) + kn, bar);
+          }
+        }
+      } else {
+        load_kv(k_s + off, v_s + off, kg + kn * kv_bytes, vg + kn * kv_bytes, tk - kn);
+      }
     }
     kern::cp_async_commit();
+  };
+
+  // kTmaC: tile i (one this block copies) landed, where TMA copied it (a whole tile); a no-op otherwise.
+  auto wait_tma_tile = [&](int i) {
+    if constexpr (kTmaC) {
+      if (i < ntiles && tk - i * kBN >= kBN) wait_parity(&full_bar[i % kStages], (i / kStages) & 1);
+    }
   };
 
   // The warp-specialised variant: barriers set up, then warpgroup 0 streams Q and the K/V tiles
@@ -587,6 +611,12 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
       load_tile(2);
     }
   } else if constexpr (!kWS) {  // tiles 0 .. kStages - 2 (the small variant: 0 and 1)
+    if constexpr (kTmaC) {  // the stages' TMA barriers, before the first copy
+      if (threadIdx.x == 0)
+        for (int st = 0; st < kStages; ++st) kern::mbar_init(&full_bar[st], 1);
+      kern::fence_mbarrier_init();
+      __syncthreads();
+    }
     load_swizzled<HD, kBM, kThreads>(q_s, qg, q_bytes, tq - m0);
 #pragma unroll
     for (int i = 0; i < kStages - 1; ++i) load_tile(i);
@@ -594,6 +624,7 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
   bool f16_cur = false, f16_nxt = false;  // f16v: P V of tile j / j + 1 through fp16 (block-uniform)
   if constexpr (!kWS) {
     kern::cp_async_wait<kStages - 2>();
+    wait_tma_tile(0);
     const bool over = f16v && 0 < ntiles && convert_v(0);
     kern::fence_proxy_async();
     if (f16v) f16_cur = __all_sync(0xffffffffu, __syncthreads_or(over) == 0);  // (a vote: ptxas sees it uniform)
@@ -656,6 +687,7 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
       if (pingpong) named_bar_sync(wg == 0 ? 2 : 1, 256);  // this warpgroup's turn
     } else if (j + 1 < ntiles) {  // kStages - 3 groups may stay in flight (the small variant: none)
       kern::cp_async_wait<kStages - 3>();
+      wait_tma_tile(j + 1);
       const bool over = f16v && convert_v(j + 1);
       kern::fence_proxy_async();
       if (f16v) f16_nxt = __all_sync(0xffffffffu, __syncthreads_or(over) == 0);
@@ -757,10 +789,20 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
 #endif  // MINFER_WGMMA
 }
 
+bool encode_map(CUtensorMap& m, const void* base, DType dt, int64_t rows, int64_t cols, int box_rows);
+
+// MINFER_PREFILL_COPY=cp.async|tma: the K/V copies of the non-warp-specialised bf16 blocks (v3, v3s) by
+// cp.async (the default) or, where the key tensor's rows are known and the maps encode, whole tiles by
+// TMA (kTmaC). Read once.
+bool prefill_copy_tma_env() {
+  static const bool on = env_choice("MINFER_PREFILL_COPY", {"cp.async", "tma"}) == 1;
+  return on;
+}
+
 // G warpgroups (64 G query rows) a block, ST K/V stages: the default blocks, or the small variant's
 // (head_dim 128: G = 1, ST = 3, two blocks an SM).
 template <typename T, int HD, int G = kGroups, int ST = kStages>
-Status launch(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
+Status launch(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool copy_tma = false) {
   // bf16 P V through fp16 (the default blocks; its own instance): 3 fp16 V buffers after the V stages.
   constexpr bool kCanPV16 = std::is_same_v<T, __nv_bfloat16> && G == kGroups && ST == kStages;
   const bool pv16 = kCanPV16 && p.pv_fp16 > 0;
@@ -769,10 +811,22 @@ Status launch(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream
   if constexpr (kCanPV16) {
     if (pv16) kernel = flash_prefill_sm90<T, HD, false, G, ST, false, false, true>;
   }
-  MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+  // MINFER_PREFILL_COPY=tma (bf16): whole K/V tiles by TMA (kTmaC), a barrier a stage after the V stages.
+  PrefillMaps maps{};
+  uint32_t smem = kSmem;
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const int64_t rows = p.k_lens ? static_cast<int64_t>(p.batch) * p.k_seq_stride : p.total_k;
+    if (!pv16 && (copy_tma || prefill_copy_tma_env()) && rows > 0 && rows < (int64_t{1} << 31) &&
+        encode_map(maps.k, p.k, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD, false, G, ST>::kBN) &&
+        encode_map(maps.v, p.v, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD, false, G, ST>::kBN)) {
+      kernel = flash_prefill_sm90<T, HD, false, G, ST, false, true>;
+      smem += ST * sizeof(uint64_t);
+    }
+  }
+  MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, 64 * G),
                   static_cast<unsigned>(p.batch));
-  kernel<<<grid, 128 * G, kSmem, stream>>>(p, scale_log2, PrefillMaps{});
+  kernel<<<grid, 128 * G, smem, stream>>>(p, scale_log2, maps);
   MINFER_LAUNCH_RETURN();
   return Status::ok();
 }
@@ -886,10 +940,10 @@ float prefill_rescale_slack_env() {
   return slack;
 }
 
-// MINFER_PREFILL_PV=bf16|fp16 (FlashPrefillParams::pv_fp16 = -1): bf16 P V of the default blocks as
-// hi + lo (bf16, the default) or through fp16. Read once.
+// MINFER_PREFILL_PV=f16 (FlashPrefillParams::pv_fp16 = -1): bf16 P V of the default blocks and v4t through
+// fp16 (the value v2's switch takes too, kernels/flash_prefill.cu); unset or bf16: hi + lo. Read once.
 int prefill_pv_fp16_env() {
-  static const int on = env_choice("MINFER_PREFILL_PV", {"bf16", "fp16"});
+  static const int on = env_choice("MINFER_PREFILL_PV", {"bf16", "f16"});
   return on;
 }
 
@@ -926,17 +980,17 @@ Status flash_prefill_sm90_forward(const FlashPrefillParams& in, float scale_log2
     MINFER_REQUIRE(kern::blocks_for(p.max_seqlen_q, 64) <= 65535, "max_seqlen_q", "too many 64-row query tiles");
     if (p.head_dim == 64) {
       if (p.dtype == DType::F16) return launch<__half, 64, kSmallGroups, small_stages<64>()>(p, scale_log2, stream);
-      return launch<__nv_bfloat16, 64, kSmallGroups, small_stages<64>()>(p, scale_log2, stream);
+      return launch<__nv_bfloat16, 64, kSmallGroups, small_stages<64>()>(p, scale_log2, stream, f.copy_tma);
     }
     if (p.dtype == DType::F16) return launch<__half, 128, kSmallGroups, small_stages<128>()>(p, scale_log2, stream);
-    return launch<__nv_bfloat16, 128, kSmallGroups, small_stages<128>()>(p, scale_log2, stream);
+    return launch<__nv_bfloat16, 128, kSmallGroups, small_stages<128>()>(p, scale_log2, stream, f.copy_tma);
   }
   if (p.head_dim == 64) {
     if (p.dtype == DType::F16) return launch<__half, 64>(p, scale_log2, stream);
-    return launch<__nv_bfloat16, 64>(p, scale_log2, stream);
+    return launch<__nv_bfloat16, 64>(p, scale_log2, stream, f.copy_tma);
   }
   if (p.dtype == DType::F16) return launch<__half, 128>(p, scale_log2, stream);
-  return launch<__nv_bfloat16, 128>(p, scale_log2, stream);
+  return launch<__nv_bfloat16, 128>(p, scale_log2, stream, f.copy_tma);
 }
 
 }  // namespace minfer

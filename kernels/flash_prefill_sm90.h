@@ -22,6 +22,8 @@ struct Sm90PrefillForm {
   bool ws = false;            // v4
   bool tma = false;           // with ws: v4t
   bool v3_otherwise = false;  // with tma: v3 where the tensor maps cannot be made (the default's choice)
+  bool copy_tma = false;      // v3 / v3s (not ws), bf16: whole K/V tiles by TMA where the maps can be made
+                              // (MINFER_PREFILL_COPY=tma sets it for every such launch)
 };
 
 // Launches v3 on `stream` (p already checked by flash_prefill_forward; scale_log2 = log2(e) /

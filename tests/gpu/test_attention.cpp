@@ -224,7 +224,7 @@ TEST(FlashPrefillPvFp16, MatchesTheReference) {
           EXPECT_GT(r2, 0.0) << what << path;
           // The fp16 path sits near the gate by design (tools/pv_precision.py: 8e-4 to 1e-3 on bf16 outputs,
           // against ~1e-4 for hi + lo): held to 1.5e-3 here, where a conversion or fallback bug shows as far
-          // more (or as inf / NaN); validate_all under MINFER_PREFILL_PV=fp16 says where the gate holds.
+          // more (or as inf / NaN); validate_all under MINFER_PREFILL_PV=f16 says where the gate holds.
           EXPECT_LE(std::sqrt(d2 / r2), got == &f16 ? 1.5e-3 : 1e-3) << what << path;
         }
         if (!huge) {
@@ -754,6 +754,10 @@ TEST(FlashPrefillVariants, SameBitsAsV3) {
       // v4 and v4t (its TMA copies; the default at head_dim 128 past 512 rows): correct on an H100 since
       // 2026-12-06.
       const std::vector<uint16_t> v4 = run(fw), v4t = run(ft);
+      // v3 and v3s with whole K/V tiles by TMA (copy_tma; bf16 only, fp16 runs them as cp.async).
+      Sm90PrefillForm fc, fsc;
+      fc.copy_tma = fsc.copy_tma = fsc.small = true;
+      const std::vector<uint16_t> v3c = run(fc), v3sc = run(fsc);
       const std::string what = std::string(dtype_name(dt)) + " head_dim " + std::to_string(kHd) + " batch " +
                                std::to_string(p.batch) + " heads " +
                                std::to_string(sh.heads) + "/" + std::to_string(sh.kv_heads) +
@@ -761,7 +765,9 @@ TEST(FlashPrefillVariants, SameBitsAsV3) {
       for (const auto& [name, other] : {std::pair<const char*, const std::vector<uint16_t>*>{"v3p", &v3p},
                                         std::pair<const char*, const std::vector<uint16_t>*>{"v3s", &v3s},
                                         std::pair<const char*, const std::vector<uint16_t>*>{"v4", &v4},
-                                        std::pair<const char*, const std::vector<uint16_t>*>{"v4t", &v4t}}) {
+                                        std::pair<const char*, const std::vector<uint16_t>*>{"v4t", &v4t},
+                                        std::pair<const char*, const std::vector<uint16_t>*>{"v3 copy_tma", &v3c},
+                                        std::pair<const char*, const std::vector<uint16_t>*>{"v3s copy_tma", &v3sc}}) {
         size_t differ = 0, first = q_n;
         for (size_t i = 0; i < q_n; ++i)
           if (v3[i] != (*other)[i]) ++differ, first = std::min(first, i);
