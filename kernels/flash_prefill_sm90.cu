@@ -351,9 +351,10 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
     }
   };
   // f16v: this thread's chunks of V tile i (those its copies wrote: rows past the keys are zeros) as
-  // fp16 into buffer i % 3, same layout; true where a value overflowed fp16. Buffer i % 3 is written
-  // before the barrier that publishes tile i (iteration i - 1) and read by P V of tile i (iteration i):
-  // at that barrier every thread is past iteration i - 2, the last reader of the buffer before.
+  // fp16 into buffer i % kV16Bufs, same layout; true where a value overflowed fp16. v3 (3 buffers):
+  // buffer i % 3 is written before the barrier that publishes tile i (iteration i - 1) and read by P V
+  // of tile i (iteration i): at that barrier every thread is past iteration i - 2, the last reader of
+  // the buffer before. v4t (the producer's threads, kStages buffers): see convert_announce.
   auto convert_v = [&](int i) -> bool {
     constexpr int kChunks = HD / 8, kRowsPerPass = kCopyThreads / kChunks;
     const int r = static_cast<int>(threadIdx.x) / kChunks, c = static_cast<int>(threadIdx.x) % kChunks;
