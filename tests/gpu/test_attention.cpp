@@ -138,23 +138,21 @@ TEST(FlashPrefillArgs, RefusalsNameTheField) {
   EXPECT_NE(s.message().find("aligned"), std::string::npos) << s.message();
 }
 
-TEST(FlashPrefillArgs, RescaleSlackIsChecked) {
-  for (float bad : {9.f, -0.5f, -2.f, NAN}) {
+// The variant fields out of range, each alone: refused, the message naming the field first.
+TEST(FlashPrefillArgs, VariantFieldsAreChecked) {
+  const std::pair<const char*, void (*)(FlashPrefillParams&)> bad[] = {
+      {"rescale_slack", [](FlashPrefillParams& p) { p.rescale_slack = 9.f; }},
+      {"rescale_slack", [](FlashPrefillParams& p) { p.rescale_slack = -0.5f; }},
+      {"rescale_slack", [](FlashPrefillParams& p) { p.rescale_slack = -2.f; }},
+      {"rescale_slack", [](FlashPrefillParams& p) { p.rescale_slack = NAN; }},
+      {"pv_fp16", [](FlashPrefillParams& p) { p.pv_fp16 = 2; }},
+      {"pv_fp16", [](FlashPrefillParams& p) { p.pv_fp16 = -2; }}};
+  for (const auto& [field, set] : bad) {
     FlashPrefillParams p = valid_prefill();
-    p.rescale_slack = bad;
+    set(p);
     const Status s = flash_prefill_forward(p, nullptr);
-    ASSERT_FALSE(s.is_ok()) << bad;
-    EXPECT_EQ(s.message().rfind("rescale_slack", 0), 0u) << s.message();
-  }
-}
-
-TEST(FlashPrefillArgs, PvFp16IsChecked) {
-  for (int bad : {2, -2}) {
-    FlashPrefillParams p = valid_prefill();
-    p.pv_fp16 = bad;
-    const Status s = flash_prefill_forward(p, nullptr);
-    ASSERT_FALSE(s.is_ok()) << bad;
-    EXPECT_EQ(s.message().rfind("pv_fp16", 0), 0u) << s.message();
+    ASSERT_FALSE(s.is_ok()) << field;
+    EXPECT_EQ(s.message().rfind(field, 0), 0u) << s.message();
   }
 }
 
