@@ -40,8 +40,8 @@
 
 #include "kernels/common/bulk.cuh"
 #include "kernels/common/dispatch.cuh"
-#include "kernels/common/env.h"
 #include "kernels/common/dtype_traits.cuh"
+#include "kernels/common/env.h"
 #include "kernels/common/pdl.cuh"
 #include "kernels/common/mma.cuh"
 #include "kernels/common/rope_head.cuh"
