@@ -163,15 +163,14 @@ TEST(FlashPrefillArgs, VariantFieldsAreChecked) {
 // outputs of pv_fp16 0 and 1 must differ in some bits where no tile overflows (the fp16 path ran).
 TEST(FlashPrefillPvFp16, MatchesTheReference) {
   if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
-  const std::vector<int> lens = {1300, 700, 40};
+  const std::vector<int> lens = {700, 300, 40};
   const int heads = 8, kv_heads = 2;
   const DType dt = DType::BF16;
   Sm90PrefillForm v4t;
   v4t.ws = v4t.tma = true;
   for (int kHd : {64, 128})
     for (bool causal : {false, true})
-      for (bool huge : {false, true})
-      for (const Sm90PrefillForm& form : {Sm90PrefillForm{}, v4t}) {
+      for (bool huge : {false, true}) {
         FlashPrefillParams p;
         p.dtype = dt, p.batch = static_cast<int>(lens.size()), p.heads = heads, p.kv_heads = kv_heads;
         p.head_dim = kHd, p.causal = causal, p.rescale_slack = 0.f;
@@ -187,46 +186,49 @@ TEST(FlashPrefillPvFp16, MatchesTheReference) {
         if (huge)  // sequence 0, keys 200 .. 330 (three key tiles): values near 1e5, exact in bf16
           for (size_t r = 200; r <= 330; ++r)
             for (size_t i = 0; i < row_kv; i += 7) vh[r * row_kv + i] = (i % 2 ? -1.f : 1.f) * 99840.f;
+        std::vector<float> ref(q_n);
+        for (size_t b = 0; b < lens.size(); ++b)
+          ref::attention(dt, qh.data() + cu[b] * row_q, kh.data() + cu[b] * row_kv, vh.data() + cu[b] * row_kv,
+                         ref.data() + cu[b] * row_q, lens[b], lens[b], heads, kv_heads, kHd, causal,
+                         1.0 / std::sqrt(static_cast<double>(kHd)));
         const val::DeviceBuffer q = val::upload(dt, qh), k = val::upload(dt, kh), v = val::upload(dt, vh);
         val::DeviceBuffer out(q_n * dtype_size(dt)), cu_d(cu.size() * 4);
         ASSERT_EQ(cudaMemcpy(cu_d.get(), cu.data(), cu_d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
         p.q = q.get(), p.k = k.get(), p.v = v.get(), p.out = out.get();
         p.cu_seqlens_q = p.cu_seqlens_k = static_cast<const int32_t*>(cu_d.get());
         const float scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(kHd)));
-        auto run = [&](int pv_fp16) {
-          p.pv_fp16 = pv_fp16;
-          val::poison(out.get(), out.bytes(), nullptr);
-          const Status st = flash_prefill_sm90_forward(p, scale_log2, nullptr, form);
-          EXPECT_TRUE(st.is_ok()) << st.message();
-          EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-          return val::download(dt, out.get(), q_n, nullptr);
-        };
-        const std::vector<float> split = run(0), f16 = run(1);
-        std::vector<float> ref(q_n);
-        for (size_t b = 0; b < lens.size(); ++b)
-          ref::attention(dt, qh.data() + cu[b] * row_q, kh.data() + cu[b] * row_kv, vh.data() + cu[b] * row_kv,
-                         ref.data() + cu[b] * row_q, lens[b], lens[b], heads, kv_heads, kHd, causal,
-                         1.0 / std::sqrt(static_cast<double>(kHd)));
-        const std::string what = std::string(form.ws ? "v4t" : "v3") + " head_dim " + std::to_string(kHd) + (causal ? " causal" : " non-causal") +
-                                 (huge ? ", V past fp16's range in 3 tiles" : "");
-        for (const std::vector<float>* got : {&split, &f16}) {
-          double d2 = 0, r2 = 0;
-          size_t bad = 0;
-          for (size_t i = 0; i < q_n; ++i) {
-            bad += !std::isfinite((*got)[i]);
-            d2 += (static_cast<double>((*got)[i]) - ref[i]) * (static_cast<double>((*got)[i]) - ref[i]);
-            r2 += static_cast<double>(ref[i]) * ref[i];
+        for (const Sm90PrefillForm& form : {Sm90PrefillForm{}, v4t}) {
+          auto run = [&](int pv_fp16) {
+            p.pv_fp16 = pv_fp16;
+            val::poison(out.get(), out.bytes(), nullptr);
+            const Status st = flash_prefill_sm90_forward(p, scale_log2, nullptr, form);
+            EXPECT_TRUE(st.is_ok()) << st.message();
+            EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+            return val::download(dt, out.get(), q_n, nullptr);
+          };
+          const std::vector<float> split = run(0), f16 = run(1);
+          const std::string what = std::string(form.ws ? "v4t" : "v3") + " head_dim " + std::to_string(kHd) +
+                                   (causal ? " causal" : " non-causal") + (huge ? ", V past fp16's range in 3 tiles" : "");
+          for (const std::vector<float>* got : {&split, &f16}) {
+            double d2 = 0, r2 = 0;
+            size_t bad = 0;
+            for (size_t i = 0; i < q_n; ++i) {
+              bad += !std::isfinite((*got)[i]);
+              d2 += (static_cast<double>((*got)[i]) - ref[i]) * (static_cast<double>((*got)[i]) - ref[i]);
+              r2 += static_cast<double>(ref[i]) * ref[i];
+            }
+            const std::string path = got == &f16 ? " (pv_fp16 1)" : " (pv_fp16 0)";
+            EXPECT_EQ(bad, 0u) << what << path;
+            EXPECT_GT(r2, 0.0) << what << path;
+            // The fp16 path sits near the gate by design (tools/pv_precision.py: 8e-4 to 1e-3 on bf16
+            // outputs, against ~1e-4 for hi + lo): held to 1.5e-3 here, where a conversion or fallback bug
+            // shows as far more (or as inf / NaN); validate_all under MINFER_PREFILL_PV=f16 says where the
+            // gate holds.
+            EXPECT_LE(std::sqrt(d2 / r2), got == &f16 ? 1.5e-3 : 1e-3) << what << path;
           }
-          const std::string path = got == &f16 ? " (pv_fp16 1)" : " (pv_fp16 0)";
-          EXPECT_EQ(bad, 0u) << what << path;
-          EXPECT_GT(r2, 0.0) << what << path;
-          // The fp16 path sits near the gate by design (tools/pv_precision.py: 8e-4 to 1e-3 on bf16 outputs,
-          // against ~1e-4 for hi + lo): held to 1.5e-3 here, where a conversion or fallback bug shows as far
-          // more (or as inf / NaN); validate_all under MINFER_PREFILL_PV=f16 says where the gate holds.
-          EXPECT_LE(std::sqrt(d2 / r2), got == &f16 ? 1.5e-3 : 1e-3) << what << path;
-        }
-        if (!huge) {
-          EXPECT_NE(std::memcmp(split.data(), f16.data(), q_n * sizeof(float)), 0) << what;
+          if (!huge) {
+            EXPECT_NE(std::memcmp(split.data(), f16.data(), q_n * sizeof(float)), 0) << what;
+          }
         }
       }
 }
