@@ -521,9 +521,16 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
 
   // Descriptors of stage 0 / this warpgroup's Q rows at k-step 0; later stages and k-steps add their
   // byte offset / 16 to the start-address field (no carry: shared addresses are below 256 KiB).
-  const uint64_t desc_q = kern::wgmma_desc(q_s + wg * 64 * 128, 16, 1024);
-  const uint64_t desc_k = kern::wgmma_desc(k_s, 16, 1024);
-  const uint64_t desc_v = kern::wgmma_desc(v_s, kBN * 128, 1024);
+  // Their low words pass through an opaque move: the compiler then adds the offsets to them instead of
+  // re-deriving each descriptor from the shared address every tile (a few uniform instructions an MMA).
+  auto opaque = [](uint64_t d) {
+    uint32_t lo = static_cast<uint32_t>(d);
+    asm volatile("mov.b32 %0, %0;\n" : "+r"(lo));
+    return (d & 0xFFFFFFFF00000000ull) | lo;
+  };
+  const uint64_t desc_q = opaque(kern::wgmma_desc(q_s + wg * 64 * 128, 16, 1024));
+  const uint64_t desc_k = opaque(kern::wgmma_desc(k_s, 16, 1024));
+  const uint64_t desc_v = opaque(kern::wgmma_desc(v_s, kBN * 128, 1024));
   // Byte offset / 16 of K-step kk in a K-major swizzled tile of `rows` rows.
   auto kstep = [](int rows, int kk) { return static_cast<uint32_t>(((kk / 4) * rows * 128 + (kk % 4) * 32) >> 4); };
 
