@@ -700,16 +700,6 @@ PrefillVersion prefill_version_selected() {
   return v;
 }
 
-// bf16 v2 with P.V in fp16 (P rounded once, V scaled per tile) instead of hi + lo: the environment
-// variable MINFER_PREFILL_PV=f16, for an A/B timing in one run. Read once.
-bool prefill_pv_f16_selected() {
-  static const bool f16 = [] {
-    const char* v = std::getenv("MINFER_PREFILL_PV");
-    return v && std::string(v) == "f16";
-  }();
-  return f16;
-}
-
 // Query tiles go on grid y (at most 65535 of them: Tq_b up to 8,388,480).
 template <typename T, int HD, bool kPvF16>
 Status launch_tc2_kernel(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
@@ -727,7 +717,8 @@ Status launch_tc2_kernel(const FlashPrefillParams& p, float scale_log2, cudaStre
 template <typename T, int HD>
 Status launch_tc2(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream) {
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    if (prefill_pv_f16_selected()) return launch_tc2_kernel<T, HD, true>(p, scale_log2, stream);
+    // bf16 v2 with P.V in fp16 (P rounded once, V scaled per tile): MINFER_PREFILL_PV=f16.
+    if (prefill_pv_f16_env()) return launch_tc2_kernel<T, HD, true>(p, scale_log2, stream);
   }
   return launch_tc2_kernel<T, HD, false>(p, scale_log2, stream);
 }

@@ -797,50 +797,6 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
 #endif  // MINFER_WGMMA
 }
 
-bool encode_map(CUtensorMap& m, const void* base, DType dt, int64_t rows, int64_t cols, int box_rows);
-
-// MINFER_PREFILL_COPY=cp.async|tma: the K/V copies of the non-warp-specialised bf16 blocks (v3, v3s) by
-// cp.async (the default) or, where the key tensor's rows are known and the maps encode, whole tiles by
-// TMA (kTmaC). Read once.
-bool prefill_copy_tma_env() {
-  static const bool on = env_choice("MINFER_PREFILL_COPY", {"cp.async", "tma"}) == 1;
-  return on;
-}
-
-// G warpgroups (64 G query rows) a block, ST K/V stages: the default blocks, or the small variant's
-// (head_dim 128: G = 1, ST = 3, two blocks an SM).
-template <typename T, int HD, int G = kGroups, int ST = kStages>
-Status launch(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool copy_tma = false) {
-  // bf16 P V through fp16 (the default blocks; its own instance): 3 fp16 V buffers after the V stages.
-  constexpr bool kCanPV16 = std::is_same_v<T, __nv_bfloat16> && G == kGroups && ST == kStages;
-  const bool pv16 = kCanPV16 && p.pv_fp16 > 0;
-  const uint32_t kSmem = Plan<HD, false, G, ST>::kBytes + (pv16 ? 3 * Plan<HD, false, G, ST>::kTile : 0);
-  auto* kernel = flash_prefill_sm90<T, HD, false, G, ST>;
-  if constexpr (kCanPV16) {
-    if (pv16) kernel = flash_prefill_sm90<T, HD, false, G, ST, false, false, true>;
-  }
-  // MINFER_PREFILL_COPY=tma (bf16): whole K/V tiles by TMA (kTmaC), a barrier a stage after the V stages.
-  PrefillMaps maps{};
-  uint32_t smem = kSmem;
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    const int64_t rows = p.k_lens ? static_cast<int64_t>(p.batch) * p.k_seq_stride : p.total_k;
-    if (!pv16 && (copy_tma || prefill_copy_tma_env()) && rows > 0 && rows < (int64_t{1} << 31) &&
-        encode_map(maps.k, p.k, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD, false, G, ST>::kBN) &&
-        encode_map(maps.v, p.v, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD, false, G, ST>::kBN)) {
-      kernel = flash_prefill_sm90<T, HD, false, G, ST, false, true>;
-      smem += ST * sizeof(uint64_t);
-    }
-  }
-  MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, 64 * G),
-                  static_cast<unsigned>(p.batch));
-  kernel<<<grid, 128 * G, smem, stream>>>(p, scale_log2, maps);
-  MINFER_LAUNCH_RETURN();
-  return Status::ok();
-}
-
-// The warp-specialised variant (MINFER_PREFILL=v4): the default blocks' 128 rows on two consumer
-// warpgroups plus a producer warpgroup (384 threads, one block an SM), the stages' barriers after them.
 // cuTensorMapEncodeTiled from the driver (null where the driver lacks it). Looked up once.
 PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
@@ -871,17 +827,60 @@ bool encode_map(CUtensorMap& m, const void* base, DType dt, int64_t rows, int64_
              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+// The K and V maps of p (boxes of box_rows keys), where the key tensor's rows are known (k_lens: batch x
+// k_seq_stride, else total_k) and both encode; false otherwise (then the copies stay cp.async).
+bool make_kv_maps(const FlashPrefillParams& p, int head_dim, int box_rows, PrefillMaps& maps) {
+  const int64_t rows = p.k_lens ? static_cast<int64_t>(p.batch) * p.k_seq_stride : p.total_k;
+  const int64_t cols = static_cast<int64_t>(p.kv_heads) * head_dim;
+  return rows > 0 && rows < (int64_t{1} << 31) && encode_map(maps.k, p.k, p.dtype, rows, cols, box_rows) &&
+         encode_map(maps.v, p.v, p.dtype, rows, cols, box_rows);
+}
+
+// MINFER_PREFILL_COPY=cp.async|tma: the K/V copies of the non-warp-specialised bf16 blocks (v3, v3s) by
+// cp.async (the default) or, where the key tensor's rows are known and the maps encode, whole tiles by
+// TMA (kTmaC). Read once.
+bool prefill_copy_tma_env() {
+  static const bool on = env_choice("MINFER_PREFILL_COPY", {"cp.async", "tma"}) == 1;
+  return on;
+}
+
+// G warpgroups (64 G query rows) a block, ST K/V stages: the default blocks, or the small variant's
+// (head_dim 128: G = 1, ST = 3, two blocks an SM).
+template <typename T, int HD, int G = kGroups, int ST = kStages>
+Status launch(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, bool copy_tma = false) {
+  // bf16 P V through fp16 (the default blocks; its own instance): 3 fp16 V buffers after the V stages.
+  constexpr bool kCanPV16 = std::is_same_v<T, __nv_bfloat16> && G == kGroups && ST == kStages;
+  const bool pv16 = kCanPV16 && p.pv_fp16 > 0;
+  uint32_t smem = Plan<HD, false, G, ST>::kBytes + (pv16 ? 3 * Plan<HD, false, G, ST>::kTile : 0);
+  auto* kernel = flash_prefill_sm90<T, HD, false, G, ST>;
+  if constexpr (kCanPV16) {
+    if (pv16) kernel = flash_prefill_sm90<T, HD, false, G, ST, false, false, true>;
+  }
+  // MINFER_PREFILL_COPY=tma (bf16): whole K/V tiles by TMA (kTmaC), a barrier a stage after the V stages.
+  PrefillMaps maps{};
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (!pv16 && (copy_tma || prefill_copy_tma_env()) && make_kv_maps(p, HD, Plan<HD, false, G, ST>::kBN, maps)) {
+      kernel = flash_prefill_sm90<T, HD, false, G, ST, false, true>;
+      smem += ST * sizeof(uint64_t);
+    }
+  }
+  MINFER_CUDA_RETURN(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const dim3 grid(static_cast<unsigned>(p.heads), kern::blocks_for(p.max_seqlen_q, 64 * G),
+                  static_cast<unsigned>(p.batch));
+  kernel<<<grid, 128 * G, smem, stream>>>(p, scale_log2, maps);
+  MINFER_LAUNCH_RETURN();
+  return Status::ok();
+}
+
+// The warp-specialised variant (MINFER_PREFILL=v4): the default blocks' 128 rows on two consumer
+// warpgroups plus a producer warpgroup (384 threads, one block an SM), the stages' barriers after them.
 // tma: whole K/V tiles by TMA where the key tensor's rows are known (k_lens: batch x k_seq_stride, else
 // total_k) and the maps encode; otherwise the cp.async producer, or (v3_otherwise: the default's choice)
 // the 128-row v3.
 template <typename T, int HD>
 Status launch_ws(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream, const Sm90PrefillForm& f) {
-  const int64_t rows = p.k_lens ? static_cast<int64_t>(p.batch) * p.k_seq_stride : p.total_k;
   PrefillMaps maps{};
-  const bool use_tma =
-      f.tma && rows > 0 && rows < (int64_t{1} << 31) &&
-      encode_map(maps.k, p.k, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN) &&
-      encode_map(maps.v, p.v, p.dtype, rows, static_cast<int64_t>(p.kv_heads) * HD, Plan<HD>::kBN);
+  const bool use_tma = f.tma && make_kv_maps(p, HD, Plan<HD>::kBN, maps);
   if (f.tma && !use_tma && f.v3_otherwise) return launch<T, HD>(p, scale_log2, stream);
   // bf16 P V through fp16 (v4t): kStages fp16 V buffers, a "converted" barrier and a verdict a stage.
   const bool f16v = std::is_same_v<T, __nv_bfloat16> && use_tma && p.pv_fp16 > 0;
@@ -948,14 +947,12 @@ float prefill_rescale_slack_env() {
   return slack;
 }
 
-// MINFER_PREFILL_PV=f16 (FlashPrefillParams::pv_fp16 = -1): bf16 P V of the default blocks and v4t through
-// fp16 (the value v2's switch takes too, kernels/flash_prefill.cu); unset or bf16: hi + lo. Read once.
-int prefill_pv_fp16_env() {
-  static const int on = env_choice("MINFER_PREFILL_PV", {"bf16", "f16"});
+}  // namespace
+
+bool prefill_pv_f16_env() {
+  static const bool on = env_choice("MINFER_PREFILL_PV", {"bf16", "f16"}) == 1;
   return on;
 }
-
-}  // namespace
 
 bool flash_prefill_sm90_applies(const FlashPrefillParams& p) {
   return (p.dtype == DType::F16 || p.dtype == DType::BF16) && (p.head_dim == 64 || p.head_dim == 128) &&
@@ -966,7 +963,7 @@ Status flash_prefill_sm90_forward(const FlashPrefillParams& in, float scale_log2
                                   const Sm90PrefillForm& f) {
   FlashPrefillParams p = in;
   if (p.rescale_slack == -1.f) p.rescale_slack = prefill_rescale_slack_env();
-  if (p.pv_fp16 == -1) p.pv_fp16 = prefill_pv_fp16_env();
+  if (p.pv_fp16 == -1) p.pv_fp16 = prefill_pv_f16_env() ? 1 : 0;
   MINFER_REQUIRE(p.pv_fp16 == 0 || p.pv_fp16 == 1, "pv_fp16", "must be 0, 1 or -1 (the environment's), got " + std::to_string(p.pv_fp16));
   MINFER_REQUIRE(p.rescale_slack >= 0.f && p.rescale_slack <= 8.f, "rescale_slack",
                  "must be in [0, 8] or -1 (the environment's), got " + std::to_string(p.rescale_slack));

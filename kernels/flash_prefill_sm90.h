@@ -45,6 +45,11 @@ struct Sm90PrefillForm {
 Status flash_prefill_sm90_forward(const FlashPrefillParams& p, float scale_log2, cudaStream_t stream,
                                   const Sm90PrefillForm& f = {});
 
+// MINFER_PREFILL_PV=f16 (unset or bf16: off; read once, an unknown value warned of): bf16 P V through
+// fp16, in v2 (kernels/flash_prefill.cu) and, where FlashPrefillParams::pv_fp16 is -1, in the sm90
+// default blocks and v4t. The one reader of the variable.
+bool prefill_pv_f16_env();
+
 #if defined(__CUDACC__)
 // First key row and key count of sequence b (cu_seqlens_k, or a per-sequence cache with k_lens):
 // shared by the prefill kernels.
