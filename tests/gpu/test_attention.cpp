@@ -233,10 +233,11 @@ TEST(FlashPrefillPvFp16, MatchesTheReference) {
       }
 }
 
-// Lazy rescaling (rescale_slack 8) against the default (0) on the sm90 kernels: the same softmax, so the
-// outputs agree to rounding (normwise <= 1e-3, no NaN), also where later keys' scores outgrow the
-// earlier ones' by far more than the slack (keys scaled up along the sequence: the running maximum must
-// still move), causal and not, one and several key tiles, fp16 (P up to 2^8 in fp16) and bf16.
+// Lazy rescaling (rescale_slack 8, the default) against the running maximum (0) on the sm90 kernels:
+// the same softmax, so the outputs agree to rounding (normwise <= 1e-3, no NaN), also where later keys'
+// scores outgrow the earlier ones' by far more than the slack (keys scaled up along the sequence: the
+// running maximum must still move), causal and not, one and several key tiles, fp16 (P up to 2^8 in
+// fp16) and bf16.
 TEST(FlashPrefillRescaleSlack, SameSoftmaxAsTheDefault) {
   if (!val::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
   const std::vector<int> lens = {1300, 700, 40};
