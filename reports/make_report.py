@@ -213,6 +213,51 @@ def decode_targets(ours, peers):
     return rows
 
 
+BEHIND_LIMIT = 12  # cases listed under a target table where a peer is still faster (the slowest first)
+
+
+def behind_rows(m, peer_col, limit=BEHIND_LIMIT):
+    """Rows (case, ours us, peer, peer us, speed, commit) of merged rows m where the peer's median is below ours,
+    the lowest speed (peer time / ours) first, at most limit; and how many there are."""
+    b = m[m["median_us_" + peer_col] < m["median_us"]].copy()
+    b["speed"] = b["median_us_" + peer_col] / b["median_us"]
+    b = b.sort_values(["speed", "case"])
+    rows = [[r["case"], fmt(r["median_us"], 4), r["variant_" + peer_col], fmt(r["median_us_" + peer_col], 4),
+             fmt(r["speed"]), r["commit"]] for _, r in b.head(limit).iterrows()]
+    return rows, len(b)
+
+
+def prefill_behind(ours, peers):
+    """Cases of at least PREFILL_MIN_LEN tokens where torch-flash (the target's peer) is faster than ours."""
+    big = ours[ours["seqlen"] >= PREFILL_MIN_LEN]
+    fl = peers[peers["variant"] == "torch-flash"]
+    if big.empty or fl.empty:
+        return [], 0, 0
+    m = big.merge(fl, on=["source", "commit", "case"], suffixes=("", "_peer"))
+    rows, n = behind_rows(m, "peer")
+    return rows, n, len(m)
+
+
+def decode_behind(ours, peers):
+    """Decode cases where the fastest PyTorch backend of the case is faster than ours."""
+    if peers.empty:
+        return [], 0, 0
+    best = peers.loc[peers.groupby(["source", "commit", "case"])["median_us"].idxmin(),
+                     ["source", "commit", "case", "variant", "median_us"]]
+    m = ours.merge(best, on=["source", "commit", "case"], suffixes=("", "_best"))
+    rows, n = behind_rows(m, "best")
+    return rows, n, len(m)
+
+
+def behind_table(rows, n, total, intro):
+    """The rows of behind_rows under a line: intro, then (n of total cases; the slowest shown where cut)."""
+    if not rows:
+        return []
+    shown = "" if n <= len(rows) else f"; the {len(rows)} slowest"
+    return [f"{intro} ({n} of {total}{shown}):", "",
+            md_table(["case", "ours us", "peer", "peer us", "speed", "commit"], rows), ""]
+
+
 def target_tables(sweep, ours, peers):
     if sweep == "attention" and {"seqlen", "head_dim", "causal"} <= set(ours.columns):
         rows = prefill_targets(ours, peers)
@@ -222,7 +267,9 @@ def target_tables(sweep, ours, peers):
                     "in bf16 ours keeps P as hi + lo for P V, two MMAs where the peers round P to bf16 once):", "",
                     md_table(["dtype", "head_dim", "causal", "cases", "ours TFLOP/s", "torch-flash TFLOP/s",
                               "torch-cudnn TFLOP/s", "ours >= torch-flash", "median speed vs torch-cudnn",
-                              "max rel_err ours / torch-flash / torch-cudnn"], rows), ""]
+                              "max rel_err ours / torch-flash / torch-cudnn"], rows), ""] + \
+                behind_table(*prefill_behind(ours, peers),
+                             f"Cases of {PREFILL_MIN_LEN} tokens or more where torch-flash is faster than ours")
     if sweep == "decode" and "paged" in ours.columns:
         rows = decode_targets(ours, peers)
         if rows:
@@ -231,7 +278,8 @@ def target_tables(sweep, ours, peers):
                     f"reads {DECODE_BIG_BYTES >> 20} MiB or more):", "",
                     md_table(["dtype", "cache", "cases", "median speed", "min speed", "cases >= 1.0x",
                               f"cases >= {DECODE_BIG_BYTES >> 20} MiB", f"of those SOL% >= {fmt(DECODE_MIN_SOL)}",
-                              "their median SOL%"], rows), ""]
+                              "their median SOL%"], rows), ""] + \
+                behind_table(*decode_behind(ours, peers), "Cases where the fastest PyTorch backend is faster than ours")
     return []
 
 

@@ -73,6 +73,11 @@ class ReportTargets(unittest.TestCase):
         # 0.5 and 0.5; ours >= flash in 1 of 2 (the 128-token case is not counted); the largest rel_err of
         # each over those two cases (1e-5 at 512 for all three).
         self.assertIn("| bf16 | 128 | 1 | 2 | 230 | 230 | 460 | 1 of 2 | 0.5 | 0.0002 / 0.0022 / 0.0025 |", text)
+        # the one case of 512 tokens or more where torch-flash is faster, with its speed 90 / 100
+        self.assertIn("Cases of 512 tokens or more where torch-flash is faster than ours (1 of 2):", text)
+        self.assertIn("| bf16/batch=1/seqlen=512/heads=16/kv_heads=16/head_dim=128/causal=1/ragged=0/prefix=0 | 100 | "
+                      "torch-flash | 90 | 0.9 | abc |", text)
+        self.assertNotIn("seqlen=1024/heads=16/kv_heads=16/head_dim=128/causal=1/ragged=0/prefix=0 | 300", text)
 
     def test_decode_speed_against_the_fastest_backend_and_sol_of_large_cases(self):
         with tempfile.TemporaryDirectory() as d:
@@ -92,6 +97,32 @@ class ReportTargets(unittest.TestCase):
         self.assertIn("Against the targets (speed = time of the fastest PyTorch backend", text)
         self.assertIn("| bf16 | contiguous | 2 | 1 | 0.8 | 1 of 2 | 1 | 1 of 1 | 80 |", text)
         self.assertIn("| bf16 | paged | 1 | 0.5 | 0.5 | 0 of 1 | 1 | 0 of 1 | 50 |", text)
+        # behind the fastest backend: paged 16384 (cudnn 240 / 480 = 0.5) before contiguous 16384 (0.8); the
+        # 1024 case (ours faster) is not listed
+        self.assertIn("Cases where the fastest PyTorch backend is faster than ours (2 of 3):", text)
+        case = "| bf16/batch=16/kv_len=16384/heads=32/kv_heads=8/head_dim=128/"
+        paged = case + "paged=1/ragged=0 | 480 | torch-cudnn | 240 | 0.5 |"
+        contig = case + "paged=0/ragged=0 | 300 | torch-cudnn | 240 | 0.8 |"
+        self.assertIn(paged, text)
+        self.assertIn(contig, text)
+        self.assertLess(text.index(paged), text.index(contig))
+        self.assertNotIn("kv_len=1024/heads=32/kv_heads=8/head_dim=128/paged=0/ragged=0 | 10", text)
+
+    def test_behind_list_keeps_the_slowest_when_long(self):
+        with tempfile.TemporaryDirectory() as d:
+            data = os.path.join(d, "data", "h200")
+            rows = []
+            for i in range(15):  # 15 cases of 512 tokens, heads 1..15: torch-flash faster by (i + 1)%
+                for v, us in (("minfer", 100.0), ("torch-flash", 100.0 - (i + 1))):
+                    r = att(v, 512, us, 100)
+                    r["heads"] = r["kv_heads"] = i + 1
+                    rows.append(r)
+            write_sweep_csv(os.path.join(data, "attention.csv"), ATT_AXES, rows)
+            text = run_report(d)
+        self.assertIn("where torch-flash is faster than ours (15 of 15; the 12 slowest):", text)
+        self.assertIn("heads=15/kv_heads=15/", text)  # speed 0.85, the slowest
+        self.assertIn("heads=4/kv_heads=4/", text)    # 0.96, the 12th
+        self.assertNotIn("heads=3/kv_heads=3/", text)  # 0.97, cut
 
 
     def test_numerics_of_ours_and_the_peers_against_the_gate(self):
