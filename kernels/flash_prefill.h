@@ -53,13 +53,14 @@ struct FlashPrefillParams {
   // same rel_err; README). Other paths ignore it.
   float rescale_slack = -1.f;
   // bf16 P V of the sm90 v3 blocks (head_dim 64; 128 with MINFER_PREFILL=v3) and v4t (head_dim 128 past
-  // 512 rows) through fp16
-  // (opt-in, not yet timed): V tiles converted to fp16 in shared memory (exact for magnitudes in
-  // [2^-14, 65504]; a tile holding a value that overflows fp16 takes the bf16 hi + lo path) and P
-  // rounded once to fp16, one MMA a key step instead of two. rel_err then sits at 8e-4 to 1e-3 on bf16
-  // outputs (tools/pv_precision.py, fp16-P), under the 1e-3 gate by a thin margin (hi + lo: ~1e-4). Values of V below 2^-14 keep fewer bits
-  // (fp16 subnormals): a V whose every value is that small loses accuracy. 1: on; 0: off (the
-  // default); -1: MINFER_PREFILL_PV=f16 (on; the value v2's switch takes) or bf16 (off; unset: off). Other paths ignore it.
+  // 512 rows) through fp16 (opt-in): V tiles converted to fp16 in shared memory (exact for magnitudes in
+  // [2^-14, 65504]; a tile holding a value that overflows fp16 takes the bf16 hi + lo path) and P rounded
+  // once to fp16, one MMA a key step instead of two. H100: v3 at head_dim 64 1.03-1.11x, v4t 0.98-1.02x
+  // (README). rel_err then sits at 8e-4 to 1e-3 on bf16 outputs (tools/pv_precision.py, fp16-P; measured
+  // up to 8.7e-4), under the 1e-3 gate by a thin margin (hi + lo: ~1e-4), so it is not the default.
+  // Values of V below 2^-14 keep fewer bits (fp16 subnormals): a V whose every value is that small loses
+  // accuracy. 1: on; 0: off (the default); -1: MINFER_PREFILL_PV=f16 (on; the value v2's switch takes) or
+  // bf16 (off; unset: off). Other paths ignore it.
   int pv_fp16 = -1;
 };
 

@@ -193,13 +193,18 @@ def prefill_targets(ours, peers):
     return rows
 
 
+def fastest_peer(peers):
+    """The fastest peer row of each case (same file and commit): source, commit, case, variant, median_us."""
+    return peers.loc[peers.groupby(["source", "commit", "case"])["median_us"].idxmin(),
+                     ["source", "commit", "case", "variant", "median_us"]]
+
+
 def decode_targets(ours, peers):
     """Rows per (dtype, paged): cases, median and min speed vs the fastest PyTorch backend of each case,
     cases at >= 1.0x, and over cases reading >= DECODE_BIG_BYTES: count and how many reach DECODE_MIN_SOL."""
     if peers.empty:
         return []
-    best = peers.groupby(["source", "commit", "case"], as_index=False)["median_us"].min()
-    m = ours.merge(best, on=["source", "commit", "case"], suffixes=("", "_best"))
+    m = ours.merge(fastest_peer(peers), on=["source", "commit", "case"], suffixes=("", "_best"))
     rows = []
     for (dt, paged), g in ours.groupby(["dtype", "paged"], sort=True):
         gm = m[(m["dtype"] == dt) & (m["paged"] == paged)]
@@ -242,9 +247,7 @@ def decode_behind(ours, peers):
     """Decode cases where the fastest PyTorch backend of the case is faster than ours."""
     if peers.empty:
         return [], 0, 0
-    best = peers.loc[peers.groupby(["source", "commit", "case"])["median_us"].idxmin(),
-                     ["source", "commit", "case", "variant", "median_us"]]
-    m = ours.merge(best, on=["source", "commit", "case"], suffixes=("", "_best"))
+    m = ours.merge(fastest_peer(peers), on=["source", "commit", "case"], suffixes=("", "_best"))
     rows, n = behind_rows(m, "best")
     return rows, n, len(m)
 
