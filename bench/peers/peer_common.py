@@ -196,6 +196,15 @@ def write_rows(path, rows):
     os.replace(tmp, path)
 
 
+def library_line():
+    """One line naming what the peers' numbers depend on: PyTorch, its CUDA and cuDNN, and the device.
+    The peers' kernels come from these libraries, so their times move with them (cuDNN's SDPA decode
+    kernel on the H100 measured 116 us in one run and 101 us in a later one at batch 64 x 1024)."""
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    dev = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
+    return f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {cudnn}, {dev}"
+
+
 def main(description, variant, build):
     return main_variants(description, {variant: build})
 
@@ -206,6 +215,7 @@ def main_variants(description, builds):
     if not torch.cuda.is_available():
         print(f"{sys.argv[0]}: no CUDA device", file=sys.stderr)
         return 2
+    print(f"{sys.argv[0]}: {library_line()}", file=sys.stderr)
     spec = load_cases(args.cases)
     min_time = args.min_time if args.min_time is not None else float(spec.get("min_time", 0.02))
     rows = []
