@@ -45,6 +45,7 @@
 #include "kernels/common/pdl.cuh"
 #include "kernels/common/mma.cuh"
 #include "kernels/common/rope_head.cuh"
+#include "kernels/common/tensor_map.h"
 
 namespace minfer {
 namespace {
@@ -350,6 +351,56 @@ __device__ __forceinline__ void tc_issue(const DecodeAttentionParams& p, int kvh
   }
 }
 
+// The TMA form (MINFER_DECODE_COPY=tma, DecodeAttentionParams::tma; head_dim 64 and 128, sm_90+): the
+// K and V caches as 2-D tensor maps (cache rows x kv_heads * HD; boxes of 64 columns x 16 rows, 128-byte
+// swizzle: kernels/common/tensor_map.h), and a warp's 16-key run copied by lane 0 as HD / 64 boxes each
+// of K and V, completing on the stage's barrier: 2 (hd 64) or 4 (hd 128) copies a step where cp.async
+// takes 16 instructions of 32 lanes and the bulk form 32 row copies. Its stages are unpadded (rows of
+// HD elements, the swizzle keeps ldmatrix free of bank conflicts), 1024-byte aligned. Rows past the
+// sequence's end inside a run are copied as they are (the next sequence's rows or stale cache rows; the
+// tensor's end reads as zero): their scores are masked, and their V rows are zeroed in shared memory
+// before use (0 x NaN would be NaN), so the output equals the cp.async form's bit for bit.
+struct TcMapsOn {
+  CUtensorMap k, v;
+};
+struct TcMapsOff {};
+template <bool kTma>
+using TcMaps = std::conditional_t<kTma, TcMapsOn, TcMapsOff>;
+
+template <typename T, int HD>
+constexpr int tma_stage_bytes() {  // K then V of one warp's stage: 2 x HD / 64 boxes of 16 rows x 128 bytes
+  return 2 * kWarpKeys * HD * static_cast<int>(sizeof(T));
+}
+// Byte offset, inside one K or V run of the TMA form, of 16-byte chunk `chunk` (of HD / 8) of row r.
+__device__ __forceinline__ uint32_t tma_swizzled(int r, int chunk) {
+  return static_cast<uint32_t>((chunk >> 3) * (kWarpKeys * 128) + r * 128 + (((chunk & 7) ^ (r & 7)) << 4));
+}
+template <typename T, int HD>
+__device__ __forceinline__ void tma_load_run(const TcMapsOn& maps, int kvh, int64_t row0, T* ks, T* vs, uint64_t* bar,
+                                             int lane) {
+  if (lane == 0) {
+    kern::mbar_expect_tx(bar, static_cast<unsigned>(tma_stage_bytes<T, HD>()));
+    const uint32_t kd = kern::smem_addr(ks), vd = kern::smem_addr(vs);
+    const int row = static_cast<int>(row0);
+#pragma unroll
+    for (int j = 0; j < HD / 64; ++j) {
+      kern::tma_load_2d(kd + j * kWarpKeys * 128, &maps.k, kvh * HD + j * 64, row, bar);
+      kern::tma_load_2d(vd + j * kWarpKeys * 128, &maps.v, kvh * HD + j * 64, row, bar);
+    }
+  }
+}
+// Zeroes V rows [n, 16) of a TMA-form run (the keys past the sequence's end), then syncs the warp.
+template <typename T, int HD>
+__device__ __forceinline__ void tma_zero_tail(T* vs, int n, int lane) {
+  constexpr int kChunks = HD / 8;
+  char* base = reinterpret_cast<char*>(vs);
+  for (int i = n * kChunks + lane; i < kWarpKeys * kChunks; i += 32) {
+    const int r = i / kChunks, c = i % kChunks;
+    *reinterpret_cast<uint4*>(base + tma_swizzled(r, c)) = make_uint4(0u, 0u, 0u, 0u);
+  }
+  __syncwarp();
+}
+
 // Whether a row of the fused prologue is live: a cache slot, and a position inside the cos/sin table
 // and the cache (else padding: q zero, nothing written).
 __device__ __forceinline__ bool rope_row_live(const QkvRopeParams& r, int slot, int pos) {
@@ -595,14 +646,24 @@ __device__ __forceinline__ void tc_softmax(float (&s)[2][4], float (&o)[HD / 8][
 
 // The split kernel's dynamic shared memory: the stages (or the merge area), the bulk copies' barriers,
 // the fused prologue's query rows, the cluster's receive area (launch_tc's, and the occupancy query's).
-template <typename T, int HD, int kStages, bool kBulk, bool kRope, bool kCluster>
+// The TMA form: 1024 bytes of slack for aligning the stages, the stages (or the merge area), the barriers.
+template <typename T, int HD, int kStages>
+constexpr int tma_body_bytes() {
+  return 1024 + (kTcWarps * kStages * tma_stage_bytes<T, HD>() > tc_merge_bytes<HD>() ? kTcWarps * kStages * tma_stage_bytes<T, HD>()
+                                                                                         : tc_merge_bytes<HD>());
+}
+template <typename T, int HD, int kStages, bool kBulk, bool kRope, bool kCluster, bool kTma = false>
 constexpr int tc_kernel_smem() {
+  if constexpr (kTma) return tma_body_bytes<T, HD, kStages>() + kTcWarps * kStages * 8;
   return tc_smem_bytes<T, HD, kStages>() + (kBulk ? kTcWarps * kStages * 8 : 0) + (kRope ? tc_rope_q_bytes<T, HD>() : 0) +
          (kCluster ? tc_cluster_bytes<HD>() : 0);
 }
 
-template <typename T, int HD, int kStages, bool kBulk, bool kSkipUnit = false, bool kRope = false, bool kCluster = false>
-__global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionParams p, SplitOut so, float scale_log2) {
+template <typename T, int HD, int kStages, bool kBulk, bool kSkipUnit = false, bool kRope = false, bool kCluster = false,
+          bool kTma = false>
+__global__ void __launch_bounds__(kTcThreads)
+    decode_split_tc(DecodeAttentionParams p, SplitOut so, float scale_log2, const __grid_constant__ TcMaps<kTma> maps) {
+  static_assert(!kTma || (!kBulk && !kSkipUnit && !kRope && !kCluster && HD >= 64), "the TMA form is a plain form");
   static_assert(!kRope || (!kBulk && !kSkipUnit), "the fused prologue takes the default form (cp.async, 2 or 3 stages)");
   static_assert(!kCluster || (!kBulk && !kSkipUnit), "the cluster form takes the default form (cp.async, 2 or 3 stages)");
   static_assert(kStages >= 2, "the pipeline needs a stage in flight while one is read");
@@ -613,12 +674,17 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
   kern::pdl_launch_dependents();
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int kS = HD + kTcPad;                    // shared row stride, elements
-  constexpr int kWarpStage = 2 * kWarpKeys * kS;     // K then V of one stage of one warp, elements
+  constexpr int kRow = kTma ? HD : kS;               // shared row stride of K and V runs, elements
+  constexpr int kWarpStage = 2 * kWarpKeys * kRow;   // K then V of one stage of one warp, elements
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  T* wbuf = reinterpret_cast<T*>(smem_raw) + warp * kStages * kWarpStage;  // this warp's stages
-  // kBulk: one barrier a stage a warp, after the stages (and the merge area).
-  uint64_t* bars = reinterpret_cast<uint64_t*>(smem_raw + tc_smem_bytes<T, HD, kStages>()) + warp * kStages;
-  if constexpr (kBulk) {
+  // kTma: the stages start at the first 1024-byte boundary (the 128-byte swizzle's alignment).
+  unsigned char* stage_raw = smem_raw;
+  if constexpr (kTma) stage_raw += (1024 - kern::smem_addr(smem_raw) % 1024) % 1024;
+  T* wbuf = reinterpret_cast<T*>(stage_raw) + warp * kStages * kWarpStage;  // this warp's stages
+  // kBulk, kTma: one barrier a stage a warp, after the stages (and the merge area).
+  uint64_t* bars = reinterpret_cast<uint64_t*>(smem_raw + (kTma ? tma_body_bytes<T, HD, kStages>() : tc_smem_bytes<T, HD, kStages>())) +
+                   warp * kStages;
+  if constexpr (kBulk || kTma) {
     if (lane == 0)
       for (int st = 0; st < kStages; ++st) kern::mbar_init(&bars[st], 1);
     kern::fence_mbarrier_init();
@@ -685,8 +751,12 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     if (st >= pre) break;
     if (st < steps) {
       T* sb = wbuf + st * kWarpStage;
-      tc_issue<T, HD, kBulk>(p, kvh, row_next, wk0 + st * kStepKeys, kend, sb, sb + kWarpKeys * kS, &bars[st], lane,
-                             skip);
+      if constexpr (kTma) {
+        if (wk0 + st * kStepKeys < kend) tma_load_run<T, HD>(maps, kvh, row_next, sb, sb + kWarpKeys * kRow, &bars[st], lane);
+      } else {
+        tc_issue<T, HD, kBulk>(p, kvh, row_next, wk0 + st * kStepKeys, kend, sb, sb + kWarpKeys * kS, &bars[st], lane,
+                               skip);
+      }
       tc_cursor_step(p, b, kend, lane, cur);
       row_next = st + 1 < steps ? tc_cursor_row(p, b, cur, kend) : 0;
     }
@@ -724,14 +794,18 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
       if (nx < steps) {
         T* nb = wbuf + (nx % kStages) * kWarpStage;
         const int k1 = wk0 + nx * kStepKeys;
-        tc_issue<T, HD, kBulk>(p, kvh, row_next, k1, kend, nb, nb + kWarpKeys * kS, &bars[nx % kStages], lane);
+        if constexpr (kTma) {
+          if (k1 < kend) tma_load_run<T, HD>(maps, kvh, row_next, nb, nb + kWarpKeys * kRow, &bars[nx % kStages], lane);
+        } else {
+          tc_issue<T, HD, kBulk>(p, kvh, row_next, k1, kend, nb, nb + kWarpKeys * kS, &bars[nx % kStages], lane);
+        }
         tc_cursor_step(p, b, kend, lane, cur);
         row_next = nx + 1 < steps ? tc_cursor_row(p, b, cur, kend) : 0;
       }
       kern::cp_async_commit();
     }
     const int key0 = wk0 + it * kStepKeys;
-    if constexpr (kBulk) {
+    if constexpr (kBulk || kTma) {
       if (key0 >= kend) continue;  // nothing of this warp's was copied (nor will be: later steps are past kend)
       while (!kern::mbar_try_wait(&bars[it % kStages], (it / kStages) & 1)) {
       }
@@ -740,8 +814,10 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     }
     if (it == 0) trace_mark(p, tr, 3);
     __syncwarp();
-    const T* kt = wbuf + (it % kStages) * kWarpStage;  // (16, kS)
-    const T* vt = kt + kWarpKeys * kS;           // (16, kS)
+    const T* kt = wbuf + (it % kStages) * kWarpStage;  // (16, kRow)
+    const T* vt = kt + kWarpKeys * kRow;         // (16, kRow)
+    if constexpr (kTma)
+      if (key0 + kWarpKeys > kend) tma_zero_tail<T, HD>(const_cast<T*>(vt), kend - key0, lane);
 
     // S = Q K^T: 16 rows x 16 keys; s[nt]: keys nt * 8 + t * 2 + {0, 1}, rows g (0, 1), g + 8 (2, 3).
     // K fragments by ldmatrix.x4: matrices (keys 0-7, dims +0), (0-7, +8), (8-15, +0), (8-15, +8) of
@@ -749,11 +825,15 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
     float s[2][4];
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-    const T* krow = kt + ((lane >> 4) * 8 + (lane & 7)) * kS + ((lane >> 3) & 1) * 8;
+    [[maybe_unused]] const T* krow = kt + ((lane >> 4) * 8 + (lane & 7)) * kS + ((lane >> 3) & 1) * 8;
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
       uint32_t kb[4];
-      kern::ldmatrix_x4(kb, krow + kk * 16);
+      if constexpr (kTma)
+        kern::ldmatrix_x4(kb, reinterpret_cast<const char*>(kt) +
+                                  tma_swizzled((lane >> 4) * 8 + (lane & 7), kk * 2 + ((lane >> 3) & 1)));
+      else
+        kern::ldmatrix_x4(kb, krow + kk * 16);
       kern::mma16816<T>(s[0], qf[kk], kb[0], kb[1]);
       kern::mma16816<T>(s[1], qf[kk], kb[2], kb[3]);
     }
@@ -768,11 +848,15 @@ __global__ void __launch_bounds__(kTcThreads) decode_split_tc(DecodeAttentionPar
       const float x = s[r / 2][(r % 2) * 2], y = s[r / 2][(r % 2) * 2 + 1];
       pl[r] = kern::pack2<T>(kern::round_rest<T>(x), kern::round_rest<T>(y));
     }
-    const T* vrow = vt + (((lane >> 3) & 1) * 8 + (lane & 7)) * kS + (lane >> 4) * 8;
+    [[maybe_unused]] const T* vrow = vt + (((lane >> 3) & 1) * 8 + (lane & 7)) * kS + (lane >> 4) * 8;
 #pragma unroll
     for (int dp = 0; dp < HD / 16; ++dp) {
       uint32_t vb[4];
-      kern::ldmatrix_x4_trans(vb, vrow + dp * 16);
+      if constexpr (kTma)
+        kern::ldmatrix_x4_trans(vb, reinterpret_cast<const char*>(vt) +
+                                        tma_swizzled(((lane >> 3) & 1) * 8 + (lane & 7), dp * 2 + (lane >> 4)));
+      else
+        kern::ldmatrix_x4_trans(vb, vrow + dp * 16);
       kern::mma16816<T>(o[2 * dp], ph, vb[0], vb[1]);
       kern::mma16816<T>(o[2 * dp], pl, vb[0], vb[1]);
       kern::mma16816<T>(o[2 * dp + 1], ph, vb[2], vb[3]);
@@ -974,11 +1058,38 @@ bool decode_skip_unit_env() {
   return on;
 }
 
-// Bulk copies (cp.async.bulk on mbarriers) for the K/V runs of v2 at head_dim 64 and 128:
-// MINFER_DECODE_COPY=bulk (read once); DecodeAttentionParams::bulk overrides.
-bool decode_bulk_env() {
-  static const bool on = env_choice("MINFER_DECODE_COPY", {"cp.async", "bulk"}) == 1;
-  return on;
+// The K/V copies of v2 at head_dim 64 and 128: MINFER_DECODE_COPY=cp.async (0, the default), bulk (1:
+// cp.async.bulk a row, on mbarriers) or tma (2: tensor-map boxes, sm_90+). Read once;
+// DecodeAttentionParams::bulk and ::tma override.
+int decode_copy_env() {
+  static const int copy = env_choice("MINFER_DECODE_COPY", {"cp.async", "bulk", "tma"});
+  return copy;
+}
+bool decode_bulk_env() { return decode_copy_env() == 1; }
+bool decode_tma_env() { return decode_copy_env() == 2; }
+
+// Whether p asks for the TMA form (DecodeAttentionParams::tma, else MINFER_DECODE_COPY=tma).
+bool tma_asked(const DecodeAttentionParams& p) { return p.tma >= 0 ? p.tma == 1 : decode_tma_env(); }
+
+// The TMA form's maps of p's K and V caches: (rows, kv_heads x HD), rows the contiguous cache's batch x
+// max_len, or for a paged pool (whose page count the params do not carry) the largest row a 32-bit box
+// coordinate reaches: every box the kernel asks for lies inside a page the block table names, so the
+// extent only bounds the coordinates (a pool of rows of at least 128 bytes has fewer rows on any GPU).
+// False where the maps cannot be made (then the copies stay cp.async).
+bool make_decode_maps(const DecodeAttentionParams& p, TcMapsOn& maps) {
+  const int64_t rows = p.block_table ? int64_t{0x7fffffff} : static_cast<int64_t>(p.batch) * p.max_len;
+  const int64_t cols = static_cast<int64_t>(p.kv_heads) * p.head_dim;
+  return rows > 0 && rows <= int64_t{0x7fffffff} && kern::encode_map_2d(maps.k, p.k_cache, p.dtype, rows, cols, kWarpKeys) &&
+         kern::encode_map_2d(maps.v, p.v_cache, p.dtype, rows, cols, kWarpKeys);
+}
+
+bool sm90_device() {
+  static const bool yes = [] {
+    const int major = kern::device_attribute(cudaDevAttrComputeCapabilityMajor, 0);
+    cudaGetLastError();  // no device: not sticky, but not left for the next launch check either
+    return major >= 9;
+  }();
+  return yes;
 }
 
 // The L2 prefetch-size hint of v2's cp.async K/V copies: 128 bytes, or MINFER_DECODE_L2_PREFETCH=0
@@ -998,10 +1109,11 @@ int decode_rope_overlap_env() {
 }
 
 template <typename T, int HD, int kStages, bool kBulk = false, bool kSkipUnit = false, bool kRope = false,
-          bool kCluster = false>
-Status launch_tc(const DecodeAttentionParams& p, const SplitOut& so, dim3 grid, float scale_log2, cudaStream_t stream) {
-  constexpr int kSmem = tc_kernel_smem<T, HD, kStages, kBulk, kRope, kCluster>();
-  auto* kernel = decode_split_tc<T, HD, kStages, kBulk, kSkipUnit, kRope, kCluster>;
+          bool kCluster = false, bool kTma = false>
+Status launch_tc(const DecodeAttentionParams& p, const SplitOut& so, dim3 grid, float scale_log2, cudaStream_t stream,
+                 const TcMaps<kTma>& maps = {}) {
+  constexpr int kSmem = tc_kernel_smem<T, HD, kStages, kBulk, kRope, kCluster, kTma>();
+  auto* kernel = decode_split_tc<T, HD, kStages, kBulk, kSkipUnit, kRope, kCluster, kTma>;
   MINFER_CUDA_RETURN(allow_smem(kernel, kSmem));
   if constexpr (kCluster) {
     if (so.splits > 8) {  // a non-portable cluster size (decode_attention_cluster_max)
@@ -1009,9 +1121,9 @@ Status launch_tc(const DecodeAttentionParams& p, const SplitOut& so, dim3 grid, 
       MINFER_CUDA_RETURN(wide);
     }
     MINFER_CUDA_RETURN(kern::launch_pdl_cluster(kernel, grid, kTcThreads, kSmem, stream, static_cast<unsigned>(so.splits),
-                                                p, so, scale_log2));
+                                                p, so, scale_log2, maps));
   } else {
-    MINFER_CUDA_RETURN(kern::launch_pdl(kernel, grid, kTcThreads, kSmem, stream, p, so, scale_log2));
+    MINFER_CUDA_RETURN(kern::launch_pdl(kernel, grid, kTcThreads, kSmem, stream, p, so, scale_log2, maps));
   }
   return Status::ok();
 }
@@ -1056,7 +1168,11 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
     } else if constexpr (HD >= 64) {
       const bool bulk = p.bulk >= 0 ? p.bulk == 1 : decode_bulk_env();
       const bool skip = p.skip_unit_rescale >= 0 ? p.skip_unit_rescale == 1 : decode_skip_unit_env();
-      if (skip && !bulk && stages == 2)  // the default kernel's form only
+      TcMapsOn maps;
+      if (tma_asked(p) && sm90_device() && make_decode_maps(p, maps))
+        st = stages == 3 ? launch_tc<T, HD, 3, false, false, false, false, true>(p, so, grid, scale_log2, stream, maps)
+                         : launch_tc<T, HD, 2, false, false, false, false, true>(p, so, grid, scale_log2, stream, maps);
+      else if (skip && !bulk && stages == 2)  // the default kernel's form only
         st = launch_tc<T, HD, 2, false, true>(p, so, grid, scale_log2, stream);
       else if (bulk)
         st = stages == 3 ? launch_tc<T, HD, 3, true>(p, so, grid, scale_log2, stream)
@@ -1091,7 +1207,12 @@ int split_blocks_per_sm(int page_size, int stages) {
       if (e == cudaSuccess) e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kTcThreads, smem);
     };
     if constexpr (HD >= 64) {
-      if (decode_bulk_env()) {
+      if (decode_tma_env()) {
+        if (stages == 3)
+          query(decode_split_tc<T, HD, 3, false, false, false, false, true>, tc_kernel_smem<T, HD, 3, false, false, false, true>());
+        else
+          query(decode_split_tc<T, HD, 2, false, false, false, false, true>, tc_kernel_smem<T, HD, 2, false, false, false, true>());
+      } else if (decode_bulk_env()) {
         if (stages == 3) query(decode_split_tc<T, HD, 3, true>, tc_kernel_smem<T, HD, 3, true, false, false>());
         else query(decode_split_tc<T, HD, 2, true>, tc_kernel_smem<T, HD, 2, true, false, false>());
       } else if (stages == 3) {
@@ -1261,7 +1382,7 @@ bool default_form(const DecodeAttentionParams& p) {
   const int stages = p.stages > 0 ? p.stages : decode_stages();
   const bool bulk = p.bulk >= 0 ? p.bulk == 1 : decode_bulk_env();
   const bool skip = p.skip_unit_rescale >= 0 ? p.skip_unit_rescale == 1 : decode_skip_unit_env();
-  return (stages == 2 || stages == 3) && !bulk && !skip;
+  return (stages == 2 || stages == 3) && !bulk && !skip && !tma_asked(p);
 }
 }  // namespace
 
@@ -1290,12 +1411,7 @@ bool decode_attention_cluster_applies(const DecodeAttentionParams& p, int splits
   if (p.head_dim != 64 && p.head_dim != 128) return false;
   if (p.block_table && p.page_size % kWarpKeys != 0) return false;
   if ((p.heads_fast >= 0 ? p.heads_fast == 1 : decode_heads_fast()) || !default_form(p)) return false;
-  static const bool sm90 = [] {
-    const int major = kern::device_attribute(cudaDevAttrComputeCapabilityMajor, 0);
-    cudaGetLastError();  // no device: not sticky, but not left for the next launch check either
-    return major >= 9;
-  }();
-  return sm90;
+  return sm90_device();
 }
 
 bool decode_attention_rope_overlap_rule(int max_kv_len, int splits) {
@@ -1363,6 +1479,12 @@ void decode_attention_trace_stop() {
   g_trace_records = 0;
 }
 
+bool decode_attention_tma_applies(const DecodeAttentionParams& p) {
+  TcMapsOn maps;
+  return tma_asked(p) && p.dtype != DType::F32 && (p.head_dim == 64 || p.head_dim == 128) && !p.rope.qkv &&
+         (!p.block_table || p.page_size % kWarpKeys == 0) && sm90_device() && make_decode_maps(p, maps);
+}
+
 bool decode_attention_rope_fits(const DecodeAttentionParams& p) {
   return p.rope.qkv && check_params(p).is_ok() && default_form(p);
 }
@@ -1373,12 +1495,15 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
   // The on / off switches: 0, 1, or -1 (their default: the environment's, or a rule's).
   const std::pair<const char*, int> switches[] = {
       {"bulk", in.bulk},           {"zfill_edge", in.zfill_edge},   {"skip_unit_rescale", in.skip_unit_rescale},
-      {"rope_overlap", in.rope_overlap}, {"cluster", in.cluster},      {"heads_fast", in.heads_fast}};
+      {"rope_overlap", in.rope_overlap}, {"cluster", in.cluster},      {"heads_fast", in.heads_fast},
+      {"tma", in.tma}};
   for (const auto& [name, v] : switches)
     MINFER_REQUIRE(v >= -1 && v <= 1, name, "must be 0, 1 or -1 (default), got " + std::to_string(v));
   MINFER_REQUIRE(in.l2_prefetch == -1 || in.l2_prefetch == 0 || in.l2_prefetch == 128 || in.l2_prefetch == 256,
                  "l2_prefetch", "must be 0, 128, 256 or -1 (default), got " + std::to_string(in.l2_prefetch));
   MINFER_REQUIRE(in.prewait == 0 || in.prewait == 1, "prewait", "must be 0 or 1, got " + std::to_string(in.prewait));
+  MINFER_REQUIRE(!((in.bulk >= 0 ? in.bulk == 1 : decode_bulk_env()) && tma_asked(in)), "tma",
+                 "the TMA copies and the bulk copies are two forms of the same copies: ask for one");
   // The switches the kernel reads from its params, their environment defaults resolved here.
   DecodeAttentionParams p = in;
   if (p.zfill_edge < 0) p.zfill_edge = decode_zfill_edge_env() ? 1 : 0;

@@ -5,7 +5,7 @@
 // blocks of one head group merge them through distributed shared memory: no combine launch). Versions: v2 for fp16/bf16 (the
 // group's heads as the rows of tensor-core MMAs, a per-warp cp.async pipeline of 16-key tiles, two
 // stages or three with MINFER_DECODE_STAGES=3, 16-byte copies with a 128-byte L2 prefetch hint, or
-// bulk copies with MINFER_DECODE_COPY=bulk; pages must hold a multiple of 16 tokens, others take
+// bulk copies with MINFER_DECODE_COPY=bulk, or tensor-map boxes with =tma (sm_90+); pages must hold a multiple of 16 tokens, others take
 // v1); MINFER_DECODE_ORDER=heads orders the blocks KV head fastest (default: split fastest);
 // v1 kept for fp32 (keys in tiles of 32 staged in shared memory as fp32, CUDA-core math).
 // Dimension legend: B sequences, nh query heads, nkv KV heads (head h reads KV head h / (nh/nkv)),
@@ -53,6 +53,12 @@ struct DecodeAttentionParams {
   // K/V copies (v2 at head_dim 64 and 128): 1 bulk copies (cp.async.bulk,
   // one a cache row, on a barrier a stage), 0 cp.async; -1: MINFER_DECODE_COPY=bulk, else cp.async.
   int bulk = -1;
+  // K/V copies (v2 at head_dim 64 and 128, sm_90+): 1 TMA copies (each warp's 16-key run as head_dim / 64
+  // tensor-map boxes each of K and V, issued by one lane, on a barrier a stage; unpadded stages with the
+  // 128-byte swizzle; the same bits), 0 not; -1: MINFER_DECODE_COPY=tma, else not. Not with bulk; the
+  // fused prologue and the cluster form keep cp.async. Where the device or the maps do not allow it,
+  // cp.async (decode_attention_tma_applies says which).
+  int tma = -1;
   // L2 prefetch-size hint of the cp.async K/V copies: 128 or 256 bytes, 0 none; -1:
   // MINFER_DECODE_L2_PREFETCH (0, 128 or 256), else 128. The same bits.
   int l2_prefetch = -1;
@@ -111,6 +117,11 @@ struct DecodeAttentionParams {
   // block appends one record of its globaltimer at eight points (decode_attention_trace_csv names them).
   unsigned long long* trace = nullptr;
 };
+
+// Whether the split kernel of p copies K and V by TMA (DecodeAttentionParams::tma, or MINFER_DECODE_COPY=tma
+// with p.tma < 0): asked for, fp16 / bf16 at head_dim 64 or 128 through v2 (pages of a multiple of 16
+// tokens), no fused prologue, a device of compute capability 9.0 or newer, and both tensor maps encode.
+bool decode_attention_tma_applies(const DecodeAttentionParams& p);
 
 // Whether the split kernel merges `splits` splits of p in clusters (see DecodeAttentionParams::cluster;
 // p.cluster < 0 reads MINFER_DECODE_CLUSTER). Needs a device of compute capability 9.0 or newer.

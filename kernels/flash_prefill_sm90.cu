@@ -76,6 +76,7 @@
 #include "kernels/common/dtype_traits.cuh"
 #include "kernels/common/env.h"
 #include "kernels/common/mma.cuh"
+#include "kernels/common/tensor_map.h"
 #include "kernels/common/wgmma.cuh"
 
 namespace minfer {
@@ -797,43 +798,13 @@ __global__ void __launch_bounds__(128 * G + (kWS ? 128 : 0),
 #endif  // MINFER_WGMMA
 }
 
-// cuTensorMapEncodeTiled from the driver (null where the driver lacks it). Looked up once.
-PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* f = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
-        q != cudaDriverEntryPointSuccess) {
-      cudaGetLastError();
-      f = nullptr;
-    }
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-  }();
-  return fn;
-}
-
-// A 2-D map of a (rows, cols) 16-bit tensor at base: boxes of 64 columns (128 bytes) x box_rows, with
-// the 128-byte swizzle; rows past the tensor read as zero.
-bool encode_map(CUtensorMap& m, const void* base, DType dt, int64_t rows, int64_t cols, int box_rows) {
-  const PFN_cuTensorMapEncodeTiled_v12000 enc = tensor_map_encoder();
-  if (!enc) return false;
-  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
-  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols) * 2};
-  const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(box_rows)};
-  const cuuint32_t estr[2] = {1, 1};
-  return enc(&m, dt == DType::F16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2,
-             const_cast<void*>(base), dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-             CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
-
 // The K and V maps of p (boxes of box_rows keys), where the key tensor's rows are known (k_lens: batch x
 // k_seq_stride, else total_k) and both encode; false otherwise (then the copies stay cp.async).
 bool make_kv_maps(const FlashPrefillParams& p, int head_dim, int box_rows, PrefillMaps& maps) {
   const int64_t rows = p.k_lens ? static_cast<int64_t>(p.batch) * p.k_seq_stride : p.total_k;
   const int64_t cols = static_cast<int64_t>(p.kv_heads) * head_dim;
-  return rows > 0 && rows < (int64_t{1} << 31) && encode_map(maps.k, p.k, p.dtype, rows, cols, box_rows) &&
-         encode_map(maps.v, p.v, p.dtype, rows, cols, box_rows);
+  return rows > 0 && rows < (int64_t{1} << 31) && kern::encode_map_2d(maps.k, p.k, p.dtype, rows, cols, box_rows) &&
+         kern::encode_map_2d(maps.v, p.v, p.dtype, rows, cols, box_rows);
 }
 
 // MINFER_PREFILL_COPY=cp.async|tma: the K/V copies of the non-warp-specialised bf16 blocks (v3, v3s) by

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <random>
 #include <sstream>
@@ -434,12 +435,21 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       const int64_t cap_tokens = static_cast<int64_t>(sh.batch) * (sh.page ? max_pages * sh.page : sh.len);
       const size_t row = static_cast<size_t>(sh.kv_heads) * sh.hd;
       const auto q = val::random_rounded(dt, static_cast<size_t>(sh.batch) * sh.heads * sh.hd, rng, -1.f, 1.f);
-      const auto k = val::random_rounded(dt, cap_tokens * row, rng, -1.f, 1.f);
-      const auto v = val::random_rounded(dt, cap_tokens * row, rng, -1.f, 1.f);
+      auto k = val::random_rounded(dt, cap_tokens * row, rng, -1.f, 1.f);
+      auto v = val::random_rounded(dt, cap_tokens * row, rng, -1.f, 1.f);
       std::vector<int32_t> lens(sh.batch), table;
       for (int b = 0; b < sh.batch; ++b) lens[b] = sh.len - 37 * b;  // ragged
       for (int i = 0; i < sh.batch * max_pages; ++i) table.push_back(i);
       std::shuffle(table.begin(), table.end(), rng);  // pages scattered over the pool
+      // The cache rows past each sequence's end hold NaN: no form may let them reach the output (the TMA
+      // form copies whole runs and zeroes the V rows past the end; 0 x NaN would be NaN).
+      for (int b = 0; b < sh.batch; ++b)
+        for (int i = lens[b]; i < (sh.page ? max_pages * sh.page : sh.len); ++i) {
+          const int64_t r = sh.page ? static_cast<int64_t>(table[b * max_pages + i / sh.page]) * sh.page + i % sh.page
+                                    : static_cast<int64_t>(b) * sh.len + i;
+          std::fill_n(k.begin() + r * row, row, std::numeric_limits<float>::quiet_NaN());
+          std::fill_n(v.begin() + r * row, row, std::numeric_limits<float>::quiet_NaN());
+        }
       val::DeviceBuffer qd = val::upload(dt, q), kd = val::upload(dt, k), vd = val::upload(dt, v);
       val::DeviceBuffer lens_d(lens.size() * 4), table_d(table.size() * 4);
       ASSERT_EQ(cudaMemcpy(lens_d.get(), lens.data(), lens_d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
@@ -450,7 +460,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       val::DeviceBuffer out(out_n * dtype_size(dt));
       val::DeviceBuffer ws(decode_attention_workspace_bytes(sh.batch, sh.heads, sh.hd, sh.splits));
       auto run = [&](int stages, int heads_fast, int bulk = 0, int l2_prefetch = 0, int skip_unit = 0,
-                     int zfill_edge = 0, int cluster = 0, int cluster_max = 8) {
+                     int zfill_edge = 0, int cluster = 0, int cluster_max = 8, int tma = 0) {
         DecodeAttentionParams p;
         p.dtype = dt, p.q = qd.get(), p.k_cache = kd.get(), p.v_cache = vd.get(), p.out = out.get();
         p.cache_lens = static_cast<const int32_t*>(lens_d.get());
@@ -460,6 +470,13 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
         p.stages = stages, p.heads_fast = heads_fast, p.bulk = bulk, p.l2_prefetch = l2_prefetch;
         p.skip_unit_rescale = skip_unit, p.zfill_edge = zfill_edge, p.cluster = cluster, p.cluster_max = cluster_max;
+        p.tma = tma;
+        if (tma == 1 && sm90()) {
+          EXPECT_TRUE(decode_attention_tma_applies(p)) << "the TMA copies should run";
+        }
+        if (tma == 0) {
+          EXPECT_FALSE(decode_attention_tma_applies(p));
+        }
         if (cluster == 1 && sh.splits >= 2 && sh.splits <= cluster_max && sm90()) {
           EXPECT_TRUE(decode_attention_cluster_applies(p, sh.splits)) << sh.splits << " splits";
         }
@@ -487,6 +504,8 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1) == base) << what << ": splits merged in clusters";
       EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1, 16) == base) << what << ": splits merged in clusters of up to 16";
       EXPECT_TRUE(run(3, 0, 0, 128, 0, 0, 1, 16) == base) << what << ": clusters of up to 16, three stages";
+      for (int stages : {2, 3})
+        EXPECT_TRUE(run(stages, 0, 0, 128, 0, 0, 0, 8, 1) == base) << what << ": TMA copies, stages " << stages;
     }
 }
 
@@ -802,6 +821,8 @@ TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
       {"stages", [](DecodeAttentionParams& p) { p.stages = 4; }},
       {"heads_fast", [](DecodeAttentionParams& p) { p.heads_fast = 2; }},
       {"bulk", [](DecodeAttentionParams& p) { p.bulk = 2; }},
+      {"tma", [](DecodeAttentionParams& p) { p.tma = 2; }},
+      {"tma", [](DecodeAttentionParams& p) { p.tma = 1, p.bulk = 1; }},
       {"l2_prefetch", [](DecodeAttentionParams& p) { p.l2_prefetch = 64; }},
       {"skip_unit_rescale", [](DecodeAttentionParams& p) { p.skip_unit_rescale = 3; }},
       {"zfill_edge", [](DecodeAttentionParams& p) { p.zfill_edge = 2; }},
