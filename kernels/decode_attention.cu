@@ -361,8 +361,10 @@ __device__ __forceinline__ void tc_issue(const DecodeAttentionParams& p, int kvh
 // tensor's end reads as zero): their scores are masked, and their V rows are zeroed in shared memory
 // before use (0 x NaN would be NaN), so the output equals the cp.async form's bit for bit. H100, 22 bf16
 // cases at head_dim 128 (reports/logs/h100/session31/ab/ab_decode_tma.csv): 1.018x the cp.async form
-// (1.008-1.035, every case), 1.03-1.05x with three stages at batch 64; opt-in until head_dim 64 (138
-// registers against 96) and the engine's steps are timed.
+// (1.008-1.035, every case), 1.03-1.05x with three stages at batch 64 (e478b85, whose ldmatrix addresses
+// were 64-bit: 138 registers at head_dim 64 against cp.async's 96; now 32-bit shared addresses with the
+// swizzle as one XOR a slice, tma_slice_at: 96 at head_dim 64, 168 at 128 as before; not yet re-timed).
+// Opt-in until head_dim 64 and the engine's steps are timed.
 struct TcMapsOn {
   CUtensorMap k, v;
 };
@@ -377,6 +379,17 @@ constexpr int tma_stage_bytes() {  // K then V of one warp's stage: 2 x HD / 64 
 // Byte offset, inside one K or V run of the TMA form, of 16-byte chunk `chunk` (of HD / 8) of row r.
 __device__ __forceinline__ uint32_t tma_swizzled(int r, int chunk) {
   return static_cast<uint32_t>((chunk >> 3) * (kWarpKeys * 128) + r * 128 + (((chunk & 7) ^ (r & 7)) << 4));
+}
+// The ldmatrix row address of 16-column slice j (columns 16 j .. 16 j + 15) of a TMA-form run at `run`
+// (shared address), for the lane whose row is r and whose 8-column half is h: chunk 2 j + h of row r,
+// i.e. tma_swizzled(r, 2 j + h). Since 2 j + h = 2 j ^ h and the run's rows start on 128-byte
+// boundaries, that is the lane's slice-0 address `at0` = run + r * 128 + ((h ^ (r % 8)) << 4) with the
+// box's 2048 bytes added and (j % 4) << 5 XORed in: one instruction a slice (tma_lane_at0 gives at0).
+__device__ __forceinline__ uint32_t tma_lane_at0(uint32_t run, int r, int h) {
+  return run + static_cast<uint32_t>(r * 128 + ((h ^ (r & 7)) << 4));
+}
+__device__ __forceinline__ uint32_t tma_slice_at(uint32_t at0, int j) {
+  return (at0 + static_cast<uint32_t>((j >> 2) * (kWarpKeys * 128))) ^ static_cast<uint32_t>((j & 3) << 5);
 }
 template <typename T, int HD>
 __device__ __forceinline__ void tma_load_run(const TcMapsOn& maps, int kvh, int64_t row0, T* ks, T* vs, uint64_t* bar,
@@ -833,8 +846,7 @@ __global__ void __launch_bounds__(kTcThreads)
     for (int kk = 0; kk < HD / 16; ++kk) {
       uint32_t kb[4];
       if constexpr (kTma)
-        kern::ldmatrix_x4(kb, reinterpret_cast<const char*>(kt) +
-                                  tma_swizzled((lane >> 4) * 8 + (lane & 7), kk * 2 + ((lane >> 3) & 1)));
+        kern::ldmatrix_x4_at(kb, tma_slice_at(tma_lane_at0(kern::smem_addr(kt), (lane >> 4) * 8 + (lane & 7), (lane >> 3) & 1), kk));
       else
         kern::ldmatrix_x4(kb, krow + kk * 16);
       kern::mma16816<T>(s[0], qf[kk], kb[0], kb[1]);
@@ -856,8 +868,7 @@ __global__ void __launch_bounds__(kTcThreads)
     for (int dp = 0; dp < HD / 16; ++dp) {
       uint32_t vb[4];
       if constexpr (kTma)
-        kern::ldmatrix_x4_trans(vb, reinterpret_cast<const char*>(vt) +
-                                        tma_swizzled(((lane >> 3) & 1) * 8 + (lane & 7), dp * 2 + (lane >> 4)));
+        kern::ldmatrix_x4_trans_at(vb, tma_slice_at(tma_lane_at0(kern::smem_addr(vt), ((lane >> 3) & 1) * 8 + (lane & 7), lane >> 4), dp));
       else
         kern::ldmatrix_x4_trans(vb, vrow + dp * 16);
       kern::mma16816<T>(o[2 * dp], ph, vb[0], vb[1]);
@@ -1009,10 +1020,11 @@ __global__ void __launch_bounds__(HD) decode_combine(DecodeAttentionParams p, Sp
   static_cast<T*>(p.out)[bh * HD + threadIdx.x] = kern::from_float<T>(den > 0.f ? num / den : 0.f);
 }
 
-// Stages of each warp's cp.async pipeline in v2: 2, or MINFER_DECODE_STAGES=3 (head_dim 64 and 128:
-// a step more in flight per warp, fewer blocks per SM at head_dim 128). Read once.
+// Stages of each warp's copy pipeline in v2: 2, or MINFER_DECODE_STAGES=3 (head_dim 64 and 128:
+// a step more in flight per warp, fewer blocks per SM at head_dim 128), or 4 (the TMA form only: three
+// steps in flight a warp, for grids of one block an SM). Read once.
 int decode_stages() {
-  static const int stages = env_choice("MINFER_DECODE_STAGES", {"2", "3"}) == 1 ? 3 : 2;
+  static const int stages = std::array<int, 3>{2, 3, 4}[env_choice("MINFER_DECODE_STAGES", {"2", "3", "4"})];
   return stages;
 }
 
@@ -1163,7 +1175,7 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
     }
     if (p.rope.qkv) {  // the fused prologue: the default form (decode_attention_rope_fits checked it)
       if constexpr (HD >= 64) {
-        st = stages == 3 ? launch_tc<T, HD, 3, false, false, true>(p, so, grid, scale_log2, stream)
+        st = stages >= 3 ? launch_tc<T, HD, 3, false, false, true>(p, so, grid, scale_log2, stream)
                          : launch_tc<T, HD, 2, false, false, true>(p, so, grid, scale_log2, stream);
       } else {
         st = launch_tc<T, HD, 2, false, false, true>(p, so, grid, scale_log2, stream);
@@ -1173,15 +1185,16 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
       const bool skip = p.skip_unit_rescale >= 0 ? p.skip_unit_rescale == 1 : decode_skip_unit_env();
       TcMapsOn maps;
       if (tma_asked(p) && sm90_device() && make_decode_maps(p, maps))
-        st = stages == 3 ? launch_tc<T, HD, 3, false, false, false, false, true>(p, so, grid, scale_log2, stream, maps)
-                         : launch_tc<T, HD, 2, false, false, false, false, true>(p, so, grid, scale_log2, stream, maps);
+        st = stages == 4   ? launch_tc<T, HD, 4, false, false, false, false, true>(p, so, grid, scale_log2, stream, maps)
+             : stages >= 3 ? launch_tc<T, HD, 3, false, false, false, false, true>(p, so, grid, scale_log2, stream, maps)
+                           : launch_tc<T, HD, 2, false, false, false, false, true>(p, so, grid, scale_log2, stream, maps);
       else if (skip && !bulk && stages == 2)  // the default kernel's form only
         st = launch_tc<T, HD, 2, false, true>(p, so, grid, scale_log2, stream);
       else if (bulk)
-        st = stages == 3 ? launch_tc<T, HD, 3, true>(p, so, grid, scale_log2, stream)
+        st = stages >= 3 ? launch_tc<T, HD, 3, true>(p, so, grid, scale_log2, stream)
                          : launch_tc<T, HD, 2, true>(p, so, grid, scale_log2, stream);
       else
-        st = stages == 3 ? launch_tc<T, HD, 3>(p, so, grid, scale_log2, stream)
+        st = stages >= 3 ? launch_tc<T, HD, 3>(p, so, grid, scale_log2, stream)
                          : launch_tc<T, HD, 2>(p, so, grid, scale_log2, stream);
     } else {
       st = launch_tc<T, HD, 2>(p, so, grid, scale_log2, stream);
@@ -1211,14 +1224,16 @@ int split_blocks_per_sm(int page_size, int stages) {
     };
     if constexpr (HD >= 64) {
       if (decode_tma_env()) {
-        if (stages == 3)
+        if (stages == 4)
+          query(decode_split_tc<T, HD, 4, false, false, false, false, true>, tc_kernel_smem<T, HD, 4, false, false, false, true>());
+        else if (stages == 3)
           query(decode_split_tc<T, HD, 3, false, false, false, false, true>, tc_kernel_smem<T, HD, 3, false, false, false, true>());
         else
           query(decode_split_tc<T, HD, 2, false, false, false, false, true>, tc_kernel_smem<T, HD, 2, false, false, false, true>());
       } else if (decode_bulk_env()) {
-        if (stages == 3) query(decode_split_tc<T, HD, 3, true>, tc_kernel_smem<T, HD, 3, true, false, false>());
+        if (stages >= 3) query(decode_split_tc<T, HD, 3, true>, tc_kernel_smem<T, HD, 3, true, false, false>());
         else query(decode_split_tc<T, HD, 2, true>, tc_kernel_smem<T, HD, 2, true, false, false>());
-      } else if (stages == 3) {
+      } else if (stages >= 3) {
         query(decode_split_tc<T, HD, 3, false>, tc_kernel_smem<T, HD, 3, false, false, false>());
       } else {
         query(decode_split_tc<T, HD, 2, false>, tc_kernel_smem<T, HD, 2, false, false, false>());
@@ -1380,12 +1395,13 @@ size_t decode_attention_workspace_bytes(int batch, int heads, int head_dim, int 
 namespace {
 // Whether p's variant switches (environment defaults resolved) give v2's default form, the one the
 // fused prologue and the cluster form are instantiated in: cp.async copies in two stages or three (three
-// at head_dim 64 and 128 only; two elsewhere), no bulk copies, no rescale skip.
+// at head_dim 64 and 128 only; two elsewhere), no bulk copies, no rescale skip. A request for the TMA
+// copies does not change it: the fused prologue and the cluster form, where they run, keep cp.async.
 bool default_form(const DecodeAttentionParams& p) {
   const int stages = p.stages > 0 ? p.stages : decode_stages();
   const bool bulk = p.bulk >= 0 ? p.bulk == 1 : decode_bulk_env();
   const bool skip = p.skip_unit_rescale >= 0 ? p.skip_unit_rescale == 1 : decode_skip_unit_env();
-  return (stages == 2 || stages == 3) && !bulk && !skip && !tma_asked(p);
+  return (stages == 2 || stages == 3) && !bulk && !skip;
 }
 }  // namespace
 
@@ -1485,6 +1501,7 @@ void decode_attention_trace_stop() {
 bool decode_attention_tma_applies(const DecodeAttentionParams& p) {
   TcMapsOn maps;
   return tma_asked(p) && p.dtype != DType::F32 && (p.head_dim == 64 || p.head_dim == 128) && !p.rope.qkv &&
+         !(p.num_splits > 0 && decode_attention_cluster_applies(p, p.num_splits)) &&
          (!p.block_table || p.page_size % kWarpKeys == 0) && sm90_device() && make_decode_maps(p, maps);
 }
 
@@ -1522,8 +1539,10 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
                              : decode_attention_resident_blocks(p.dtype, p.head_dim, p.block_table ? p.page_size : 0, p.stages);
     splits = decode_attention_splits(p.batch, p.heads, p.kv_heads, p.max_kv_len, sms, resident);
   }
-  MINFER_REQUIRE(p.stages == 0 || p.stages == 2 || p.stages == 3, "stages",
-                 "must be 2, 3 or 0 (default), got " + std::to_string(p.stages));
+  MINFER_REQUIRE(p.stages == 0 || p.stages == 2 || p.stages == 3 || p.stages == 4, "stages",
+                 "must be 2, 3, 4 (the TMA form's only) or 0 (default), got " + std::to_string(p.stages));
+  MINFER_REQUIRE((p.stages > 0 ? p.stages : decode_stages()) != 4 || tma_asked(p), "stages",
+                 "4 stages are the TMA form's only (tma = 1, or MINFER_DECODE_COPY=tma)");
   MINFER_REQUIRE(!p.rope.qkv || default_form(p), "rope.qkv",
                  "the fused prologue takes v2's default form: cp.async in 2 or 3 stages, no bulk copies, no rescale skip");
   MINFER_REQUIRE(p.cluster_max == 0 || p.cluster_max == 8 || p.cluster_max == 16, "cluster_max",

@@ -48,7 +48,7 @@ struct DecodeAttentionParams {
   float* workspace = nullptr;           // decode_attention_workspace_bytes(B, nh, hd, NS) bytes, device
   size_t workspace_bytes = 0;
   // Variants of the same arithmetic (outputs are bitwise the same), for A/B timing:
-  int stages = 0;       // v2's cp.async stages per warp at head_dim 64 and 128: 2 or 3; 0: MINFER_DECODE_STAGES, else 2
+  int stages = 0;       // v2's copy stages per warp at head_dim 64 and 128: 2, 3, or 4 (the TMA form only); 0: MINFER_DECODE_STAGES, else 2
   int heads_fast = -1;  // block order: 1 KV heads fastest, 0 splits fastest; -1: MINFER_DECODE_ORDER, else 0
   // K/V copies (v2 at head_dim 64 and 128): 1 bulk copies (cp.async.bulk,
   // one a cache row, on a barrier a stage), 0 cp.async; -1: MINFER_DECODE_COPY=bulk, else cp.async.
@@ -56,8 +56,8 @@ struct DecodeAttentionParams {
   // K/V copies (v2 at head_dim 64 and 128, sm_90+): 1 TMA copies (each warp's 16-key run as head_dim / 64
   // tensor-map boxes each of K and V, issued by one lane, on a barrier a stage; unpadded stages with the
   // 128-byte swizzle; the same bits), 0 not; -1: MINFER_DECODE_COPY=tma, else not. Not with bulk; the
-  // fused prologue and the cluster form keep cp.async. Where the device or the maps do not allow it,
-  // cp.async (decode_attention_tma_applies says which).
+  // fused prologue and the cluster form, where they run, keep cp.async (a TMA request leaves them on).
+  // Where the device or the maps do not allow it, cp.async (decode_attention_tma_applies says which).
   int tma = -1;
   // L2 prefetch-size hint of the cp.async K/V copies: 128 or 256 bytes, 0 none; -1:
   // MINFER_DECODE_L2_PREFETCH (0, 128 or 256), else 128. The same bits.
@@ -120,7 +120,8 @@ struct DecodeAttentionParams {
 
 // Whether the split kernel of p copies K and V by TMA (DecodeAttentionParams::tma, or MINFER_DECODE_COPY=tma
 // with p.tma < 0): asked for, fp16 / bf16 at head_dim 64 or 128 through v2 (pages of a multiple of 16
-// tokens), no fused prologue, a device of compute capability 9.0 or newer, and both tensor maps encode.
+// tokens), no fused prologue, not the cluster form (judged at p.num_splits; with 0, the caller checks
+// decode_attention_cluster_applies at its split count), compute capability 9.0 or newer, both maps encode.
 bool decode_attention_tma_applies(const DecodeAttentionParams& p);
 
 // Whether the split kernel merges `splits` splits of p in clusters (see DecodeAttentionParams::cluster;

@@ -504,7 +504,7 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
       EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1) == base) << what << ": splits merged in clusters";
       EXPECT_TRUE(run(2, 0, 0, 128, 0, 0, 1, 16) == base) << what << ": splits merged in clusters of up to 16";
       EXPECT_TRUE(run(3, 0, 0, 128, 0, 0, 1, 16) == base) << what << ": clusters of up to 16, three stages";
-      for (int stages : {2, 3})
+      for (int stages : {2, 3, 4})
         EXPECT_TRUE(run(stages, 0, 0, 128, 0, 0, 0, 8, 1) == base) << what << ": TMA copies, stages " << stages;
     }
 }
@@ -621,7 +621,7 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
       val::DeviceBuffer q_d(out_n * dtype_size(dt)), ws(decode_attention_workspace_bytes(B, nh, hd, sh.splits));
       // One run: a fresh copy of the cache, then the two launches or the fused one; the output and cache.
       struct Result { std::vector<float> out, k, v; };
-      auto run = [&](bool fused, int cluster = 0, int overlap = 0, int stages = 2, int prewait = 0) {
+      auto run = [&](bool fused, int cluster = 0, int overlap = 0, int stages = 2, int prewait = 0, int tma = 0) {
         val::DeviceBuffer kd = val::upload(dt, k0), vd = val::upload(dt, v0), out(out_n * dtype_size(dt));
         QkvRopeParams r;
         r.dtype = dt, r.qkv = qkv_d.get(), r.q_out = q_d.get(), r.k_cache = kd.get(), r.v_cache = vd.get();
@@ -637,6 +637,7 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
         p.batch = B, p.heads = nh, p.kv_heads = nkv, p.head_dim = hd, p.max_len = C, p.max_kv_len = C;
         p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
         p.stages = stages, p.bulk = 0, p.skip_unit_rescale = 0, p.cluster = cluster, p.rope_overlap = overlap;
+        p.tma = tma;
         val::poison(out.get(), out.bytes(), nullptr);
         val::poison(q_d.get(), q_d.bytes(), nullptr);  // (a memset: no PDL launch before the kernel, so prewait holds)
         if (fused) p.prewait = prewait;
@@ -693,6 +694,13 @@ TEST(DecodeAttentionFusedRope, SameBitsAsTheTwoLaunches) {
           EXPECT_TRUE(same(a.out, o.out)) << what << ": outputs differ" << how;
           EXPECT_TRUE(same(a.k, o.k) && same(a.v, o.v)) << what << ": caches differ" << how;
         }
+      // A request for the TMA copies: the fused prologue keeps its cp.async form (still fits), the two
+      // launches' split kernel copies by TMA (head_dim 64 and 128 on sm_90): the same bits either way.
+      for (bool fused : {false, true}) {
+        const Result o = run(fused, 0, 0, 2, 0, 1);
+        EXPECT_TRUE(same(a.out, o.out)) << what << ": outputs differ (tma, fused " << fused << ")";
+        EXPECT_TRUE(same(a.k, o.k) && same(a.v, o.v)) << what << ": caches differ (tma, fused " << fused << ")";
+      }
     }
 }
 
@@ -818,7 +826,8 @@ TEST(DecodeAttentionArgs, VariantFieldsAreChecked) {
   base.num_splits = 1;
   // Each variant field out of range, alone: refused, the message naming it first.
   const std::pair<const char*, void (*)(DecodeAttentionParams&)> bad[] = {
-      {"stages", [](DecodeAttentionParams& p) { p.stages = 4; }},
+      {"stages", [](DecodeAttentionParams& p) { p.stages = 4; }},  // the TMA form's only
+      {"stages", [](DecodeAttentionParams& p) { p.stages = 5; }},
       {"heads_fast", [](DecodeAttentionParams& p) { p.heads_fast = 2; }},
       {"bulk", [](DecodeAttentionParams& p) { p.bulk = 2; }},
       {"tma", [](DecodeAttentionParams& p) { p.tma = 2; }},
