@@ -2,7 +2,8 @@
 """reports/make_report.py: reports/REPORT.md and PNG plots from the measured CSVs (DESIGN.md 6).
 
 Reads reports/data/<gpu>/*.csv: bench CSVs (bench_all: a median_us column) and validate CSVs
-(validate_all: a pass column). Per GPU and sweep it writes: the ceilings measured in the run, best
+(validate_all: a pass column). Per GPU: the commits its rows come from, each with its date where git
+knows it (so that old rows show their age). Per GPU and sweep it writes: the ceilings measured in the run, best
 and median SOL% of ours per dtype, speed ratios against each peer measured in the same run (same
 file and commit: peer median_us / ours, so > 1 means ours is faster), the labelled real shapes,
 and the validation pass counts. Plots: plots/<gpu>_<sweep>.png, achieved GB/s against bytes moved
@@ -22,6 +23,8 @@ layout, the speed against the fastest PyTorch backend of each case and, where th
 import argparse
 import math
 import os
+import re
+import subprocess
 import sys
 
 import matplotlib
@@ -48,6 +51,25 @@ E2E_MIN_SOL = {"qwen3-0.6b": 50.0, "llama-3.1-8b": 80.0}
 
 
 AXIS_ORDER = {}  # sweep -> its axis columns in the order its CSVs list them
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def commit_label(commit):
+    """`commit (YYYY-MM-DD)`, the commit's date in this repository (a '+...' suffix, as in 'abc1234+dirty',
+    looked up without it), so that a reader sees how old a GPU's rows are; the commit alone where git or the
+    commit is not there."""
+    c = str(commit)
+    base = c.split("+")[0]
+    if re.fullmatch(r"[0-9a-f]{7,40}", base):
+        try:
+            r = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%cs", base, "--"], capture_output=True,
+                               text=True, timeout=20)
+            if r.returncode == 0 and re.fullmatch(r"\d{4}-\d{2}-\d{2}", r.stdout.strip()):
+                return f"{c} ({r.stdout.strip()})"
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return c
 
 
 def load(data_dir):
@@ -463,7 +485,7 @@ def gpu_section(bench, val, gpu, plots_dir, report_dir, data_dir=None):
     b = bench[bench["gpu"] == gpu] if not bench.empty else bench
     if not b.empty:
         cuda = ", ".join(sorted(b["cuda"].astype(str).unique()))
-        commits = ", ".join(sorted(b["commit"].astype(str).unique()))
+        commits = ", ".join(commit_label(c) for c in sorted(b["commit"].astype(str).unique()))
         out += [f"Ceilings measured in the runs: D2D copy {fmt(b['copy_gbps'].median(), 4)} GB/s, "
                 f"cuBLAS bf16 GEMM {fmt(b['gemm_tflops'].median(), 4)} TFLOP/s. CUDA {cuda}; commit {commits}.", ""]
         for sweep in sorted(b["sweep"].unique()):

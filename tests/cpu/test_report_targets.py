@@ -4,6 +4,7 @@ the expected counts follow by hand: which cases beat torch-flash or the fastest 
 which large decode cases reach 75% of copy bandwidth. Skips when pandas or matplotlib are missing."""
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -139,6 +140,24 @@ class ReportTargets(unittest.TestCase):
         self.assertIn("| bf16 | minfer | 2 | 0.0003 | 0.0005 | 2 of 2 |", text)
         self.assertIn("| bf16 | torch-flash | 2 | 0.0014 | 0.002 | 1 of 2 |", text)
         self.assertLess(text.index("| bf16 | minfer | 2 | 0.0003"), text.index("| bf16 | torch-flash | 2 | 0.0014"))
+
+    def test_gpu_header_dates_the_commits_git_knows(self):
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True)
+        if head.returncode != 0:
+            self.skipTest("not a git checkout")
+        h = head.stdout.strip()
+        with tempfile.TemporaryDirectory() as d:
+            data = os.path.join(d, "data", "h200")
+            rows = [att("minfer", 512, 100.0, 200, commit=h), att("minfer", 1024, 300.0, 260, commit="abc"),
+                    att("minfer", 2048, 900.0, 280, commit=h + "+dirty")]
+            write_sweep_csv(os.path.join(data, "attention.csv"), ATT_AXES, rows)
+            text = run_report(d)
+        line = next(l for l in text.splitlines() if l.startswith("Ceilings measured"))
+        # a commit git knows carries its date (also with a '+dirty' suffix); one it does not ("abc") stays bare
+        date = r" \(\d{4}-\d{2}-\d{2}\)(, |\.$)"
+        self.assertRegex(line, r"(commit |, )" + h + date)
+        self.assertRegex(line, r"(commit |, )" + re.escape(h + "+dirty") + date)
+        self.assertRegex(line, r"(commit |, )abc(, |\.$)")
 
 
 if __name__ == "__main__":
