@@ -124,9 +124,10 @@ int run(const Options& o) {
       DeviceBuffer lens_d(lens.size() * 4), table_d(table.size() * 4);
       MINFER_CUDA_CHECK(cudaMemcpy(lens_d.get(), lens.data(), lens_d.bytes(), cudaMemcpyHostToDevice));
       MINFER_CUDA_CHECK(cudaMemcpy(table_d.get(), table.data(), table_d.bytes(), cudaMemcpyHostToDevice));
-      const int resident = minfer::decode_attention_resident_blocks(c.dtype, hd, paged ? kPage : 0);
       const int cB = static_cast<int>(c.axis("batch")), cnh = static_cast<int>(c.axis("heads"));
       const int cnkv = static_cast<int>(c.axis("kv_heads"));
+      const int resident = minfer::decode_attention_resident_blocks(c.dtype, hd, paged ? kPage : 0, 0,
+                                                                    minfer::decode_attention_unsplit_blocks(cB, cnh, cnkv));
       const int rule_default = minfer::decode_attention_splits(cB, cnh, cnkv, L, sms, resident);
       const int rule_waves = minfer::decode_attention_splits_waves(cB, cnh, cnkv, L, sms);
       const int rule_fill = minfer::decode_attention_splits_fill(cB, cnh, cnkv, L, resident);

@@ -28,6 +28,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -1023,10 +1024,17 @@ __global__ void __launch_bounds__(HD) decode_combine(DecodeAttentionParams p, Sp
 // Stages of each warp's copy pipeline in v2: 2, or MINFER_DECODE_STAGES=3 (head_dim 64 and 128:
 // a step more in flight per warp, fewer blocks per SM at head_dim 128), or 4 (the TMA form only: three
 // steps in flight a warp, for grids of one block an SM). Read once.
-int decode_stages() {
-  static const int stages = std::array<int, 3>{2, 3, 4}[env_choice("MINFER_DECODE_STAGES", {"2", "3", "4"})];
+// decode_stages_env: MINFER_DECODE_STAGES's count, 0 where it is unset (then the TMA form's stage rule
+// may choose, see auto_stages).
+int decode_stages_env() {
+  static const int stages = [] {
+    const char* v = std::getenv("MINFER_DECODE_STAGES");
+    if (!v || !*v) return 0;
+    return std::array<int, 3>{2, 3, 4}[env_choice("MINFER_DECODE_STAGES", {"2", "3", "4"})];
+  }();
   return stages;
 }
+int decode_stages() { return decode_stages_env() > 0 ? decode_stages_env() : 2; }
 
 // Block order: the splits of one (KV head, sequence) side by side (default), or with
 // MINFER_DECODE_ORDER=heads the KV heads of one key range side by side, so that blocks resident
@@ -1074,17 +1082,28 @@ bool decode_skip_unit_env() {
 }
 
 // The K/V copies of v2 at head_dim 64 and 128: MINFER_DECODE_COPY=cp.async (0, the default), bulk (1:
-// cp.async.bulk a row, on mbarriers) or tma (2: tensor-map boxes, sm_90+). Read once;
-// DecodeAttentionParams::bulk and ::tma override.
+// cp.async.bulk a row, on mbarriers), tma (2: tensor-map boxes, sm_90+, in 2 stages unless asked for
+// more) or auto (3: the TMA form where it runs, its stages by auto_stages' rule; cp.async
+// elsewhere). Read once; DecodeAttentionParams::bulk, ::tma and ::stages override.
 int decode_copy_env() {
-  static const int copy = env_choice("MINFER_DECODE_COPY", {"cp.async", "bulk", "tma"});
+  static const int copy = env_choice("MINFER_DECODE_COPY", {"cp.async", "bulk", "tma", "auto"});
   return copy;
 }
 bool decode_bulk_env() { return decode_copy_env() == 1; }
 bool decode_tma_env() { return decode_copy_env() == 2; }
+bool decode_auto_env() { return decode_copy_env() == 3; }
 
-// Whether p asks for the TMA form (DecodeAttentionParams::tma, else MINFER_DECODE_COPY=tma).
-bool tma_asked(const DecodeAttentionParams& p) { return p.tma >= 0 ? p.tma == 1 : decode_tma_env(); }
+// Whether p asks for the TMA form (DecodeAttentionParams::tma, else MINFER_DECODE_COPY=tma or auto,
+// auto only where p does not ask for the bulk copies).
+bool tma_asked(const DecodeAttentionParams& p) {
+  return p.tma >= 0 ? p.tma == 1 : decode_tma_env() || (decode_auto_env() && p.bulk != 1);
+}
+
+// Whether p's stage count is the TMA form's rule's (auto_stages): MINFER_DECODE_COPY=auto, with
+// neither p.tma, p.stages nor MINFER_DECODE_STAGES set.
+bool stages_by_rule(const DecodeAttentionParams& p) {
+  return decode_auto_env() && p.tma < 0 && p.bulk != 1 && p.stages == 0 && decode_stages_env() == 0;
+}
 
 // The TMA form's maps of p's K and V caches: (rows, kv_heads x HD), rows the contiguous cache's batch x
 // max_len, or for a paged pool (whose page count the params do not carry) the largest row a 32-bit box
@@ -1210,9 +1229,10 @@ Status launch(const DecodeAttentionParams& p, int splits, cudaStream_t stream) {
   return Status::ok();
 }
 
-// Blocks of the split kernel that launch() would pick that fit on one SM at once (0 if the query fails).
+// Blocks of the split kernel that launch() would pick (the TMA form where tma) that fit on one SM at
+// once (0 if the query fails).
 template <typename T, int HD>
-int split_blocks_per_sm(int page_size, int stages) {
+int split_blocks_per_sm(int page_size, int stages, bool tma) {
   int n = 0;
   cudaError_t e = cudaSuccess;
   if (!takes_v2<T>(page_size)) {
@@ -1223,7 +1243,7 @@ int split_blocks_per_sm(int page_size, int stages) {
       if (e == cudaSuccess) e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kTcThreads, smem);
     };
     if constexpr (HD >= 64) {
-      if (decode_tma_env()) {
+      if (tma) {
         if (stages == 4)
           query(decode_split_tc<T, HD, 4, false, false, false, false, true>, tc_kernel_smem<T, HD, 4, false, false, false, true>());
         else if (stages == 3)
@@ -1307,23 +1327,53 @@ int64_t split_cap(int max_kv_len) {
 }
 
 template <typename T>
-int blocks_per_sm_of_hd(int head_dim, int page_size, int stages) {
+int blocks_per_sm_of_hd(int head_dim, int page_size, int stages, bool tma) {
   switch (head_dim) {
-    case 16: return split_blocks_per_sm<T, 16>(page_size, stages);
-    case 32: return split_blocks_per_sm<T, 32>(page_size, stages);
-    case 64: return split_blocks_per_sm<T, 64>(page_size, stages);
-    case 128: return split_blocks_per_sm<T, 128>(page_size, stages);
+    case 16: return split_blocks_per_sm<T, 16>(page_size, stages, tma);
+    case 32: return split_blocks_per_sm<T, 32>(page_size, stages, tma);
+    case 64: return split_blocks_per_sm<T, 64>(page_size, stages, tma);
+    case 128: return split_blocks_per_sm<T, 128>(page_size, stages, tma);
   }
   return 0;
 }
 
-int blocks_per_sm_of(DType dtype, int head_dim, int page_size, int stages) {
+int blocks_per_sm_of(DType dtype, int head_dim, int page_size, int stages, bool tma) {
   switch (dtype) {
-    case DType::F32: return blocks_per_sm_of_hd<float>(head_dim, page_size, stages);
-    case DType::F16: return blocks_per_sm_of_hd<__half>(head_dim, page_size, stages);
-    case DType::BF16: return blocks_per_sm_of_hd<__nv_bfloat16>(head_dim, page_size, stages);
+    case DType::F32: return blocks_per_sm_of_hd<float>(head_dim, page_size, stages, tma);
+    case DType::F16: return blocks_per_sm_of_hd<__half>(head_dim, page_size, stages, tma);
+    case DType::BF16: return blocks_per_sm_of_hd<__nv_bfloat16>(head_dim, page_size, stages, tma);
   }
   return 0;
+}
+
+// Whether the copy switches of the environment put the split kernel of (dtype, head_dim, page_size) in
+// the TMA form (MINFER_DECODE_COPY=tma or auto, where the form exists): the form the resident slots are
+// counted for when the caller does not say.
+bool tma_by_env(DType dtype, int head_dim, int page_size) {
+  return (decode_tma_env() || decode_auto_env()) && dtype != DType::F32 && (head_dim == 64 || head_dim == 128) &&
+         page_size % kWarpKeys == 0 && sm90_device();
+}
+
+// The TMA form's stage rule (MINFER_DECODE_COPY=auto with the stages unset), from the unsplit blocks
+// (work), the split count (0: not known yet, while the caller sizes its splits by the resident slots)
+// and the SMs: 4 stages where the split pass's grid fits the SMs at once (one block an SM, so three
+// 16-key runs in flight a warp make up for the blocks the SM does not have), 3 where the unsplit
+// blocks overflow the resident slots of the 2-stage form (every SM stays full: a step more in flight
+// a warp for fewer blocks), 2 elsewhere.
+// The 2-stage form's blocks an SM are queried once per (dtype, head_dim) (the kernel does not depend on
+// the page size where the form runs).
+int auto_stages(DType dtype, int head_dim, int page_size, int64_t work, int splits, int sms) {
+  if (splits > 0 && work * splits <= sms) return 4;
+  static std::atomic<int> per_sm2[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+  std::atomic<int>& slot = per_sm2[static_cast<int>(dtype) % 3][head_dim == 128 ? 1 : 0];
+  int n = slot.load();
+  if (n < 0) {
+    n = blocks_per_sm_of(dtype, head_dim, page_size, 2, true);
+    cudaGetLastError();
+    if (n > 0) slot.store(n);
+  }
+  const int64_t slots2 = static_cast<int64_t>(n) * sms;
+  return slots2 > 0 && work > slots2 ? 3 : 2;
 }
 
 }  // namespace
@@ -1375,14 +1425,18 @@ int decode_attention_splits_fill(int batch, int heads, int kv_heads, int max_kv_
   return static_cast<int>(best);
 }
 
-int decode_attention_resident_blocks(DType dtype, int head_dim, int page_size, int stages) {
+int decode_attention_resident_blocks(DType dtype, int head_dim, int page_size, int stages, int64_t work) {
   int dev = 0, sms = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
     cudaGetLastError();  // no device: the caller falls back to the waves rule
     return 0;
   }
-  const int per_sm = blocks_per_sm_of(dtype, head_dim, page_size, stages > 0 ? stages : decode_stages());
+  const bool tma = tma_by_env(dtype, head_dim, page_size);
+  int st = stages > 0 ? stages : decode_stages();
+  if (stages == 0 && decode_stages_env() == 0 && decode_auto_env() && tma && work > 0)
+    st = auto_stages(dtype, head_dim, page_size, work, 0, sms);
+  const int per_sm = blocks_per_sm_of(dtype, head_dim, page_size, st, tma);
   cudaGetLastError();
   return per_sm * sms;
 }
@@ -1498,11 +1552,29 @@ void decode_attention_trace_stop() {
   g_trace_records = 0;
 }
 
+namespace {
+// Whether the split pass of p in `splits` splits (0: not known) takes the TMA form, the maps aside.
+bool tma_runs(const DecodeAttentionParams& p, int splits) {
+  return tma_asked(p) && p.dtype != DType::F32 && (p.head_dim == 64 || p.head_dim == 128) && !p.rope.qkv &&
+         !(splits > 0 && decode_attention_cluster_applies(p, splits)) &&
+         (!p.block_table || p.page_size % kWarpKeys == 0) && sm90_device();
+}
+}  // namespace
+
 bool decode_attention_tma_applies(const DecodeAttentionParams& p) {
   TcMapsOn maps;
-  return tma_asked(p) && p.dtype != DType::F32 && (p.head_dim == 64 || p.head_dim == 128) && !p.rope.qkv &&
-         !(p.num_splits > 0 && decode_attention_cluster_applies(p, p.num_splits)) &&
-         (!p.block_table || p.page_size % kWarpKeys == 0) && sm90_device() && make_decode_maps(p, maps);
+  return tma_runs(p, p.num_splits) && make_decode_maps(p, maps);
+}
+
+int decode_attention_stages(const DecodeAttentionParams& p) {
+  if (p.stages > 0) return p.stages;
+  if (stages_by_rule(p) && p.num_splits >= 1 && tma_runs(p, p.num_splits)) {
+    const int sms = kern::device_attribute(cudaDevAttrMultiProcessorCount, 0);
+    cudaGetLastError();
+    return auto_stages(p.dtype, p.head_dim, p.block_table ? p.page_size : 0,
+                       decode_attention_unsplit_blocks(p.batch, p.heads, p.kv_heads), p.num_splits, sms);
+  }
+  return decode_stages();
 }
 
 bool decode_attention_rope_fits(const DecodeAttentionParams& p) {
@@ -1530,13 +1602,19 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
   if (p.l2_prefetch < 0) p.l2_prefetch = decode_l2_prefetch_env();
   if (p.rope_overlap < 0) p.rope_overlap = decode_rope_overlap_env();  // (-1 still: the split rule below)
   int splits = p.num_splits;
-  if (splits == 0) {
-    int dev = 0, sms = 0;
+  const bool rule_stages = stages_by_rule(p);
+  const int64_t work = decode_attention_unsplit_blocks(p.batch, p.heads, p.kv_heads);
+  int sms = 0;
+  if (splits == 0 || rule_stages) {
+    int dev = 0;
     MINFER_CUDA_RETURN(cudaGetDevice(&dev));
     MINFER_CUDA_RETURN(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  }
+  if (splits == 0) {
     const int resident = decode_split_rule() == kRuleWaves
                              ? 0
-                             : decode_attention_resident_blocks(p.dtype, p.head_dim, p.block_table ? p.page_size : 0, p.stages);
+                             : decode_attention_resident_blocks(p.dtype, p.head_dim, p.block_table ? p.page_size : 0,
+                                                                p.stages, work);
     splits = decode_attention_splits(p.batch, p.heads, p.kv_heads, p.max_kv_len, sms, resident);
   }
   MINFER_REQUIRE(p.stages == 0 || p.stages == 2 || p.stages == 3 || p.stages == 4, "stages",
@@ -1549,6 +1627,10 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
                  "must be 8, 16 or 0 (default), got " + std::to_string(p.cluster_max));
   MINFER_REQUIRE(splits >= 1 && splits <= kMaxSplits, "num_splits",
                  "must be in [1, 64] (or 0: automatic), got " + std::to_string(splits));
+  // MINFER_DECODE_COPY=auto: the TMA form's stages by its rule where the form runs (2, cp.async's
+  // default, where it does not).
+  if (rule_stages && splits >= 1 && splits <= kMaxSplits && tma_runs(p, splits))
+    p.stages = auto_stages(p.dtype, p.head_dim, p.block_table ? p.page_size : 0, work, splits, sms);
   if (p.rope_overlap < 0) p.rope_overlap = decode_attention_rope_overlap_rule(p.max_kv_len, splits) ? 1 : 0;
   const size_t need = decode_attention_workspace_bytes(p.batch, p.heads, p.head_dim, splits);
   MINFER_REQUIRE(p.workspace_bytes >= need && (need == 0 || p.workspace), "workspace",

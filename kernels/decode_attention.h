@@ -5,7 +5,8 @@
 // blocks of one head group merge them through distributed shared memory: no combine launch). Versions: v2 for fp16/bf16 (the
 // group's heads as the rows of tensor-core MMAs, a per-warp cp.async pipeline of 16-key tiles, two
 // stages or three with MINFER_DECODE_STAGES=3, 16-byte copies with a 128-byte L2 prefetch hint, or
-// bulk copies with MINFER_DECODE_COPY=bulk, or tensor-map boxes with =tma (sm_90+); pages must hold a multiple of 16 tokens, others take
+// bulk copies with MINFER_DECODE_COPY=bulk, or tensor-map boxes with =tma (sm_90+; =auto: those boxes where they run, in 2, 3 or 4 stages by
+// a rule of the grid's size); pages must hold a multiple of 16 tokens, others take
 // v1); MINFER_DECODE_ORDER=heads orders the blocks KV head fastest (default: split fastest);
 // v1 kept for fp32 (keys in tiles of 32 staged in shared memory as fp32, CUDA-core math).
 // Dimension legend: B sequences, nh query heads, nkv KV heads (head h reads KV head h / (nh/nkv)),
@@ -49,13 +50,14 @@ struct DecodeAttentionParams {
   size_t workspace_bytes = 0;
   // Variants of the same arithmetic (outputs are bitwise the same), for A/B timing:
   int stages = 0;       // v2's copy stages per warp at head_dim 64 and 128: 2, 3, or 4 (the TMA form only); 0: MINFER_DECODE_STAGES, else 2
+                        // (MINFER_DECODE_COPY=auto, tma -1: the TMA form's rule where it runs)
   int heads_fast = -1;  // block order: 1 KV heads fastest, 0 splits fastest; -1: MINFER_DECODE_ORDER, else 0
   // K/V copies (v2 at head_dim 64 and 128): 1 bulk copies (cp.async.bulk,
   // one a cache row, on a barrier a stage), 0 cp.async; -1: MINFER_DECODE_COPY=bulk, else cp.async.
   int bulk = -1;
   // K/V copies (v2 at head_dim 64 and 128, sm_90+): 1 TMA copies (each warp's 16-key run as head_dim / 64
   // tensor-map boxes each of K and V, issued by one lane, on a barrier a stage; unpadded stages with the
-  // 128-byte swizzle; the same bits), 0 not; -1: MINFER_DECODE_COPY=tma, else not. Not with bulk; the
+  // 128-byte swizzle; the same bits), 0 not; -1: MINFER_DECODE_COPY=tma or auto, else not. Not with bulk; the
   // fused prologue and the cluster form, where they run, keep cp.async (a TMA request leaves them on).
   // Where the device or the maps do not allow it, cp.async (decode_attention_tma_applies says which).
   int tma = -1;
@@ -164,6 +166,12 @@ unsigned long long* decode_attention_trace_buffer();
 std::string decode_attention_trace_csv();
 void decode_attention_trace_stop();
 
+// The copy stages a warp of the split pass runs with for p (num_splits set): p.stages, else the TMA
+// form's rule where MINFER_DECODE_COPY=auto puts p in that form (4 where the split pass's grid fits the
+// SMs at once, 3 where the unsplit blocks overflow the 2-stage form's resident slots, else 2), else
+// MINFER_DECODE_STAGES, else 2.
+int decode_attention_stages(const DecodeAttentionParams& p);
+
 // Whether decode_attention_forward accepts p's fused prologue (p.rope.qkv set): see rope above. Reads
 // the environment's stage and copy switches as the forward does.
 bool decode_attention_rope_fits(const DecodeAttentionParams& p);
@@ -205,8 +213,9 @@ int decode_attention_splits_fill(int batch, int heads, int kv_heads, int max_kv_
 
 // Blocks of the split kernel that decode_attention_forward would launch for (dtype, head_dim,
 // page_size; 0: contiguous; stages as in DecodeAttentionParams) that fit on the device at once
-// (occupancy x SMs; 0 without a device).
-int decode_attention_resident_blocks(DType dtype, int head_dim, int page_size, int stages = 0);
+// (occupancy x SMs; 0 without a device). work: the unsplit blocks (decode_attention_unsplit_blocks),
+// which the TMA form's stage rule (MINFER_DECODE_COPY=auto) reads; 0: not known (2 stages).
+int decode_attention_resident_blocks(DType dtype, int head_dim, int page_size, int stages = 0, int64_t work = 0);
 
 // Workspace the combine pass needs (0 when num_splits is 1): partial outputs and log-sum-exps.
 size_t decode_attention_workspace_bytes(int batch, int heads, int head_dim, int num_splits);

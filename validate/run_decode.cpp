@@ -58,7 +58,9 @@ class DecodeRunner : public OpRunner {
     int dev = 0, sms = 0;
     MINFER_CUDA_CHECK(cudaGetDevice(&dev));
     MINFER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    const int resident = decode_attention_resident_blocks(dt_, static_cast<int>(hd_), paged_ ? static_cast<int>(page_) : 0);
+    const int resident = decode_attention_resident_blocks(
+        dt_, static_cast<int>(hd_), paged_ ? static_cast<int>(page_) : 0, 0,
+        decode_attention_unsplit_blocks(static_cast<int>(batch_), static_cast<int>(heads_), static_cast<int>(kv_heads_)));
     splits_ = decode_attention_splits(static_cast<int>(batch_), static_cast<int>(heads_), static_cast<int>(kv_heads_),
                                       static_cast<int>(max_len_), sms, resident);
     size_t ws = decode_attention_workspace_bytes(static_cast<int>(batch_), static_cast<int>(heads_),

@@ -56,7 +56,8 @@ RunShape complete_shape(const ModelConfig& cfg, DType dtype, const RunShape& sha
   int dev = 0, sms = 0;
   MINFER_CUDA_CHECK(cudaGetDevice(&dev));
   MINFER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const int resident = decode_attention_resident_blocks(dtype, cfg.head_dim, 0);  // the cache is contiguous
+  const int resident = decode_attention_resident_blocks(dtype, cfg.head_dim, 0, 0,  // the cache is contiguous
+                                                        decode_attention_unsplit_blocks(s.batch, cfg.heads, cfg.kv_heads));
   s.decode_splits = decode_attention_splits_chained(s.batch, cfg.heads, cfg.kv_heads, s.context, sms, resident);
   const int mode = decode_attention_cluster_mode();  // -1 unset: the rule above
   const int64_t work = decode_attention_unsplit_blocks(s.batch, cfg.heads, cfg.kv_heads);

@@ -509,6 +509,80 @@ TEST(DecodeAttentionVariants, SameBitsAsTheDefault) {
     }
 }
 
+// MINFER_DECODE_COPY=auto (runs only under it, on sm_90+: the device script runs this binary so): the
+// TMA form's stage rule picks 4 stages where the grid fits the SMs (batch 1, 8 KV heads, 16 splits: 128
+// blocks), 3 or 2 past them as the 2-stage form's resident slots say, and what a caller sets wins; each
+// choice gives the cp.async default's bits over a ragged cache whose rows past the ends hold NaN.
+TEST(DecodeAttentionAutoCopies, StageRuleAndSameBits) {
+  const char* copy = std::getenv("MINFER_DECODE_COPY");
+  if (!val::cuda_device_available() || !sm90() || !copy || std::string(copy) != "auto" ||
+      std::getenv("MINFER_DECODE_STAGES"))
+    GTEST_SKIP() << "needs an sm_90 device, MINFER_DECODE_COPY=auto and MINFER_DECODE_STAGES unset";
+  const DType dt = DType::BF16;
+  const int nh = 32, nkv = 8, hd = 128, sms = [] {
+    int dev = 0, n = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+    return n;
+  }();
+  const int slots2 = decode_attention_resident_blocks(dt, hd, 0, 2);
+  ASSERT_GT(slots2, 0);
+  struct Shape { int batch, len, splits; };
+  for (const Shape& sh : {Shape{1, 2048, 16}, Shape{64, 300, 1}, Shape{32, 600, 2}}) {
+    std::mt19937_64 rng(5);
+    const size_t row = static_cast<size_t>(nkv) * hd;
+    const auto q = val::random_rounded(dt, static_cast<size_t>(sh.batch) * nh * hd, rng, -1.f, 1.f);
+    auto k = val::random_rounded(dt, static_cast<size_t>(sh.batch) * sh.len * row, rng, -1.f, 1.f);
+    auto v = val::random_rounded(dt, static_cast<size_t>(sh.batch) * sh.len * row, rng, -1.f, 1.f);
+    std::vector<int32_t> lens(sh.batch);
+    for (int b = 0; b < sh.batch; ++b) {
+      lens[b] = sh.len - (b * 7) % (sh.len / 2);
+      for (int i = lens[b]; i < sh.len; ++i) {
+        std::fill_n(k.begin() + (static_cast<size_t>(b) * sh.len + i) * row, row, std::numeric_limits<float>::quiet_NaN());
+        std::fill_n(v.begin() + (static_cast<size_t>(b) * sh.len + i) * row, row, std::numeric_limits<float>::quiet_NaN());
+      }
+    }
+    val::DeviceBuffer qd = val::upload(dt, q), kd = val::upload(dt, k), vd = val::upload(dt, v);
+    val::DeviceBuffer lens_d(lens.size() * 4), out(q.size() * dtype_size(dt));
+    ASSERT_EQ(cudaMemcpy(lens_d.get(), lens.data(), lens_d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
+    val::DeviceBuffer ws(decode_attention_workspace_bytes(sh.batch, nh, hd, sh.splits));
+    DecodeAttentionParams p;
+    p.dtype = dt, p.q = qd.get(), p.k_cache = kd.get(), p.v_cache = vd.get(), p.out = out.get();
+    p.cache_lens = static_cast<const int32_t*>(lens_d.get());
+    p.batch = sh.batch, p.heads = nh, p.kv_heads = nkv, p.head_dim = hd, p.max_len = sh.len, p.max_kv_len = sh.len;
+    p.num_splits = sh.splits, p.workspace = static_cast<float*>(ws.get()), p.workspace_bytes = ws.bytes();
+    const std::string what = "batch " + std::to_string(sh.batch) + " splits " + std::to_string(sh.splits);
+    const int64_t work = decode_attention_unsplit_blocks(sh.batch, nh, nkv);
+    const int want = work * sh.splits <= sms ? 4 : work > slots2 ? 3 : 2;
+    EXPECT_EQ(decode_attention_stages(p), want) << what << ", " << slots2 << " slots at 2 stages";
+    if (sh.batch == 1) {
+      EXPECT_EQ(want, 4) << "128 blocks should fit the SMs";
+    }
+    EXPECT_TRUE(decode_attention_tma_applies(p)) << what;
+    auto run = [&](int tma, int stages) {
+      p.tma = tma, p.stages = stages;
+      val::poison(out.get(), out.bytes(), nullptr);
+      const Status st = decode_attention_forward(p, nullptr);
+      EXPECT_TRUE(st.is_ok()) << st.message();
+      std::vector<uint16_t> h(q.size());
+      EXPECT_EQ(cudaMemcpy(h.data(), out.get(), out.bytes(), cudaMemcpyDeviceToHost), cudaSuccess);
+      return h;
+    };
+    const std::vector<uint16_t> base = run(0, 2);
+    {
+      DecodeAttentionParams c = p;
+      c.tma = 0, c.stages = 0;
+      EXPECT_EQ(decode_attention_stages(c), 2) << what << ": cp.async asked for";
+      c.tma = -1, c.stages = 3;
+      EXPECT_EQ(decode_attention_stages(c), 3) << what << ": stages asked for";
+    }
+    EXPECT_TRUE(run(-1, 0) == base) << what << ": the rule's " << want << " stages";
+    size_t nan = 0;
+    for (uint16_t x : base) nan += (x & 0x7fff) > 0x7f80;
+    EXPECT_EQ(nan, 0u) << what;
+  }
+}
+
 // The phase trace (DecodeAttentionParams::trace): one record a block of the launch, each block once,
 // its seven points in order on the GPU clock.
 TEST(DecodeAttentionTrace, OneOrderedRecordPerBlock) {
