@@ -124,8 +124,9 @@ int run(const Options& o) {
   MINFER_CUDA_CHECK(cudaStreamCreate(&stream));
   minfer::bench::RowContext ctx;
   ctx.meta = minfer::val::run_meta(MINFER_SOURCE_DIR);
-  std::fprintf(stderr, "bench_all: %zu cases on %s (%s), CUDA %s, commit %s; measuring ceilings...\n", cases.size(),
-               ctx.meta.gpu_name.c_str(), ctx.meta.gpu.c_str(), ctx.meta.cuda.c_str(), ctx.meta.commit.c_str());
+  std::fprintf(stderr, "bench_all: %zu cases on %s (%s), CUDA %s, commit %s%s%s; measuring ceilings...\n", cases.size(),
+               ctx.meta.gpu_name.c_str(), ctx.meta.gpu.c_str(), ctx.meta.cuda.c_str(), ctx.meta.commit.c_str(),
+               ctx.meta.switches.empty() ? "" : "; switches: ", ctx.meta.switches.c_str());
   ctx.ceil = minfer::bench::measure_ceilings(stream);
   std::fprintf(stderr, "bench_all: copy %.0f GB/s, bf16 GEMM %.0f TFLOP/s\n", ctx.ceil.copy_gbps, ctx.ceil.gemm_tflops);
   size_t l2_bytes = 0;

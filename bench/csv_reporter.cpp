@@ -57,7 +57,7 @@ void CsvReporter::ReportRuns(const std::vector<Run>& runs) {
     if (!rec) continue;
     if (rec->status != "ok") ++refused_;
     const double mib = static_cast<double>(rec->device_bytes) / (1024.0 * 1024.0);
-    table_.add(bench_row(*rec, rec->stats, mib, ctx_, repro_prefix_ + " --sweep " + rec->c.sweep + " --case " + rec->c.id()));
+    table_.add(bench_row(*rec, rec->stats, mib, ctx_, ctx_.meta.switches + repro_prefix_ + " --sweep " + rec->c.sweep + " --case " + rec->c.id()));
   }
   if (!path_.empty()) table_.write(path_);
 }

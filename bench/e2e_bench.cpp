@@ -98,7 +98,7 @@ Row base_row(const Case& c, const std::string& variant, const std::string& phase
            {"label", c.label}, {"phase", phase}, {"copy_gbps", fmt_double(ctx.ceil.copy_gbps, 5)},
            {"gemm_tflops", fmt_double(ctx.ceil.gemm_tflops, 5)}, {"gpu", ctx.meta.gpu}, {"cuda", ctx.meta.cuda},
            {"commit", ctx.meta.commit}, {"rel_err", "nan"},
-           {"repro", "bench_all --sweep e2e --case " + c.id() + repro_flags(variant)}};
+           {"repro", ctx.meta.switches + "bench_all --sweep e2e --case " + c.id() + repro_flags(variant)}};
   for (const auto& [k, v] : c.axes) r[k] = std::to_string(v);
   return r;
 }

@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin,nsplit,cmax,argmax,ropeov,stages3,prewait]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin,nsplit,cmax,argmax,ropeov,stages3,prewait,dauto,dautoe2e]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -63,7 +63,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin|nsplit|cmax|argmax|ropeov|stages3|prewait) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin|nsplit|cmax|argmax|ropeov|stages3|prewait|dauto|dautoe2e) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -268,7 +268,13 @@ stage_profile() {
 # rounds), prewait (decode attention's GPU tests, the engine tests under MINFER_DECODE_PREWAIT=1 ->
 # OUTDIR/prewait/, then that switch alone and the overlap alone against the default on
 # bench/cases/e2e_stages_ab.txt, two rounds; then qwen3-0.6b b1 p2048's traced steps and attention
-# phases by default and under prewait).
+# phases by default and under prewait), dauto (decode attention's TMA copies with their stage rule,
+# MINFER_DECODE_COPY=auto: decode attention's GPU tests under it (DecodeAttentionAutoCopies runs only so)
+# and as built, validate --sweep decode --quick under it -> OUTDIR/dauto/, then it and
+# MINFER_DECODE_COPY=tma (2 stages) against the default on bench/cases/decode_ab.txt and
+# decode_ragged_ab.txt with the peers, two rounds -> OUTDIR/ab_dauto/), dautoe2e (the engine under it: decode
+# attention's GPU tests, test_engine under it, then it against the default on bench/cases/e2e_tma_ab.txt,
+# two rounds, ours only -> OUTDIR/dautoe2e/, OUTDIR/ab_dautoe2e/).
 # (Group three, v4t at head_dim 64 with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at
 # 0.820x and removed after 36628fe; groups shortlast, smemfit and kvlayout timed their decode attention
 # switches, removed in a5a7fe8.)
@@ -459,6 +465,22 @@ stage_ab() {
         --out "$OUTDIR/prewait/atrace_p2048_$tag.summary.csv" || rc=1
       gzip -f "$OUTDIR/prewait/atrace_p2048_$tag.csv" || rc=1
     done
+  fi
+  if ab_group dauto; then  # decode attention's TMA copies with their stage rule (kernel: tests, validation, timing)
+    mkdir -p "$OUTDIR/dauto"
+    MINFER_DECODE_COPY=auto timeout 200 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' \
+      > "$OUTDIR/dauto/test_attention_auto.log" 2>&1 || rc=1
+    tail -3 "$OUTDIR/dauto/test_attention_auto.log"
+    timeout 200 "$BUILD/tests/test_attention" --gtest_filter='DecodeAttention*' > "$OUTDIR/dauto/test_attention.log" 2>&1 || rc=1
+    tail -3 "$OUTDIR/dauto/test_attention.log"
+    MINFER_DECODE_COPY=auto timeout 90 "$BUILD/validate/validate_all" --sweep decode --quick \
+      --csv "$OUTDIR/dauto/validate_decode.csv" > "$OUTDIR/dauto/validate_decode.log" 2>&1 || rc=1
+    tail -2 "$OUTDIR/dauto/validate_decode.log"
+    timeout 420 bash scripts/ab.sh "$OUTDIR/ab_dauto" --build "$BUILD" --sweep decode --dtype bf16 --rounds 2 \
+      --cases bench/cases/decode_ab.txt --cases bench/cases/decode_ragged_ab.txt MINFER_DECODE_COPY=auto MINFER_DECODE_COPY=tma || rc=1
+  fi
+  if ab_group dautoe2e; then  # the engine with decode attention's TMA copies and their stage rule
+    switch_group dautoe2e bench/cases/e2e_tma_ab.txt MINFER_DECODE_COPY=auto MINFER_DECODE_COPY=auto || rc=1
   fi
   if ab_group cmax; then  # decode attention clusters capped at 8 splits against the default (16 on H100/H200)
     switch_group cmax bench/cases/e2e_b1_prompts.txt MINFER_DECODE_CLUSTER_MAX=8 MINFER_DECODE_CLUSTER_MAX=8 || rc=1

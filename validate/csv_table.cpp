@@ -12,6 +12,8 @@
 
 #include <cuda_runtime.h>
 
+#include "kernels/common/env.h"
+
 namespace minfer::val {
 
 std::string csv_escape(const std::string& cell) {
@@ -105,6 +107,7 @@ std::string git_commit(const std::string& source_dir) {
 RunMeta run_meta(const std::string& source_dir) {
   RunMeta m;
   m.commit = git_commit(source_dir);
+  m.switches = env_switches();
   int rt = 0;
   if (cudaRuntimeGetVersion(&rt) == cudaSuccess)
     m.cuda = std::to_string(rt / 1000) + "." + std::to_string((rt % 1000) / 10);

@@ -30,6 +30,7 @@ std::string fmt_double(double v, int digits = 6);  // "%.*g", "nan"/"inf" spelt 
 // The run facts of section 6. gpu: "h100"/"h200" from the device name, else a lowercase slug.
 struct RunMeta {
   std::string gpu = "none", gpu_name = "", cuda = "unknown", commit = "unknown";
+  std::string switches;  // env_switches() (kernels/common/env.h): "MINFER_A=x " words, the repro columns' prefix
 };
 std::string gpu_slug(const std::string& device_name);
 // Reads the current device (gpu, cuda runtime version) and the commit: env MINFER_COMMIT, else the

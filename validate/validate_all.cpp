@@ -97,7 +97,7 @@ std::map<std::string, std::string> row_of(const Result& r, const Options& o, con
       {"label", r.c.label}, {"rel_err", fmt_double(r.e.rel_err)}, {"max_abs", fmt_double(r.e.max_abs)},
       {"max_rel", fmt_double(r.e.max_rel)}, {"worst_index", std::to_string(r.e.worst_index)},
       {"nonfinite", std::to_string(r.e.nonfinite)}, {"pass", r.pass ? "1" : "0"}, {"gpu", m.gpu},
-      {"cuda", m.cuda}, {"commit", m.commit}, {"repro", repro(o, r.c)}};
+      {"cuda", m.cuda}, {"commit", m.commit}, {"repro", m.switches + repro(o, r.c)}};
   for (const auto& [k, v] : r.c.axes) row[k] = std::to_string(v);
   return row;
 }
@@ -149,8 +149,9 @@ void print_model_result(size_t i, size_t n, const minfer::val::ModelCaseResult& 
 // The whole-model sweep: one case at a time (each holds a model on the GPU and its reference).
 int run_models(const Options& o, const std::vector<Case>& cases) {
   const auto meta = minfer::val::run_meta(".");
-  std::fprintf(stderr, "validate_all: %zu model cases on %s (%s), CUDA %s, commit %s\n", cases.size(),
-               meta.gpu_name.c_str(), meta.gpu.c_str(), meta.cuda.c_str(), meta.commit.c_str());
+  std::fprintf(stderr, "validate_all: %zu model cases on %s (%s), CUDA %s, commit %s%s%s\n", cases.size(),
+               meta.gpu_name.c_str(), meta.gpu.c_str(), meta.cuda.c_str(), meta.commit.c_str(),
+               meta.switches.empty() ? "" : "; switches: ", meta.switches.c_str());
   minfer::val::CsvTable table(minfer::val::model_columns());
   int failed = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -161,7 +162,7 @@ int run_models(const Options& o, const std::vector<Case>& cases) {
     if (rows.empty()) rows.push_back({"error", 0, {}, 0, 0, o.tol, false});
     for (const auto& s : rows) {
       auto row = minfer::val::model_row(r, s);
-      row.insert({{"gpu", meta.gpu}, {"cuda", meta.cuda}, {"commit", meta.commit}, {"repro", model_repro(o, r.c)}});
+      row.insert({{"gpu", meta.gpu}, {"cuda", meta.cuda}, {"commit", meta.commit}, {"repro", meta.switches + model_repro(o, r.c)}});
       table.add(std::move(row));
     }
     if (!o.csv.empty()) table.write(o.csv);
@@ -183,8 +184,9 @@ int run(const Options& o) {
   }
   if (o.sweep == "model") return run_models(o, cases);
   const auto meta = minfer::val::run_meta(".");
-  std::fprintf(stderr, "validate_all: %zu cases on %s (%s), CUDA %s, commit %s\n", cases.size(),
-               meta.gpu_name.c_str(), meta.gpu.c_str(), meta.cuda.c_str(), meta.commit.c_str());
+  std::fprintf(stderr, "validate_all: %zu cases on %s (%s), CUDA %s, commit %s%s%s\n", cases.size(),
+               meta.gpu_name.c_str(), meta.gpu.c_str(), meta.cuda.c_str(), meta.commit.c_str(),
+               meta.switches.empty() ? "" : "; switches: ", meta.switches.c_str());
   minfer::val::CsvTable table(columns_for(chosen_sweeps(o.sweep)));
   std::vector<Result> results(cases.size());
   std::vector<char> done(cases.size(), 0);
