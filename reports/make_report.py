@@ -72,6 +72,29 @@ def commit_label(commit):
     return c
 
 
+def switches_of(repro):
+    """The MINFER_ switches a row's repro opens with (bench_all and validate_all put the ones set there):
+    'MINFER_A=x MINFER_B=y', '' where none."""
+    words = []
+    for w in str(repro).split():
+        if not re.fullmatch(r"MINFER_[A-Z0-9_]+=\S*", w):
+            break
+        words.append(w)
+    return " ".join(words)
+
+
+def switches_line(b):
+    """A line naming the switches some rows were measured under (each set and its row count), or []."""
+    if "repro" not in b.columns:
+        return []
+    sets = b["repro"].map(switches_of)
+    counts = sets[sets != ""].value_counts()
+    if counts.empty:
+        return []
+    named = "; ".join(f"`{k}` ({v} rows)" for k, v in sorted(counts.items()))
+    return [f"Rows measured under environment switches (their repro names them; the others at the defaults): {named}.", ""]
+
+
 def load(data_dir):
     """(bench frame, validate frame) over every <gpu>/*.csv; column `source` names the file."""
     bench, val = [], []
@@ -488,6 +511,7 @@ def gpu_section(bench, val, gpu, plots_dir, report_dir, data_dir=None):
         commits = ", ".join(commit_label(c) for c in sorted(b["commit"].astype(str).unique()))
         out += [f"Ceilings measured in the runs: D2D copy {fmt(b['copy_gbps'].median(), 4)} GB/s, "
                 f"cuBLAS bf16 GEMM {fmt(b['gemm_tflops'].median(), 4)} TFLOP/s. CUDA {cuda}; commit {commits}.", ""]
+        out += switches_line(b)
         for sweep in sorted(b["sweep"].unique()):
             if sweep == "e2e":
                 out += e2e_section(bench, gpu)

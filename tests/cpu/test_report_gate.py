@@ -184,6 +184,20 @@ class ReportTest(unittest.TestCase):
         # bf16 rows=4096: 4096*896*4 bytes / 8 us = 1835 GB/s -> 61.2% of 3000.
         self.assertRegex(text, r"\| bf16 \| 2 \| 61.2 \|")
 
+    def test_rows_under_switches_are_named(self):
+        # No switch in the repros: no line. Two rows timed under one: the line names it and counts them.
+        run(REPORT, "--data", os.path.join(self.d, "data"), "--out", self.out, "--plots", self.plots)
+        self.assertNotIn("environment switches", read(self.out))
+        data = os.path.join(self.d, "data", "h100")
+        rows = [dict(bench_row(r, 3.0), repro=f"MINFER_DECODE_COPY=auto MINFER_X=1 bench_all --sweep norm --case n{r}")
+                for r in (1, 2)] + [dict(bench_row(5, 3.0), repro="bench_all --sweep norm --case MINFER_Y=1")]
+        write_csv(os.path.join(data, "norm2.csv"), BENCH_COLS, rows)
+        rc, out = run(REPORT, "--data", os.path.join(self.d, "data"), "--out", self.out, "--plots", self.plots)
+        self.assertEqual(rc, 0, out)
+        text = read(self.out)
+        self.assertIn("`MINFER_DECODE_COPY=auto MINFER_X=1` (2 rows)", text)
+        self.assertNotIn("MINFER_Y", text)
+
     def test_empty_data_dir(self):
         os.makedirs(os.path.join(self.d, "empty"))
         rc, out = run(REPORT, "--data", os.path.join(self.d, "empty"), "--out", self.out, "--plots", self.plots)
