@@ -155,6 +155,8 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
   CLI::App app{"bench_all: time every kernel case (and its PyTorch peers) on the GPU (DESIGN.md sections 5, 6)"};
+  app.footer("Environment switches (MINFER_*, README.md's table) select kernel variants for A/B timings; those set open\n"
+             "every row's repro column and the first line, e.g. MINFER_DECODE_COPY=auto bench_all --sweep decode --case ...");
   Options o;
   app.add_option("--sweep", o.sweep, "sweep to time: norm, rope, swiglu, embedding, all (the four op sweeps), "
                                         "attention (prefill), decode (split-KV decode attention) or e2e (whole "

@@ -230,6 +230,8 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
   CLI::App app{"validate_all: check every kernel case against the scalar reference (DESIGN.md section 4)"};
+  app.footer("Environment switches (MINFER_*, README.md's table) select kernel variants; those set open every row's\n"
+             "repro column and the first line, so a row checked under one says so.");
   Options o;
   app.add_option("--sweep", o.sweep, "sweep to check: norm, rope, swiglu, embedding, all (the four op sweeps), "
                                          "attention (prefill), decode (split-KV decode attention) or model "
