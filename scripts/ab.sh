@@ -4,10 +4,11 @@
 # only; each switch is read once per process, so every setting is its own process), merged by
 # tools/ab_merge.py into one CSV with the variant of ours renamed minfer[SETTING], and a summary of
 # the speed of each setting against the baseline (baseline time / setting time).
-# Usage: scripts/ab.sh OUTDIR --sweep S [--dtype D] [--case ID]... [--cases FILE] [--quick]
+# Usage: scripts/ab.sh OUTDIR --sweep S [--dtype D] [--case ID]... [--cases FILE]... [--quick]
 #        [--peers on|off|auto] [--build DIR] [--rounds N] SETTING [SETTING ...]
 #   SETTING: VAR=VAL, or several joined by commas (VAR=VAL,VAR2=VAL2: applied together; a value may
 #   hold commas: a comma starts a new item only where VAR= follows it)
+#   --cases FILE: a case id a line (empty lines and lines starting with # skipped); may be given more than once
 #   --rounds N: the baseline and the settings N times, interleaved (peers in the first round only);
 #   each row of ours then carries the median over the rounds, and the summary states the baseline's
 #   run-to-run spread (tools/ab_merge.py). Default 1.
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     --case) ARGS+=(--case "${2:?--case needs an id}"); shift 2 ;;
     --cases)
       [ -r "${2:-}" ] || { echo "ab.sh: --cases: cannot read '${2:-}'" >&2; exit 2; }
-      while read -r c; do [ -n "$c" ] && ARGS+=(--case "$c"); done < "$2"
+      while read -r c; do [ -n "$c" ] && [ "${c:0:1}" != "#" ] && ARGS+=(--case "$c"); done < "$2"
       shift 2 ;;
     --quick) ARGS+=(--quick); shift ;;
     --peers) PEERS=${2:?--peers needs on, off or auto}; shift 2 ;;
