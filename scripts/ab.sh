@@ -5,13 +5,15 @@
 # tools/ab_merge.py into one CSV with the variant of ours renamed minfer[SETTING], and a summary of
 # the speed of each setting against the baseline (baseline time / setting time).
 # Usage: scripts/ab.sh OUTDIR --sweep S [--dtype D] [--case ID]... [--cases FILE]... [--quick]
-#        [--peers on|off|auto] [--build DIR] [--rounds N] SETTING [SETTING ...]
+#        [--peers on|off|auto] [--build DIR] [--rounds N] [--peer-rounds first|all] SETTING [SETTING ...]
 #   SETTING: VAR=VAL, or several joined by commas (VAR=VAL,VAR2=VAL2: applied together; a value may
 #   hold commas: a comma starts a new item only where VAR= follows it)
 #   --cases FILE: a case id a line (empty lines and lines starting with # skipped); may be given more than once
 #   --rounds N: the baseline and the settings N times, interleaved (peers in the first round only);
 #   each row of ours then carries the median over the rounds, and the summary states the baseline's
 #   run-to-run spread (tools/ab_merge.py). Default 1.
+#   --peer-rounds all: the peers in every round's baseline run (each peer row then the median over the
+#   rounds, as ours), for a ratio to the peers that is judged against the same spread; default first.
 # Writes OUTDIR/ab_<sweep>.csv (merged), OUTDIR/ab_<sweep>.<n>.csv (run n; 0 the baseline; round r > 1:
 # ab_<sweep>.<n>.r<r>.csv), and the matching .log files; exits non-zero if a run failed (the others
 # still run).
@@ -26,6 +28,7 @@ BUILD=$ROOT/build/gpu
 SWEEP=""
 PEERS=auto
 ROUNDS=1
+PEER_ROUNDS=first
 ARGS=()
 SETTINGS=()
 while [ $# -gt 0 ]; do
@@ -43,6 +46,10 @@ while [ $# -gt 0 ]; do
     --rounds)
       ROUNDS=${2:-}
       [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ab.sh: --rounds: a positive count, got '$ROUNDS'" >&2; exit 2; }
+      shift 2 ;;
+    --peer-rounds)
+      PEER_ROUNDS=${2:-}
+      [[ "$PEER_ROUNDS" =~ ^(first|all)$ ]] || { echo "ab.sh: --peer-rounds: first or all, got '$PEER_ROUNDS'" >&2; exit 2; }
       shift 2 ;;
     -h|--help) usage ;;
     -*) echo "ab.sh: unknown option '$1'" >&2; usage ;;
@@ -88,7 +95,7 @@ split_setting() {
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
-  if [ "$r" -eq 1 ]; then run 0 1 "$PEERS"; else run 0 "$r" off; fi
+  if [ "$r" -eq 1 ] || [ "$PEER_ROUNDS" = all ]; then run 0 "$r" "$PEERS"; else run 0 "$r" off; fi
   i=1
   for s in "${SETTINGS[@]}"; do
     split_setting "$s"

@@ -275,7 +275,7 @@ stage_profile() {
 # decode_ragged_ab.txt with the peers, two rounds -> OUTDIR/ab_dauto/), dautoe2e (the engine under it: decode
 # attention's GPU tests, test_engine under it, then it against the default on bench/cases/e2e_tma_ab.txt,
 # two rounds, ours only -> OUTDIR/dautoe2e/, OUTDIR/ab_dautoe2e/), dsmall (the standalone decode kernel on
-# grids of at most one block an SM, bench/cases/decode_small_ab.txt, with the peers, two rounds: the splits
+# grids of at most one block an SM, bench/cases/decode_small_ab.txt, with the peers in both rounds, two rounds: the splits
 # merged in clusters, MINFER_DECODE_CLUSTER=1 (no combine launch; timed before in e2e only), and
 # MINFER_DECODE_COPY=auto (4 TMA stages there) against the default -> OUTDIR/ab_dsmall/).
 # (Group three, v4t at head_dim 64 with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at
@@ -483,7 +483,7 @@ stage_ab() {
       --cases bench/cases/decode_ab.txt --cases bench/cases/decode_ragged_ab.txt MINFER_DECODE_COPY=auto MINFER_DECODE_COPY=tma || rc=1
   fi
   if ab_group dsmall; then  # small decode grids: clusters (no combine launch) and the TMA copies' 4 stages
-    timeout 300 bash scripts/ab.sh "$OUTDIR/ab_dsmall" --build "$BUILD" --sweep decode --dtype bf16 --rounds 2 \
+    timeout 300 bash scripts/ab.sh "$OUTDIR/ab_dsmall" --build "$BUILD" --sweep decode --dtype bf16 --rounds 2 --peer-rounds all \
       --cases bench/cases/decode_small_ab.txt MINFER_DECODE_CLUSTER=1 MINFER_DECODE_COPY=auto || rc=1
   fi
   if ab_group dautoe2e; then  # the engine with decode attention's TMA copies and their stage rule

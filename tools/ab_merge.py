@@ -9,11 +9,15 @@ Rounds (scripts/ab.sh --rounds N): the baseline and each label may name several 
 one per round (the first with the peers); a row of ours then carries the median over the rounds of
 its median_us (the lower median for an even count; its other columns are the first round's), so that
 a switch is judged against the run-to-run spread, which the summary states for the baseline: the
-largest (max - min) / median over its cases, in percent.
+largest (max - min) / median over its cases, in percent. A peer's row takes the median over the
+rounds that have it (ab.sh --peer-rounds all runs the peers in every round of the baseline).
 
 Summary, one line per label and variant of ours: cases matched with the baseline, and the ratio
 baseline median_us / labelled median_us (> 1: the switch is faster) as geomean, min and max; a
-labelled row whose status is not ok (in any round) counts as failed and is not in the ratios.
+labelled row whose status is not ok (in any round) counts as failed and is not in the ratios. Where
+the baseline has peer rows, also a line per variant of ours (the baseline's, and each label's) against
+the fastest peer of each case: fastest peer median_us / ours as geomean, min, max and the cases at or
+ahead (ratio >= 1).
 
 Usage: tools/ab_merge.py --out AB.csv BASE.csv[,BASE2.csv ...] [LABEL=RUN.csv[,RUN2.csv ...] ...]
 Exit 0, or 2 on bad input (unreadable file, missing column, differing headers).
@@ -85,16 +89,19 @@ def read_rounds(paths, cols=None, base_path=None):
         c, rows = read(p)
         if c != c0:
             raise BadInput(f"{p}: columns differ from {paths[0]}'s")
-        later.append((p, {(r["variant"], key(r, c0)): r for r in rows if ours(r["variant"])}))
+        later.append((p, {(r["variant"], key(r, c0)): r for r in rows}))
     spread = 0.0
     out = []
     for r in first:
         r = dict(r)
-        if ours(r["variant"]) and later and r["status"] == "ok" and r["median_us"]:
+        if later and r["status"] == "ok" and r["median_us"]:
             k = (r["variant"], key(r, c0))
             us = [median_us(r, paths[0])]
+            mine = ours(r["variant"])
             for p, by_key in later:
                 o = by_key.get(k)
+                if not mine and (o is None or o["status"] != "ok" or not o["median_us"]):
+                    continue  # a peer's row: in the rounds that ran the peers (ab.sh --peer-rounds all)
                 if o is None or o["status"] != "ok" or not o["median_us"]:
                     r["status"] = f"failed: round {p}: " + ("missing" if o is None else o["status"])
                     break
@@ -102,9 +109,34 @@ def read_rounds(paths, cols=None, base_path=None):
             else:
                 m = lower_median(us)
                 r["median_us"] = repr(m)
-                spread = max(spread, (max(us) - min(us)) / m if m > 0 else 0.0)
+                if mine:
+                    spread = max(spread, (max(us) - min(us)) / m if m > 0 else 0.0)
         out.append(r)
     return c0, out, spread
+
+
+def fastest_peer(rows, cols):
+    """{case key: the least median_us of a peer's ok row} over rows."""
+    best = {}
+    for r in rows:
+        if ours(r["variant"]) or r["status"] != "ok" or not r["median_us"]:
+            continue
+        k = key(r, cols)
+        us = float(r["median_us"])
+        best[k] = min(us, best.get(k, us))
+    return best
+
+
+def peer_line(name, rows, variant, peers, cols):
+    """'NAME vs the fastest peer: ...' over variant's ok rows with a peer row of the same case, or None."""
+    ratios = [peers[key(r, cols)] / float(r["median_us"]) for r in rows
+              if r["variant"] == variant and r["status"] == "ok" and r["median_us"] and key(r, cols) in peers]
+    if not ratios:
+        return None
+    g = math.exp(sum(math.log(x) for x in ratios) / len(ratios))
+    ahead = sum(1 for x in ratios if x >= 1.0)
+    return (f"{name} vs the fastest peer: {len(ratios)} cases, speed geomean {g:.3f} (min {min(ratios):.3f}, "
+            f"max {max(ratios):.3f}), {ahead} of {len(ratios)} at or ahead")
 
 
 def merge(base_paths, labelled, out_path):
@@ -118,6 +150,11 @@ def merge(base_paths, labelled, out_path):
     lines = []
     if len(base_paths) > 1:
         lines.append(f"baseline: {len(base_paths)} rounds, run-to-run spread up to {100 * spread:.1f}% of a case's median")
+    peers = fastest_peer(base, cols)
+    for v in sorted({r["variant"] for r in base if ours(r["variant"])}):
+        line = peer_line(v, base, v, peers, cols)
+        if line:
+            lines.append(line)
     for label, paths in labelled:
         path = paths[0]
         _, rows, _ = read_rounds(paths, cols, base_path)
@@ -146,6 +183,9 @@ def merge(base_paths, labelled, out_path):
                              f"(min {min(rs):.3f}, max {max(rs):.3f}), {st['failed']} failed")
             else:
                 lines.append(f"{v}[{label}]: no case matched the baseline, {st['failed']} failed")
+            line = peer_line(f"{v}[{label}]", rows, v, peers, cols)
+            if line:
+                lines.append(line)
     tmp = out_path + ".tmp"
     d = os.path.dirname(out_path)
     if d:

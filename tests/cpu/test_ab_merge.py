@@ -104,6 +104,28 @@ class AbMerge(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("columns differ", r.stderr)
 
+    def test_peer_rows_take_the_median_of_the_rounds_that_have_them(self):
+        paths = {}
+        for name, rows in {
+                "b1": [row("minfer", 512, 100.0), row("torch-flash", 512, 80.0), row("torch-cudnn", 512, 120.0)],
+                "b2": [row("minfer", 512, 100.0), row("torch-flash", 512, 100.0), row("torch-cudnn", 512, 90.0)],
+                "b3": [row("minfer", 512, 100.0), row("torch-flash", 512, 120.0)],
+                "s1": [row("minfer", 512, 50.0)], "s2": [row("minfer", 512, 50.0)], "s3": [row("minfer", 512, 50.0)]}.items():
+            paths[name] = os.path.join(self.d, name + ".csv")
+            write_csv(paths[name], COLS, rows)
+        out = os.path.join(self.d, "ab.csv")
+        r = self.run_merge("--out", out, ",".join(paths[n] for n in ("b1", "b2", "b3")),
+                           "MINFER_X=1=" + ",".join(paths[n] for n in ("s1", "s2", "s3")))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = {x["variant"]: x for x in read(out)}
+        self.assertEqual(float(got["torch-flash"]["median_us"]), 100.0)  # median of 80, 100, 120
+        self.assertEqual(float(got["torch-cudnn"]["median_us"]), 90.0)   # lower median of 120, 90
+        self.assertEqual(got["torch-cudnn"]["status"], "ok")             # absent from round 3: not a failure
+        self.assertIn("baseline: 3 rounds, run-to-run spread up to 0.0% of a case's median", r.stdout)  # ours only
+        # The fastest peer is torch-cudnn's 90 us: the baseline 0.9, the switch 1.8.
+        self.assertIn("minfer vs the fastest peer: 1 cases, speed geomean 0.900", r.stdout)
+        self.assertIn("minfer[MINFER_X=1] vs the fastest peer: 1 cases, speed geomean 1.800", r.stdout)
+
     def test_bad_input_exits_2(self):
         base = os.path.join(self.d, "base.csv")
         write_csv(base, COLS, [row("minfer", 512, 100.0)])
@@ -184,6 +206,21 @@ class AbScript(unittest.TestCase):
             self.assertIn("minfer[FAKE_US=50]: 1 cases vs baseline, speed geomean 2.000", r.stdout)
             variants = [x["variant"] for x in read(os.path.join(out, "ab_attention.csv"))]
             self.assertEqual(sorted(variants), ["minfer", "minfer[FAKE_US=50]", "torch-flash"])
+            # Against the fastest peer (80 us): the baseline 0.8, the switch 1.6.
+            self.assertIn("minfer vs the fastest peer: 1 cases, speed geomean 0.800", r.stdout)
+            self.assertIn("minfer[FAKE_US=50] vs the fastest peer: 1 cases, speed geomean 1.600 (min 1.600, max 1.600), "
+                          "1 of 1 at or ahead", r.stdout)
+            # --peer-rounds all: the peers in every round's baseline run.
+            os.remove(log)
+            r = self.run_ab(out, "--sweep", "attention", "--build", os.path.join(d, "build"), "--rounds", "2",
+                            "--peer-rounds", "all", "FAKE_US=50")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(log) as f:
+                self.assertEqual(f.read().split("\n")[:-1], ["base auto", "50 off", "base auto", "50 off"])
+            r = self.run_ab(out, "--sweep", "attention", "--build", os.path.join(d, "build"), "--peer-rounds", "some",
+                            "FAKE_US=50")
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("--peer-rounds", r.stderr)
 
 
 if __name__ == "__main__":
