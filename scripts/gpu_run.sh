@@ -19,7 +19,7 @@
 # Usage: scripts/gpu_run.sh OUTDIR [--only build,test,validate,bench,profile,fixtures,smollm2,ab]
 #        [--sweeps embedding,norm,rope,swiglu,attention,decode,model,e2e] [--quick] [--jobs N] [--bench-dtype fp32|fp16|bf16|all]
 #        [--profile-models qwen3-0.6b,...] [--profile-batch N] [--prebuilt TARBALL] [--tests REGEX]
-#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin,nsplit,cmax,argmax,ropeov,stages3,prewait,dauto,dautoe2e,dsmall]
+#        [--ab-groups prefill,persist,e2e,step,decode,dcopy,ncu,slice,small,ws,fuse,wst,small64,timeline,tlvar,dstep,normin,nsplit,cmax,argmax,ropeov,stages3,prewait,dauto,dautoe2e,dsmall,pf512]
 # --prebuilt TARBALL: the build stage unpacks binaries packed here by scripts/pack_prebuilt.sh (built for
 # sm_90a by the ci preset) instead of compiling, and the test stage runs the packed GPU test binaries
 # directly (no CTest tree); the sources' fixtures are found through /work/main (MINFER_SOURCE_DIR of
@@ -63,7 +63,7 @@ for s in ${ONLY//,/ }; do
 done
 
 for g in ${AB_GROUPS//,/ }; do
-  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin|nsplit|cmax|argmax|ropeov|stages3|prewait|dauto|dautoe2e|dsmall) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
+  case "$g" in prefill|persist|e2e|step|decode|dcopy|ncu|slice|small|ws|fuse|wst|small64|timeline|tlvar|dstep|normin|nsplit|cmax|argmax|ropeov|stages3|prewait|dauto|dautoe2e|dsmall|pf512) ;; *) echo "gpu_run.sh: unknown --ab-groups group '$g'" >&2; exit 2 ;; esac
 done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -277,7 +277,10 @@ stage_profile() {
 # two rounds, ours only -> OUTDIR/dautoe2e/, OUTDIR/ab_dautoe2e/), dsmall (the standalone decode kernel on
 # grids of at most one block an SM, bench/cases/decode_small_ab.txt, with the peers in both rounds, two rounds: the splits
 # merged in clusters, MINFER_DECODE_CLUSTER=1 (no combine launch; timed before in e2e only), and
-# MINFER_DECODE_COPY=auto (4 TMA stages there) against the default -> OUTDIR/ab_dsmall/).
+# MINFER_DECODE_COPY=auto (4 TMA stages there) against the default -> OUTDIR/ab_dsmall/), pf512 (the bf16
+# non-causal batch 4 x 512 prefill cases, bench/cases/prefill_b4x512.txt, three rounds with the peers in each:
+# whether ours trails torch-flash there past the run-to-run spread; with v3's 128-row blocks and the small
+# variant everywhere, MINFER_PREFILL=v3 and v3s, against the default -> OUTDIR/ab_pf512/).
 # (Group three, v4t at head_dim 64 with three consumer warpgroups, MINFER_PREFILL=v4t3, was timed at
 # 0.820x and removed after 36628fe; groups shortlast, smemfit and kvlayout timed their decode attention
 # switches, removed in a5a7fe8.)
@@ -485,6 +488,10 @@ stage_ab() {
   if ab_group dsmall; then  # small decode grids: clusters (no combine launch) and the TMA copies' 4 stages
     timeout 300 bash scripts/ab.sh "$OUTDIR/ab_dsmall" --build "$BUILD" --sweep decode --dtype bf16 --rounds 2 --peer-rounds all \
       --cases bench/cases/decode_small_ab.txt MINFER_DECODE_CLUSTER=1 MINFER_DECODE_COPY=auto || rc=1
+  fi
+  if ab_group pf512; then  # batch 4 x 512 non-causal prefill against the peers, three rounds
+    timeout 300 bash scripts/ab.sh "$OUTDIR/ab_pf512" --build "$BUILD" --sweep attention --dtype bf16 --rounds 3 \
+      --peer-rounds all --cases bench/cases/prefill_b4x512.txt MINFER_PREFILL=v3 MINFER_PREFILL=v3s || rc=1
   fi
   if ab_group dautoe2e; then  # the engine with decode attention's TMA copies and their stage rule
     switch_group dautoe2e bench/cases/e2e_tma_ab.txt MINFER_DECODE_COPY=auto MINFER_DECODE_COPY=auto || rc=1
