@@ -270,9 +270,9 @@ stage_profile() {
 # bench/cases/e2e_stages_ab.txt, two rounds; then qwen3-0.6b b1 p2048's traced steps and attention
 # phases by default and under prewait), dauto (decode attention's TMA copies with their stage rule,
 # MINFER_DECODE_COPY=auto: decode attention's GPU tests under it (DecodeAttentionAutoCopies runs only so)
-# and as built, validate --sweep decode --quick under it -> OUTDIR/dauto/, then it and
-# MINFER_DECODE_COPY=tma (2 stages) against the default on bench/cases/decode_ab.txt and
-# decode_ragged_ab.txt with the peers, two rounds -> OUTDIR/ab_dauto/), dautoe2e (the engine under it: decode
+# and as built, validate --sweep decode --quick under it -> OUTDIR/dauto/, then it against the default
+# on bench/cases/decode_ab.txt and decode_ragged_ab.txt with the peers, two rounds (about 4.5 min on an
+# H100; MINFER_DECODE_COPY=tma's 2 stages were timed in session 31) -> OUTDIR/ab_dauto/), dautoe2e (the engine under it: decode
 # attention's GPU tests, test_engine under it, then it against the default on bench/cases/e2e_tma_ab.txt,
 # two rounds, ours only -> OUTDIR/dautoe2e/, OUTDIR/ab_dautoe2e/), dsmall (the standalone decode kernel on
 # grids of at most one block an SM, bench/cases/decode_small_ab.txt, with the peers in both rounds, two rounds: the splits
@@ -483,7 +483,7 @@ stage_ab() {
       --csv "$OUTDIR/dauto/validate_decode.csv" > "$OUTDIR/dauto/validate_decode.log" 2>&1 || rc=1
     tail -2 "$OUTDIR/dauto/validate_decode.log"
     timeout 420 bash scripts/ab.sh "$OUTDIR/ab_dauto" --build "$BUILD" --sweep decode --dtype bf16 --rounds 2 \
-      --cases bench/cases/decode_ab.txt --cases bench/cases/decode_ragged_ab.txt MINFER_DECODE_COPY=auto MINFER_DECODE_COPY=tma || rc=1
+      --cases bench/cases/decode_ab.txt --cases bench/cases/decode_ragged_ab.txt MINFER_DECODE_COPY=auto || rc=1
   fi
   if ab_group dsmall; then  # small decode grids: clusters (no combine launch) and the TMA copies' 4 stages
     timeout 300 bash scripts/ab.sh "$OUTDIR/ab_dsmall" --build "$BUILD" --sweep decode --dtype bf16 --rounds 2 --peer-rounds all \
