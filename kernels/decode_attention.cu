@@ -1355,15 +1355,18 @@ bool tma_by_env(DType dtype, int head_dim, int page_size) {
 }
 
 // The TMA form's stage rule (MINFER_DECODE_COPY=auto with the stages unset), from the unsplit blocks
-// (work), the split count (0: not known yet, while the caller sizes its splits by the resident slots)
-// and the SMs: 4 stages where the split pass's grid fits the SMs at once (one block an SM, so three
-// 16-key runs in flight a warp make up for the blocks the SM does not have), 3 where the unsplit
-// blocks overflow the resident slots of the 2-stage form (every SM stays full: a step more in flight
-// a warp for fewer blocks), 2 elsewhere.
+// (work) and the SMs: 3 stages where the unsplit blocks overflow the resident slots of the 2-stage form
+// (batch 64 x 8 KV heads at head_dim 128: 512 blocks, 396 slots), else 2. At 3 stages a block holds a
+// step more in flight a warp and the SM two blocks (264 slots), so the fill rule sizing the splits by
+// those slots takes 1 split where it took 2 or 3 (512 blocks in 1.94 rounds, no combine launch). H100,
+// session 31 (reports/logs/h100/session31/ab/ab_decode_tma.csv), 2 interleaved rounds, default time /
+// time: the TMA form at 2 stages 1.008-1.035 on all 22 cases, at 3 stages 1.041-1.054 at batch 64 but
+// 0.994-1.017 elsewhere (slower than 2 stages in 17 of those 18, on grids of one block an SM too, so
+// there is no 4-stage branch without a timing; MINFER_DECODE_STAGES=4 times it). At batch 64 that
+// timing does not separate the stages from the split count (gpu_run.sh group dauto does).
 // The 2-stage form's blocks an SM are queried once per (dtype, head_dim) (the kernel does not depend on
 // the page size where the form runs).
-int auto_stages(DType dtype, int head_dim, int page_size, int64_t work, int splits, int sms) {
-  if (splits > 0 && work * splits <= sms) return 4;
+int auto_stages(DType dtype, int head_dim, int page_size, int64_t work, int sms) {
   static std::atomic<int> per_sm2[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
   std::atomic<int>& slot = per_sm2[static_cast<int>(dtype) % 3][head_dim == 128 ? 1 : 0];
   int n = slot.load();
@@ -1435,7 +1438,7 @@ int decode_attention_resident_blocks(DType dtype, int head_dim, int page_size, i
   const bool tma = tma_by_env(dtype, head_dim, page_size);
   int st = stages > 0 ? stages : decode_stages();
   if (stages == 0 && decode_stages_env() == 0 && decode_auto_env() && tma && work > 0)
-    st = auto_stages(dtype, head_dim, page_size, work, 0, sms);
+    st = auto_stages(dtype, head_dim, page_size, work, sms);
   const int per_sm = blocks_per_sm_of(dtype, head_dim, page_size, st, tma);
   cudaGetLastError();
   return per_sm * sms;
@@ -1572,7 +1575,7 @@ int decode_attention_stages(const DecodeAttentionParams& p) {
     const int sms = kern::device_attribute(cudaDevAttrMultiProcessorCount, 0);
     cudaGetLastError();
     return auto_stages(p.dtype, p.head_dim, p.block_table ? p.page_size : 0,
-                       decode_attention_unsplit_blocks(p.batch, p.heads, p.kv_heads), p.num_splits, sms);
+                       decode_attention_unsplit_blocks(p.batch, p.heads, p.kv_heads), sms);
   }
   return decode_stages();
 }
@@ -1630,7 +1633,7 @@ Status decode_attention_forward(const DecodeAttentionParams& in, cudaStream_t st
   // MINFER_DECODE_COPY=auto: the TMA form's stages by its rule where the form runs (2, cp.async's
   // default, where it does not).
   if (rule_stages && splits >= 1 && splits <= kMaxSplits && tma_runs(p, splits))
-    p.stages = auto_stages(p.dtype, p.head_dim, p.block_table ? p.page_size : 0, work, splits, sms);
+    p.stages = auto_stages(p.dtype, p.head_dim, p.block_table ? p.page_size : 0, work, sms);
   if (p.rope_overlap < 0) p.rope_overlap = decode_attention_rope_overlap_rule(p.max_kv_len, splits) ? 1 : 0;
   const size_t need = decode_attention_workspace_bytes(p.batch, p.heads, p.head_dim, splits);
   MINFER_REQUIRE(p.workspace_bytes >= need && (need == 0 || p.workspace), "workspace",

@@ -5,7 +5,7 @@
 // blocks of one head group merge them through distributed shared memory: no combine launch). Versions: v2 for fp16/bf16 (the
 // group's heads as the rows of tensor-core MMAs, a per-warp cp.async pipeline of 16-key tiles, two
 // stages or three with MINFER_DECODE_STAGES=3, 16-byte copies with a 128-byte L2 prefetch hint, or
-// bulk copies with MINFER_DECODE_COPY=bulk, or tensor-map boxes with =tma (sm_90+; =auto: those boxes where they run, in 2, 3 or 4 stages by
+// bulk copies with MINFER_DECODE_COPY=bulk, or tensor-map boxes with =tma (sm_90+; =auto: those boxes where they run, in 2 or 3 stages by
 // a rule of the grid's size); pages must hold a multiple of 16 tokens, others take
 // v1); MINFER_DECODE_ORDER=heads orders the blocks KV head fastest (default: split fastest);
 // v1 kept for fp32 (keys in tiles of 32 staged in shared memory as fp32, CUDA-core math).
@@ -167,9 +167,8 @@ std::string decode_attention_trace_csv();
 void decode_attention_trace_stop();
 
 // The copy stages a warp of the split pass runs with for p (num_splits set): p.stages, else the TMA
-// form's rule where MINFER_DECODE_COPY=auto puts p in that form (4 where the split pass's grid fits the
-// SMs at once, 3 where the unsplit blocks overflow the 2-stage form's resident slots, else 2), else
-// MINFER_DECODE_STAGES, else 2.
+// form's rule where MINFER_DECODE_COPY=auto puts p in that form (3 where the unsplit blocks overflow the
+// 2-stage form's resident slots, else 2), else MINFER_DECODE_STAGES, else 2.
 int decode_attention_stages(const DecodeAttentionParams& p);
 
 // Whether decode_attention_forward accepts p's fused prologue (p.rope.qkv set): see rope above. Reads

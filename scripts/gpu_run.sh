@@ -272,12 +272,16 @@ stage_profile() {
 # MINFER_DECODE_COPY=auto: decode attention's GPU tests under it (DecodeAttentionAutoCopies runs only so)
 # and as built, validate --sweep decode --quick under it -> OUTDIR/dauto/, then it against the default
 # on bench/cases/decode_ab.txt and decode_ragged_ab.txt with the peers, two rounds (about 4.5 min on an
-# H100; MINFER_DECODE_COPY=tma's 2 stages were timed in session 31) -> OUTDIR/ab_dauto/), dautoe2e (the engine under it: decode
+# H100; MINFER_DECODE_COPY=tma's 2 stages were timed in session 31) -> OUTDIR/ab_dauto/; then at batch
+# 64, bench/cases/decode_b64_ab.txt, ours only, the stages apart from the split count: =tma (2 stages, 2
+# or 3 splits), =tma with MINFER_DECODE_MIN_KEYS=65536 (2 stages, 1 split) and =auto (3 stages, 1 split) ->
+# OUTDIR/ab_dauto_b64/), dautoe2e (the engine under it: decode
 # attention's GPU tests, test_engine under it, then it against the default on bench/cases/e2e_tma_ab.txt,
 # two rounds, ours only -> OUTDIR/dautoe2e/, OUTDIR/ab_dautoe2e/), dsmall (the standalone decode kernel on
 # grids of at most one block an SM, bench/cases/decode_small_ab.txt, with the peers in both rounds, two rounds: the splits
-# merged in clusters, MINFER_DECODE_CLUSTER=1 (no combine launch; timed before in e2e only), and
-# MINFER_DECODE_COPY=auto (4 TMA stages there) against the default -> OUTDIR/ab_dsmall/), pf512 (the bf16
+# merged in clusters, MINFER_DECODE_CLUSTER=1 (no combine launch; timed before in e2e only),
+# MINFER_DECODE_COPY=auto (2 TMA stages there) and the TMA form in 4 stages against the default ->
+# OUTDIR/ab_dsmall/), pf512 (the bf16
 # non-causal batch 4 x 512 prefill cases, bench/cases/prefill_b4x512.txt, three rounds with the peers in each:
 # whether ours trails torch-flash there past the run-to-run spread; with v3's 128-row blocks and the small
 # variant everywhere, MINFER_PREFILL=v3 and v3s, against the default -> OUTDIR/ab_pf512/).
@@ -482,12 +486,17 @@ stage_ab() {
     MINFER_DECODE_COPY=auto timeout 90 "$BUILD/validate/validate_all" --sweep decode --quick \
       --csv "$OUTDIR/dauto/validate_decode.csv" > "$OUTDIR/dauto/validate_decode.log" 2>&1 || rc=1
     tail -2 "$OUTDIR/dauto/validate_decode.log"
-    timeout 420 bash scripts/ab.sh "$OUTDIR/ab_dauto" --build "$BUILD" --sweep decode --dtype bf16 --rounds 2 \
+    timeout 330 bash scripts/ab.sh "$OUTDIR/ab_dauto" --build "$BUILD" --sweep decode --dtype bf16 --rounds 2 \
       --cases bench/cases/decode_ab.txt --cases bench/cases/decode_ragged_ab.txt MINFER_DECODE_COPY=auto || rc=1
+    # Batch 64: the stages apart from the split count (2 stages 2-3 splits, 2 stages 1 split, 3 stages 1 split).
+    timeout 150 bash scripts/ab.sh "$OUTDIR/ab_dauto_b64" --build "$BUILD" --sweep decode --dtype bf16 --rounds 2 \
+      --peers off --cases bench/cases/decode_b64_ab.txt MINFER_DECODE_COPY=tma \
+      MINFER_DECODE_COPY=tma,MINFER_DECODE_MIN_KEYS=65536 MINFER_DECODE_COPY=auto || rc=1
   fi
-  if ab_group dsmall; then  # small decode grids: clusters (no combine launch) and the TMA copies' 4 stages
+  if ab_group dsmall; then  # small decode grids: clusters (no combine launch), the TMA copies in 2 and 4 stages
     timeout 300 bash scripts/ab.sh "$OUTDIR/ab_dsmall" --build "$BUILD" --sweep decode --dtype bf16 --rounds 2 --peer-rounds all \
-      --cases bench/cases/decode_small_ab.txt MINFER_DECODE_CLUSTER=1 MINFER_DECODE_COPY=auto || rc=1
+      --cases bench/cases/decode_small_ab.txt MINFER_DECODE_CLUSTER=1 MINFER_DECODE_COPY=auto \
+      MINFER_DECODE_COPY=tma,MINFER_DECODE_STAGES=4 || rc=1
   fi
   if ab_group pf512; then  # batch 4 x 512 non-causal prefill against the peers, three rounds
     timeout 300 bash scripts/ab.sh "$OUTDIR/ab_pf512" --build "$BUILD" --sweep attention --dtype bf16 --rounds 3 \
